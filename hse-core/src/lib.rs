@@ -40,6 +40,7 @@ pub mod action;
 pub mod error;
 pub mod id;
 pub mod invitation;
+pub mod memory;
 pub mod model;
 pub mod principal;
 pub mod role;

@@ -125,6 +125,20 @@ impl SystemRole {
             .collect()
     }
 
+    /// The grants behind the defaults: granted by nobody, at the epoch.
+    #[must_use]
+    pub fn grants(self) -> Vec<PermissionGrant> {
+        self.default_permissions()
+            .into_iter()
+            .map(|action| PermissionGrant {
+                role_id: self.id(),
+                action,
+                granted_by: None,
+                granted_at: DateTime::UNIX_EPOCH,
+            })
+            .collect()
+    }
+
     /// The complete system role record.
     #[must_use]
     pub fn role(self) -> Role {

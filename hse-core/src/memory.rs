@@ -1,0 +1,937 @@
+//! In-memory adapter of the [`TenancyStore`] port.
+//!
+//! It is the embedded default of `hse-server` and the test double partners
+//! use in their own tests, so it keeps every guarantee the PostgreSQL adapter
+//! keeps: scope filtering, in-tenant references, uniqueness, tree shape and
+//! atomic updates. One mutex serialises all writes, which is what makes
+//! "check, then write" atomic here; nothing is held across an `.await`.
+
+use std::collections::BTreeMap;
+use std::sync::{Mutex, MutexGuard};
+
+use async_trait::async_trait;
+use chrono::{DateTime, Utc};
+use uuid::Uuid;
+
+use crate::error::{CoreError, Result};
+use crate::id::{
+    AreaId, DeviceId, EstablishmentId, InvitationId, OrganizationId, PartnerCompanyId, RoleId,
+    UserId,
+};
+use crate::invitation::{Invitation, InvitationStatus};
+use crate::model::{
+    Area, AreaPatch, Device, DevicePatch, DeviceStatus, Establishment, EstablishmentPatch,
+    Organization, OrganizationPatch, PartnerCompany, PartnerCompanyPatch, User, UserEstablishment,
+    UserPatch,
+};
+use crate::principal::{Principal, Resource, Scope};
+use crate::role::{PermissionGrant, Role, SystemRole};
+use crate::secret::SecretHash;
+use crate::store::{Credentials, Listing, Page, Target, TenancyStore};
+use crate::value::Email;
+
+/// The in-memory store. Cheap to create; share it behind an `Arc`.
+#[derive(Debug, Default)]
+pub struct MemoryStore {
+    state: Mutex<State>,
+}
+
+#[derive(Debug, Default)]
+struct State {
+    partners: BTreeMap<PartnerCompanyId, PartnerCompany>,
+    organizations: BTreeMap<OrganizationId, Organization>,
+    establishments: BTreeMap<EstablishmentId, Establishment>,
+    areas: BTreeMap<AreaId, Area>,
+    devices: BTreeMap<DeviceId, (Device, SecretHash)>,
+    users: BTreeMap<UserId, (User, Option<String>)>,
+    roles: BTreeMap<RoleId, Role>,
+    grants: BTreeMap<RoleId, Vec<PermissionGrant>>,
+    assignments: BTreeMap<(UserId, EstablishmentId), UserEstablishment>,
+    invitations: BTreeMap<InvitationId, Invitation>,
+}
+
+impl MemoryStore {
+    /// An empty store (system roles and the catalogue are built in).
+    #[must_use]
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    fn state(&self) -> Result<MutexGuard<'_, State>> {
+        self.state
+            .lock()
+            .map_err(|_| CoreError::Storage("memory store lock poisoned".into()))
+    }
+}
+
+fn listing<'a, T: Clone + 'a>(
+    items: impl Iterator<Item = &'a T>,
+    page: Page,
+    id: impl Fn(&T) -> Uuid + Copy,
+) -> Listing<T> {
+    let after = page.after().unwrap_or(Uuid::nil());
+    let fetched: Vec<T> = items
+        .filter(|t| id(t) > after)
+        .take(page.limit() as usize + 1)
+        .cloned()
+        .collect();
+    Listing::from_overfetch(fetched, page, id)
+}
+
+impl State {
+    fn org_resource(&self, id: OrganizationId) -> Option<Resource> {
+        let org = self.organizations.get(&id)?;
+        Some(Resource::organization(org.partner_company_id, id))
+    }
+
+    fn est_resource(&self, id: EstablishmentId) -> Option<Resource> {
+        let est = self.establishments.get(&id)?;
+        Some(self.org_resource(est.organization_id)?.in_establishment(id))
+    }
+
+    fn user_resource(&self, user: &User) -> Resource {
+        match (user.organization_id, user.partner_company_id) {
+            (Some(org), _) => self.org_resource(org).unwrap_or_default(),
+            (None, Some(p)) => Resource::partner_company(p),
+            (None, None) => Resource::platform(),
+        }
+    }
+
+    fn role_resource(&self, role: &Role) -> Option<Resource> {
+        let base = self.org_resource(role.organization_id?)?;
+        Some(match role.establishment_id {
+            Some(e) => base.in_establishment(e),
+            None => base,
+        })
+    }
+
+    fn locate(&self, target: Target) -> Option<Resource> {
+        match target {
+            Target::PartnerCompany(id) => self
+                .partners
+                .contains_key(&id)
+                .then(|| Resource::partner_company(id)),
+            Target::Organization(id) => self.org_resource(id),
+            Target::Establishment(id) => self.est_resource(id),
+            Target::Area(id) => self.est_resource(self.areas.get(&id)?.establishment_id),
+            Target::Device(id) => self.est_resource(self.devices.get(&id)?.0.establishment_id),
+            Target::User(id) => self.users.get(&id).map(|(u, _)| self.user_resource(u)),
+            Target::Role(id) => match SystemRole::from_id(id) {
+                Some(_) => Some(Resource::platform()),
+                None => self.role_resource(self.roles.get(&id)?),
+            },
+        }
+    }
+
+    fn sees(&self, scope: &Scope, target: Target) -> bool {
+        self.locate(target).is_some_and(|r| scope.contains(&r))
+    }
+
+    fn require(&self, scope: &Scope, target: Target, entity: &'static str) -> Result<()> {
+        if self.sees(scope, target) {
+            Ok(())
+        } else {
+            Err(CoreError::not_found(entity))
+        }
+    }
+
+    fn role(&self, id: RoleId) -> Option<Role> {
+        SystemRole::from_id(id)
+            .map(SystemRole::role)
+            .or_else(|| self.roles.get(&id).cloned())
+    }
+
+    fn area_is_inside(&self, area: AreaId, ancestor: AreaId) -> bool {
+        let mut current = Some(area);
+        let mut steps = 0;
+        while let Some(id) = current {
+            if id == ancestor {
+                return true;
+            }
+            steps += 1;
+            if steps > self.areas.len() {
+                return true;
+            }
+            current = self.areas.get(&id).and_then(|a| a.parent_area_id);
+        }
+        false
+    }
+
+    fn email_taken(&self, email: &Email) -> bool {
+        self.users.values().any(|(u, _)| &u.email == email)
+    }
+
+    fn check_user_placement(&self, user: &User) -> Result<()> {
+        if let Some(p) = user.partner_company_id
+            && user.organization_id.is_none()
+            && !self.partners.contains_key(&p)
+        {
+            return Err(CoreError::not_found("partner company"));
+        }
+        if let Some(o) = user.organization_id
+            && !self.organizations.contains_key(&o)
+        {
+            return Err(CoreError::not_found("organization"));
+        }
+        let role = self
+            .role(user.role_id)
+            .ok_or(CoreError::not_found("role"))?;
+        if role.organization_id.is_some() && role.organization_id != user.organization_id {
+            return Err(CoreError::not_found("role"));
+        }
+        Ok(())
+    }
+
+    fn insert_user(&mut self, user: &User, password_hash: Option<&str>) -> Result<()> {
+        self.check_user_placement(user)?;
+        if self.email_taken(&user.email) {
+            return Err(CoreError::AlreadyExists {
+                entity: "user",
+                detail: format!("email {}", user.email),
+            });
+        }
+        let mut stored = user.clone();
+        if let Some(org) = user.organization_id {
+            stored.partner_company_id = self
+                .organizations
+                .get(&org)
+                .and_then(|o| o.partner_company_id);
+        }
+        self.users
+            .insert(user.id, (stored, password_hash.map(str::to_owned)));
+        Ok(())
+    }
+
+    fn invitation_by_token(&mut self, token: SecretHash) -> Option<&mut Invitation> {
+        self.invitations
+            .values_mut()
+            .find(|i| i.token_hash == Some(token))
+    }
+}
+
+#[async_trait]
+impl TenancyStore for MemoryStore {
+    async fn locate(&self, target: Target) -> Result<Option<Resource>> {
+        Ok(self.state()?.locate(target))
+    }
+
+    async fn insert_partner_company(&self, scope: &Scope, company: &PartnerCompany) -> Result<()> {
+        if !scope.contains(&Resource::platform()) {
+            return Err(CoreError::not_found("partner company"));
+        }
+        self.state()?.partners.insert(company.id, company.clone());
+        Ok(())
+    }
+
+    async fn partner_company(&self, scope: &Scope, id: PartnerCompanyId) -> Result<PartnerCompany> {
+        let st = self.state()?;
+        st.require(scope, Target::PartnerCompany(id), "partner company")?;
+        st.partners
+            .get(&id)
+            .cloned()
+            .ok_or(CoreError::not_found("partner company"))
+    }
+
+    async fn list_partner_companies(
+        &self,
+        scope: &Scope,
+        page: Page,
+    ) -> Result<Listing<PartnerCompany>> {
+        let st = self.state()?;
+        let visible = st
+            .partners
+            .values()
+            .filter(|p| st.sees(scope, Target::PartnerCompany(p.id)));
+        Ok(listing(visible, page, |p| p.id.0))
+    }
+
+    async fn update_partner_company(
+        &self,
+        scope: &Scope,
+        id: PartnerCompanyId,
+        patch: PartnerCompanyPatch,
+        now: DateTime<Utc>,
+    ) -> Result<PartnerCompany> {
+        let mut st = self.state()?;
+        st.require(scope, Target::PartnerCompany(id), "partner company")?;
+        let company = st
+            .partners
+            .get_mut(&id)
+            .ok_or(CoreError::not_found("partner company"))?;
+        patch.apply(company, now)?;
+        Ok(company.clone())
+    }
+
+    async fn delete_partner_company(&self, scope: &Scope, id: PartnerCompanyId) -> Result<()> {
+        let mut st = self.state()?;
+        st.require(scope, Target::PartnerCompany(id), "partner company")?;
+        let used = st
+            .organizations
+            .values()
+            .any(|o| o.partner_company_id == Some(id))
+            || st
+                .users
+                .values()
+                .any(|(u, _)| u.partner_company_id == Some(id))
+            || st
+                .invitations
+                .values()
+                .any(|i| i.target == crate::invitation::InvitationTarget::PartnerCompany(id));
+        if used {
+            return Err(in_use(
+                "partner company",
+                "it still has organizations, users or invitations",
+            ));
+        }
+        st.partners.remove(&id);
+        Ok(())
+    }
+
+    async fn insert_organization(&self, scope: &Scope, org: &Organization) -> Result<()> {
+        let mut st = self.state()?;
+        match org.partner_company_id {
+            Some(p) => st.require(scope, Target::PartnerCompany(p), "partner company")?,
+            None if !scope.contains(&Resource::platform()) => {
+                return Err(CoreError::not_found("partner company"));
+            }
+            None => {}
+        }
+        st.organizations.insert(org.id, org.clone());
+        Ok(())
+    }
+
+    async fn organization(&self, scope: &Scope, id: OrganizationId) -> Result<Organization> {
+        let st = self.state()?;
+        st.require(scope, Target::Organization(id), "organization")?;
+        st.organizations
+            .get(&id)
+            .cloned()
+            .ok_or(CoreError::not_found("organization"))
+    }
+
+    async fn list_organizations(&self, scope: &Scope, page: Page) -> Result<Listing<Organization>> {
+        let st = self.state()?;
+        let visible = st
+            .organizations
+            .values()
+            .filter(|o| st.sees(scope, Target::Organization(o.id)));
+        Ok(listing(visible, page, |o| o.id.0))
+    }
+
+    async fn update_organization(
+        &self,
+        scope: &Scope,
+        id: OrganizationId,
+        patch: OrganizationPatch,
+        now: DateTime<Utc>,
+    ) -> Result<Organization> {
+        let mut st = self.state()?;
+        st.require(scope, Target::Organization(id), "organization")?;
+        let org = st
+            .organizations
+            .get_mut(&id)
+            .ok_or(CoreError::not_found("organization"))?;
+        patch.apply(org, now)?;
+        Ok(org.clone())
+    }
+
+    async fn delete_organization(&self, scope: &Scope, id: OrganizationId) -> Result<()> {
+        let mut st = self.state()?;
+        st.require(scope, Target::Organization(id), "organization")?;
+        let used = st.establishments.values().any(|e| e.organization_id == id)
+            || st
+                .users
+                .values()
+                .any(|(u, _)| u.organization_id == Some(id))
+            || st.roles.values().any(|r| r.organization_id == Some(id))
+            || st
+                .invitations
+                .values()
+                .any(|i| i.target == crate::invitation::InvitationTarget::Organization(id));
+        if used {
+            return Err(in_use(
+                "organization",
+                "it still has establishments, users, roles or invitations",
+            ));
+        }
+        st.organizations.remove(&id);
+        Ok(())
+    }
+
+    async fn insert_establishment(
+        &self,
+        scope: &Scope,
+        est: &Establishment,
+        assign_to: Option<UserId>,
+    ) -> Result<()> {
+        let mut st = self.state()?;
+        st.require(
+            scope,
+            Target::Organization(est.organization_id),
+            "organization",
+        )?;
+        if let Some(user) = assign_to {
+            let member = st
+                .users
+                .get(&user)
+                .is_some_and(|(u, _)| u.organization_id == Some(est.organization_id));
+            if !member {
+                return Err(CoreError::not_found("user"));
+            }
+            st.assignments.insert(
+                (user, est.id),
+                UserEstablishment {
+                    user_id: user,
+                    establishment_id: est.id,
+                    role_id: None,
+                    assigned_at: est.created_at,
+                    assigned_by: Some(user),
+                },
+            );
+        }
+        st.establishments.insert(est.id, est.clone());
+        Ok(())
+    }
+
+    async fn establishment(&self, scope: &Scope, id: EstablishmentId) -> Result<Establishment> {
+        let st = self.state()?;
+        st.require(scope, Target::Establishment(id), "establishment")?;
+        st.establishments
+            .get(&id)
+            .cloned()
+            .ok_or(CoreError::not_found("establishment"))
+    }
+
+    async fn list_establishments(
+        &self,
+        scope: &Scope,
+        page: Page,
+    ) -> Result<Listing<Establishment>> {
+        let st = self.state()?;
+        let visible = st
+            .establishments
+            .values()
+            .filter(|e| st.sees(scope, Target::Establishment(e.id)));
+        Ok(listing(visible, page, |e| e.id.0))
+    }
+
+    async fn update_establishment(
+        &self,
+        scope: &Scope,
+        id: EstablishmentId,
+        patch: EstablishmentPatch,
+        now: DateTime<Utc>,
+    ) -> Result<Establishment> {
+        let mut st = self.state()?;
+        st.require(scope, Target::Establishment(id), "establishment")?;
+        let est = st
+            .establishments
+            .get_mut(&id)
+            .ok_or(CoreError::not_found("establishment"))?;
+        patch.apply(est, now)?;
+        Ok(est.clone())
+    }
+
+    async fn delete_establishment(&self, scope: &Scope, id: EstablishmentId) -> Result<()> {
+        let mut st = self.state()?;
+        st.require(scope, Target::Establishment(id), "establishment")?;
+        let used = st.areas.values().any(|a| a.establishment_id == id)
+            || st.roles.values().any(|r| r.establishment_id == Some(id));
+        if used {
+            return Err(in_use("establishment", "it still has areas or roles"));
+        }
+        st.establishments.remove(&id);
+        st.assignments.retain(|(_, e), _| *e != id);
+        Ok(())
+    }
+
+    async fn insert_area(&self, scope: &Scope, area: &Area) -> Result<()> {
+        let mut st = self.state()?;
+        st.require(
+            scope,
+            Target::Establishment(area.establishment_id),
+            "establishment",
+        )?;
+        if let Some(parent) = area.parent_area_id {
+            let same = st
+                .areas
+                .get(&parent)
+                .is_some_and(|p| p.establishment_id == area.establishment_id);
+            if !same {
+                return Err(CoreError::not_found("parent area"));
+            }
+        }
+        st.areas.insert(area.id, area.clone());
+        Ok(())
+    }
+
+    async fn area(&self, scope: &Scope, id: AreaId) -> Result<Area> {
+        let st = self.state()?;
+        st.require(scope, Target::Area(id), "area")?;
+        st.areas
+            .get(&id)
+            .cloned()
+            .ok_or(CoreError::not_found("area"))
+    }
+
+    async fn list_areas(
+        &self,
+        scope: &Scope,
+        establishment: Option<EstablishmentId>,
+        page: Page,
+    ) -> Result<Listing<Area>> {
+        let st = self.state()?;
+        let visible = st
+            .areas
+            .values()
+            .filter(|a| establishment.is_none_or(|e| a.establishment_id == e))
+            .filter(|a| st.sees(scope, Target::Area(a.id)));
+        Ok(listing(visible, page, |a| a.id.0))
+    }
+
+    async fn update_area(
+        &self,
+        scope: &Scope,
+        id: AreaId,
+        patch: AreaPatch,
+        now: DateTime<Utc>,
+    ) -> Result<Area> {
+        let mut st = self.state()?;
+        st.require(scope, Target::Area(id), "area")?;
+        let mut area = st
+            .areas
+            .get(&id)
+            .cloned()
+            .ok_or(CoreError::not_found("area"))?;
+        patch.apply(&mut area, now)?;
+        if let Some(parent) = area.parent_area_id {
+            let same = st
+                .areas
+                .get(&parent)
+                .is_some_and(|p| p.establishment_id == area.establishment_id);
+            if !same {
+                return Err(CoreError::not_found("parent area"));
+            }
+            if st.area_is_inside(parent, id) {
+                return Err(CoreError::invalid(
+                    "parent_area_id",
+                    "the new parent is inside this area",
+                ));
+            }
+        }
+        st.areas.insert(id, area.clone());
+        Ok(area)
+    }
+
+    async fn delete_area(&self, scope: &Scope, id: AreaId) -> Result<()> {
+        let mut st = self.state()?;
+        st.require(scope, Target::Area(id), "area")?;
+        let used = st.areas.values().any(|a| a.parent_area_id == Some(id))
+            || st.devices.values().any(|(d, _)| d.area_id == id);
+        if used {
+            return Err(in_use("area", "it still has sub-areas or devices"));
+        }
+        st.areas.remove(&id);
+        Ok(())
+    }
+
+    async fn insert_device(
+        &self,
+        scope: &Scope,
+        device: &Device,
+        secret: SecretHash,
+    ) -> Result<()> {
+        let mut st = self.state()?;
+        st.require(scope, Target::Area(device.area_id), "area")?;
+        let same = st
+            .areas
+            .get(&device.area_id)
+            .is_some_and(|a| a.establishment_id == device.establishment_id);
+        if !same {
+            return Err(CoreError::not_found("area"));
+        }
+        st.devices.insert(device.id, (device.clone(), secret));
+        Ok(())
+    }
+
+    async fn device(&self, scope: &Scope, id: DeviceId) -> Result<Device> {
+        let st = self.state()?;
+        st.require(scope, Target::Device(id), "device")?;
+        st.devices
+            .get(&id)
+            .map(|(d, _)| d.clone())
+            .ok_or(CoreError::not_found("device"))
+    }
+
+    async fn list_devices(
+        &self,
+        scope: &Scope,
+        area: Option<AreaId>,
+        page: Page,
+    ) -> Result<Listing<Device>> {
+        let st = self.state()?;
+        let visible = st
+            .devices
+            .values()
+            .map(|(d, _)| d)
+            .filter(|d| area.is_none_or(|a| d.area_id == a))
+            .filter(|d| st.sees(scope, Target::Device(d.id)));
+        Ok(listing(visible, page, |d| d.id.0))
+    }
+
+    async fn update_device(
+        &self,
+        scope: &Scope,
+        id: DeviceId,
+        patch: DevicePatch,
+        now: DateTime<Utc>,
+    ) -> Result<Device> {
+        let mut st = self.state()?;
+        st.require(scope, Target::Device(id), "device")?;
+        let (mut device, secret) = st
+            .devices
+            .get(&id)
+            .cloned()
+            .ok_or(CoreError::not_found("device"))?;
+        patch.apply(&mut device, now)?;
+        let same = st
+            .areas
+            .get(&device.area_id)
+            .is_some_and(|a| a.establishment_id == device.establishment_id);
+        if !same {
+            return Err(CoreError::not_found("area"));
+        }
+        st.devices.insert(id, (device.clone(), secret));
+        Ok(device)
+    }
+
+    async fn delete_device(&self, scope: &Scope, id: DeviceId) -> Result<()> {
+        let mut st = self.state()?;
+        st.require(scope, Target::Device(id), "device")?;
+        st.devices.remove(&id);
+        Ok(())
+    }
+
+    async fn device_secret_hash(&self, id: DeviceId) -> Result<Option<SecretHash>> {
+        Ok(self.state()?.devices.get(&id).map(|(_, s)| *s))
+    }
+
+    async fn set_device_status(
+        &self,
+        id: DeviceId,
+        status: DeviceStatus,
+        now: DateTime<Utc>,
+    ) -> Result<()> {
+        let mut st = self.state()?;
+        let (device, _) = st
+            .devices
+            .get_mut(&id)
+            .ok_or(CoreError::not_found("device"))?;
+        device.status = status;
+        device.updated_at = now;
+        Ok(())
+    }
+
+    async fn insert_user(
+        &self,
+        scope: &Scope,
+        user: &User,
+        password_hash: Option<&str>,
+    ) -> Result<()> {
+        let mut st = self.state()?;
+        let placement = st.user_resource(user);
+        if !scope.contains(&placement) {
+            return Err(CoreError::not_found("organization"));
+        }
+        st.insert_user(user, password_hash)
+    }
+
+    async fn user(&self, scope: &Scope, id: UserId) -> Result<User> {
+        let st = self.state()?;
+        st.require(scope, Target::User(id), "user")?;
+        st.users
+            .get(&id)
+            .map(|(u, _)| u.clone())
+            .ok_or(CoreError::not_found("user"))
+    }
+
+    async fn list_users(&self, scope: &Scope, page: Page) -> Result<Listing<User>> {
+        let st = self.state()?;
+        let visible = st
+            .users
+            .values()
+            .map(|(u, _)| u)
+            .filter(|u| scope.contains(&st.user_resource(u)));
+        Ok(listing(visible, page, |u| u.id.0))
+    }
+
+    async fn update_user(
+        &self,
+        scope: &Scope,
+        id: UserId,
+        patch: UserPatch,
+        now: DateTime<Utc>,
+    ) -> Result<User> {
+        let mut st = self.state()?;
+        st.require(scope, Target::User(id), "user")?;
+        let (user, _) = st.users.get_mut(&id).ok_or(CoreError::not_found("user"))?;
+        patch.apply(user, now)?;
+        Ok(user.clone())
+    }
+
+    async fn credentials(&self, email: &Email) -> Result<Option<Credentials>> {
+        let st = self.state()?;
+        Ok(st
+            .users
+            .values()
+            .find(|(u, _)| &u.email == email)
+            .map(|(u, h)| Credentials {
+                user: u.clone(),
+                password_hash: h.clone(),
+            }))
+    }
+
+    async fn set_password_hash(
+        &self,
+        id: UserId,
+        password_hash: &str,
+        now: DateTime<Utc>,
+    ) -> Result<()> {
+        let mut st = self.state()?;
+        let (user, hash) = st.users.get_mut(&id).ok_or(CoreError::not_found("user"))?;
+        *hash = Some(password_hash.to_owned());
+        user.updated_at = now;
+        Ok(())
+    }
+
+    async fn principal(&self, id: UserId) -> Result<Principal> {
+        let st = self.state()?;
+        let user = st
+            .users
+            .get(&id)
+            .map(|(u, _)| u)
+            .filter(|u| u.is_active)
+            .ok_or(CoreError::not_found("user"))?;
+        let role = st.role(user.role_id).ok_or(CoreError::not_found("role"))?;
+        let establishments = st
+            .assignments
+            .values()
+            .filter(|a| a.user_id == id)
+            .map(|a| {
+                let extra = a
+                    .role_id
+                    .and_then(|r| st.role(r))
+                    .map(|r| r.permissions)
+                    .unwrap_or_default();
+                (a.establishment_id, extra)
+            })
+            .collect();
+        Ok(Principal {
+            user_id: id,
+            role_id: role.id,
+            hierarchy: role.hierarchy,
+            partner_company_id: user.partner_company_id,
+            organization_id: user.organization_id,
+            permissions: role.permissions,
+            establishments,
+        })
+    }
+
+    async fn insert_role(&self, scope: &Scope, role: &Role) -> Result<()> {
+        let mut st = self.state()?;
+        let org = role.organization_id.ok_or(CoreError::invalid(
+            "organization_id",
+            "a custom role needs one",
+        ))?;
+        st.require(scope, Target::Organization(org), "organization")?;
+        if let Some(e) = role.establishment_id {
+            let same = st
+                .establishments
+                .get(&e)
+                .is_some_and(|est| est.organization_id == org);
+            if !same || !st.sees(scope, Target::Establishment(e)) {
+                return Err(CoreError::not_found("establishment"));
+            }
+        }
+        let grants = role
+            .permissions
+            .iter()
+            .map(|action| PermissionGrant {
+                role_id: role.id,
+                action: action.clone(),
+                granted_by: role.created_by,
+                granted_at: role.created_at,
+            })
+            .collect();
+        st.grants.insert(role.id, grants);
+        st.roles.insert(role.id, role.clone());
+        Ok(())
+    }
+
+    async fn role(&self, scope: &Scope, id: RoleId) -> Result<Role> {
+        let st = self.state()?;
+        if SystemRole::from_id(id).is_none() {
+            st.require(scope, Target::Role(id), "role")?;
+        }
+        st.role(id).ok_or(CoreError::not_found("role"))
+    }
+
+    async fn list_roles(&self, scope: &Scope, page: Page) -> Result<Listing<Role>> {
+        let st = self.state()?;
+        let system: Vec<Role> = SystemRole::ALL.into_iter().map(SystemRole::role).collect();
+        let custom = st
+            .roles
+            .values()
+            .filter(|r| st.sees(scope, Target::Role(r.id)));
+        Ok(listing(system.iter().chain(custom), page, |r| r.id.0))
+    }
+
+    async fn permission_grants(&self, scope: &Scope, id: RoleId) -> Result<Vec<PermissionGrant>> {
+        let st = self.state()?;
+        if let Some(system) = SystemRole::from_id(id) {
+            return Ok(system.grants());
+        }
+        st.require(scope, Target::Role(id), "role")?;
+        Ok(st.grants.get(&id).cloned().unwrap_or_default())
+    }
+
+    async fn delete_role(&self, scope: &Scope, id: RoleId) -> Result<()> {
+        if SystemRole::from_id(id).is_some() {
+            return Err(CoreError::invalid("role", "system roles cannot be deleted"));
+        }
+        let mut st = self.state()?;
+        st.require(scope, Target::Role(id), "role")?;
+        let used = st.users.values().any(|(u, _)| u.role_id == id)
+            || st.assignments.values().any(|a| a.role_id == Some(id))
+            || st.invitations.values().any(|i| i.role_id == id);
+        if used {
+            return Err(in_use(
+                "role",
+                "users, assignments or invitations still hold it",
+            ));
+        }
+        st.roles.remove(&id);
+        st.grants.remove(&id);
+        Ok(())
+    }
+
+    async fn assign_establishment(
+        &self,
+        scope: &Scope,
+        assignment: &UserEstablishment,
+    ) -> Result<()> {
+        let mut st = self.state()?;
+        st.require(
+            scope,
+            Target::Establishment(assignment.establishment_id),
+            "establishment",
+        )?;
+        st.require(scope, Target::User(assignment.user_id), "user")?;
+        let org = st
+            .establishments
+            .get(&assignment.establishment_id)
+            .map(|e| e.organization_id);
+        let user_org = st
+            .users
+            .get(&assignment.user_id)
+            .and_then(|(u, _)| u.organization_id);
+        if org.is_none() || org != user_org {
+            return Err(CoreError::not_found("user"));
+        }
+        if let Some(role_id) = assignment.role_id {
+            let fits = st.roles.get(&role_id).is_some_and(|r| {
+                r.organization_id == org
+                    && r.establishment_id
+                        .is_none_or(|e| e == assignment.establishment_id)
+            });
+            if !fits {
+                return Err(CoreError::not_found("role"));
+            }
+        }
+        st.assignments.insert(
+            (assignment.user_id, assignment.establishment_id),
+            assignment.clone(),
+        );
+        Ok(())
+    }
+
+    async fn assignments(&self, scope: &Scope, user: UserId) -> Result<Vec<UserEstablishment>> {
+        let st = self.state()?;
+        st.require(scope, Target::User(user), "user")?;
+        Ok(st
+            .assignments
+            .values()
+            .filter(|a| a.user_id == user)
+            .cloned()
+            .collect())
+    }
+
+    async fn insert_invitation(&self, scope: &Scope, invitation: &Invitation) -> Result<()> {
+        let mut st = self.state()?;
+        let target = match invitation.target {
+            crate::invitation::InvitationTarget::PartnerCompany(p) => Target::PartnerCompany(p),
+            crate::invitation::InvitationTarget::Organization(o) => Target::Organization(o),
+        };
+        st.require(scope, target, "invitation target")?;
+        if st.role(invitation.role_id).is_none() {
+            return Err(CoreError::not_found("role"));
+        }
+        if invitation.token_hash.is_none() {
+            return Err(CoreError::invalid(
+                "token",
+                "an invitation needs a token hash",
+            ));
+        }
+        st.invitations.insert(invitation.id, invitation.clone());
+        Ok(())
+    }
+
+    async fn invitation_by_token(&self, token: SecretHash) -> Result<Option<Invitation>> {
+        Ok(self.state()?.invitation_by_token(token).map(|i| i.clone()))
+    }
+
+    async fn accept_invitation(
+        &self,
+        token: SecretHash,
+        user: &User,
+        password_hash: &str,
+        now: DateTime<Utc>,
+    ) -> Result<User> {
+        let mut st = self.state()?;
+        let invitation = st
+            .invitation_by_token(token)
+            .ok_or(CoreError::not_found("invitation"))?;
+        invitation.check_open(now)?;
+        st.insert_user(user, Some(password_hash))?;
+        if let Some(inv) = st.invitation_by_token(token) {
+            inv.status = InvitationStatus::Accepted;
+            inv.responded_at = Some(now);
+        }
+        st.users
+            .get(&user.id)
+            .map(|(u, _)| u.clone())
+            .ok_or(CoreError::not_found("user"))
+    }
+
+    async fn decline_invitation(
+        &self,
+        token: SecretHash,
+        now: DateTime<Utc>,
+    ) -> Result<Invitation> {
+        let mut st = self.state()?;
+        let invitation = st
+            .invitation_by_token(token)
+            .ok_or(CoreError::not_found("invitation"))?;
+        invitation.check_open(now)?;
+        invitation.status = InvitationStatus::Declined;
+        invitation.responded_at = Some(now);
+        Ok(invitation.clone())
+    }
+}
+
+fn in_use(entity: &'static str, detail: &str) -> CoreError {
+    CoreError::InUse {
+        entity,
+        detail: detail.to_owned(),
+    }
+}
