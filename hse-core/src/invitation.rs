@@ -12,7 +12,6 @@ use serde::{Deserialize, Serialize};
 
 use crate::error::CoreError;
 use crate::id::{InvitationId, OrganizationId, PartnerCompanyId, RoleId, UserId};
-use crate::principal::Resource;
 use crate::secret::SecretHash;
 use crate::value::Email;
 
@@ -155,18 +154,6 @@ pub trait PasswordHasher: Send + Sync {
     /// [`CoreError::Password`] when the password is refused (the text is
     /// shown to the user) or hashing failed.
     async fn hash_password(&self, password: &str) -> Result<String, CoreError>;
-}
-
-/// The placement a user accepting `target` will get.
-#[must_use]
-pub fn placement_of(
-    target: InvitationTarget,
-    organization_partner: Option<PartnerCompanyId>,
-) -> Resource {
-    match target {
-        InvitationTarget::PartnerCompany(p) => Resource::partner_company(p),
-        InvitationTarget::Organization(o) => Resource::organization(organization_partner, o),
-    }
 }
 
 #[cfg(test)]

@@ -37,6 +37,7 @@
 //! ```
 
 pub mod action;
+pub mod clock;
 pub mod error;
 pub mod id;
 pub mod invitation;
@@ -47,6 +48,7 @@ pub mod role;
 pub mod rules;
 pub mod secret;
 pub mod store;
+pub mod tenancy;
 pub mod value;
 
 #[cfg(feature = "postgres")]
@@ -58,11 +60,16 @@ pub use id::{
     AreaId, DeviceId, EstablishmentId, InvitationId, OrganizationId, PartnerCompanyId, RoleId,
     UserId,
 };
+pub use model::{
+    Area, Device, DeviceStatus, Establishment, Organization, PartnerCompany, User,
+    UserEstablishment,
+};
 pub use principal::{Principal, Resource, Scope};
 pub use role::{Hierarchy, Role, SystemRole};
 pub use rules::{Denied, authorize};
 pub use secret::{Secret, SecretHash};
 pub use store::{Listing, Page, Target, TenancyStore};
+pub use tenancy::Tenancy;
 
 #[doc(hidden)]
 pub mod __private {

@@ -81,16 +81,25 @@ pub enum Denied {
 /// # Errors
 /// [`Denied::OutOfScope`] when the resource is outside the principal's
 /// scope (checked first, so existence never leaks), else
-/// [`Denied::MissingPermission`] naming the action.
+/// [`Denied::MissingPermission`] naming the action (also for platform-level
+/// actions such as creating a partner company, whose target is no secret).
 pub fn authorize(
     principal: &Principal,
     action: &ActionName,
     resource: &Resource,
 ) -> Result<(), Denied> {
+    let holds = principal.holds(action, resource);
     if !principal.scope().contains(resource) {
+        // The platform itself is no secret: when the permission is missing
+        // too, say so rather than pretend the target does not exist.
+        if !holds && *resource == Resource::platform() {
+            return Err(Denied::MissingPermission {
+                action: action.clone(),
+            });
+        }
         return Err(Denied::OutOfScope);
     }
-    if !principal.holds(action, resource) {
+    if !holds {
         return Err(Denied::MissingPermission {
             action: action.clone(),
         });
@@ -178,8 +187,9 @@ pub fn may_create_user(
             hierarchy: creator.hierarchy,
         });
     }
-    authorize(creator, &required("create_user"), placement)?;
+    // The rank check reveals nothing about other tenants, so it goes first.
     may_give_role(creator, role)?;
+    authorize(creator, &required("create_user"), placement)?;
     check_placement(role, placement)
 }
 
@@ -320,6 +330,30 @@ mod tests {
                 &Resource::organization(None, OrganizationId::new())
             ),
             Err(Denied::OutOfScope)
+        );
+    }
+
+    #[test]
+    fn platform_actions_name_the_missing_permission_and_never_pass_out_of_scope() {
+        let partner = who(SystemRole::Partner, Some(PartnerCompanyId::new()), None);
+        assert_eq!(
+            authorize(
+                &partner,
+                &act("create_partner_company"),
+                &Resource::platform()
+            ),
+            Err(Denied::MissingPermission {
+                action: act("create_partner_company")
+            })
+        );
+        assert_eq!(
+            authorize(&partner, &act("create_user"), &Resource::platform()),
+            Err(Denied::OutOfScope)
+        );
+        let root = who(SystemRole::Root, None, None);
+        assert_eq!(
+            authorize(&root, &act("create_partner_company"), &Resource::platform()),
+            Ok(())
         );
     }
 

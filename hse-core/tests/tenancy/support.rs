@@ -1,0 +1,72 @@
+//! Shared set-up: stores, principals and a stand-in password hasher.
+
+use std::sync::Arc;
+
+use async_trait::async_trait;
+use hse_core::invitation::PasswordHasher;
+use hse_core::memory::MemoryStore;
+use hse_core::model::NewUser;
+use hse_core::value::Email;
+use hse_core::{
+    CoreError, OrganizationId, PartnerCompanyId, Principal, Scope, SystemRole, Tenancy,
+    TenancyStore, User,
+};
+
+/// A fresh in-memory store.
+pub(crate) fn memory() -> Arc<dyn TenancyStore> {
+    Arc::new(MemoryStore::new())
+}
+
+/// A PostgreSQL store on a migrated test database.
+#[cfg(any())] // PG-PENDING
+pub(crate) async fn postgres(pool: sqlx::PgPool) -> Arc<dyn TenancyStore> {
+    hse_core::postgres::migrate(&pool)
+        .await
+        .expect("migrations apply");
+    Arc::new(hse_core::postgres::PgStore::new(pool))
+}
+
+/// Inserts a user directly (system set-up) and returns its principal.
+pub(crate) async fn user(
+    store: &Arc<dyn TenancyStore>,
+    role: SystemRole,
+    partner: Option<PartnerCompanyId>,
+    org: Option<OrganizationId>,
+) -> (User, Principal) {
+    let new = NewUser {
+        email: Email::parse(&format!("{}@example.com", uuid::Uuid::new_v4())).unwrap(),
+        first_name: role.name().into(),
+        last_name: String::new(),
+        role_id: role.id(),
+        partner_company_id: if org.is_some() { None } else { partner },
+        organization_id: org,
+    };
+    let user = new.build(partner, true, chrono::Utc::now()).unwrap();
+    store
+        .insert_user(&Scope::Platform, &user, None)
+        .await
+        .unwrap();
+    let principal = store.principal(user.id).await.unwrap();
+    (user, principal)
+}
+
+/// The root principal and a service.
+pub(crate) async fn root(store: &Arc<dyn TenancyStore>) -> (Tenancy, Principal) {
+    let (_, root) = user(store, SystemRole::Root, None, None).await;
+    (Tenancy::new(store.clone()), root)
+}
+
+/// Stands in for hse-auth's Argon2id hasher: refuses short passwords and
+/// marks the "hash" so tests can tell it was applied.
+#[derive(Debug)]
+pub(crate) struct FakeHasher;
+
+#[async_trait]
+impl PasswordHasher for FakeHasher {
+    async fn hash_password(&self, password: &str) -> Result<String, CoreError> {
+        if password.chars().count() < 8 {
+            return Err(CoreError::Password("at least 8 characters".into()));
+        }
+        Ok(format!("fake${}", password.len()))
+    }
+}
