@@ -1,0 +1,120 @@
+//! The services the server runs on: PostgreSQL and Redis when configured,
+//! the in-memory adapters otherwise (the embedded default).
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use anyhow::Context;
+use hse_core::TenancyStore;
+use hse_core::memory::MemoryStore;
+use hse_core::postgres::PgStore;
+use serde::Serialize;
+use sqlx::PgPool;
+use sqlx::postgres::PgPoolOptions;
+
+use crate::config::Config;
+
+/// How long a readiness check may take before it counts as down.
+const CHECK_TIMEOUT: Duration = Duration::from_secs(2);
+
+/// Connections to the configured services.
+#[derive(Clone)]
+pub struct Backends {
+    /// PostgreSQL, when `HSE_DATABASE_URL` is set.
+    pub postgres: Option<PgPool>,
+    /// Redis, when `HSE_REDIS_URL` is set.
+    pub redis: Option<redis::aio::ConnectionManager>,
+    /// The tenancy store on whichever backend is configured.
+    pub tenancy: Arc<dyn TenancyStore>,
+}
+
+impl std::fmt::Debug for Backends {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Backends")
+            .field("postgres", &self.postgres.is_some())
+            .field("redis", &self.redis.is_some())
+            .finish_non_exhaustive()
+    }
+}
+
+/// The state of one dependency, as reported by readiness.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Check {
+    /// Answered in time.
+    Up,
+    /// Did not answer, or answered with an error.
+    Down,
+    /// Not configured (embedded default).
+    Embedded,
+}
+
+impl Backends {
+    /// Connects to the configured services and applies migrations; with
+    /// none configured, builds the in-memory default.
+    ///
+    /// # Errors
+    /// When a configured service cannot be reached or migrated.
+    pub async fn connect(config: &Config) -> anyhow::Result<Self> {
+        let postgres = match &config.database_url {
+            Some(url) => Some(connect_postgres(url.expose()).await?),
+            None => None,
+        };
+        let redis = match &config.redis_url {
+            Some(url) => Some(connect_redis(url.expose()).await?),
+            None => None,
+        };
+        let tenancy: Arc<dyn TenancyStore> = match &postgres {
+            Some(pool) => Arc::new(PgStore::new(pool.clone())),
+            None => {
+                tracing::warn!(
+                    "no HSE_DATABASE_URL: running on in-memory storage; NOTHING IS DURABLE and all data is lost on exit"
+                );
+                Arc::new(MemoryStore::new())
+            }
+        };
+        Ok(Self { postgres, redis, tenancy })
+    }
+
+    /// Checks PostgreSQL.
+    pub async fn check_postgres(&self) -> Check {
+        let Some(pool) = &self.postgres else { return Check::Embedded };
+        let ping = sqlx::query("SELECT 1").execute(pool);
+        match tokio::time::timeout(CHECK_TIMEOUT, ping).await {
+            Ok(Ok(_)) => Check::Up,
+            _ => Check::Down,
+        }
+    }
+
+    /// Checks Redis.
+    pub async fn check_redis(&self) -> Check {
+        let Some(conn) = &self.redis else { return Check::Embedded };
+        let mut conn = conn.clone();
+        let cmd = redis::cmd("PING");
+        let ping = cmd.query_async::<String>(&mut conn);
+        match tokio::time::timeout(CHECK_TIMEOUT, ping).await {
+            Ok(Ok(_)) => Check::Up,
+            _ => Check::Down,
+        }
+    }
+}
+
+async fn connect_postgres(url: &str) -> anyhow::Result<PgPool> {
+    let pool = PgPoolOptions::new()
+        .max_connections(16)
+        .acquire_timeout(Duration::from_secs(5))
+        .connect(url)
+        .await
+        .context("HSE_DATABASE_URL: cannot connect to PostgreSQL")?;
+    hse_core::postgres::migrate(&pool).await.context("applying hse-core migrations")?;
+    Ok(pool)
+}
+
+async fn connect_redis(url: &str) -> anyhow::Result<redis::aio::ConnectionManager> {
+    let client = redis::Client::open(url).context("HSE_REDIS_URL: not a valid Redis URL")?;
+    let connect = client.get_connection_manager();
+    tokio::time::timeout(Duration::from_secs(5), connect)
+        .await
+        .context("HSE_REDIS_URL: Redis did not answer within 5 s")?
+        .context("HSE_REDIS_URL: cannot connect to Redis")
+}

@@ -1,0 +1,22 @@
+//! hse-server: the reference server self-hosters run.
+//!
+//! For now it assembles the backends (PostgreSQL and Redis, or the embedded
+//! in-memory default), serves the health endpoints, and shuts down cleanly
+//! on SIGTERM or Ctrl-C. The HTTP API, gRPC and device listeners arrive
+//! with their own issues.
+//!
+//! # Layout
+//! - [`config`]: `HSE_*` variables, validated at start-up.
+//! - [`telemetry`]: the tracing subscriber (text or JSON).
+//! - [`backends`]: connections to PostgreSQL and Redis, and their checks.
+//! - [`health`]: `/health/liveness` and `/health/readiness`.
+//! - [`server`]: builds the router and runs it until stopped.
+
+pub mod backends;
+pub mod config;
+pub mod health;
+pub mod server;
+pub mod telemetry;
+
+pub use config::Config;
+pub use server::{Server, build, shutdown_signal};

@@ -1,0 +1,111 @@
+//! Assembles the router and runs it until a shutdown signal, then drains
+//! in-flight requests within the configured deadline.
+
+use std::future::Future;
+use std::net::SocketAddr;
+use std::time::Duration;
+
+use anyhow::Context;
+use axum::Router;
+use axum::routing::get;
+use tokio::net::TcpListener;
+use tokio_util::sync::CancellationToken;
+
+use crate::backends::Backends;
+use crate::config::Config;
+use crate::health;
+
+/// A bound, ready-to-run server.
+#[derive(Debug)]
+pub struct Server {
+    listener: TcpListener,
+    router: Router,
+    shutdown_timeout: Duration,
+}
+
+/// The HTTP routes over `backends`.
+pub fn router(backends: Backends) -> Router {
+    Router::new()
+        .route("/health/liveness", get(health::liveness))
+        .route("/health/readiness", get(health::readiness))
+        .with_state(backends)
+}
+
+/// Connects the backends and binds the listener.
+///
+/// # Errors
+/// When a backend is unreachable or the address cannot be bound.
+pub async fn build(config: &Config) -> anyhow::Result<Server> {
+    let backends = Backends::connect(config).await?;
+    let listener = TcpListener::bind(config.http_addr)
+        .await
+        .with_context(|| format!("HSE_HTTP_ADDR: cannot listen on {}", config.http_addr))?;
+    Ok(Server {
+        listener,
+        router: router(backends),
+        shutdown_timeout: config.shutdown_timeout,
+    })
+}
+
+impl Server {
+    /// The bound address (useful with port 0).
+    ///
+    /// # Errors
+    /// When the socket has no local address.
+    pub fn local_addr(&self) -> std::io::Result<SocketAddr> {
+        self.listener.local_addr()
+    }
+
+    /// Serves until `stop` completes, then stops accepting and lets
+    /// in-flight requests finish, for at most the shutdown deadline.
+    ///
+    /// # Errors
+    /// When serving fails.
+    pub async fn run_until_stopped(self, stop: impl Future<Output = ()> + Send + 'static) -> anyhow::Result<()> {
+        let addr = self.local_addr()?;
+        tracing::info!(http.addr = %addr, "listening on http://{addr}");
+        let token = CancellationToken::new();
+        let signalled = token.clone();
+        tokio::spawn(async move {
+            stop.await;
+            tracing::info!("shutdown requested: draining");
+            signalled.cancel();
+        });
+        let drained = token.clone();
+        let serve = axum::serve(self.listener, self.router).with_graceful_shutdown(async move { drained.cancelled().await });
+        let deadline = async {
+            token.cancelled().await;
+            tokio::time::sleep(self.shutdown_timeout).await;
+        };
+        tokio::select! {
+            result = serve => result.context("serving HTTP")?,
+            () = deadline => tracing::warn!("shutdown deadline passed with requests still in flight"),
+        }
+        tracing::info!("stopped");
+        Ok(())
+    }
+}
+
+/// Completes on SIGTERM or Ctrl-C.
+pub async fn shutdown_signal() {
+    let ctrl_c = async {
+        if tokio::signal::ctrl_c().await.is_err() {
+            std::future::pending::<()>().await;
+        }
+    };
+    #[cfg(unix)]
+    let term = async {
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(mut s) => {
+                s.recv().await;
+            }
+            Err(_) => std::future::pending::<()>().await,
+        }
+    };
+    #[cfg(not(unix))]
+    let term = std::future::pending::<()>();
+    tokio::select! {
+        () = ctrl_c => {},
+        () = term => {},
+    }
+}
