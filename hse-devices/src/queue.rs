@@ -1,0 +1,314 @@
+//! The ingest queue: the durable hand-off between sessions and the batch
+//! writer.
+//!
+//! A session acks a device only after [`EventQueue::enqueue`] returned, so
+//! an adapter must return only once the events are durable (Redis: the
+//! `XADD` was answered; in-process: they are in memory, which is as durable
+//! as the embedded mode gets). The batch writer consumes through
+//! [`QueueConsumer`]: its own pending entries first, then new ones, and acks
+//! (and deletes) entries only after they are stored. Entries of a consumer
+//! that died are reclaimed with [`QueueConsumer::reclaim`].
+//!
+//! Adapters: [`MemoryQueue`] here, `RedisQueue` in [`crate::redis`]
+//! (feature `redis`).
+
+use std::collections::{BTreeMap, VecDeque};
+use std::fmt;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
+use std::time::Duration;
+
+use async_trait::async_trait;
+use tokio::sync::Notify;
+use tokio::time::Instant;
+
+use crate::error::QueueError;
+use crate::model::Event;
+use crate::state::MemoryState;
+
+/// The queue's id of one delivered entry, used to ack it.
+#[derive(Clone, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct DeliveryId(pub String);
+
+/// One entry handed to a consumer.
+#[derive(Clone, Debug)]
+pub struct Delivery {
+    /// Ack with this.
+    pub id: DeliveryId,
+    /// The event.
+    pub event: Event,
+}
+
+/// The producer side: sessions and other protocol adapters enqueue here.
+#[async_trait]
+pub trait EventQueue: Send + Sync + fmt::Debug {
+    /// Durably enqueues the events (in order) and updates the devices'
+    /// current state; returns once they survive a crash of this process.
+    async fn enqueue(&self, events: &[Event]) -> Result<(), QueueError>;
+    /// Entries enqueued and not yet acked (last known value; cheap).
+    fn backlog(&self) -> u64;
+}
+
+/// The consumer side, used by the batch writer.
+#[async_trait]
+pub trait QueueConsumer: Send + Sync + fmt::Debug {
+    /// Up to `max` entries: this consumer's own unacked entries first (after
+    /// a restart), then new ones, waiting up to `wait` when there are none.
+    async fn read(&self, max: usize, wait: Duration) -> Result<Vec<Delivery>, QueueError>;
+    /// Acknowledges and deletes stored entries.
+    async fn ack(&self, ids: &[DeliveryId]) -> Result<(), QueueError>;
+    /// Takes over up to `max` entries that other consumers have held
+    /// unacked for longer than `min_idle`.
+    async fn reclaim(&self, min_idle: Duration, max: usize) -> Result<Vec<Delivery>, QueueError>;
+}
+
+/// In-process queue: the embedded default. Bounded by `capacity`.
+#[derive(Debug)]
+pub struct MemoryQueue {
+    inner: Mutex<Entries>,
+    notify: Notify,
+    capacity: usize,
+    state: Option<Arc<MemoryState>>,
+}
+
+#[derive(Debug, Default)]
+struct Entries {
+    next_id: u64,
+    ready: VecDeque<(u64, Event)>,
+    pending: BTreeMap<u64, Pending>,
+}
+
+#[derive(Debug)]
+struct Pending {
+    event: Event,
+    owner: String,
+    since: Instant,
+}
+
+impl MemoryQueue {
+    /// A queue holding at most `capacity` unacked entries; when `state` is
+    /// given, enqueues update it (as the Redis adapter does in its round
+    /// trip).
+    #[must_use]
+    pub fn new(capacity: usize, state: Option<Arc<MemoryState>>) -> Arc<Self> {
+        Arc::new(Self {
+            inner: Mutex::new(Entries::default()),
+            notify: Notify::new(),
+            capacity,
+            state,
+        })
+    }
+
+    /// A consumer named `name`; a consumer of the same name after a restart
+    /// gets the unacked entries of the previous one first.
+    #[must_use]
+    pub fn consumer(self: &Arc<Self>, name: &str) -> MemoryConsumer {
+        MemoryConsumer {
+            queue: Arc::clone(self),
+            name: name.to_owned(),
+            own_drained: AtomicBool::new(false),
+        }
+    }
+
+    /// Entries delivered and not yet acked.
+    #[must_use]
+    pub fn pending_len(&self) -> usize {
+        self.lock().pending.len()
+    }
+
+    fn lock(&self) -> MutexGuard<'_, Entries> {
+        self.inner.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+}
+
+#[async_trait]
+impl EventQueue for MemoryQueue {
+    async fn enqueue(&self, events: &[Event]) -> Result<(), QueueError> {
+        {
+            let mut entries = self.lock();
+            if entries.ready.len() + entries.pending.len() + events.len() > self.capacity {
+                return Err(QueueError::Full);
+            }
+            for event in events {
+                entries.next_id += 1;
+                let id = entries.next_id;
+                entries.ready.push_back((id, event.clone()));
+            }
+        }
+        self.notify.notify_waiters();
+        if let Some(state) = &self.state {
+            state.record_events(events);
+        }
+        Ok(())
+    }
+
+    fn backlog(&self) -> u64 {
+        let entries = self.lock();
+        (entries.ready.len() + entries.pending.len()) as u64
+    }
+}
+
+/// A named consumer of a [`MemoryQueue`].
+#[derive(Debug)]
+pub struct MemoryConsumer {
+    queue: Arc<MemoryQueue>,
+    name: String,
+    own_drained: AtomicBool,
+}
+
+impl MemoryConsumer {
+    fn own_pending(&self, max: usize) -> Vec<Delivery> {
+        let entries = self.queue.lock();
+        entries
+            .pending
+            .iter()
+            .filter(|(_, p)| p.owner == self.name)
+            .take(max)
+            .map(|(id, p)| delivery(*id, &p.event))
+            .collect()
+    }
+
+    fn take_ready(&self, max: usize) -> Vec<Delivery> {
+        let mut entries = self.queue.lock();
+        let n = max.min(entries.ready.len());
+        let taken: Vec<_> = entries.ready.drain(..n).collect();
+        let now = Instant::now();
+        taken
+            .into_iter()
+            .map(|(id, event)| {
+                let out = delivery(id, &event);
+                let owner = self.name.clone();
+                entries.pending.insert(
+                    id,
+                    Pending {
+                        event,
+                        owner,
+                        since: now,
+                    },
+                );
+                out
+            })
+            .collect()
+    }
+}
+
+fn delivery(id: u64, event: &Event) -> Delivery {
+    Delivery {
+        id: DeliveryId(id.to_string()),
+        event: event.clone(),
+    }
+}
+
+#[async_trait]
+impl QueueConsumer for MemoryConsumer {
+    async fn read(&self, max: usize, wait: Duration) -> Result<Vec<Delivery>, QueueError> {
+        if !self.own_drained.load(Ordering::Relaxed) {
+            let own = self.own_pending(max);
+            if !own.is_empty() {
+                return Ok(own);
+            }
+            self.own_drained.store(true, Ordering::Relaxed);
+        }
+        let deadline = Instant::now() + wait;
+        loop {
+            let notified = self.queue.notify.notified();
+            let taken = self.take_ready(max);
+            if !taken.is_empty() {
+                return Ok(taken);
+            }
+            if tokio::time::timeout_at(deadline, notified).await.is_err() {
+                return Ok(Vec::new());
+            }
+        }
+    }
+
+    async fn ack(&self, ids: &[DeliveryId]) -> Result<(), QueueError> {
+        let mut entries = self.queue.lock();
+        for id in ids {
+            if let Ok(n) = id.0.parse::<u64>() {
+                entries.pending.remove(&n);
+            }
+        }
+        Ok(())
+    }
+
+    async fn reclaim(&self, min_idle: Duration, max: usize) -> Result<Vec<Delivery>, QueueError> {
+        let mut entries = self.queue.lock();
+        let now = Instant::now();
+        let mut out = Vec::new();
+        for (id, pending) in &mut entries.pending {
+            if out.len() >= max {
+                break;
+            }
+            if pending.owner != self.name && now.duration_since(pending.since) >= min_idle {
+                pending.owner.clone_from(&self.name);
+                pending.since = now;
+                out.push(delivery(*id, &pending.event));
+            }
+        }
+        Ok(out)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::model::EventType;
+    use hse_core::DeviceId;
+
+    fn event(n: i64) -> Event {
+        Event {
+            event_id: uuid::Uuid::now_v7(),
+            device_id: DeviceId::new(),
+            ts_ms: n,
+            event_type: EventType::parse("t").unwrap(),
+            value: Some(n as f64),
+            unit: None,
+            metadata: None,
+            source: None,
+        }
+    }
+
+    #[tokio::test]
+    async fn entries_stay_pending_until_acked_and_return_to_a_restarted_consumer() {
+        let q = MemoryQueue::new(100, None);
+        q.enqueue(&[event(1), event(2)]).await.unwrap();
+        let first = q.consumer("w1");
+        let got = first.read(10, Duration::ZERO).await.unwrap();
+        assert_eq!(got.len(), 2);
+        first.ack(&[got[0].id.clone()]).await.unwrap();
+        drop(first);
+        let again = q.consumer("w1");
+        let redelivered = again.read(10, Duration::ZERO).await.unwrap();
+        assert_eq!(redelivered.len(), 1);
+        assert_eq!(redelivered[0].event.ts_ms, 2);
+        again.ack(&[redelivered[0].id.clone()]).await.unwrap();
+        assert!(again.read(10, Duration::ZERO).await.unwrap().is_empty());
+        assert_eq!(q.backlog(), 0);
+    }
+
+    #[tokio::test]
+    async fn a_full_queue_refuses_and_another_consumer_reclaims_idle_entries() {
+        let q = MemoryQueue::new(2, None);
+        q.enqueue(&[event(1), event(2)]).await.unwrap();
+        assert!(matches!(
+            q.enqueue(&[event(3)]).await,
+            Err(QueueError::Full)
+        ));
+        let dead = q.consumer("dead");
+        assert_eq!(dead.read(10, Duration::ZERO).await.unwrap().len(), 2);
+        let alive = q.consumer("alive");
+        assert_eq!(alive.reclaim(Duration::ZERO, 10).await.unwrap().len(), 2);
+        assert_eq!(q.pending_len(), 2);
+    }
+
+    #[tokio::test]
+    async fn a_blocked_read_wakes_on_enqueue() {
+        let q = MemoryQueue::new(10, None);
+        let c = q.consumer("w");
+        let reader = tokio::spawn(async move { c.read(10, Duration::from_secs(5)).await });
+        tokio::time::sleep(Duration::from_millis(20)).await;
+        q.enqueue(&[event(1)]).await.unwrap();
+        assert_eq!(reader.await.unwrap().unwrap().len(), 1);
+    }
+}
