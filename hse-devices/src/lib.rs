@@ -31,6 +31,7 @@
 pub mod codec;
 pub mod commands;
 pub mod directory;
+pub mod dlq;
 
 pub mod error;
 pub mod feed;
@@ -41,6 +42,7 @@ pub mod session;
 pub mod state;
 pub mod tcp;
 pub mod transport;
+pub mod writer;
 
 pub use error::{ErrorCode, Invalid, QueueError, SinkError};
 pub use model::{Event, EventType};

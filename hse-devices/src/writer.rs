@@ -1,0 +1,356 @@
+//! The batch writer: from the queue into storage, losing and duplicating
+//! nothing.
+//!
+//! It reads its own pending entries first, then new ones; batches up to
+//! `batch_size` events or `batch_wait`; stores them idempotently through an
+//! [`EventSink`]; and acks the queue only after the sink returned (after the
+//! commit). A crash anywhere redelivers at most the unacked batch, which the
+//! sink deduplicates by `event_id`. Transient failures are retried with
+//! capped exponential backoff and never dead-lettered; a batch refused for
+//! its content is split in halves until the poison events are isolated,
+//! which go to the dead letters while the rest is stored. A janitor step
+//! reclaims entries of dead consumers idle longer than `claim_idle`.
+
+use std::fmt;
+use std::ops::Range;
+use std::sync::Arc;
+use std::time::Duration;
+
+use async_trait::async_trait;
+use tokio::time::Instant;
+use tokio_util::sync::CancellationToken;
+
+use crate::dlq::{DeadLetters, DlqPolicy, retry_due};
+use crate::error::SinkError;
+use crate::model::Event;
+use crate::queue::{Delivery, DeliveryId, QueueConsumer};
+
+/// Where events are stored.
+#[async_trait]
+pub trait EventSink: Send + Sync + fmt::Debug {
+    /// Stores the events idempotently (an `event_id` already stored for the
+    /// device is skipped) in one transaction; returns how many were new.
+    async fn store(&self, events: &[Event]) -> Result<u64, SinkError>;
+}
+
+/// Batch writer settings.
+#[derive(Clone, Debug)]
+pub struct WriterConfig {
+    /// Most events per batch.
+    pub batch_size: usize,
+    /// Longest wait to fill a batch.
+    pub batch_wait: Duration,
+    /// First retry delay after a transient failure.
+    pub backoff_initial: Duration,
+    /// Longest retry delay.
+    pub backoff_max: Duration,
+    /// How often the janitor looks for entries of dead consumers.
+    pub janitor_interval: Duration,
+    /// Idle time after which another consumer's entries are taken over;
+    /// longer than any legitimate batch.
+    pub claim_idle: Duration,
+    /// How often due dead letters are retried.
+    pub dlq_interval: Duration,
+    /// Dead-letter retry policy.
+    pub dlq: DlqPolicy,
+}
+
+impl Default for WriterConfig {
+    fn default() -> Self {
+        Self {
+            batch_size: 1000,
+            batch_wait: Duration::from_millis(200),
+            backoff_initial: Duration::from_millis(100),
+            backoff_max: Duration::from_secs(5),
+            janitor_interval: Duration::from_secs(30),
+            claim_idle: Duration::from_secs(120),
+            dlq_interval: Duration::from_secs(1),
+            dlq: DlqPolicy::default(),
+        }
+    }
+}
+
+/// The batch writer.
+#[derive(Debug)]
+pub struct BatchWriter {
+    consumer: Arc<dyn QueueConsumer>,
+    sink: Arc<dyn EventSink>,
+    dead_letters: Arc<dyn DeadLetters>,
+    config: WriterConfig,
+}
+
+/// The writer was stopped while retrying; the unacked entries stay in the
+/// queue for the next start.
+#[derive(Debug)]
+struct Stopped;
+
+impl BatchWriter {
+    /// Assembles a writer.
+    #[must_use]
+    pub fn new(
+        consumer: Arc<dyn QueueConsumer>,
+        sink: Arc<dyn EventSink>,
+        dead_letters: Arc<dyn DeadLetters>,
+        config: WriterConfig,
+    ) -> Self {
+        Self {
+            consumer,
+            sink,
+            dead_letters,
+            config,
+        }
+    }
+
+    /// Runs until `shutdown` is cancelled; the batch in hand is stored and
+    /// acked before it returns (unless storage is down, in which case it
+    /// stays in the queue).
+    pub async fn run_until_stopped(self, shutdown: CancellationToken) {
+        let mut next_janitor = Instant::now();
+        let mut next_dlq = Instant::now();
+        while !shutdown.is_cancelled() {
+            if Instant::now() >= next_janitor {
+                next_janitor = Instant::now() + self.config.janitor_interval;
+                self.janitor(&shutdown).await;
+            }
+            if Instant::now() >= next_dlq {
+                next_dlq = Instant::now() + self.config.dlq_interval;
+                self.retry_dead_letters().await;
+            }
+            let batch = self.collect(&shutdown).await;
+            if !batch.is_empty() && self.process(batch, &shutdown).await.is_err() {
+                break;
+            }
+        }
+    }
+
+    async fn janitor(&self, shutdown: &CancellationToken) {
+        match self
+            .consumer
+            .reclaim(self.config.claim_idle, self.config.batch_size)
+            .await
+        {
+            Ok(batch) if !batch.is_empty() => {
+                tracing::warn!(
+                    entries = batch.len(),
+                    "reclaimed entries of a dead consumer"
+                );
+                let _ = self.process(batch, shutdown).await;
+            }
+            Ok(_) => {}
+            Err(e) => tracing::warn!(error = %e, "janitor could not reclaim"),
+        }
+    }
+
+    async fn retry_dead_letters(&self) {
+        let now = chrono::Utc::now().timestamp_millis();
+        match retry_due(&*self.dead_letters, &*self.sink, &self.config.dlq, now).await {
+            Ok(0) => {}
+            Ok(n) => tracing::info!(stored = n, "dead letters stored on retry"),
+            Err(e) => tracing::warn!(error = %e, "dead-letter retry failed"),
+        }
+    }
+
+    async fn collect(&self, shutdown: &CancellationToken) -> Vec<Delivery> {
+        let deadline = Instant::now() + self.config.batch_wait;
+        let mut batch = Vec::new();
+        while batch.len() < self.config.batch_size && !shutdown.is_cancelled() {
+            let remaining = deadline.saturating_duration_since(Instant::now());
+            let want = self.config.batch_size - batch.len();
+            let wait = remaining.max(Duration::from_millis(1));
+            let read = tokio::select! {
+                () = shutdown.cancelled() => break,
+                read = self.consumer.read(want, wait) => read,
+            };
+            match read {
+                Ok(more) => batch.extend(more),
+                Err(e) => {
+                    tracing::warn!(error = %e, "queue read failed");
+                    tokio::time::sleep(self.config.backoff_initial).await;
+                }
+            }
+            if remaining.is_zero() {
+                break;
+            }
+        }
+        batch
+    }
+
+    async fn process(
+        &self,
+        batch: Vec<Delivery>,
+        shutdown: &CancellationToken,
+    ) -> Result<(), Stopped> {
+        let started = Instant::now();
+        let (ids, events): (Vec<DeliveryId>, Vec<Event>) =
+            batch.into_iter().map(|d| (d.id, d.event)).unzip();
+        let inserted = self.store_isolating(&events, shutdown).await?;
+        self.ack(&ids, shutdown).await?;
+        tracing::debug!(
+            batch.size = events.len(),
+            batch.inserted = inserted,
+            batch.duration_ms = started.elapsed().as_millis() as u64,
+            "batch stored"
+        );
+        Ok(())
+    }
+
+    async fn store_isolating(
+        &self,
+        events: &[Event],
+        shutdown: &CancellationToken,
+    ) -> Result<u64, Stopped> {
+        let mut inserted = 0;
+        let mut todo: Vec<Range<usize>> = Vec::with_capacity(16);
+        todo.push(0..events.len());
+        while let Some(range) = todo.pop() {
+            match self
+                .store_retrying(&events[range.clone()], shutdown)
+                .await?
+            {
+                Ok(n) => inserted += n,
+                Err(reason) if range.len() == 1 => {
+                    self.dead_letter(&events[range.start], &reason, shutdown)
+                        .await?;
+                }
+                Err(_) => {
+                    let mid = range.start + range.len() / 2;
+                    todo.push(mid..range.end);
+                    todo.push(range.start..mid);
+                }
+            }
+        }
+        Ok(inserted)
+    }
+
+    /// Stores, retrying transient failures; a content refusal comes back as
+    /// `Ok(Err(reason))`.
+    async fn store_retrying(
+        &self,
+        events: &[Event],
+        shutdown: &CancellationToken,
+    ) -> Result<Result<u64, String>, Stopped> {
+        let mut delay = self.config.backoff_initial;
+        loop {
+            match self.sink.store(events).await {
+                Ok(n) => return Ok(Ok(n)),
+                Err(SinkError::Content(reason)) => return Ok(Err(reason)),
+                Err(SinkError::Transient(e)) => {
+                    tracing::warn!(error = %e, retry_in_ms = delay.as_millis() as u64, "storage unavailable; retrying");
+                    self.pause(&mut delay, shutdown).await?;
+                }
+            }
+        }
+    }
+
+    async fn dead_letter(
+        &self,
+        event: &Event,
+        reason: &str,
+        shutdown: &CancellationToken,
+    ) -> Result<(), Stopped> {
+        tracing::warn!(event.id = %event.event_id, device.id = %event.device_id, "poison event dead-lettered");
+        let now = chrono::Utc::now().timestamp_millis();
+        let first_retry = self.config.dlq.next_attempt_ms(now, 0);
+        let mut delay = self.config.backoff_initial;
+        while let Err(e) = self.dead_letters.add(event, reason, first_retry).await {
+            tracing::warn!(error = %e, "dead-letter store unavailable; retrying");
+            self.pause(&mut delay, shutdown).await?;
+        }
+        Ok(())
+    }
+
+    async fn ack(&self, ids: &[DeliveryId], shutdown: &CancellationToken) -> Result<(), Stopped> {
+        let mut delay = self.config.backoff_initial;
+        while let Err(e) = self.consumer.ack(ids).await {
+            tracing::warn!(error = %e, "queue ack failed; retrying");
+            self.pause(&mut delay, shutdown).await?;
+        }
+        Ok(())
+    }
+
+    async fn pause(
+        &self,
+        delay: &mut Duration,
+        shutdown: &CancellationToken,
+    ) -> Result<(), Stopped> {
+        tokio::select! {
+            () = shutdown.cancelled() => return Err(Stopped),
+            () = tokio::time::sleep(*delay) => {}
+        }
+        *delay = (*delay * 2).min(self.config.backoff_max);
+        Ok(())
+    }
+}
+
+/// In-process sink: the embedded default and a test double whose failures
+/// can be scripted.
+#[derive(Debug, Default)]
+pub struct MemorySink {
+    inner: std::sync::Mutex<MemorySinkState>,
+}
+
+#[derive(Debug, Default)]
+struct MemorySinkState {
+    events: std::collections::HashMap<(hse_core::DeviceId, uuid::Uuid), Event>,
+    transient_failures: u32,
+    poison_type: Option<String>,
+}
+
+impl MemorySink {
+    /// Empty.
+    #[must_use]
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// The next `n` calls fail transiently.
+    pub fn fail_transiently(&self, n: u32) {
+        self.lock().transient_failures = n;
+    }
+
+    /// Batches holding an event of this type are refused for content
+    /// (`None` lifts it, as a fix would).
+    pub fn poison(&self, event_type: Option<&str>) {
+        self.lock().poison_type = event_type.map(str::to_owned);
+    }
+
+    /// Stored events.
+    #[must_use]
+    pub fn stored(&self) -> Vec<Event> {
+        self.lock().events.values().cloned().collect()
+    }
+
+    fn lock(&self) -> std::sync::MutexGuard<'_, MemorySinkState> {
+        self.inner
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+    }
+}
+
+#[async_trait]
+impl EventSink for MemorySink {
+    async fn store(&self, events: &[Event]) -> Result<u64, SinkError> {
+        let mut state = self.lock();
+        if state.transient_failures > 0 {
+            state.transient_failures -= 1;
+            return Err(SinkError::Transient("scripted outage".into()));
+        }
+        if let Some(poison) = &state.poison_type
+            && events.iter().any(|e| e.event_type.as_str() == poison)
+        {
+            return Err(SinkError::Content("scripted refusal".into()));
+        }
+        let mut inserted = 0;
+        for event in events {
+            let key = (event.device_id, event.event_id);
+            if let std::collections::hash_map::Entry::Vacant(slot) = state.events.entry(key) {
+                slot.insert(event.clone());
+                inserted += 1;
+            }
+        }
+        Ok(inserted)
+    }
+}
+
+#[cfg(test)]
+mod tests;
