@@ -1,0 +1,378 @@
+//! API keys for third parties: `hse_<key id>_<secret>`.
+//!
+//! The secret is 192 bits from the OS RNG, shown once. The store keeps the
+//! key id, a digest of the secret (SHA-256, or HMAC-SHA-256 with a server
+//! pepper when one is configured) and its last four characters. Checking a
+//! presented key always computes the digest and compares in constant time,
+//! and an unknown id, a wrong secret, an expired or a revoked key all give
+//! the same [`AuthError::InvalidApiKey`].
+//!
+//! A key belongs to its creator's tenant scope and carries permissions that
+//! must be a subset of the creator's. It acts as its creator, narrowed: the
+//! principal of a request made with a key holds only the permissions both
+//! the key and (still, today) the creator hold. Keys are read from the
+//! store on every use, so a revocation takes effect on every node at once.
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::fmt;
+use std::sync::Arc;
+
+use chrono::{DateTime, Utc};
+use hmac::{Hmac, Mac};
+use hse_core::{ActionName, Principal, Scope, SecretHash};
+use rand::TryRng;
+use rand::rngs::SysRng;
+use sha2::{Digest, Sha256};
+use subtle::ConstantTimeEq;
+use uuid::Uuid;
+
+use crate::error::{AuthError, Result};
+use crate::model::{ApiKey, ApiKeyId, SecretString};
+use crate::store::AuthStore;
+
+const PREFIX: &str = "hse";
+const SECRET_BYTES: usize = 24;
+
+/// A key as presented by a client, split into its id and secret.
+#[derive(Clone, PartialEq, Eq)]
+pub struct PresentedKey {
+    id: ApiKeyId,
+    secret: String,
+}
+
+impl PresentedKey {
+    /// Parses `hse_<32 hex id>_<48 hex secret>`.
+    ///
+    /// # Errors
+    /// [`AuthError::InvalidApiKey`] for anything else.
+    pub fn parse(text: &str) -> Result<Self> {
+        let mut parts = text.splitn(3, '_');
+        let (Some(PREFIX), Some(id), Some(secret)) = (parts.next(), parts.next(), parts.next())
+        else {
+            return Err(AuthError::InvalidApiKey);
+        };
+        let well_formed = id.len() == 32
+            && secret.len() == SECRET_BYTES * 2
+            && secret.bytes().all(|b| b.is_ascii_hexdigit());
+        let id = Uuid::try_parse(id).map_err(|_| AuthError::InvalidApiKey)?;
+        if !well_formed {
+            return Err(AuthError::InvalidApiKey);
+        }
+        Ok(Self {
+            id: ApiKeyId(id),
+            secret: secret.to_owned(),
+        })
+    }
+
+    /// The key id.
+    #[must_use]
+    pub fn id(&self) -> ApiKeyId {
+        self.id
+    }
+}
+
+impl fmt::Debug for PresentedKey {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("PresentedKey")
+            .field("id", &self.id)
+            .finish_non_exhaustive()
+    }
+}
+
+/// How key secrets are digested: SHA-256, or HMAC-SHA-256 with a pepper
+/// kept outside the database.
+#[derive(Clone, Default)]
+pub struct KeyDigest {
+    pepper: Option<Vec<u8>>,
+}
+
+impl KeyDigest {
+    /// Plain SHA-256 (the secrets carry 192 bits, so a slow hash adds nothing).
+    #[must_use]
+    pub fn sha256() -> Self {
+        Self { pepper: None }
+    }
+
+    /// HMAC-SHA-256 keyed with `pepper` (at least 32 bytes), so a stolen
+    /// table is useless without the server's configuration.
+    ///
+    /// # Errors
+    /// [`AuthError::Config`] for a pepper shorter than 32 bytes.
+    pub fn hmac(pepper: &[u8]) -> Result<Self> {
+        if pepper.len() < 32 {
+            return Err(AuthError::Config("API key pepper needs 32+ bytes".into()));
+        }
+        Ok(Self {
+            pepper: Some(pepper.to_vec()),
+        })
+    }
+
+    /// The digest of `secret`.
+    #[must_use]
+    pub fn digest(&self, secret: &str) -> SecretHash {
+        match &self.pepper {
+            None => SecretHash(Sha256::digest(secret.as_bytes()).into()),
+            Some(pepper) => {
+                let Ok(mut mac) = Hmac::<Sha256>::new_from_slice(pepper) else {
+                    // HMAC accepts keys of any length; unreachable.
+                    return SecretHash(Sha256::digest(secret.as_bytes()).into());
+                };
+                mac.update(secret.as_bytes());
+                SecretHash(mac.finalize().into_bytes().into())
+            }
+        }
+    }
+}
+
+impl fmt::Debug for KeyDigest {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let kind = if self.pepper.is_some() {
+            "hmac-sha256"
+        } else {
+            "sha256"
+        };
+        f.debug_struct("KeyDigest").field("kind", &kind).finish()
+    }
+}
+
+/// Input to create a key.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct NewApiKey {
+    /// A label, 1–100 characters.
+    pub name: String,
+    /// What the key may do.
+    pub permissions: BTreeSet<ActionName>,
+    /// When it stops working by itself, if ever.
+    pub expires_at: Option<DateTime<Utc>>,
+}
+
+/// Creates, verifies and revokes API keys.
+#[derive(Clone, Debug)]
+pub struct ApiKeys {
+    store: Arc<dyn AuthStore>,
+    digest: KeyDigest,
+    dummy: SecretHash,
+}
+
+impl ApiKeys {
+    /// Keys kept in `store`, digested with `digest`.
+    #[must_use]
+    pub fn new(store: Arc<dyn AuthStore>, digest: KeyDigest) -> Self {
+        let dummy = digest.digest("hse-dummy-key-secret");
+        Self {
+            store,
+            digest,
+            dummy,
+        }
+    }
+
+    /// Creates a key for `creator`; returns it and the full key text,
+    /// which is shown once and never stored.
+    ///
+    /// # Errors
+    /// [`AuthError::Forbidden`] when the creator may not create keys or
+    /// asks for a permission it does not hold; [`AuthError::Invalid`] for a
+    /// bad name or a past expiry.
+    pub async fn create(
+        &self,
+        creator: &Principal,
+        new: NewApiKey,
+        now: DateTime<Utc>,
+    ) -> Result<(ApiKey, SecretString)> {
+        check_new(creator, &new, now)?;
+        let secret = random_hex(SECRET_BYTES)?;
+        let key = ApiKey {
+            id: ApiKeyId::new(),
+            name: new.name.trim().to_owned(),
+            created_by: creator.user_id,
+            scope: creator.scope(),
+            permissions: new.permissions,
+            last_four: secret[secret.len() - 4..].to_owned(),
+            secret_hash: Some(self.digest.digest(&secret)),
+            created_at: now,
+            expires_at: new.expires_at,
+            revoked_at: None,
+        };
+        self.store.insert_api_key(&key).await?;
+        let text = format!("{PREFIX}_{}_{secret}", key.id.as_uuid().simple());
+        Ok((key, SecretString::new(text)))
+    }
+
+    /// Checks a presented key and returns its record.
+    ///
+    /// # Errors
+    /// [`AuthError::InvalidApiKey`], identical for every way of failing.
+    pub async fn verify(&self, presented: &str, now: DateTime<Utc>) -> Result<ApiKey> {
+        let presented = PresentedKey::parse(presented)?;
+        let digest = self.digest.digest(&presented.secret);
+        let key = self.store.api_key(presented.id).await?;
+        let stored = key
+            .as_ref()
+            .and_then(|k| k.secret_hash)
+            .unwrap_or(self.dummy);
+        let same: bool = digest.0.ct_eq(&stored.0).into();
+        match key {
+            Some(key) if same && key.is_live(now) => Ok(key),
+            _ => Err(AuthError::InvalidApiKey),
+        }
+    }
+
+    /// Revokes a key. Its creator may, and so may anyone holding
+    /// `delete_api_key` whose scope covers the key's.
+    ///
+    /// # Errors
+    /// [`AuthError::NotFound`] when the key does not exist or is outside
+    /// the actor's reach.
+    pub async fn revoke(&self, actor: &Principal, id: ApiKeyId, now: DateTime<Utc>) -> Result<()> {
+        let key = self
+            .store
+            .api_key(id)
+            .await?
+            .filter(|k| may_manage(actor, k))
+            .ok_or(AuthError::NotFound { entity: "api_key" })?;
+        self.store.revoke_api_key(key.id, now).await?;
+        tracing::info!(api_key.id = %key.id, "API key revoked");
+        Ok(())
+    }
+
+    /// The keys `user` created (without digests).
+    ///
+    /// # Errors
+    /// A storage error.
+    pub async fn list(&self, user: &Principal) -> Result<Vec<ApiKey>> {
+        let mut keys = self.store.api_keys_created_by(user.user_id).await?;
+        for k in &mut keys {
+            k.secret_hash = None;
+        }
+        Ok(keys)
+    }
+}
+
+fn check_new(creator: &Principal, new: &NewApiKey, now: DateTime<Utc>) -> Result<()> {
+    let name = new.name.trim();
+    if name.is_empty() || name.chars().count() > 100 {
+        return Err(AuthError::invalid("name", "must have 1 to 100 characters"));
+    }
+    if new.expires_at.is_some_and(|end| end <= now) {
+        return Err(AuthError::invalid("expires_at", "must be in the future"));
+    }
+    if creator.scope() == Scope::Nothing {
+        return Err(AuthError::forbidden("no tenant scope to attach the key to"));
+    }
+    let may_create =
+        ActionName::parse("create_api_key").is_ok_and(|a| creator.permissions.contains(&a));
+    if !may_create {
+        return Err(AuthError::forbidden("you may not create API keys"));
+    }
+    let held = held_anywhere(creator);
+    match new.permissions.iter().find(|p| !held.contains(*p)) {
+        Some(extra) => Err(AuthError::forbidden(format!(
+            "a key cannot hold `{extra}`, which you do not hold"
+        ))),
+        None => Ok(()),
+    }
+}
+
+fn held_anywhere(p: &Principal) -> BTreeSet<ActionName> {
+    let mut held = p.permissions.clone();
+    held.extend(p.establishments.values().flatten().cloned());
+    held
+}
+
+fn may_manage(actor: &Principal, key: &ApiKey) -> bool {
+    if actor.user_id == key.created_by {
+        return true;
+    }
+    let may_delete =
+        ActionName::parse("delete_api_key").is_ok_and(|a| actor.permissions.contains(&a));
+    may_delete && covers(&actor.scope(), &key.scope)
+}
+
+fn covers(outer: &Scope, inner: &Scope) -> bool {
+    match (outer, inner) {
+        (Scope::Platform, _) => true,
+        (
+            Scope::Partner {
+                partner_company_id: a,
+            },
+            Scope::Partner {
+                partner_company_id: b,
+            },
+        ) => a == b,
+        (
+            Scope::Organization {
+                organization_id: a, ..
+            },
+            Scope::Organization {
+                organization_id: b, ..
+            },
+        ) => a == b,
+        _ => false,
+    }
+}
+
+/// The principal a request made with `key` acts as: its creator's current
+/// principal, with only the permissions both hold.
+///
+/// # Errors
+/// [`AuthError::InvalidApiKey`] when the creator's scope no longer covers
+/// the key's (the creator moved tenant).
+pub fn narrow(creator: Principal, key: &ApiKey) -> Result<Principal> {
+    if !covers(&creator.scope(), &key.scope) {
+        return Err(AuthError::InvalidApiKey);
+    }
+    let permissions = creator
+        .permissions
+        .intersection(&key.permissions)
+        .cloned()
+        .collect();
+    let establishments: BTreeMap<_, _> = creator
+        .establishments
+        .into_iter()
+        .map(|(e, extra)| (e, extra.intersection(&key.permissions).cloned().collect()))
+        .collect();
+    Ok(Principal {
+        permissions,
+        establishments,
+        ..creator
+    })
+}
+
+fn random_hex(bytes: usize) -> Result<String> {
+    let mut buf = vec![0u8; bytes];
+    SysRng
+        .try_fill_bytes(&mut buf)
+        .map_err(|e| AuthError::Internal(format!("OS random generator: {e}")))?;
+    Ok(hex::encode(buf))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn only_the_documented_shape_parses() {
+        let id = Uuid::now_v7().simple().to_string();
+        let secret = "ab".repeat(SECRET_BYTES);
+        assert!(PresentedKey::parse(&format!("hse_{id}_{secret}")).is_ok());
+        for bad in [
+            format!("hsx_{id}_{secret}"),
+            format!("hse_{id}"),
+            format!("hse_{id}_{}", &secret[1..]),
+            format!("hse_{id}_{}zz", &secret[2..]),
+            format!("hse_nothex_{secret}"),
+            String::new(),
+        ] {
+            assert!(PresentedKey::parse(&bad).is_err(), "{bad}");
+        }
+    }
+
+    #[test]
+    fn a_peppered_digest_differs_from_plain_sha256_and_hides_the_pepper() {
+        let plain = KeyDigest::sha256().digest("s");
+        let peppered = KeyDigest::hmac(&[1; 32]).unwrap();
+        assert_ne!(plain, peppered.digest("s"));
+        assert!(KeyDigest::hmac(&[1; 31]).is_err());
+        assert!(!format!("{peppered:?}").contains("1, 1"));
+    }
+}

@@ -1,0 +1,497 @@
+//! The sign-in service: ties passwords, tokens, refresh families, API keys,
+//! rate limits, the throttle and TOTP together, and turns every credential
+//! into an hse-core [`Principal`].
+
+use std::sync::Arc;
+use std::time::Duration as StdDuration;
+
+use chrono::{DateTime, Duration, Utc};
+use hse_core::store::Credentials;
+use hse_core::value::Email;
+use hse_core::{Principal, UserId};
+
+use crate::api_key::{self, ApiKeys, KeyDigest, NewApiKey};
+use crate::audit::UsageRecorder;
+use crate::cookie;
+use crate::error::{AuthError, Result};
+use crate::memory::MemoryAuthStore;
+use crate::model::{ApiKey, ApiKeyId, KeyUsage, RevokeReason, SecretString};
+use crate::password::{PasswordConfig, Passwords, Verification};
+use crate::rate_limit::{MemoryRateLimiter, Quota, RateLimiter};
+use crate::refresh::{DEFAULT_REFRESH_TTL, IssuedRefresh, RefreshTokens};
+use crate::store::{AuthStore, UserDirectory};
+use crate::throttle::{FailureStore, LoginThrottle, MemoryFailureStore, ThrottleConfig};
+use crate::token::{AccessTokens, IssuedToken, SigningKey, TokenConfig, TokenKind, scope_ref};
+use crate::totp::{SealingKey, Totp};
+use hse_core::clock::{Clock, SystemClock};
+
+/// The adapters the service runs on.
+#[derive(Clone, Debug)]
+pub struct AuthDeps {
+    /// Users and principals (hse-core's tenancy store).
+    pub directory: Arc<dyn UserDirectory>,
+    /// Refresh families, API keys, usage, TOTP.
+    pub store: Arc<dyn AuthStore>,
+    /// Per-account and per-key rate limits.
+    pub limiter: Arc<dyn RateLimiter>,
+    /// Sign-in failure counts.
+    pub failures: Arc<dyn FailureStore>,
+    /// The clock.
+    pub clock: Arc<dyn Clock>,
+}
+
+impl AuthDeps {
+    /// In-memory adapters on the system clock, for one process.
+    #[must_use]
+    pub fn in_memory(directory: Arc<dyn UserDirectory>) -> Self {
+        let clock: Arc<dyn Clock> = Arc::new(SystemClock);
+        Self {
+            directory,
+            store: Arc::new(MemoryAuthStore::new()),
+            limiter: Arc::new(MemoryRateLimiter::new(clock.clone())),
+            failures: Arc::new(MemoryFailureStore::new()),
+            clock,
+        }
+    }
+}
+
+/// Settings of the service.
+#[derive(Clone, Debug)]
+pub struct AuthConfig {
+    /// The token signing key.
+    pub signing_key: SigningKey,
+    /// Issuer, audience, lifetimes.
+    pub tokens: TokenConfig,
+    /// Hashing parameters and concurrency.
+    pub passwords: PasswordConfig,
+    /// Absolute lifetime of a sign-in (default 30 days).
+    pub refresh_ttl: Duration,
+    /// Sign-in attempts per account (default: burst 10, then 1 per 6 s).
+    pub login_quota: Quota,
+    /// Requests per API key (default: burst 100, then 10 per second).
+    pub api_key_quota: Quota,
+    /// Growing delays after failed sign-ins.
+    pub throttle: ThrottleConfig,
+    /// How API key secrets are digested.
+    pub key_digest: KeyDigest,
+    /// Seals TOTP secrets; without it, TOTP is off.
+    pub totp_key: Option<SealingKey>,
+    /// How long the password step waits for the second factor (5 minutes).
+    pub second_factor_ttl: Duration,
+}
+
+impl AuthConfig {
+    /// Defaults around a signing key, issuer and audience.
+    ///
+    /// # Errors
+    /// Never in practice: the built-in quotas are valid.
+    pub fn new(signing_key: SigningKey, issuer: &str, audience: &str) -> Result<Self> {
+        Ok(Self {
+            signing_key,
+            tokens: TokenConfig::new(issuer, audience),
+            passwords: PasswordConfig::default(),
+            refresh_ttl: DEFAULT_REFRESH_TTL,
+            login_quota: Quota::new(10, StdDuration::from_secs(6))?,
+            api_key_quota: Quota::new(100, StdDuration::from_millis(100))?,
+            throttle: ThrottleConfig::default(),
+            key_digest: KeyDigest::sha256(),
+            totp_key: None,
+            second_factor_ttl: Duration::minutes(5),
+        })
+    }
+}
+
+/// A signed-in session: an access token, a refresh token, and who.
+#[derive(Clone, Debug)]
+pub struct Session {
+    /// The access token.
+    pub access: IssuedToken,
+    /// The refresh token.
+    pub refresh: IssuedRefresh,
+    /// Who signed in.
+    pub principal: Principal,
+}
+
+impl Session {
+    /// The two `Set-Cookie` values for a browser, as of `now`.
+    #[must_use]
+    pub fn cookies(&self, now: DateTime<Utc>) -> [String; 2] {
+        [
+            cookie::access_cookie(self.access.token.expose(), self.access.expires_at - now),
+            cookie::refresh_cookie(self.refresh.token.expose(), self.refresh.expires_at - now),
+        ]
+    }
+}
+
+/// The answer to a correct email and password.
+#[derive(Clone, Debug)]
+pub enum LoginOutcome {
+    /// Signed in.
+    SignedIn(Session),
+    /// The account has a second factor: call
+    /// [`Authenticator::complete_second_factor`] with this challenge.
+    SecondFactorRequired {
+        /// A short-lived token proving the password step.
+        challenge: IssuedToken,
+    },
+}
+
+/// A request authenticated with an API key.
+#[derive(Clone, Debug)]
+pub struct KeyPrincipal {
+    /// The creator's principal, narrowed to the key's permissions.
+    pub principal: Principal,
+    /// The key used.
+    pub key_id: ApiKeyId,
+}
+
+/// The sign-in service.
+#[derive(Clone, Debug)]
+pub struct Authenticator {
+    deps: AuthDeps,
+    passwords: Passwords,
+    tokens: AccessTokens,
+    refresh: RefreshTokens,
+    keys: ApiKeys,
+    throttle: LoginThrottle,
+    totp: Option<Totp>,
+    usage: Option<UsageRecorder>,
+    config: AuthConfig,
+}
+
+impl Authenticator {
+    /// Builds the service.
+    ///
+    /// # Errors
+    /// [`AuthError::Config`] for invalid token or hashing settings.
+    pub fn new(deps: AuthDeps, config: AuthConfig) -> Result<Self> {
+        let tokens = AccessTokens::new(config.signing_key.clone(), config.tokens.clone())?;
+        let totp = config
+            .totp_key
+            .clone()
+            .map(|key| Totp::new(deps.store.clone(), key, config.tokens.issuer.clone()));
+        Ok(Self {
+            passwords: Passwords::new(config.passwords)?,
+            refresh: RefreshTokens::new(deps.store.clone(), config.refresh_ttl),
+            keys: ApiKeys::new(deps.store.clone(), config.key_digest.clone()),
+            throttle: LoginThrottle::new(deps.failures.clone(), config.throttle),
+            tokens,
+            totp,
+            usage: None,
+            deps,
+            config,
+        })
+    }
+
+    /// Records API-key usage through `recorder` from now on.
+    #[must_use]
+    pub fn with_usage_audit(mut self, recorder: UsageRecorder) -> Self {
+        self.usage = Some(recorder);
+        self
+    }
+
+    /// The password hasher (also hse-core's `PasswordHasher` for invitations).
+    #[must_use]
+    pub fn passwords(&self) -> &Passwords {
+        &self.passwords
+    }
+
+    /// TOTP enrollment, when configured.
+    #[must_use]
+    pub fn totp(&self) -> Option<&Totp> {
+        self.totp.as_ref()
+    }
+
+    /// Signs in with email and password.
+    ///
+    /// Unknown accounts take the same path and time as wrong passwords.
+    ///
+    /// # Errors
+    /// [`AuthError::InvalidCredentials`], [`AuthError::RateLimited`] (per
+    /// account quota or growing delay), [`AuthError::Busy`].
+    #[tracing::instrument(skip_all, err(level = "info"))]
+    pub async fn login(&self, email: &str, password: &str) -> Result<LoginOutcome> {
+        let now = self.deps.clock.now();
+        let key = LoginThrottle::key_for(email);
+        self.deps
+            .limiter
+            .check(&key, self.config.login_quota)
+            .await?
+            .into_result()?;
+        self.throttle.check(&key, now).await?;
+        let Some(creds) = self.check_password(email, password).await? else {
+            self.throttle.failed(&key, now).await?;
+            return Err(AuthError::InvalidCredentials);
+        };
+        self.throttle.succeeded(&key).await?;
+        let principal = self
+            .deps
+            .directory
+            .principal(creds.user.id)
+            .await?
+            .ok_or(AuthError::InvalidCredentials)?;
+        self.after_password(principal, now).await
+    }
+
+    /// Finishes a sign-in with a TOTP or recovery code.
+    ///
+    /// # Errors
+    /// [`AuthError::InvalidToken`] for a bad challenge,
+    /// [`AuthError::InvalidSecondFactor`] for a wrong code,
+    /// [`AuthError::RateLimited`] when guessing too fast.
+    pub async fn complete_second_factor(&self, challenge: &str, code: &str) -> Result<Session> {
+        let now = self.deps.clock.now();
+        let claims = self
+            .tokens
+            .verify(challenge, TokenKind::SecondFactor, now)?;
+        let totp = self.totp.as_ref().ok_or(AuthError::InvalidSecondFactor)?;
+        let key = format!("2fa:{}", claims.sub);
+        self.throttle.check(&key, now).await?;
+        if let Err(e) = totp.verify(claims.sub, code, now).await {
+            self.throttle.failed(&key, now).await?;
+            return Err(e);
+        }
+        self.throttle.succeeded(&key).await?;
+        let principal = self.active_principal(claims.sub).await?;
+        self.start_session(principal, now).await
+    }
+
+    /// Exchanges a refresh token for a new session (and spends it).
+    ///
+    /// # Errors
+    /// [`AuthError::InvalidToken`], or [`AuthError::RefreshReuse`] for a
+    /// spent token (the whole session is revoked).
+    pub async fn refresh(&self, refresh_token: &str) -> Result<Session> {
+        let now = self.deps.clock.now();
+        let (user, refresh) = self.refresh.rotate(refresh_token, now).await?;
+        let Ok(principal) = self.active_principal(user).await else {
+            self.refresh
+                .revoke_user(user, RevokeReason::Deactivated, now)
+                .await?;
+            return Err(AuthError::InvalidToken);
+        };
+        let access = self.tokens.issue(&principal, now)?;
+        Ok(Session {
+            access,
+            refresh,
+            principal,
+        })
+    }
+
+    /// Signs out: revokes the session of `refresh_token`. Always succeeds
+    /// for unknown tokens.
+    ///
+    /// # Errors
+    /// A storage error.
+    pub async fn logout(&self, refresh_token: &str) -> Result<()> {
+        let now = self.deps.clock.now();
+        self.refresh.revoke(refresh_token, now).await.map(|_| ())
+    }
+
+    /// The principal of a request bearing `access_token`.
+    ///
+    /// # Errors
+    /// [`AuthError::InvalidToken`] for any bad token, or one whose user is
+    /// gone, inactive, or moved to another tenant.
+    pub async fn authenticate(&self, access_token: &str) -> Result<Principal> {
+        let now = self.deps.clock.now();
+        let claims = self.tokens.verify(access_token, TokenKind::Access, now)?;
+        let principal = self.active_principal(claims.sub).await?;
+        if scope_ref(&principal.scope()) != claims.scope {
+            return Err(AuthError::InvalidToken);
+        }
+        Ok(principal)
+    }
+
+    /// Changes a password after checking the current one, and ends every
+    /// session of the user.
+    ///
+    /// # Errors
+    /// [`AuthError::InvalidCredentials`] for a wrong current password,
+    /// [`AuthError::WeakPassword`] for a refused new one.
+    pub async fn change_password(&self, email: &str, current: &str, new: &str) -> Result<()> {
+        let now = self.deps.clock.now();
+        let key = LoginThrottle::key_for(email);
+        self.throttle.check(&key, now).await?;
+        let Some(creds) = self.check_password(email, current).await? else {
+            self.throttle.failed(&key, now).await?;
+            return Err(AuthError::InvalidCredentials);
+        };
+        self.set_password(creds.user.id, new).await
+    }
+
+    /// Sets a user's password (e.g. an administrator's reset) and ends every
+    /// session of the user.
+    ///
+    /// # Errors
+    /// [`AuthError::WeakPassword`] for a refused password.
+    pub async fn set_password(&self, user: UserId, new: &str) -> Result<()> {
+        let hash = self.passwords.hash(new).await?;
+        let now = self.deps.clock.now();
+        self.deps
+            .directory
+            .set_password_hash(user, &hash, now)
+            .await?;
+        self.refresh
+            .revoke_user(user, RevokeReason::PasswordChange, now)
+            .await?;
+        Ok(())
+    }
+
+    /// Ends every session of `user`; call it when deactivating the user.
+    ///
+    /// # Errors
+    /// A storage error.
+    pub async fn revoke_sessions(&self, user: UserId) -> Result<u64> {
+        let now = self.deps.clock.now();
+        self.refresh
+            .revoke_user(user, RevokeReason::Deactivated, now)
+            .await
+    }
+
+    /// Creates an API key for `creator`; the text is shown once.
+    ///
+    /// # Errors
+    /// See [`ApiKeys::create`].
+    pub async fn create_api_key(
+        &self,
+        creator: &Principal,
+        new: NewApiKey,
+    ) -> Result<(ApiKey, SecretString)> {
+        self.keys.create(creator, new, self.deps.clock.now()).await
+    }
+
+    /// Revokes an API key.
+    ///
+    /// # Errors
+    /// See [`ApiKeys::revoke`].
+    pub async fn revoke_api_key(&self, actor: &Principal, id: ApiKeyId) -> Result<()> {
+        self.keys.revoke(actor, id, self.deps.clock.now()).await
+    }
+
+    /// The keys `user` created.
+    ///
+    /// # Errors
+    /// A storage error.
+    pub async fn list_api_keys(&self, user: &Principal) -> Result<Vec<ApiKey>> {
+        self.keys.list(user).await
+    }
+
+    /// The principal of a request bearing an API key, rate-limited per key.
+    ///
+    /// # Errors
+    /// [`AuthError::InvalidApiKey`] or [`AuthError::RateLimited`].
+    pub async fn authenticate_api_key(&self, presented: &str) -> Result<KeyPrincipal> {
+        let now = self.deps.clock.now();
+        let key = self.keys.verify(presented, now).await?;
+        self.deps
+            .limiter
+            .check(&format!("key:{}", key.id), self.config.api_key_quota)
+            .await?
+            .into_result()?;
+        let creator = self
+            .deps
+            .directory
+            .principal(key.created_by)
+            .await?
+            .ok_or(AuthError::InvalidApiKey)?;
+        Ok(KeyPrincipal {
+            principal: api_key::narrow(creator, &key)?,
+            key_id: key.id,
+        })
+    }
+
+    /// Queues an audit record of one API-key request (no-op without audit).
+    pub fn record_key_use(&self, key_id: ApiKeyId, route: &str, status: u16) {
+        if let Some(usage) = &self.usage {
+            usage.record(KeyUsage {
+                key_id,
+                route: route.to_owned(),
+                status,
+                at: self.deps.clock.now(),
+            });
+        }
+    }
+
+    async fn check_password(&self, email: &str, password: &str) -> Result<Option<Credentials>> {
+        let creds = match Email::parse(email) {
+            Ok(email) => self.deps.directory.credentials(&email).await?,
+            Err(_) => None,
+        };
+        let usable = creds.filter(|c| c.user.is_active && c.password_hash.is_some());
+        let Some((creds, hash)) = usable.and_then(|c| c.password_hash.clone().map(|h| (c, h)))
+        else {
+            self.passwords.verify_dummy(password).await?;
+            return Ok(None);
+        };
+        match self.passwords.verify(password, &hash).await? {
+            Verification::Invalid => Ok(None),
+            Verification::Valid { needs_rehash } => {
+                if needs_rehash {
+                    self.rehash(creds.user.id, password).await;
+                }
+                Ok(Some(creds))
+            }
+        }
+    }
+
+    async fn rehash(&self, user: UserId, password: &str) {
+        let now = self.deps.clock.now();
+        let result = match self.passwords.hash_without_policy(password).await {
+            Ok(hash) => {
+                self.deps
+                    .directory
+                    .set_password_hash(user, &hash, now)
+                    .await
+            }
+            Err(e) => Err(e),
+        };
+        match result {
+            Ok(()) => tracing::info!(user.id = %user, "password rehashed to current parameters"),
+            Err(e) => tracing::warn!(user.id = %user, error = %e, "password rehash failed"),
+        }
+    }
+
+    async fn after_password(
+        &self,
+        principal: Principal,
+        now: DateTime<Utc>,
+    ) -> Result<LoginOutcome> {
+        let needs_second = match &self.totp {
+            Some(totp) => totp.is_enabled(principal.user_id).await?,
+            None => false,
+        };
+        if !needs_second {
+            return self
+                .start_session(principal, now)
+                .await
+                .map(LoginOutcome::SignedIn);
+        }
+        let challenge = self.tokens.sign(
+            principal.user_id,
+            scope_ref(&principal.scope()),
+            TokenKind::SecondFactor,
+            self.config.second_factor_ttl,
+            now,
+        )?;
+        Ok(LoginOutcome::SecondFactorRequired { challenge })
+    }
+
+    async fn start_session(&self, principal: Principal, now: DateTime<Utc>) -> Result<Session> {
+        let refresh = self.refresh.start(principal.user_id, now).await?;
+        let access = self.tokens.issue(&principal, now)?;
+        Ok(Session {
+            access,
+            refresh,
+            principal,
+        })
+    }
+
+    async fn active_principal(&self, user: UserId) -> Result<Principal> {
+        self.deps
+            .directory
+            .principal(user)
+            .await?
+            .ok_or(AuthError::InvalidToken)
+    }
+}

@@ -1,0 +1,202 @@
+//! Rate limits with GCRA (the generic cell rate algorithm).
+//!
+//! A [`Quota`] allows a burst of `burst` requests, then one per `interval`.
+//! GCRA keeps one number per key, the *theoretical arrival time* (TAT): a
+//! request at `now` is allowed when `max(TAT, now) + interval - now` does
+//! not exceed `burst × interval`, and then moves the TAT by one interval.
+//! A refusal says exactly how long to wait. [`gcra`] is the pure rule; the
+//! in-memory adapter applies it under a mutex, and the Redis adapter
+//! (`crate::redis::RedisRateLimiter`) in one atomic Lua script, so several
+//! server processes share one limit.
+
+use std::collections::HashMap;
+use std::fmt;
+use std::sync::{Arc, Mutex, PoisonError};
+use std::time::Duration;
+
+use async_trait::async_trait;
+
+use crate::error::{AuthError, Result};
+use hse_core::clock::Clock;
+
+/// A burst of `burst` requests, then one per `interval`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Quota {
+    burst: u32,
+    interval: Duration,
+}
+
+impl Quota {
+    /// A quota of `burst` requests at once, refilling one per `interval`.
+    ///
+    /// # Errors
+    /// [`AuthError::Config`] when `burst` is 0 or `interval` under 1 µs.
+    pub fn new(burst: u32, interval: Duration) -> Result<Self> {
+        if burst == 0 || interval < Duration::from_micros(1) {
+            return Err(AuthError::Config(
+                "a quota needs a burst of 1+ and an interval of 1 µs+".into(),
+            ));
+        }
+        Ok(Self { burst, interval })
+    }
+
+    /// The burst size.
+    #[must_use]
+    pub fn burst(&self) -> u32 {
+        self.burst
+    }
+
+    /// The refill interval.
+    #[must_use]
+    pub fn interval(&self) -> Duration {
+        self.interval
+    }
+
+    /// The interval in microseconds.
+    #[must_use]
+    pub fn interval_us(&self) -> i64 {
+        i64::try_from(self.interval.as_micros()).unwrap_or(i64::MAX)
+    }
+
+    /// The tolerance `burst × interval` in microseconds.
+    #[must_use]
+    pub fn tolerance_us(&self) -> i64 {
+        self.interval_us().saturating_mul(i64::from(self.burst))
+    }
+}
+
+/// The answer of a rate limiter.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Decision {
+    /// Go ahead.
+    Allowed,
+    /// Refused; the next request can succeed after `retry_after`.
+    Limited {
+        /// How long to wait.
+        retry_after: Duration,
+    },
+}
+
+impl Decision {
+    /// `Ok` when allowed.
+    ///
+    /// # Errors
+    /// [`AuthError::RateLimited`] carrying the time to wait.
+    pub fn into_result(self) -> Result<()> {
+        match self {
+            Self::Allowed => Ok(()),
+            Self::Limited { retry_after } => Err(AuthError::RateLimited { retry_after }),
+        }
+    }
+}
+
+/// The GCRA rule: given the stored TAT (µs) and `now` (µs), the decision
+/// and, when allowed, the TAT to store.
+#[must_use]
+pub fn gcra(tat: Option<i64>, now: i64, quota: Quota) -> (Decision, Option<i64>) {
+    let tat = tat.unwrap_or(now).max(now);
+    let new_tat = tat.saturating_add(quota.interval_us());
+    let over = new_tat - now - quota.tolerance_us();
+    if over > 0 {
+        let retry_after = Duration::from_micros(u64::try_from(over).unwrap_or(0));
+        (Decision::Limited { retry_after }, None)
+    } else {
+        (Decision::Allowed, Some(new_tat))
+    }
+}
+
+/// Something that decides whether a request under `key` may go ahead.
+#[async_trait]
+pub trait RateLimiter: Send + Sync + fmt::Debug {
+    /// Counts one request under `key` against `quota`.
+    async fn check(&self, key: &str, quota: Quota) -> Result<Decision>;
+}
+
+/// Keys beyond which the memory limiter drops stale entries.
+const PRUNE_ABOVE: usize = 10_000;
+
+/// GCRA in process memory: for one server, and tests.
+pub struct MemoryRateLimiter {
+    clock: Arc<dyn Clock>,
+    tats: Mutex<HashMap<String, i64>>,
+}
+
+impl MemoryRateLimiter {
+    /// A limiter on `clock`.
+    #[must_use]
+    pub fn new(clock: Arc<dyn Clock>) -> Self {
+        Self {
+            clock,
+            tats: Mutex::new(HashMap::new()),
+        }
+    }
+}
+
+impl fmt::Debug for MemoryRateLimiter {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("MemoryRateLimiter").finish_non_exhaustive()
+    }
+}
+
+#[async_trait]
+impl RateLimiter for MemoryRateLimiter {
+    async fn check(&self, key: &str, quota: Quota) -> Result<Decision> {
+        let now = self.clock.now().timestamp_micros();
+        let mut tats = self.tats.lock().unwrap_or_else(PoisonError::into_inner);
+        if tats.len() > PRUNE_ABOVE {
+            tats.retain(|_, tat| *tat > now);
+        }
+        let (decision, new_tat) = gcra(tats.get(key).copied(), now, quota);
+        if let Some(t) = new_tat {
+            tats.insert(key.to_owned(), t);
+        }
+        Ok(decision)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn quota() -> Quota {
+        Quota::new(3, Duration::from_secs(1)).unwrap()
+    }
+
+    #[test]
+    fn a_burst_passes_then_the_next_waits_exactly_one_interval() {
+        let (mut tat, now) = (None, 1_000_000);
+        for _ in 0..3 {
+            let (d, t) = gcra(tat, now, quota());
+            assert_eq!(d, Decision::Allowed);
+            tat = t;
+        }
+        let (d, _) = gcra(tat, now, quota());
+        assert_eq!(
+            d,
+            Decision::Limited {
+                retry_after: Duration::from_secs(1)
+            }
+        );
+        assert_eq!(gcra(tat, now + 1_000_000, quota()).0, Decision::Allowed);
+    }
+
+    #[test]
+    fn a_partial_wait_reports_the_remaining_time() {
+        let mut tat = None;
+        for _ in 0..3 {
+            tat = gcra(tat, 0, quota()).1;
+        }
+        assert_eq!(
+            gcra(tat, 400_000, quota()).0,
+            Decision::Limited {
+                retry_after: Duration::from_millis(600)
+            }
+        );
+    }
+
+    #[test]
+    fn empty_quotas_are_refused() {
+        assert!(Quota::new(0, Duration::from_secs(1)).is_err());
+        assert!(Quota::new(1, Duration::ZERO).is_err());
+    }
+}

@@ -1,0 +1,138 @@
+//! Opaque refresh tokens with rotation and reuse detection (RFC 9700 §4.14).
+//!
+//! A sign-in starts a *family*; its tokens are 256 random bits from the OS
+//! RNG, kept only as SHA-256. Every refresh spends the presented token and
+//! returns its successor. Presenting a spent token again means it was
+//! copied: the whole family is revoked, so the thief's and the user's
+//! newest tokens both stop working. The family has an absolute lifetime
+//! (30 days by default) that rotation never extends.
+//!
+//! Two concurrent refreshes with one token: the store spends it atomically,
+//! so exactly one gets a successor; the other is treated as reuse. This is
+//! deliberately strict (no grace window): a client must serialise its
+//! refreshes, which browsers do with one refresh cookie.
+
+use std::sync::Arc;
+
+use chrono::{DateTime, Duration, Utc};
+use hse_core::{Secret, UserId};
+
+use crate::error::{AuthError, Result};
+use crate::model::{FamilyId, RefreshFamily, RevokeReason, Rotation};
+use crate::store::AuthStore;
+
+/// How long a sign-in lasts at most by default.
+pub const DEFAULT_REFRESH_TTL: Duration = Duration::days(30);
+
+/// A refresh token just issued.
+#[derive(Clone, Debug)]
+pub struct IssuedRefresh {
+    /// The opaque token, to hand to the client once.
+    pub token: Secret,
+    /// Its family (the session).
+    pub family_id: FamilyId,
+    /// The session's absolute end.
+    pub expires_at: DateTime<Utc>,
+}
+
+/// Issues, rotates and revokes refresh tokens.
+#[derive(Clone, Debug)]
+pub struct RefreshTokens {
+    store: Arc<dyn AuthStore>,
+    ttl: Duration,
+}
+
+impl RefreshTokens {
+    /// Refresh tokens kept in `store`, sessions lasting `ttl`.
+    #[must_use]
+    pub fn new(store: Arc<dyn AuthStore>, ttl: Duration) -> Self {
+        Self { store, ttl }
+    }
+
+    /// Starts a family for `user` and returns its first token.
+    ///
+    /// # Errors
+    /// [`AuthError::Internal`] if the RNG fails, or a storage error.
+    pub async fn start(&self, user: UserId, now: DateTime<Utc>) -> Result<IssuedRefresh> {
+        let token = new_token()?;
+        let family = RefreshFamily {
+            id: FamilyId::new(),
+            user_id: user,
+            created_at: now,
+            expires_at: now + self.ttl,
+        };
+        self.store.create_family(&family, token.hash()).await?;
+        Ok(IssuedRefresh {
+            token,
+            family_id: family.id,
+            expires_at: family.expires_at,
+        })
+    }
+
+    /// Spends `presented` and returns its successor and the user.
+    ///
+    /// # Errors
+    /// [`AuthError::InvalidToken`] for an unknown, expired or revoked token;
+    /// [`AuthError::RefreshReuse`] for a spent one (its family is revoked).
+    pub async fn rotate(
+        &self,
+        presented: &str,
+        now: DateTime<Utc>,
+    ) -> Result<(UserId, IssuedRefresh)> {
+        let next = new_token()?;
+        let presented = Secret::from_presented(presented).hash();
+        match self
+            .store
+            .rotate_refresh(presented, next.hash(), now)
+            .await?
+        {
+            Rotation::Rotated {
+                family_id,
+                user_id,
+                expires_at,
+            } => Ok((
+                user_id,
+                IssuedRefresh {
+                    token: next,
+                    family_id,
+                    expires_at,
+                },
+            )),
+            Rotation::Reused { family_id, user_id } => {
+                tracing::warn!(family.id = %family_id, user.id = %user_id,
+                    "refresh token reuse: family revoked");
+                Err(AuthError::RefreshReuse)
+            }
+            Rotation::Invalid => Err(AuthError::InvalidToken),
+        }
+    }
+
+    /// Revokes the family of `presented` (sign-out). Unknown tokens are
+    /// ignored, so sign-out always succeeds.
+    ///
+    /// # Errors
+    /// A storage error.
+    pub async fn revoke(&self, presented: &str, now: DateTime<Utc>) -> Result<Option<FamilyId>> {
+        let hash = Secret::from_presented(presented).hash();
+        self.store
+            .revoke_family_of(hash, RevokeReason::Logout, now)
+            .await
+    }
+
+    /// Revokes every session of `user`.
+    ///
+    /// # Errors
+    /// A storage error.
+    pub async fn revoke_user(
+        &self,
+        user: UserId,
+        reason: RevokeReason,
+        now: DateTime<Utc>,
+    ) -> Result<u64> {
+        self.store.revoke_user_families(user, reason, now).await
+    }
+}
+
+fn new_token() -> Result<Secret> {
+    Secret::generate().map_err(|e| AuthError::Internal(e.to_string()))
+}
