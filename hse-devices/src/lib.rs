@@ -44,5 +44,8 @@ pub mod tcp;
 pub mod transport;
 pub mod writer;
 
+#[cfg(feature = "redis")]
+pub mod redis;
+
 pub use error::{ErrorCode, Invalid, QueueError, SinkError};
 pub use model::{Event, EventType};

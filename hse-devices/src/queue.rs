@@ -14,7 +14,6 @@
 
 use std::collections::{BTreeMap, VecDeque};
 use std::fmt;
-use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 use std::time::Duration;
 
@@ -106,7 +105,7 @@ impl MemoryQueue {
         MemoryConsumer {
             queue: Arc::clone(self),
             name: name.to_owned(),
-            own_drained: AtomicBool::new(false),
+            own_cursor: Mutex::new(Some(0)),
         }
     }
 
@@ -153,15 +152,17 @@ impl EventQueue for MemoryQueue {
 pub struct MemoryConsumer {
     queue: Arc<MemoryQueue>,
     name: String,
-    own_drained: AtomicBool,
+    /// Where the scan of this consumer's own pending entries stands;
+    /// `None` once it is done.
+    own_cursor: Mutex<Option<u64>>,
 }
 
 impl MemoryConsumer {
-    fn own_pending(&self, max: usize) -> Vec<Delivery> {
+    fn own_pending(&self, after: u64, max: usize) -> Vec<Delivery> {
         let entries = self.queue.lock();
         entries
             .pending
-            .iter()
+            .range(after + 1..)
             .filter(|(_, p)| p.owner == self.name)
             .take(max)
             .map(|(id, p)| delivery(*id, &p.event))
@@ -202,12 +203,20 @@ fn delivery(id: u64, event: &Event) -> Delivery {
 #[async_trait]
 impl QueueConsumer for MemoryConsumer {
     async fn read(&self, max: usize, wait: Duration) -> Result<Vec<Delivery>, QueueError> {
-        if !self.own_drained.load(Ordering::Relaxed) {
-            let own = self.own_pending(max);
+        let cursor = *self
+            .own_cursor
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner);
+        if let Some(after) = cursor {
+            let own = self.own_pending(after, max);
+            let next = own.last().and_then(|d| d.id.0.parse().ok());
+            *self
+                .own_cursor
+                .lock()
+                .unwrap_or_else(PoisonError::into_inner) = next;
             if !own.is_empty() {
                 return Ok(own);
             }
-            self.own_drained.store(true, Ordering::Relaxed);
         }
         let deadline = Instant::now() + wait;
         loop {

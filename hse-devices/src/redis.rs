@@ -1,0 +1,523 @@
+//! Redis adapters (feature `redis`): the ingest queue on Redis Streams, the
+//! dead-letter streams and the current device state.
+//!
+//! Keys, all under a configurable prefix (so tests and tenants can share a
+//! server): `{p}events` (stream, consumer group `writers`),
+//! `{p}state:{device_id}` (hash), `{p}dlq` and `{p}dlq:permanent` (streams).
+//!
+//! An enqueue is one pipelined round trip: an `XADD` per event, an `HSET`
+//! of each device's state, and an `XLEN` that refreshes the backlog used for
+//! back-pressure. Entries are deleted only after the batch writer's commit
+//! (`XACK` + `XDEL` in one `MULTI`), never trimmed. Blocking reads use a
+//! dedicated connection, so they never stall the producers' multiplexed one.
+
+use std::collections::{BTreeMap, HashMap};
+use std::sync::PoisonError;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::Duration;
+
+use async_trait::async_trait;
+use hse_core::DeviceId;
+use redis::aio::{ConnectionManager, ConnectionManagerConfig};
+use redis::streams::{StreamAutoClaimReply, StreamId, StreamRangeReply, StreamReadReply};
+use redis::{AsyncCommands, Client, RedisError, Value};
+
+use crate::dlq::{DeadLetter, DeadLetters};
+use crate::error::QueueError;
+use crate::model::Event;
+use crate::queue::{Delivery, DeliveryId, EventQueue, QueueConsumer};
+use crate::state::{Connection, DeviceState, LastEvent, StateStore};
+
+/// The consumer group of the batch writers.
+pub const GROUP: &str = "writers";
+/// Longest single blocking read.
+const MAX_BLOCK: Duration = Duration::from_secs(2);
+
+fn unavailable(e: RedisError) -> QueueError {
+    QueueError::Unavailable(e.to_string())
+}
+
+/// The key names under one prefix.
+#[derive(Clone, Debug)]
+pub struct Keys {
+    prefix: String,
+}
+
+impl Keys {
+    /// Keys under `prefix` (e.g. `hse:`).
+    #[must_use]
+    pub fn new(prefix: &str) -> Self {
+        Self {
+            prefix: prefix.to_owned(),
+        }
+    }
+
+    /// The events stream.
+    #[must_use]
+    pub fn events(&self) -> String {
+        format!("{}events", self.prefix)
+    }
+
+    /// A device's state hash.
+    #[must_use]
+    pub fn state(&self, device_id: DeviceId) -> String {
+        format!("{}state:{device_id}", self.prefix)
+    }
+
+    /// The retrying (`false`) or permanent (`true`) dead-letter stream.
+    #[must_use]
+    pub fn dlq(&self, permanent: bool) -> String {
+        if permanent {
+            format!("{}dlq:permanent", self.prefix)
+        } else {
+            format!("{}dlq", self.prefix)
+        }
+    }
+}
+
+/// A connection for producers and readers that never block.
+///
+/// # Errors
+/// [`QueueError::Unavailable`] if Redis cannot be reached.
+pub async fn connect(
+    client: &Client,
+    response_timeout: Duration,
+) -> Result<ConnectionManager, QueueError> {
+    let config = ConnectionManagerConfig::new()
+        .set_response_timeout(Some(response_timeout))
+        .set_connection_timeout(Some(Duration::from_secs(2)));
+    ConnectionManager::new_with_config(client.clone(), config)
+        .await
+        .map_err(unavailable)
+}
+
+/// The producer side of the events stream.
+#[derive(Debug)]
+pub struct RedisQueue {
+    conn: ConnectionManager,
+    keys: Keys,
+    backlog: AtomicU64,
+}
+
+impl RedisQueue {
+    /// The queue under `keys`; creates the stream and consumer group.
+    ///
+    /// # Errors
+    /// [`QueueError::Unavailable`] if Redis fails.
+    pub async fn new(conn: ConnectionManager, keys: Keys) -> Result<Self, QueueError> {
+        let mut c = conn.clone();
+        let created: Result<(), RedisError> =
+            c.xgroup_create_mkstream(keys.events(), GROUP, "0").await;
+        match created {
+            Err(e) if e.code() != Some("BUSYGROUP") => return Err(unavailable(e)),
+            _ => {}
+        }
+        let backlog: u64 = c.xlen(keys.events()).await.map_err(unavailable)?;
+        Ok(Self {
+            conn,
+            keys,
+            backlog: AtomicU64::new(backlog),
+        })
+    }
+}
+
+/// The `HSET` fields of each device's state for these events.
+fn state_fields(events: &[Event]) -> Result<BTreeMap<DeviceId, Vec<(String, String)>>, QueueError> {
+    let mut per_device: BTreeMap<DeviceId, BTreeMap<String, String>> = BTreeMap::new();
+    for event in events {
+        let fields = per_device.entry(event.device_id).or_default();
+        let last = serde_json::to_string(&LastEvent::of(event))
+            .map_err(|e| QueueError::Corrupt(e.to_string()))?;
+        fields.insert(format!("last:{}", event.event_type), last);
+        fields.insert("last_seen_ms".to_owned(), event.ts_ms.to_string());
+    }
+    Ok(per_device
+        .into_iter()
+        .map(|(d, f)| (d, f.into_iter().collect()))
+        .collect())
+}
+
+#[async_trait]
+impl EventQueue for RedisQueue {
+    async fn enqueue(&self, events: &[Event]) -> Result<(), QueueError> {
+        let stream = self.keys.events();
+        let mut pipe = redis::pipe();
+        for event in events {
+            let json =
+                serde_json::to_string(event).map_err(|e| QueueError::Corrupt(e.to_string()))?;
+            pipe.cmd("XADD")
+                .arg(&stream)
+                .arg("*")
+                .arg("e")
+                .arg(json)
+                .ignore();
+        }
+        for (device_id, fields) in state_fields(events)? {
+            pipe.hset_multiple(self.keys.state(device_id), &fields)
+                .ignore();
+        }
+        pipe.xlen(&stream);
+        let mut conn = self.conn.clone();
+        let (len,): (u64,) = pipe.query_async(&mut conn).await.map_err(unavailable)?;
+        self.backlog.store(len, Ordering::Relaxed);
+        Ok(())
+    }
+
+    fn backlog(&self) -> u64 {
+        self.backlog.load(Ordering::Relaxed)
+    }
+}
+
+/// One batch writer's view of the consumer group.
+#[derive(Debug)]
+pub struct RedisConsumer {
+    conn: ConnectionManager,
+    keys: Keys,
+    name: String,
+    /// Where the scan of this consumer's own pending entries stands;
+    /// `None` once it is done.
+    own_cursor: std::sync::Mutex<Option<String>>,
+}
+
+impl RedisConsumer {
+    /// Consumer `name` (stable across restarts, so it finds its own pending
+    /// entries) with its own connection for blocking reads.
+    ///
+    /// # Errors
+    /// [`QueueError::Unavailable`] if Redis cannot be reached.
+    pub async fn new(client: &Client, keys: Keys, name: &str) -> Result<Self, QueueError> {
+        let conn = connect(client, MAX_BLOCK + Duration::from_secs(5)).await?;
+        Ok(Self {
+            conn,
+            keys,
+            name: name.to_owned(),
+            own_cursor: std::sync::Mutex::new(Some("0".to_owned())),
+        })
+    }
+
+    async fn read_group(
+        &self,
+        id: &str,
+        max: usize,
+        block: Option<Duration>,
+    ) -> Result<Vec<Delivery>, QueueError> {
+        let mut cmd = redis::cmd("XREADGROUP");
+        cmd.arg("GROUP")
+            .arg(GROUP)
+            .arg(&self.name)
+            .arg("COUNT")
+            .arg(max);
+        if let Some(block) = block {
+            cmd.arg("BLOCK").arg(block.as_millis().max(1) as u64);
+        }
+        cmd.arg("STREAMS").arg(self.keys.events()).arg(id);
+        let mut conn = self.conn.clone();
+        let reply: Option<StreamReadReply> =
+            cmd.query_async(&mut conn).await.map_err(unavailable)?;
+        let entries = reply.into_iter().flat_map(|r| r.keys).flat_map(|k| k.ids);
+        Ok(self.decode_all(entries.collect()).await)
+    }
+
+    async fn decode_all(&self, entries: Vec<StreamId>) -> Vec<Delivery> {
+        let mut out = Vec::with_capacity(entries.len());
+        let mut corrupt = Vec::new();
+        for entry in entries {
+            match decode_entry(&entry) {
+                Some(event) => out.push(Delivery {
+                    id: DeliveryId(entry.id),
+                    event,
+                }),
+                None => corrupt.push(entry.id),
+            }
+        }
+        if !corrupt.is_empty() {
+            tracing::error!(entries = ?corrupt, "undecodable queue entries acked and left in the stream");
+            let mut conn = self.conn.clone();
+            let _: Result<(), RedisError> = conn.xack(self.keys.events(), GROUP, &corrupt).await;
+        }
+        out
+    }
+}
+
+fn decode_entry(entry: &StreamId) -> Option<Event> {
+    match entry.map.get("e")? {
+        Value::BulkString(bytes) => serde_json::from_slice(bytes).ok(),
+        Value::SimpleString(text) => serde_json::from_str(text).ok(),
+        _ => None,
+    }
+}
+
+#[async_trait]
+impl QueueConsumer for RedisConsumer {
+    async fn read(&self, max: usize, wait: Duration) -> Result<Vec<Delivery>, QueueError> {
+        let cursor = self
+            .own_cursor
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .clone();
+        if let Some(cursor) = cursor {
+            let own = self.read_group(&cursor, max, None).await?;
+            let next = own.last().map(|d| d.id.0.clone());
+            *self
+                .own_cursor
+                .lock()
+                .unwrap_or_else(PoisonError::into_inner) = next;
+            if !own.is_empty() {
+                return Ok(own);
+            }
+        }
+        self.read_group(">", max, Some(wait.min(MAX_BLOCK))).await
+    }
+
+    async fn ack(&self, ids: &[DeliveryId]) -> Result<(), QueueError> {
+        if ids.is_empty() {
+            return Ok(());
+        }
+        let ids: Vec<&str> = ids.iter().map(|i| i.0.as_str()).collect();
+        let stream = self.keys.events();
+        let mut pipe = redis::pipe();
+        pipe.atomic()
+            .xack(&stream, GROUP, &ids)
+            .ignore()
+            .xdel(&stream, &ids)
+            .ignore();
+        let mut conn = self.conn.clone();
+        pipe.query_async::<()>(&mut conn).await.map_err(unavailable)
+    }
+
+    async fn reclaim(&self, min_idle: Duration, max: usize) -> Result<Vec<Delivery>, QueueError> {
+        let opts = redis::streams::StreamAutoClaimOptions::default().count(max);
+        let mut conn = self.conn.clone();
+        let stream = self.keys.events();
+        let reply: StreamAutoClaimReply = conn
+            .xautoclaim_options(
+                &stream,
+                GROUP,
+                &self.name,
+                min_idle.as_millis() as u64,
+                "0-0",
+                opts,
+            )
+            .await
+            .map_err(unavailable)?;
+        if !reply.deleted_ids.is_empty() {
+            let _: () = conn
+                .xack(&stream, GROUP, &reply.deleted_ids)
+                .await
+                .map_err(unavailable)?;
+        }
+        Ok(self.decode_all(reply.claimed).await)
+    }
+}
+
+/// Current device state in Redis hashes.
+#[derive(Clone, Debug)]
+pub struct RedisState {
+    conn: ConnectionManager,
+    keys: Keys,
+}
+
+impl RedisState {
+    /// State under `keys`.
+    #[must_use]
+    pub fn new(conn: ConnectionManager, keys: Keys) -> Self {
+        Self { conn, keys }
+    }
+}
+
+#[async_trait]
+impl StateStore for RedisState {
+    async fn set_connection(
+        &self,
+        device_id: DeviceId,
+        connection: &Connection,
+        now_ms: i64,
+    ) -> Result<(), QueueError> {
+        let fields = [
+            (
+                "connected",
+                if connection.connected {
+                    "1".to_owned()
+                } else {
+                    "0".to_owned()
+                },
+            ),
+            ("protocol", connection.protocol.clone()),
+            ("remote_address", connection.remote_address.clone()),
+            ("last_seen_ms", now_ms.to_string()),
+        ];
+        let mut conn = self.conn.clone();
+        conn.hset_multiple(self.keys.state(device_id), &fields)
+            .await
+            .map_err(unavailable)
+    }
+
+    async fn touch(&self, device_id: DeviceId, now_ms: i64) -> Result<(), QueueError> {
+        let mut conn = self.conn.clone();
+        conn.hset(self.keys.state(device_id), "last_seen_ms", now_ms)
+            .await
+            .map_err(unavailable)
+    }
+
+    async fn get(&self, device_id: DeviceId) -> Result<Option<DeviceState>, QueueError> {
+        let mut conn = self.conn.clone();
+        let fields: HashMap<String, String> = conn
+            .hgetall(self.keys.state(device_id))
+            .await
+            .map_err(unavailable)?;
+        if fields.is_empty() {
+            return Ok(None);
+        }
+        Ok(Some(state_from_fields(&fields)))
+    }
+}
+
+fn state_from_fields(fields: &HashMap<String, String>) -> DeviceState {
+    let text = |k: &str| fields.get(k).cloned().unwrap_or_default();
+    let last_events = fields
+        .iter()
+        .filter_map(|(k, v)| {
+            let kind = k.strip_prefix("last:")?;
+            Some((kind.to_owned(), serde_json::from_str::<LastEvent>(v).ok()?))
+        })
+        .collect();
+    DeviceState {
+        connection: Connection {
+            connected: text("connected") == "1",
+            protocol: text("protocol"),
+            remote_address: text("remote_address"),
+        },
+        last_seen_ms: fields.get("last_seen_ms").and_then(|v| v.parse().ok()),
+        last_events,
+    }
+}
+
+/// Dead letters in the streams `{p}dlq` (retrying) and `{p}dlq:permanent`.
+#[derive(Clone, Debug)]
+pub struct RedisDeadLetters {
+    conn: ConnectionManager,
+    keys: Keys,
+}
+
+impl RedisDeadLetters {
+    /// Dead letters under `keys`.
+    #[must_use]
+    pub fn new(conn: ConnectionManager, keys: Keys) -> Self {
+        Self { conn, keys }
+    }
+
+    async fn range(
+        &self,
+        permanent: bool,
+        start: &str,
+        end: &str,
+        max: usize,
+    ) -> Result<Vec<DeadLetter>, QueueError> {
+        let mut conn = self.conn.clone();
+        let reply: StreamRangeReply = conn
+            .xrange_count(self.keys.dlq(permanent), start, end, max)
+            .await
+            .map_err(unavailable)?;
+        Ok(reply
+            .ids
+            .iter()
+            .filter_map(|entry| letter_of(entry, permanent))
+            .collect())
+    }
+}
+
+fn letter_of(entry: &StreamId, permanent: bool) -> Option<DeadLetter> {
+    let raw = match entry.map.get("l")? {
+        Value::BulkString(bytes) => bytes.clone(),
+        Value::SimpleString(text) => text.clone().into_bytes(),
+        _ => return None,
+    };
+    let mut letter: DeadLetter = serde_json::from_slice(&raw).ok()?;
+    letter.id = format!("{}{}", if permanent { "p-" } else { "r-" }, entry.id);
+    letter.permanent = permanent;
+    Some(letter)
+}
+
+/// The stream and entry id of a dead letter's id (`r-…` or `p-…`).
+fn split_id(id: &str) -> Option<(bool, &str)> {
+    id.strip_prefix("p-")
+        .map(|rest| (true, rest))
+        .or_else(|| id.strip_prefix("r-").map(|rest| (false, rest)))
+}
+
+fn encode_letter(letter: &DeadLetter) -> Result<String, QueueError> {
+    serde_json::to_string(letter).map_err(|e| QueueError::Corrupt(e.to_string()))
+}
+
+#[async_trait]
+impl DeadLetters for RedisDeadLetters {
+    async fn add(
+        &self,
+        event: &Event,
+        reason: &str,
+        next_attempt_ms: i64,
+    ) -> Result<(), QueueError> {
+        let letter = DeadLetter {
+            id: String::new(),
+            event: event.clone(),
+            reason: reason.to_owned(),
+            tries: 0,
+            next_attempt_ms,
+            permanent: false,
+        };
+        let mut conn = self.conn.clone();
+        let _: String = conn
+            .xadd(self.keys.dlq(false), "*", &[("l", encode_letter(&letter)?)])
+            .await
+            .map_err(unavailable)?;
+        Ok(())
+    }
+
+    async fn due(&self, now_ms: i64, max: usize) -> Result<Vec<DeadLetter>, QueueError> {
+        let all = self.range(false, "-", "+", 10_000).await?;
+        Ok(all
+            .into_iter()
+            .filter(|l| l.next_attempt_ms <= now_ms)
+            .take(max)
+            .collect())
+    }
+
+    async fn update(&self, letter: &DeadLetter) -> Result<(), QueueError> {
+        let (was_permanent, entry) = split_id(&letter.id).ok_or(QueueError::NotFound)?;
+        let mut pipe = redis::pipe();
+        pipe.atomic()
+            .xdel(self.keys.dlq(was_permanent), &[entry])
+            .ignore()
+            .xadd(
+                self.keys.dlq(letter.permanent),
+                "*",
+                &[("l", encode_letter(letter)?)],
+            )
+            .ignore();
+        let mut conn = self.conn.clone();
+        pipe.query_async::<()>(&mut conn).await.map_err(unavailable)
+    }
+
+    async fn remove(&self, letter: &DeadLetter) -> Result<(), QueueError> {
+        let (permanent, entry) = split_id(&letter.id).ok_or(QueueError::NotFound)?;
+        let mut conn = self.conn.clone();
+        conn.xdel(self.keys.dlq(permanent), &[entry])
+            .await
+            .map_err(unavailable)
+    }
+
+    async fn list(&self, permanent: bool, max: usize) -> Result<Vec<DeadLetter>, QueueError> {
+        self.range(permanent, "-", "+", max).await
+    }
+
+    async fn get(&self, id: &str) -> Result<Option<DeadLetter>, QueueError> {
+        let Some((permanent, entry)) = split_id(id) else {
+            return Ok(None);
+        };
+        Ok(self
+            .range(permanent, entry, entry, 1)
+            .await?
+            .into_iter()
+            .next())
+    }
+}
