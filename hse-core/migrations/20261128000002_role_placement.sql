@@ -4,8 +4,9 @@
 -- invitation offering it, must be of that same organization; system roles
 -- (organization_id IS NULL) go with any placement. A foreign key cannot
 -- express "equal unless NULL on the referenced side", so a trigger does.
--- The error is a check violation (23514) on `<table>_role_id_organization_check`,
--- which the PostgreSQL adapter reports as invalid `role_id`.
+-- The error is a foreign key violation (23503) on
+-- `<table>_role_id_organization_fkey`: like a missing role, which is what a
+-- role of another tenant must look like.
 
 CREATE FUNCTION hse_core_role_fits_organization() RETURNS trigger
 LANGUAGE plpgsql AS $$
@@ -16,9 +17,9 @@ BEGIN
     IF role_organization IS NOT NULL
        AND role_organization IS DISTINCT FROM NEW.organization_id THEN
         RAISE EXCEPTION 'role % belongs to another organization', NEW.role_id
-            USING ERRCODE = 'check_violation',
+            USING ERRCODE = 'foreign_key_violation',
                   TABLE = TG_TABLE_NAME,
-                  CONSTRAINT = TG_TABLE_NAME || '_role_id_organization_check';
+                  CONSTRAINT = TG_TABLE_NAME || '_role_id_organization_fkey';
     END IF;
     RETURN NEW;
 END

@@ -66,8 +66,9 @@ impl Record for AreaRow {
     }
 }
 
-fn bad_parent(reason: &str) -> CoreError {
-    CoreError::invalid("parent_area_id", reason.to_owned())
+/// A parent that is not an area of the same establishment looks missing.
+fn no_parent() -> CoreError {
+    CoreError::not_found("parent area")
 }
 
 /// Stores a new area of an establishment in scope; its parent must be an
@@ -78,7 +79,7 @@ pub(super) async fn insert(pool: &PgPool, scope: &Scope, area: &Area) -> Result<
     if let Some(parent) = area.parent_area_id {
         let path = ancestry(&mut tx, area.establishment_id, parent).await?;
         if path.is_empty() {
-            return Err(bad_parent("must be an area of the same establishment"));
+            return Err(no_parent());
         }
     }
     sqlx::query(
@@ -135,10 +136,13 @@ async fn check_new_parent(tx: &mut PgConnection, area: &Area, parent: AreaId) ->
         .await?;
     let path = ancestry(tx, area.establishment_id, parent).await?;
     if path.is_empty() {
-        return Err(bad_parent("must be an area of the same establishment"));
+        return Err(no_parent());
     }
     if path.contains(&area.id.0) {
-        return Err(bad_parent("must not be the area itself or inside it"));
+        return Err(CoreError::invalid(
+            "parent_area_id",
+            "the new parent is inside this area",
+        ));
     }
     Ok(())
 }

@@ -85,10 +85,8 @@ async fn check_area(tx: &mut PgConnection, scope: &Scope, device: &Device) -> Re
         .await?
         .into_model()?;
     if area.establishment_id != device.establishment_id {
-        return Err(CoreError::invalid(
-            "area_id",
-            "must be an area of the device's establishment",
-        ));
+        // An area of another establishment is, for this device, no area.
+        return Err(CoreError::not_found("area"));
     }
     Ok(())
 }

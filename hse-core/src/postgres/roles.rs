@@ -62,9 +62,7 @@ impl Record for RoleRow {
         if let Some(system) = SystemRole::from_id(self.id.into()) {
             return Ok(system.role());
         }
-        let hierarchy = u16::try_from(self.hierarchy)
-            .map_err(|_| CoreError::Storage("stored role hierarchy is negative".into()))
-            .and_then(Hierarchy::parse)?;
+        let hierarchy = stored_hierarchy(self.hierarchy)?;
         Ok(Role {
             id: self.id.into(),
             name: self.name,
@@ -77,6 +75,13 @@ impl Record for RoleRow {
             created_at: self.created_at,
         })
     }
+}
+
+/// Parses a stored role rank.
+pub(super) fn stored_hierarchy(value: i16) -> Result<Hierarchy> {
+    u16::try_from(value)
+        .map_err(|_| CoreError::Storage("stored role hierarchy is negative".into()))
+        .and_then(Hierarchy::parse)
 }
 
 /// Parses stored action names, skipping (and logging) any the catalogue
@@ -158,22 +163,12 @@ pub(super) async fn grants(
     scope: &Scope,
     id: RoleId,
 ) -> Result<Vec<PermissionGrant>> {
-    let role = get::<RoleRow>(pool, scope, id.0).await?;
-    if role.is_system() {
-        let at = role.created_at;
-        return Ok(role
-            .permissions
-            .into_iter()
-            .map(|action| PermissionGrant {
-                role_id: id,
-                action,
-                granted_by: None,
-                granted_at: at,
-            })
-            .collect());
+    if let Some(system) = SystemRole::from_id(id) {
+        return Ok(system.grants());
     }
+    fetch::<RoleRow>(pool, scope, id.0, Lock::None).await?;
     let rows: Vec<(String, Option<Uuid>, DateTime<Utc>)> = sqlx::query_as(
-        "SELECT action, granted_by, granted_at FROM permissions WHERE role_id = $1 ORDER BY action",
+        "SELECT action, granted_by, granted_at FROM permissions WHERE role_id = $1 ORDER BY action COLLATE \"C\"",
     )
     .bind(id.0)
     .fetch_all(pool)
@@ -196,7 +191,10 @@ pub(super) async fn grants(
 /// one of its establishments in scope) with its grants.
 pub(super) async fn insert(pool: &PgPool, scope: &Scope, role: &Role) -> Result<()> {
     if role.is_system() || role.hierarchy < Hierarchy::FIRST_CUSTOM {
-        return Err(CoreError::invalid("hierarchy", "a custom role ranks 5 or more"));
+        return Err(CoreError::invalid(
+            "hierarchy",
+            "a custom role ranks 5 or more",
+        ));
     }
     let org = role
         .organization_id
@@ -208,10 +206,7 @@ pub(super) async fn insert(pool: &PgPool, scope: &Scope, role: &Role) -> Result<
             .await?
             .into_model()?;
         if est.organization_id != org {
-            return Err(CoreError::invalid(
-                "establishment_id",
-                "must be an establishment of the role's organization",
-            ));
+            return Err(CoreError::not_found("establishment"));
         }
     }
     insert_row(&mut tx, role).await?;
@@ -254,16 +249,13 @@ async fn insert_row(tx: &mut PgConnection, role: &Role) -> Result<()> {
 /// hold it.
 pub(super) async fn remove(pool: &PgPool, scope: &Scope, id: RoleId) -> Result<()> {
     if SystemRole::from_id(id).is_some() {
-        return Err(CoreError::invalid(
-            "role_id",
-            "system roles cannot be deleted",
-        ));
+        return Err(CoreError::invalid("role", "system roles cannot be deleted"));
     }
     delete::<RoleRow>(pool, scope, id.0).await
 }
 
-/// Refuses an establishment role that is missing, of another
-/// organization, or narrowed to another establishment.
+/// Refuses, as missing, an establishment role that does not exist, is of
+/// another organization, or is narrowed to another establishment.
 pub(super) async fn check_establishment_role(
     tx: &mut PgConnection,
     role: RoleId,
@@ -274,12 +266,12 @@ pub(super) async fn check_establishment_role(
             .bind(role.0)
             .fetch_optional(tx)
             .await?;
-    let (org, narrowed) = placement.ok_or(CoreError::not_found("role"))?;
-    if org != Some(est.organization_id.0) || narrowed.is_some_and(|e| e != est.id.0) {
-        return Err(CoreError::invalid(
-            "role_id",
-            "must be a custom role of the establishment's organization",
-        ));
+    let fits = placement.is_some_and(|(org, narrowed)| {
+        org == Some(est.organization_id.0) && narrowed.is_none_or(|e| e == est.id.0)
+    });
+    if fits {
+        Ok(())
+    } else {
+        Err(CoreError::not_found("role"))
     }
-    Ok(())
 }

@@ -62,12 +62,19 @@ impl Placement {
                     qb.push("FALSE");
                     return;
                 };
-                qb.push("(").push(column).push(" = ").push_bind(organization_id.0);
+                qb.push("(")
+                    .push(column)
+                    .push(" = ")
+                    .push_bind(organization_id.0);
                 let ids: Vec<Uuid> = establishments.iter().map(|e| e.0).collect();
                 match self.establishment {
                     EstablishmentColumn::None => {}
                     EstablishmentColumn::Required(e) => {
-                        qb.push(" AND ").push(e).push(" = ANY(").push_bind(ids).push(")");
+                        qb.push(" AND ")
+                            .push(e)
+                            .push(" = ANY(")
+                            .push_bind(ids)
+                            .push(")");
                     }
                     EstablishmentColumn::Optional(e) => {
                         qb.push(" AND (").push(e).push(" IS NULL OR ");
@@ -150,7 +157,10 @@ pub(super) async fn fetch<'c, R: Record>(
 ) -> Result<R> {
     let table = R::TABLE;
     let mut qb = table.select_in(scope);
-    qb.push(" AND ").push(table.alias).push(".id = ").push_bind(id);
+    qb.push(" AND ")
+        .push(table.alias)
+        .push(".id = ")
+        .push_bind(id);
     match lock {
         Lock::None => {}
         Lock::Update => {

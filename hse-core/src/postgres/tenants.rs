@@ -10,7 +10,6 @@ use crate::error::{CoreError, Result};
 use crate::id::PartnerCompanyId;
 use crate::model::{Organization, OrganizationPatch, PartnerCompany, PartnerCompanyPatch};
 use crate::principal::Scope;
-use crate::rules::Denied;
 use crate::value::Email;
 
 /// A stored partner company.
@@ -29,7 +28,7 @@ pub(super) struct PartnerCompanyRow {
 impl Record for PartnerCompanyRow {
     type Model = PartnerCompany;
     const TABLE: Table = Table {
-        entity: "partner_company",
+        entity: "partner company",
         alias: "pc",
         select: "SELECT pc.id, pc.name, pc.contact_email, pc.contact_phone, pc.address, \
                  pc.is_active, pc.created_at, pc.updated_at FROM partner_companies pc",
@@ -117,11 +116,12 @@ pub(super) fn stored_email(value: Option<String>) -> Result<Option<Email>> {
     value.map(|v| stored(Email::parse(&v))).transpose()
 }
 
-/// Refuses a platform-level write outside the platform scope.
-pub(super) fn require_platform(scope: &Scope) -> Result<()> {
+/// Refuses a platform-level write outside the platform scope, as if
+/// `parent` (what a lower scope would have needed) were missing.
+pub(super) fn require_platform(scope: &Scope, parent: &'static str) -> Result<()> {
     match scope {
         Scope::Platform => Ok(()),
-        _ => Err(CoreError::Denied(Denied::OutOfScope)),
+        _ => Err(CoreError::not_found(parent)),
     }
 }
 
@@ -131,7 +131,7 @@ pub(super) async fn insert_partner_company(
     scope: &Scope,
     company: &PartnerCompany,
 ) -> Result<()> {
-    require_platform(scope)?;
+    require_platform(scope, "partner company")?;
     sqlx::query(
         "INSERT INTO partner_companies (id, name, contact_email, contact_phone, address, \
          is_active, created_at, updated_at) VALUES ($1, $2, $3, $4, $5, $6, $7, $8)",
@@ -146,7 +146,7 @@ pub(super) async fn insert_partner_company(
     .bind(company.updated_at)
     .execute(pool)
     .await
-    .map_err(|e| on_write(e, "partner_company"))?;
+    .map_err(|e| on_write(e, "partner company"))?;
     Ok(())
 }
 
@@ -175,7 +175,7 @@ pub(super) async fn update_partner_company(
     .bind(company.updated_at)
     .execute(&mut *tx)
     .await
-    .map_err(|e| on_write(e, "partner_company"))?;
+    .map_err(|e| on_write(e, "partner company"))?;
     tx.commit().await?;
     Ok(company)
 }
@@ -192,7 +192,7 @@ pub(super) async fn insert_organization(
         Some(partner) => {
             fetch::<PartnerCompanyRow>(&mut *tx, scope, partner.0, Lock::None).await?;
         }
-        None => require_platform(scope)?,
+        None => require_platform(scope, "partner company")?,
     }
     sqlx::query(
         "INSERT INTO organizations (id, partner_company_id, name, industry, contact_email, \

@@ -128,7 +128,7 @@ async fn check_placement(tx: &mut PgConnection, scope: &Scope, user: &User) -> R
         (None, Some(partner)) => {
             fetch::<PartnerCompanyRow>(&mut *tx, scope, partner.0, Lock::None).await?;
         }
-        (None, None) => require_platform(scope)?,
+        (None, None) => require_platform(scope, "organization")?,
     }
     Ok(())
 }
@@ -141,7 +141,9 @@ pub(super) async fn insert_unchecked(
     password_hash: Option<&str>,
 ) -> Result<()> {
     check_role(tx, user.role_id, user.organization_id).await?;
-    let partner = user.partner_company_id.filter(|_| user.organization_id.is_none());
+    let partner = user
+        .partner_company_id
+        .filter(|_| user.organization_id.is_none());
     sqlx::query(
         "INSERT INTO users (id, email, password_hash, first_name, last_name, role_id, \
          partner_company_id, organization_id, is_active, email_verified, created_at, \
@@ -165,8 +167,9 @@ pub(super) async fn insert_unchecked(
     Ok(())
 }
 
-/// Refuses a role that does not exist or belongs to another organization
-/// than `organization` (the trigger of migration 2 says the same).
+/// Refuses, as missing, a role that does not exist or belongs to another
+/// organization than `organization` (the trigger of migration 2 says the
+/// same).
 pub(super) async fn check_role(
     tx: &mut PgConnection,
     role: RoleId,
@@ -178,12 +181,11 @@ pub(super) async fn check_role(
             .fetch_optional(tx)
             .await?;
     match owner {
-        None => Err(CoreError::not_found("role")),
-        Some(Some(owner)) if Some(owner) != organization.map(|o| o.0) => Err(CoreError::invalid(
-            "role_id",
-            "must be a system role or a role of the user's organization",
-        )),
+        Some(Some(owner)) if Some(owner) != organization.map(|o| o.0) => {
+            Err(CoreError::not_found("role"))
+        }
         Some(_) => Ok(()),
+        None => Err(CoreError::not_found("role")),
     }
 }
 
@@ -294,10 +296,8 @@ pub(super) async fn assign(pool: &PgPool, scope: &Scope, a: &UserEstablishment) 
         .into_model()?;
     let user = fetch::<UserRow>(&mut *tx, scope, a.user_id.0, Lock::None).await?;
     if user.organization_id != Some(est.organization_id.0) {
-        return Err(CoreError::invalid(
-            "establishment_id",
-            "must be an establishment of the user's organization",
-        ));
+        // A user of another organization is, from here, no user at all.
+        return Err(CoreError::not_found("user"));
     }
     if let Some(role) = a.role_id {
         super::roles::check_establishment_role(&mut tx, role, &est).await?;

@@ -21,11 +21,11 @@ const TABLES: [&str; 10] = [
 
 /// Referencing columns and the entity each one points at.
 const REFERENCES: [(&str, &str); 11] = [
-    ("parent_area_id", "area"),
+    ("parent_area_id", "parent area"),
     ("area_id", "area"),
     ("establishment_id", "establishment"),
     ("organization_id", "organization"),
-    ("partner_company_id", "partner_company"),
+    ("partner_company_id", "partner company"),
     ("role_id", "role"),
     ("user_id", "user"),
     ("invited_by", "user"),
@@ -35,9 +35,8 @@ const REFERENCES: [(&str, &str); 11] = [
 ];
 
 /// Checked columns and the field each one is reported as.
-const CHECKED: [(&str, &str); 12] = [
+const CHECKED: [(&str, &str); 11] = [
     ("parent_area_id", "parent_area_id"),
-    ("role_id", "role_id"),
     ("location", "location"),
     ("metadata", "metadata"),
     ("hierarchy", "hierarchy"),
@@ -93,7 +92,10 @@ pub(super) fn on_delete(e: sqlx::Error, entity: &'static str) -> CoreError {
     match violation(&e) {
         Some((Violation::ForeignKey, constraint)) => CoreError::InUse {
             entity,
-            detail: format!("{} still refer to it", table_of(&constraint).unwrap_or("rows")),
+            detail: format!(
+                "{} still refer to it",
+                table_of(&constraint).unwrap_or("rows")
+            ),
         },
         _ => on_write(e, entity),
     }
@@ -145,7 +147,7 @@ mod tests {
         assert_eq!(refs("devices_area_id_establishment_id_fkey"), Some("area"));
         assert_eq!(
             refs("areas_parent_area_id_establishment_id_fkey"),
-            Some("area")
+            Some("parent area")
         );
         assert_eq!(
             refs("user_establishments_user_id_organization_id_fkey"),
@@ -156,6 +158,7 @@ mod tests {
             Some("establishment")
         );
         assert_eq!(refs("users_role_id_fkey"), Some("role"));
+        assert_eq!(refs("users_role_id_organization_fkey"), Some("role"));
     }
 
     #[test]
@@ -166,8 +169,8 @@ mod tests {
         );
         assert_eq!(table_of("users_role_id_fkey"), Some("users"));
         assert_eq!(
-            earliest(columns("users_role_id_organization_check"), &CHECKED),
-            Some("role_id")
+            earliest(columns("areas_parent_area_id_check"), &CHECKED),
+            Some("parent_area_id")
         );
         assert_eq!(earliest(columns("areas_check"), &CHECKED), None);
     }
