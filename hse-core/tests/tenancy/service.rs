@@ -483,8 +483,7 @@ macro_rules! on_both_adapters {
                 }
             )*
         }
-        #[cfg(any())] // PG-PENDING
-        mod postgres_adapter {
+                mod postgres_adapter {
             $(
                 #[sqlx::test(migrations = false)]
                 async fn $name(pool: sqlx::PgPool) {

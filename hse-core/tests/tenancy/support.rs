@@ -18,7 +18,6 @@ pub(crate) fn memory() -> Arc<dyn TenancyStore> {
 }
 
 /// A PostgreSQL store on a migrated test database.
-#[cfg(any())] // PG-PENDING
 pub(crate) async fn postgres(pool: sqlx::PgPool) -> Arc<dyn TenancyStore> {
     hse_core::postgres::migrate(&pool)
         .await

@@ -371,7 +371,6 @@ async fn every_principal_sees_exactly_its_allowed_set_in_memory() {
     property(1000, async || crate::support::memory()).await;
 }
 
-#[cfg(any())] // PG-PENDING
 #[sqlx::test(migrations = false)]
 async fn every_principal_sees_exactly_its_allowed_set_in_postgres(pool: sqlx::PgPool) {
     let store = crate::support::postgres(pool.clone()).await;
@@ -382,7 +381,6 @@ async fn every_principal_sees_exactly_its_allowed_set_in_postgres(pool: sqlx::Pg
     .await;
 }
 
-#[cfg(any())] // PG-PENDING
 /// Empties the tenant tables between cases (system roles and the
 /// catalogue stay).
 async fn reset(pool: &sqlx::PgPool) {
