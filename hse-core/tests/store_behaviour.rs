@@ -7,7 +7,7 @@
 //! database from `#[sqlx::test]` (set `DATABASE_URL`, e.g.
 //! `postgres://postgres@127.0.0.1:5432/postgres`).
 
-use std::collections::BTreeSet;
+use std::collections::{BTreeSet, HashSet};
 
 use chrono::{DateTime, Duration, SubsecRound, Utc};
 use hse_core::invitation::{Invitation, InvitationStatus, InvitationTarget};
@@ -94,6 +94,8 @@ behaviours!(
     concurrent_acceptances_let_exactly_one_through,
     pagination_cursors_walk_every_item_once,
     locate_places_every_entity_in_the_tree,
+    reads_and_lists_show_exactly_what_the_scope_contains,
+    concurrent_patches_of_one_entity_both_land,
 );
 
 // ---------------------------------------------------------------- fixtures
@@ -1661,4 +1663,142 @@ mod pg {
         assert_eq!(narrow[0].establishment_id, w.e1);
         assert_eq!(s.assignments(&root(), w.admin1.id).await.unwrap().len(), 2);
     }
+}
+
+// --------------------------------------------- scope agreement, atomicity
+
+/// Whether a scoped read of `target` finds it.
+async fn readable(s: &dyn TenancyStore, scope: &Scope, target: Target) -> bool {
+    match target {
+        Target::PartnerCompany(id) => s.partner_company(scope, id).await.is_ok(),
+        Target::Organization(id) => s.organization(scope, id).await.is_ok(),
+        Target::Establishment(id) => s.establishment(scope, id).await.is_ok(),
+        Target::Area(id) => s.area(scope, id).await.is_ok(),
+        Target::Device(id) => s.device(scope, id).await.is_ok(),
+        Target::User(id) => s.user(scope, id).await.is_ok(),
+        Target::Role(id) => s.role(scope, id).await.is_ok(),
+    }
+}
+
+/// Everything the scoped lists show, as targets.
+async fn listed(s: &dyn TenancyStore, scope: &Scope) -> HashSet<Target> {
+    let page = Page::first_max();
+    let mut all = HashSet::new();
+    let companies = s.list_partner_companies(scope, page).await.unwrap().items;
+    all.extend(companies.iter().map(|x| Target::PartnerCompany(x.id)));
+    let orgs = s.list_organizations(scope, page).await.unwrap().items;
+    all.extend(orgs.iter().map(|x| Target::Organization(x.id)));
+    let ests = s.list_establishments(scope, page).await.unwrap().items;
+    all.extend(ests.iter().map(|x| Target::Establishment(x.id)));
+    let areas = s.list_areas(scope, None, page).await.unwrap().items;
+    all.extend(areas.iter().map(|x| Target::Area(x.id)));
+    let devices = s.list_devices(scope, None, page).await.unwrap().items;
+    all.extend(devices.iter().map(|x| Target::Device(x.id)));
+    let users = s.list_users(scope, page).await.unwrap().items;
+    all.extend(users.iter().map(|x| Target::User(x.id)));
+    let roles = s.list_roles(scope, page).await.unwrap().items;
+    all.extend(roles.iter().map(|x| Target::Role(x.id)));
+    all
+}
+
+async fn reads_and_lists_show_exactly_what_the_scope_contains(s: &dyn TenancyStore) {
+    let w = world(s).await;
+    let device = add_device(s, w.e3, w.a3).await;
+    let partner = add_user(s, SystemRole::Partner.id(), Some(w.p1), None).await;
+    let direct_user = add_user(s, SystemRole::User.id(), None, Some(w.direct)).await;
+    let narrowed = add_role(s, w.o1, Some(w.e2), &[]).await;
+    let wide = add_role(s, w.o2, None, &[]).await;
+    let mut targets = vec![
+        Target::PartnerCompany(w.p1),
+        Target::PartnerCompany(w.p2),
+        Target::Organization(w.o1),
+        Target::Organization(w.o2),
+        Target::Organization(w.direct),
+        Target::Establishment(w.e1),
+        Target::Establishment(w.e2),
+        Target::Establishment(w.e3),
+        Target::Area(w.a1),
+        Target::Area(w.a2),
+        Target::Area(w.a3),
+        Target::Device(device),
+        Target::User(w.admin1.id),
+        Target::User(w.root_user.id),
+        Target::User(partner.id),
+        Target::User(direct_user.id),
+        Target::Role(narrowed.id),
+        Target::Role(wide.id),
+    ];
+    targets.extend(SystemRole::ALL.map(|r| Target::Role(r.id())));
+    let scopes = [
+        root(),
+        partner_scope(w.p1),
+        partner_scope(w.p2),
+        org_scope(w.o1, &[]),
+        org_scope(w.o1, &[w.e1]),
+        org_scope(w.o1, &[w.e1, w.e2, w.e3]),
+        org_scope(w.o2, &[w.e3]),
+        org_scope(w.direct, &[]),
+        Scope::Nothing,
+    ];
+    for scope in scopes {
+        let mut expected = HashSet::new();
+        for &target in &targets {
+            let place = s.locate(target).await.unwrap().unwrap();
+            let system = matches!(target, Target::Role(r) if SystemRole::from_id(r).is_some());
+            let visible = system || scope.contains(&place);
+            assert_eq!(
+                readable(s, &scope, target).await,
+                visible,
+                "{scope:?} reading {target:?}"
+            );
+            if visible {
+                expected.insert(target);
+            }
+        }
+        assert_eq!(listed(s, &scope).await, expected, "{scope:?} listing");
+    }
+}
+
+async fn concurrent_patches_of_one_entity_both_land(s: &dyn TenancyStore) {
+    let w = world(s).await;
+    let scope = root();
+    let device = add_device(s, w.e1, w.a1).await;
+    let model = DevicePatch {
+        model: Some("L9".into()),
+        ..Default::default()
+    };
+    let status = DevicePatch {
+        status: Some(DeviceStatus::Maintenance),
+        ..Default::default()
+    };
+    let (a, b) = tokio::join!(
+        s.update_device(&scope, device, model, now()),
+        s.update_device(&scope, device, status, now()),
+    );
+    a.unwrap();
+    b.unwrap();
+    let both = s.device(&root(), device).await.unwrap();
+    assert_eq!(
+        (both.model.as_str(), both.status),
+        ("L9", DeviceStatus::Maintenance)
+    );
+    let name = OrganizationPatch {
+        name: Some("Renamed".into()),
+        ..Default::default()
+    };
+    let industry = OrganizationPatch {
+        industry: Some("retail".into()),
+        ..Default::default()
+    };
+    let (a, b) = tokio::join!(
+        s.update_organization(&scope, w.o1, name, now()),
+        s.update_organization(&scope, w.o1, industry, now()),
+    );
+    a.unwrap();
+    b.unwrap();
+    let both = s.organization(&root(), w.o1).await.unwrap();
+    assert_eq!(
+        (both.name.as_str(), both.industry.as_str()),
+        ("Renamed", "retail")
+    );
 }
