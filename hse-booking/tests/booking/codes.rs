@@ -1,0 +1,298 @@
+//! Door codes: forced collisions end distinct, the cap holds, and a lock
+//! that was offline converges on exactly the intended codes.
+
+use std::cell::Cell;
+use std::collections::{BTreeMap, BTreeSet};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex};
+
+use async_trait::async_trait;
+use chrono::{DateTime, Duration, Utc};
+use hse_booking::clock::ManualClock;
+use hse_booking::codes::{Attempt, CodeState};
+use hse_booking::door_code::{CodeLength, CodeSource, DoorCode, OsCodes};
+use hse_booking::lock::{LockProgrammer, ProgramCode};
+use hse_booking::model::{BookingPatch, Stay};
+use hse_booking::{BookingError, CodeProgrammer, DoorCodeId};
+use hse_core::DeviceId;
+
+use crate::support::{World, at, both};
+
+tokio::task_local! {
+    /// Set in each issuing task: its first draw is forced.
+    static FIRST_DRAW: Cell<bool>;
+}
+
+/// Forces the first draw of every issuing task to the same code; later
+/// draws (after a collision) are OS-random.
+#[derive(Debug)]
+struct Forced;
+
+impl CodeSource for Forced {
+    fn next_code(&self, len: CodeLength) -> Result<DoorCode, BookingError> {
+        if FIRST_DRAW
+            .try_with(|first| first.replace(false))
+            .unwrap_or(false)
+        {
+            DoorCode::parse("482915")
+        } else {
+            OsCodes.next_code(len)
+        }
+    }
+}
+
+both!(fifty_concurrent_issuances_forced_to_one_code_end_distinct);
+async fn fifty_concurrent_issuances_forced_to_one_code_end_distinct(w: World) {
+    let w = World::with_rooms(w.pool.clone(), 50, false).await;
+    let entrance = w
+        .add_lock(w.building, serde_json::json!({"max_active_codes": 100}))
+        .await;
+    let service = w.service.clone().with_code_source(Arc::new(Forced));
+    let now = Utc::now();
+    let mut ids = Vec::new();
+    for room in &w.rooms {
+        ids.push(
+            service
+                .create_booking(&w.admin, w.request(*room, 0, 24), now)
+                .await
+                .unwrap()
+                .id,
+        );
+    }
+    let tasks: Vec<_> = ids
+        .iter()
+        .map(|id| {
+            let (service, admin, id) = (service.clone(), w.admin.clone(), *id);
+            tokio::spawn(FIRST_DRAW.scope(Cell::new(true), async move {
+                service.confirm(&admin, id, now).await
+            }))
+        })
+        .collect();
+    for t in tasks {
+        t.await.unwrap().unwrap();
+    }
+    let mut on_entrance = BTreeSet::new();
+    for id in &ids {
+        for c in service.codes(&w.admin, *id).await.unwrap() {
+            if c.device_id == entrance {
+                assert!(
+                    on_entrance.insert(c.code.expose().to_owned()),
+                    "duplicate code on the entrance lock"
+                );
+            }
+        }
+    }
+    assert_eq!(on_entrance.len(), 50);
+    assert!(on_entrance.contains("482915"));
+}
+
+both!(a_lock_never_holds_more_than_its_cap_of_overlapping_codes);
+async fn a_lock_never_holds_more_than_its_cap_of_overlapping_codes(w: World) {
+    let w = World::with_rooms(w.pool.clone(), 8, true).await;
+    let entrance = w
+        .add_lock(w.building, serde_json::json!({"max_active_codes": 5}))
+        .await;
+    let now = Utc::now();
+    let mut ids = Vec::new();
+    for room in &w.rooms {
+        ids.push(
+            w.service
+                .create_booking(&w.admin, w.request(*room, 0, 24), now)
+                .await
+                .unwrap()
+                .id,
+        );
+    }
+    let tasks: Vec<_> = ids
+        .iter()
+        .map(|id| {
+            let (service, admin, id) = (w.service.clone(), w.admin.clone(), *id);
+            tokio::spawn(async move { service.confirm(&admin, id, now).await })
+        })
+        .collect();
+    let mut refused = 0;
+    for t in tasks {
+        match t.await.unwrap() {
+            Ok(_) => {}
+            Err(BookingError::CodeCapReached { device, max: 5 }) if device == entrance => {
+                refused += 1
+            }
+            Err(e) => panic!("{e:?}"),
+        }
+    }
+    let mut live = 0;
+    for id in &ids {
+        live += w
+            .service
+            .codes(&w.admin, *id)
+            .await
+            .unwrap()
+            .iter()
+            .filter(|c| c.device_id == entrance)
+            .count();
+    }
+    assert_eq!((live, refused), (5, 3));
+    // A later, non-overlapping stay still gets a code.
+    let later = w
+        .service
+        .create_booking(&w.admin, w.request(w.rooms[0], 100, 120), now)
+        .await
+        .unwrap();
+    w.service.confirm(&w.admin, later.id, now).await.unwrap();
+}
+
+/// What a lock slot holds: the PIN and its window.
+type Slot = (String, DateTime<Utc>, DateTime<Utc>);
+
+/// A lock that can be switched off; it holds slot → (code, window).
+#[derive(Debug, Default)]
+struct FakeLock {
+    online: AtomicBool,
+    slots: Mutex<BTreeMap<(DeviceId, DoorCodeId), Slot>>,
+}
+
+#[async_trait]
+impl LockProgrammer for FakeLock {
+    async fn program(&self, r: &ProgramCode<'_>) -> Attempt {
+        if !self.online.load(Ordering::SeqCst) {
+            return Attempt::Unreachable;
+        }
+        let value = (r.code.expose().to_owned(), r.valid_from, r.valid_until);
+        self.slots.lock().unwrap().insert((r.device, r.slot), value);
+        Attempt::Acknowledged
+    }
+
+    async fn remove(&self, device: DeviceId, slot: DoorCodeId) -> Attempt {
+        if !self.online.load(Ordering::SeqCst) {
+            return Attempt::Unreachable;
+        }
+        self.slots.lock().unwrap().remove(&(device, slot));
+        Attempt::Acknowledged
+    }
+}
+
+both!(a_lock_offline_then_back_ends_with_exactly_the_intended_codes);
+async fn a_lock_offline_then_back_ends_with_exactly_the_intended_codes(w: World) {
+    let start = Utc::now();
+    let clock = Arc::new(ManualClock::new(start));
+    let lock = Arc::new(FakeLock::default());
+    let programmer = CodeProgrammer::new(w.store.clone(), lock.clone(), clock.clone());
+    let room = w.rooms[0];
+    let a = w
+        .service
+        .create_booking(&w.admin, w.request(room, 0, 24), start)
+        .await
+        .unwrap();
+    let b = w
+        .service
+        .create_booking(&w.admin, w.request(room, 48, 72), start)
+        .await
+        .unwrap();
+    w.service.confirm(&w.admin, a.id, start).await.unwrap();
+    w.service.confirm(&w.admin, b.id, start).await.unwrap();
+    // Online: both codes land.
+    lock.online.store(true, Ordering::SeqCst);
+    assert_eq!(programmer.run_once().await.unwrap(), 2);
+    assert_eq!(lock.slots.lock().unwrap().len(), 2);
+    // Offline: A moves, B is cancelled, C is confirmed. Nothing lands.
+    lock.online.store(false, Ordering::SeqCst);
+    let moved = BookingPatch {
+        stay: Some(Stay::Instants {
+            check_in: at(2),
+            check_out: at(26),
+        }),
+        ..Default::default()
+    };
+    let now = clock.now_plus(Duration::seconds(1));
+    w.service.modify(&w.admin, a.id, moved, now).await.unwrap();
+    w.service.cancel(&w.admin, b.id, "", now).await.unwrap();
+    let c = w
+        .service
+        .create_booking(&w.admin, w.request(room, 100, 120), now)
+        .await
+        .unwrap();
+    w.service.confirm(&w.admin, c.id, now).await.unwrap();
+    for _ in 0..5 {
+        clock.advance(Duration::minutes(11));
+        programmer.run_once().await.unwrap();
+    }
+    let attempts: Vec<u32> = w
+        .service
+        .codes(&w.admin, a.id)
+        .await
+        .unwrap()
+        .iter()
+        .map(|c| c.attempts)
+        .collect();
+    assert!(
+        attempts.iter().all(|n| *n >= 3),
+        "retried while offline: {attempts:?}"
+    );
+    // Back online: after the backoff everything converges.
+    lock.online.store(true, Ordering::SeqCst);
+    for _ in 0..3 {
+        clock.advance(Duration::minutes(11));
+        programmer.run_once().await.unwrap();
+    }
+    let code_of =
+        |codes: Vec<hse_booking::codes::DoorCodeRecord>| codes.into_iter().next().unwrap();
+    let (ca, cb, cc) = (
+        code_of(w.service.codes(&w.admin, a.id).await.unwrap()),
+        code_of(w.service.codes(&w.admin, b.id).await.unwrap()),
+        code_of(w.service.codes(&w.admin, c.id).await.unwrap()),
+    );
+    assert_eq!(
+        (ca.state, cb.state, cc.state),
+        (CodeState::Active, CodeState::Removed, CodeState::Active)
+    );
+    let expected = BTreeMap::from([
+        (
+            (ca.device_id, ca.id),
+            (ca.code.expose().to_owned(), ca.valid_from, ca.valid_until),
+        ),
+        (
+            (cc.device_id, cc.id),
+            (cc.code.expose().to_owned(), cc.valid_from, cc.valid_until),
+        ),
+    ]);
+    assert_eq!(*lock.slots.lock().unwrap(), expected);
+    assert_eq!(ca.valid_from, at(2) - Duration::minutes(30));
+}
+
+trait NowPlus {
+    fn now_plus(&self, by: Duration) -> DateTime<Utc>;
+}
+
+impl NowPlus for ManualClock {
+    fn now_plus(&self, by: Duration) -> DateTime<Utc> {
+        self.advance(by);
+        hse_booking::clock::Clock::now(self)
+    }
+}
+
+both!(a_code_reaching_max_usages_is_removed);
+async fn a_code_reaching_max_usages_is_removed(w: World) {
+    let now = Utc::now();
+    let service = w.service_with(hse_booking::BookingsConfig {
+        code_max_usages: Some(2),
+        ..Default::default()
+    });
+    let b = service
+        .create_booking(&w.admin, w.request(w.rooms[0], 0, 24), now)
+        .await
+        .unwrap();
+    service.confirm(&w.admin, b.id, now).await.unwrap();
+    let code = service.codes(&w.admin, b.id).await.unwrap().remove(0);
+    let used = service
+        .record_code_use(code.device_id, code.id, now)
+        .await
+        .unwrap();
+    assert_eq!((used.usage_count, used.state), (1, CodeState::Pending));
+    let used = service
+        .record_code_use(code.device_id, code.id, now)
+        .await
+        .unwrap();
+    assert_eq!((used.usage_count, used.state), (2, CodeState::Removing));
+    let wrong_lock = service.record_code_use(DeviceId::new(), code.id, now).await;
+    assert!(matches!(wrong_lock, Err(BookingError::NotFound { .. })));
+}

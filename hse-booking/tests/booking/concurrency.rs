@@ -1,0 +1,80 @@
+//! 64 concurrent requests for overlapping ranges of one area, 200 rounds,
+//! on PostgreSQL with one connection each: every round exactly one wins and
+//! the rest get the conflict naming the winner.
+
+use std::sync::Arc;
+
+use chrono::{Duration, Utc};
+use hse_booking::model::Stay;
+use hse_booking::{BookingError, Bookings, BookingsConfig};
+use sqlx::postgres::PgPoolOptions;
+use tokio::sync::Barrier;
+
+use crate::support::{World, at};
+
+const CLIENTS: usize = 64;
+const ROUNDS: i64 = 200;
+
+#[sqlx::test(migrations = false)]
+async fn exactly_one_of_64_concurrent_overlapping_requests_wins_every_round(pool: sqlx::PgPool) {
+    let w = World::postgres(pool.clone()).await;
+    let wide = PgPoolOptions::new()
+        .max_connections(CLIENTS as u32)
+        .min_connections(CLIENTS as u32)
+        .connect_with((*pool.connect_options()).clone())
+        .await
+        .unwrap();
+    let store = Arc::new(hse_booking::postgres::PgStore::new(wide.clone()));
+    let service = Arc::new(Bookings::new(
+        store,
+        w.tenancy.clone(),
+        BookingsConfig::default(),
+    ));
+    let room = w.rooms[0];
+    for round in 0..ROUNDS {
+        let base = round * 100;
+        let barrier = Arc::new(Barrier::new(CLIENTS));
+        let mut tasks = Vec::with_capacity(CLIENTS);
+        for client in 0..CLIENTS as i64 {
+            let (service, barrier, admin) = (service.clone(), barrier.clone(), w.admin.clone());
+            let mut req = w.request(room, 0, 0);
+            // Different ranges, all containing hour base + 40.
+            req.stay = Stay::Instants {
+                check_in: at(base + 40) - Duration::minutes(client * 7 + 1),
+                check_out: at(base + 40) + Duration::minutes(client * 5 + 1),
+            };
+            tasks.push(tokio::spawn(async move {
+                barrier.wait().await;
+                service.create_booking(&admin, req, Utc::now()).await
+            }));
+        }
+        let mut winners = Vec::new();
+        let mut losers = Vec::new();
+        for t in tasks {
+            match t.await.unwrap() {
+                Ok(b) => winners.push(b.id),
+                Err(BookingError::Overlap { with }) => losers.push(with),
+                Err(e) => panic!("round {round}: unexpected {e:?}"),
+            }
+        }
+        assert_eq!(winners.len(), 1, "round {round}");
+        assert_eq!(losers.len(), CLIENTS - 1, "round {round}");
+        assert!(losers.iter().all(|w| *w == winners[0]), "round {round}");
+    }
+    let pairs: i64 = sqlx::query_scalar(
+        "SELECT count(*) FROM bookings a JOIN bookings b
+           ON a.area_id = b.area_id AND a.id < b.id
+          AND a.status <> 'cancelled' AND b.status <> 'cancelled'
+          AND tstzrange(a.check_in, a.blocked_until) && tstzrange(b.check_in, b.blocked_until)",
+    )
+    .fetch_one(&wide)
+    .await
+    .unwrap();
+    assert_eq!(pairs, 0);
+    let total: i64 = sqlx::query_scalar("SELECT count(*) FROM bookings")
+        .fetch_one(&wide)
+        .await
+        .unwrap();
+    assert_eq!(total, ROUNDS);
+    wide.close().await;
+}

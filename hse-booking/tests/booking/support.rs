@@ -1,0 +1,303 @@
+//! Shared set-up: a tenant (organization, establishment in Madrid, a
+//! building with rooms, door locks), an admin principal, a guest, and the
+//! booking service on either adapter.
+//!
+//! Tenancy is resolved through hse-core's in-memory store; for PostgreSQL
+//! the same rows are also written with plain SQL so the composite foreign
+//! keys of the booking schema hold.
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::sync::Arc;
+
+use chrono::{DateTime, Duration, Utc};
+use hse_booking::model::{NewBooking, NewGuest, Stay};
+use hse_booking::{BookingStore, Bookings, BookingsConfig, Guest, MemoryStore};
+use hse_core::model::{NewArea, NewDevice, NewEstablishment, NewOrganization};
+use hse_core::value::{Email, Metadata, Timezone};
+use hse_core::{
+    AreaId, DeviceId, Establishment, OrganizationId, Principal, Scope, Secret, SystemRole,
+    TenancyStore, UserId,
+};
+use sqlx::PgPool;
+
+/// Runs one async test body on both adapters.
+macro_rules! both {
+    ($name:ident) => {
+        mod $name {
+            #[tokio::test]
+            async fn memory() {
+                super::$name(crate::support::World::memory().await).await;
+            }
+
+            #[sqlx::test(migrations = false)]
+            async fn postgres(pool: sqlx::PgPool) {
+                super::$name(crate::support::World::postgres(pool).await).await;
+            }
+        }
+    };
+}
+pub(crate) use both;
+
+/// The start of test time.
+pub(crate) fn t0() -> DateTime<Utc> {
+    "2030-06-01T00:00:00Z".parse().unwrap()
+}
+
+/// `h` hours after [`t0`].
+pub(crate) fn at(h: i64) -> DateTime<Utc> {
+    t0() + Duration::hours(h)
+}
+
+/// Everything a test needs.
+#[derive(Debug)]
+pub(crate) struct World {
+    pub(crate) tenancy: Arc<dyn TenancyStore>,
+    pub(crate) store: Arc<dyn BookingStore>,
+    pub(crate) service: Bookings,
+    pub(crate) admin: Principal,
+    pub(crate) est: Establishment,
+    /// A building with no lock of its own unless [`World::building_lock`].
+    pub(crate) building: AreaId,
+    /// Rooms inside the building, each with its own lock.
+    pub(crate) rooms: Vec<AreaId>,
+    pub(crate) room_locks: Vec<DeviceId>,
+    pub(crate) guest: Guest,
+    pub(crate) pool: Option<PgPool>,
+}
+
+impl World {
+    pub(crate) async fn memory() -> Self {
+        Self::build(Arc::new(MemoryStore::new()), None, 3, true).await
+    }
+
+    pub(crate) async fn postgres(pool: PgPool) -> Self {
+        hse_core::postgres::migrate(&pool).await.unwrap();
+        hse_booking::postgres::migrate(&pool).await.unwrap();
+        let store = Arc::new(hse_booking::postgres::PgStore::new(pool.clone()));
+        Self::build(store, Some(pool), 3, true).await
+    }
+
+    pub(crate) async fn with_rooms(pool: Option<PgPool>, rooms: usize, room_locks: bool) -> Self {
+        match pool {
+            None => Self::build(Arc::new(MemoryStore::new()), None, rooms, room_locks).await,
+            Some(pool) => {
+                hse_core::postgres::migrate(&pool).await.unwrap();
+                hse_booking::postgres::migrate(&pool).await.unwrap();
+                let store = Arc::new(hse_booking::postgres::PgStore::new(pool.clone()));
+                Self::build(store, Some(pool), rooms, room_locks).await
+            }
+        }
+    }
+
+    async fn build(
+        store: Arc<dyn BookingStore>,
+        pool: Option<PgPool>,
+        rooms: usize,
+        room_locks: bool,
+    ) -> Self {
+        let now = Utc::now();
+        let tenancy: Arc<dyn TenancyStore> = Arc::new(hse_core::memory::MemoryStore::new());
+        let org = NewOrganization {
+            name: "Hoteles".into(),
+            ..Default::default()
+        }
+        .build(now)
+        .unwrap();
+        tenancy
+            .insert_organization(&Scope::Platform, &org)
+            .await
+            .unwrap();
+        let est = NewEstablishment {
+            organization_id: org.id,
+            name: "Hotel Sol".into(),
+            address: String::new(),
+            location: None,
+            timezone: Timezone::parse("Europe/Madrid").unwrap(),
+            metadata: Metadata::default(),
+        }
+        .build(now)
+        .unwrap();
+        tenancy
+            .insert_establishment(&Scope::Platform, &est, None)
+            .await
+            .unwrap();
+        if let Some(pool) = &pool {
+            sql_org(pool, org.id, &est).await;
+        }
+        let mut w = Self {
+            admin: admin(org.id, est.id),
+            tenancy,
+            service: Bookings::new(
+                store.clone(),
+                Arc::new(hse_core::memory::MemoryStore::new()),
+                BookingsConfig::default(),
+            ),
+            store,
+            est,
+            building: AreaId::new(),
+            rooms: Vec::new(),
+            room_locks: Vec::new(),
+            guest: placeholder_guest(),
+            pool,
+        };
+        w.service = Bookings::new(
+            w.store.clone(),
+            w.tenancy.clone(),
+            BookingsConfig::default(),
+        );
+        w.building = w.add_area(None, "Building").await;
+        for i in 0..rooms {
+            let room = w.add_area(Some(w.building), &format!("Room {i}")).await;
+            w.rooms.push(room);
+            if room_locks {
+                let lock = w.add_lock(room, serde_json::json!({})).await;
+                w.room_locks.push(lock);
+            }
+        }
+        w.guest = w.new_guest("Ana", Some("ana@example.com")).await;
+        w
+    }
+
+    pub(crate) async fn add_area(&self, parent: Option<AreaId>, name: &str) -> AreaId {
+        let area = NewArea {
+            establishment_id: self.est.id,
+            parent_area_id: parent,
+            name: name.into(),
+            kind: "room".into(),
+            floor: None,
+            metadata: Metadata::default(),
+        }
+        .build(Utc::now())
+        .unwrap();
+        self.tenancy
+            .insert_area(&Scope::Platform, &area)
+            .await
+            .unwrap();
+        if let Some(pool) = &self.pool {
+            sqlx::query(
+                "INSERT INTO areas (id, establishment_id, parent_area_id, name, type, created_at, updated_at)
+                 VALUES ($1, $2, $3, $4, 'room', now(), now())",
+            )
+            .bind(area.id.as_uuid())
+            .bind(self.est.id.as_uuid())
+            .bind(parent.map(|p| p.as_uuid()))
+            .bind(name)
+            .execute(pool)
+            .await
+            .unwrap();
+        }
+        area.id
+    }
+
+    /// A door lock in `area` with `metadata` (e.g. `max_active_codes`).
+    pub(crate) async fn add_lock(&self, area: AreaId, metadata: serde_json::Value) -> DeviceId {
+        let device = NewDevice {
+            area_id: area,
+            device_type: "doorlock".into(),
+            manufacturer: String::new(),
+            model: String::new(),
+            serial_number: String::new(),
+            mac_address: None,
+            protocol: "tcp".into(),
+            metadata: Metadata::parse(metadata).unwrap(),
+        }
+        .build(self.est.id, Utc::now())
+        .unwrap();
+        let secret = Secret::generate().unwrap().hash();
+        self.tenancy
+            .insert_device(&Scope::Platform, &device, secret)
+            .await
+            .unwrap();
+        if let Some(pool) = &self.pool {
+            sqlx::query(
+                "INSERT INTO devices (id, establishment_id, area_id, device_type, protocol, secret_hash, created_at, updated_at)
+                 VALUES ($1, $2, $3, 'doorlock', 'tcp', $4, now(), now())",
+            )
+            .bind(device.id.as_uuid())
+            .bind(self.est.id.as_uuid())
+            .bind(area.as_uuid())
+            .bind(secret.0.to_vec())
+            .execute(pool)
+            .await
+            .unwrap();
+        }
+        device.id
+    }
+
+    pub(crate) async fn new_guest(&self, name: &str, email: Option<&str>) -> Guest {
+        let new = NewGuest {
+            first_name: name.into(),
+            email: email.map(|e| Email::parse(e).unwrap()),
+            ..Default::default()
+        };
+        self.service
+            .create_guest(&self.admin, new, Utc::now())
+            .await
+            .unwrap()
+    }
+
+    /// A booking request for `area` from hour `from` to hour `to`.
+    pub(crate) fn request(&self, area: AreaId, from: i64, to: i64) -> NewBooking {
+        NewBooking {
+            area_id: area,
+            guest_id: self.guest.id,
+            stay: Stay::Instants {
+                check_in: at(from),
+                check_out: at(to),
+            },
+            total_guests: 2,
+            special_requests: String::new(),
+            metadata: Metadata::default(),
+        }
+    }
+
+    /// The service with another configuration or code source.
+    pub(crate) fn service_with(&self, config: BookingsConfig) -> Bookings {
+        Bookings::new(self.store.clone(), self.tenancy.clone(), config)
+    }
+}
+
+async fn sql_org(pool: &PgPool, org: OrganizationId, est: &Establishment) {
+    sqlx::query("INSERT INTO organizations (id, name, created_at, updated_at) VALUES ($1, 'Hoteles', now(), now())")
+        .bind(org.as_uuid())
+        .execute(pool)
+        .await
+        .unwrap();
+    sqlx::query(
+        "INSERT INTO establishments (id, organization_id, name, timezone, created_at, updated_at)
+         VALUES ($1, $2, 'Hotel Sol', 'Europe/Madrid', now(), now())",
+    )
+    .bind(est.id.as_uuid())
+    .bind(org.as_uuid())
+    .execute(pool)
+    .await
+    .unwrap();
+}
+
+/// An admin of `org` assigned to `est`.
+pub(crate) fn admin(org: OrganizationId, est: hse_core::EstablishmentId) -> Principal {
+    Principal {
+        user_id: UserId::new(),
+        role_id: SystemRole::Admin.id(),
+        hierarchy: SystemRole::Admin.hierarchy(),
+        partner_company_id: None,
+        organization_id: Some(org),
+        permissions: SystemRole::Admin.default_permissions(),
+        establishments: BTreeMap::from([(est, BTreeSet::new())]),
+    }
+}
+
+fn placeholder_guest() -> Guest {
+    NewGuest {
+        first_name: "placeholder".into(),
+        ..Default::default()
+    }
+    .build(
+        hse_booking::model::Owner {
+            partner_company_id: None,
+            organization_id: OrganizationId::new(),
+        },
+        Utc::now(),
+    )
+    .unwrap()
+}
