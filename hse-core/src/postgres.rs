@@ -1,5 +1,4 @@
-//! PostgreSQL adapter of the [`TenancyStore`](crate::store::TenancyStore)
-//! port (feature `postgres`).
+//! PostgreSQL adapter of the [`TenancyStore`] port (feature `postgres`).
 //!
 //! Schema: `hse-core/migrations`. Every HSE crate's migrations share one
 //! `_sqlx_migrations` table with globally unique versions (hse-core uses
@@ -7,9 +6,9 @@
 //!
 //! # How scoping and integrity are enforced
 //! - Reads filter in SQL by the caller's [`Scope`], with the same rule as
-//!   [`Scope::contains`] applied to the columns each entity's
-//!   [`Resource`](crate::Resource) comes from; a row outside the scope
-//!   answers `NotFound`, exactly like a missing one.
+//!   [`Scope::contains`] applied to the columns each entity's [`Resource`]
+//!   comes from; a row outside the scope answers `NotFound`, exactly like a
+//!   missing one.
 //! - Writes check, in their transaction, that the parent is in scope;
 //!   composite foreign keys make a reference into another tenant
 //!   impossible even for raw SQL, and a trigger keeps custom roles inside
@@ -36,7 +35,7 @@
 //! migrate(&pool).await?;
 //! let store = PgStore::new(pool);
 //! let companies = store.list_partner_companies(&Scope::Platform, Page::first_max()).await?;
-//! assert!(companies.next_cursor.is_none() || companies.items.len() == 500);
+//! println!("{} partner companies", companies.items.len());
 //! # Ok(()) }
 //! ```
 

@@ -104,6 +104,7 @@ pub(super) async fn insert(pool: &PgPool, scope: &Scope, area: &Area) -> Result<
 
 /// Applies `patch` to an area in scope, refusing a parent outside the
 /// establishment or inside the area itself.
+#[tracing::instrument(skip_all, fields(area.id = %id))]
 pub(super) async fn update(
     pool: &PgPool,
     scope: &Scope,

@@ -161,6 +161,7 @@ fn check_fits(inv: &Invitation, user: &User) -> Result<()> {
 
 /// Accepts an open invitation: stores `user` and closes the invitation in
 /// one transaction, under the invitation's row lock (system path).
+#[tracing::instrument(skip_all, fields(user.id = %user.id))]
 pub(super) async fn accept(
     pool: &PgPool,
     token: SecretHash,
@@ -179,6 +180,7 @@ pub(super) async fn accept(
 }
 
 /// Declines an open invitation (system path).
+#[tracing::instrument(skip_all)]
 pub(super) async fn decline(
     pool: &PgPool,
     token: SecretHash,

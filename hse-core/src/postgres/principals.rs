@@ -23,6 +23,7 @@ struct PrincipalRow {
 /// The principal of an active user (system path); `NotFound` if the user
 /// is absent or inactive. One read-only snapshot, so role, grants and
 /// assignments agree with each other.
+#[tracing::instrument(skip_all, fields(user.id = %id))]
 pub(super) async fn principal(pool: &PgPool, id: UserId) -> Result<Principal> {
     let mut tx = pool.begin().await?;
     sqlx::query("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ, READ ONLY")

@@ -215,6 +215,8 @@ pub(super) async fn insert(pool: &PgPool, scope: &Scope, role: &Role) -> Result<
 }
 
 async fn insert_row(tx: &mut PgConnection, role: &Role) -> Result<()> {
+    let hierarchy = i16::try_from(role.hierarchy.get())
+        .map_err(|_| CoreError::invalid("hierarchy", "must be at most 32767"))?;
     sqlx::query(
         "INSERT INTO roles (id, name, description, hierarchy, organization_id, establishment_id, \
          created_by, created_at) VALUES ($1, $2, $3, $4, $5, $6, $7, $8)",
@@ -222,7 +224,7 @@ async fn insert_row(tx: &mut PgConnection, role: &Role) -> Result<()> {
     .bind(role.id.0)
     .bind(&role.name)
     .bind(&role.description)
-    .bind(i16::try_from(role.hierarchy.get()).unwrap_or(i16::MAX))
+    .bind(hierarchy)
     .bind(role.organization_id.map(|o| o.0))
     .bind(role.establishment_id.map(|e| e.0))
     .bind(role.created_by.map(|u| u.0))
