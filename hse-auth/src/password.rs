@@ -19,10 +19,12 @@ use std::time::Duration;
 use argon2::password_hash::phc::PasswordHash;
 use argon2::{Algorithm, Argon2, Params, PasswordHasher as _, PasswordVerifier as _, Version};
 use async_trait::async_trait;
+use base64::Engine as _;
+use base64::engine::general_purpose::STANDARD_NO_PAD as PHC_B64;
 use hse_core::CoreError;
 use rand::TryRng;
 use rand::rngs::SysRng;
-use tokio::sync::{OnceCell, OwnedSemaphorePermit, Semaphore};
+use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 
 use crate::error::{AuthError, Result};
 
@@ -149,7 +151,7 @@ pub struct Passwords {
     config: PasswordConfig,
     argon2: Argon2<'static>,
     slots: Arc<Semaphore>,
-    dummy: Arc<OnceCell<String>>,
+    dummy: Arc<str>,
 }
 
 impl Passwords {
@@ -167,7 +169,7 @@ impl Passwords {
         Ok(Self {
             argon2: config.params.argon2()?,
             slots: Arc::new(Semaphore::new(config.max_concurrent)),
-            dummy: Arc::new(OnceCell::new()),
+            dummy: dummy_hash(config.params).into(),
             config,
         })
     }
@@ -205,11 +207,8 @@ impl Passwords {
     /// # Errors
     /// [`AuthError::Busy`] when no hashing slot frees up in time.
     pub async fn verify_dummy(&self, password: &str) -> Result<()> {
-        let dummy = self
-            .dummy
-            .get_or_try_init(|| self.hash_unchecked("hse-dummy-password".to_owned()))
-            .await?;
-        self.verify(password, dummy).await.map(|_| ())
+        let dummy = Arc::clone(&self.dummy);
+        self.verify(password, &dummy).await.map(|_| ())
     }
 
     /// Hashes an already-accepted password (a rehash at sign-in: the
@@ -262,6 +261,20 @@ async fn blocking<T: Send + 'static>(
     })
     .await
     .map_err(|e| AuthError::Internal(format!("hashing task: {e}")))
+}
+
+/// A PHC string with the configured parameters that no password matches:
+/// verifying against it costs exactly one Argon2 run, like a real hash,
+/// without spending one to build it.
+fn dummy_hash(p: HashParams) -> String {
+    format!(
+        "$argon2id$v=19$m={},t={},p={}${}${}",
+        p.memory_kib,
+        p.iterations,
+        p.parallelism,
+        PHC_B64.encode([0x5a_u8; 16]),
+        PHC_B64.encode([0_u8; 32]),
+    )
 }
 
 fn hash_blocking(argon2: &Argon2<'_>, password: &str) -> Result<String> {
@@ -357,6 +370,12 @@ mod tests {
         );
         assert_eq!(
             pw.verify("x", "not a hash").await.unwrap(),
+            Verification::Invalid
+        );
+        let dummy = pw.dummy.to_string();
+        assert!(dummy.starts_with("$argon2id$v=19$m=64,t=1,p=1$"));
+        assert_eq!(
+            pw.verify("hse-dummy", &dummy).await.unwrap(),
             Verification::Invalid
         );
     }

@@ -7,5 +7,6 @@
 mod behaviour;
 mod jwt;
 mod limits;
+mod nodes;
 mod service;
 mod support;
