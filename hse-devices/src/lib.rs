@@ -44,6 +44,8 @@ pub mod tcp;
 pub mod transport;
 pub mod writer;
 
+#[cfg(feature = "postgres")]
+pub mod postgres;
 #[cfg(feature = "redis")]
 pub mod redis;
 

@@ -1,0 +1,261 @@
+//! PostgreSQL event store (feature `postgres`): idempotent batch inserts
+//! with rollups in the same statement, reads, and partition upkeep.
+//!
+//! Schema: `hse-devices/migrations` (versions `20261128300xxx`, sharing
+//! `_sqlx_migrations` with the other HSE crates). A batch is one statement:
+//! `UNNEST` arrays feed `INSERT … ON CONFLICT DO NOTHING RETURNING`, and the
+//! returned rows — only those actually inserted — are aggregated into the
+//! hourly and daily rollups, so a redelivered batch changes nothing.
+//! SQLSTATE classes 22 (data), 23 (integrity) and 54 (limits) are content
+//! errors (split and dead-letter); everything else is transient (retry).
+
+use std::collections::HashSet;
+use std::sync::{Mutex, PoisonError};
+
+use async_trait::async_trait;
+use chrono::{DateTime, Duration as Days, NaiveDate, TimeZone, Utc};
+use sqlx::{PgPool, Row};
+use uuid::Uuid;
+
+use crate::error::SinkError;
+use crate::model::Event;
+use crate::writer::EventSink;
+
+/// Applies hse-devices' migrations. Idempotent; safe at every start.
+///
+/// # Errors
+/// The migration error, if one fails.
+pub async fn migrate(pool: &PgPool) -> Result<(), sqlx::migrate::MigrateError> {
+    let mut migrator = sqlx::migrate!("./migrations");
+    migrator.set_ignore_missing(true);
+    migrator.run(pool).await
+}
+
+/// Maps a database error to transient or content.
+#[must_use]
+pub fn classify(error: &sqlx::Error) -> SinkError {
+    if let sqlx::Error::Database(db) = error {
+        let code = db.code().unwrap_or_default();
+        if ["22", "23", "54"]
+            .iter()
+            .any(|class| code.starts_with(class))
+        {
+            return SinkError::Content(format!("SQLSTATE {code}"));
+        }
+    }
+    SinkError::Transient(error.to_string())
+}
+
+/// The event store.
+#[derive(Debug)]
+pub struct PgEventStore {
+    pool: PgPool,
+    known_days: Mutex<HashSet<NaiveDate>>,
+}
+
+const INSERT: &str = r"
+WITH input AS (
+    SELECT * FROM UNNEST($1::timestamptz[], $2::uuid[], $3::uuid[], $4::text[],
+                         $5::float8[], $6::text[], $7::text[], $8::text[])
+        AS t(time, device_id, event_id, event_type, value, unit, metadata, source)
+), inserted AS (
+    INSERT INTO device_events (time, device_id, event_id, event_type, value, unit, metadata, source)
+    SELECT time, device_id, event_id, event_type, value, unit, metadata::jsonb, source FROM input
+    ON CONFLICT DO NOTHING
+    RETURNING time, device_id, event_type, value
+), hourly AS (
+    INSERT INTO device_rollups_hourly AS r
+    SELECT device_id, event_type, date_trunc('hour', time, 'UTC'), count(*), count(value),
+           coalesce(sum(value), 0), min(value), max(value), coalesce(sum(value * value), 0)
+    FROM inserted GROUP BY 1, 2, 3
+    ON CONFLICT (device_id, event_type, bucket) DO UPDATE SET
+        event_count = r.event_count + EXCLUDED.event_count,
+        value_count = r.value_count + EXCLUDED.value_count,
+        value_sum = r.value_sum + EXCLUDED.value_sum,
+        value_min = LEAST(r.value_min, EXCLUDED.value_min),
+        value_max = GREATEST(r.value_max, EXCLUDED.value_max),
+        value_sum_sq = r.value_sum_sq + EXCLUDED.value_sum_sq
+    RETURNING 1
+), daily AS (
+    INSERT INTO device_rollups_daily AS r
+    SELECT device_id, event_type, date_trunc('day', time, 'UTC'), count(*), count(value),
+           coalesce(sum(value), 0), min(value), max(value), coalesce(sum(value * value), 0)
+    FROM inserted GROUP BY 1, 2, 3
+    ON CONFLICT (device_id, event_type, bucket) DO UPDATE SET
+        event_count = r.event_count + EXCLUDED.event_count,
+        value_count = r.value_count + EXCLUDED.value_count,
+        value_sum = r.value_sum + EXCLUDED.value_sum,
+        value_min = LEAST(r.value_min, EXCLUDED.value_min),
+        value_max = GREATEST(r.value_max, EXCLUDED.value_max),
+        value_sum_sq = r.value_sum_sq + EXCLUDED.value_sum_sq
+    RETURNING 1
+)
+SELECT (SELECT count(*) FROM inserted) AS inserted,
+       (SELECT count(*) FROM hourly) + (SELECT count(*) FROM daily) AS buckets";
+
+/// Column arrays of a batch, for `UNNEST`.
+#[derive(Default)]
+struct Columns {
+    time: Vec<DateTime<Utc>>,
+    device_id: Vec<Uuid>,
+    event_id: Vec<Uuid>,
+    event_type: Vec<String>,
+    value: Vec<Option<f64>>,
+    unit: Vec<Option<String>>,
+    metadata: Vec<Option<String>>,
+    source: Vec<Option<String>>,
+}
+
+fn time_of(ts_ms: i64) -> Result<DateTime<Utc>, SinkError> {
+    Utc.timestamp_millis_opt(ts_ms)
+        .single()
+        .ok_or_else(|| SinkError::Content("timestamp out of range".into()))
+}
+
+impl Columns {
+    fn of(events: &[Event]) -> Result<Self, SinkError> {
+        let mut c = Self::default();
+        for e in events {
+            c.time.push(time_of(e.ts_ms)?);
+            c.device_id.push(e.device_id.as_uuid());
+            c.event_id.push(e.event_id);
+            c.event_type.push(e.event_type.to_string());
+            c.value.push(e.value);
+            c.unit.push(e.unit.clone());
+            c.metadata.push(
+                e.metadata
+                    .as_ref()
+                    .map(|m| serde_json::Value::Object(m.clone()).to_string()),
+            );
+            c.source.push(e.source.clone());
+        }
+        Ok(c)
+    }
+}
+
+impl PgEventStore {
+    /// A store over `pool` (run [`migrate`] first).
+    #[must_use]
+    pub fn new(pool: PgPool) -> Self {
+        Self {
+            pool,
+            known_days: Mutex::new(HashSet::new()),
+        }
+    }
+
+    /// The pool.
+    #[must_use]
+    pub fn pool(&self) -> &PgPool {
+        &self.pool
+    }
+
+    async fn ensure_days(&self, events: &[Event]) -> Result<(), sqlx::Error> {
+        let missing: Vec<NaiveDate> = {
+            let known = self
+                .known_days
+                .lock()
+                .unwrap_or_else(PoisonError::into_inner);
+            let days: HashSet<NaiveDate> = events
+                .iter()
+                .filter_map(|e| Utc.timestamp_millis_opt(e.ts_ms).single())
+                .map(|t| t.date_naive())
+                .collect();
+            days.into_iter().filter(|d| !known.contains(d)).collect()
+        };
+        if missing.is_empty() {
+            return Ok(());
+        }
+        sqlx::query("SELECT hse_devices_ensure_partition(d) FROM UNNEST($1::date[]) AS d")
+            .bind(&missing)
+            .execute(&self.pool)
+            .await?;
+        self.known_days
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .extend(missing);
+        Ok(())
+    }
+
+    /// Creates partitions from yesterday to `ahead_days` ahead of `today`
+    /// and drops those older than `retention_days`; returns how many were
+    /// dropped. A no-op on a hypertable (TimescaleDB's policies do it).
+    ///
+    /// # Errors
+    /// The database error.
+    pub async fn maintain(
+        &self,
+        today: NaiveDate,
+        ahead_days: i64,
+        retention_days: i64,
+    ) -> Result<i32, sqlx::Error> {
+        let days: Vec<NaiveDate> = (-1..=ahead_days).map(|d| today + Days::days(d)).collect();
+        sqlx::query("SELECT hse_devices_ensure_partition(d) FROM UNNEST($1::date[]) AS d")
+            .bind(&days)
+            .execute(&self.pool)
+            .await?;
+        let cutoff = today - Days::days(retention_days);
+        let dropped: i32 = sqlx::query_scalar("SELECT hse_devices_drop_partitions_before($1)")
+            .bind(cutoff)
+            .fetch_one(&self.pool)
+            .await?;
+        self.known_days
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .retain(|d| *d >= cutoff);
+        Ok(dropped)
+    }
+
+    /// Runs [`Self::maintain`] every `every` until `shutdown`.
+    pub async fn run_maintenance_until_stopped(
+        &self,
+        every: std::time::Duration,
+        ahead_days: i64,
+        retention_days: i64,
+        shutdown: tokio_util::sync::CancellationToken,
+    ) {
+        loop {
+            match self
+                .maintain(Utc::now().date_naive(), ahead_days, retention_days)
+                .await
+            {
+                Ok(dropped) if dropped > 0 => {
+                    tracing::info!(partitions.dropped = dropped, "old partitions dropped")
+                }
+                Ok(_) => {}
+                Err(e) => tracing::warn!(error = %e, "partition maintenance failed"),
+            }
+            tokio::select! {
+                () = shutdown.cancelled() => return,
+                () = tokio::time::sleep(every) => {}
+            }
+        }
+    }
+}
+
+#[async_trait]
+impl EventSink for PgEventStore {
+    async fn store(&self, events: &[Event]) -> Result<u64, SinkError> {
+        if events.is_empty() {
+            return Ok(0);
+        }
+        self.ensure_days(events).await.map_err(|e| classify(&e))?;
+        let c = Columns::of(events)?;
+        let row = sqlx::query(INSERT)
+            .bind(&c.time)
+            .bind(&c.device_id)
+            .bind(&c.event_id)
+            .bind(&c.event_type)
+            .bind(&c.value)
+            .bind(&c.unit)
+            .bind(&c.metadata)
+            .bind(&c.source)
+            .fetch_one(&self.pool)
+            .await
+            .map_err(|e| classify(&e))?;
+        let inserted: i64 = row.try_get("inserted").map_err(|e| classify(&e))?;
+        Ok(u64::try_from(inserted).unwrap_or(0))
+    }
+}
+
+mod read;
+pub use read::{Aggregate, Bucket, EventPage, EventQuery, MAX_PAGE, ReadError};
