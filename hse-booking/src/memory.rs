@@ -73,6 +73,15 @@ impl State {
             .ok_or_else(|| BookingError::not_found("booking"))
     }
 
+    /// The booking's guest, which must be of the booking's organization
+    /// (the PostgreSQL schema's composite foreign key).
+    fn guest_of(&self, scope: &Scope, booking: &Booking) -> Result<&Guest> {
+        self.guest(scope, booking.guest_id)
+            .ok()
+            .filter(|g| g.tenancy.organization_id == booking.tenancy.organization_id)
+            .ok_or_else(|| BookingError::not_found("guest"))
+    }
+
     fn check_overlap(&self, booking: &Booking) -> Result<()> {
         if !booking.status.is_active() {
             return Ok(());
@@ -243,7 +252,7 @@ impl BookingStore for MemoryStore {
             return Err(BookingError::not_found("area"));
         }
         let mut state = self.lock();
-        state.guest(scope, booking.guest_id)?;
+        state.guest_of(scope, booking)?;
         if state
             .bookings
             .values()
@@ -307,9 +316,7 @@ impl BookingStore for MemoryStore {
         let current = state.booking(scope, id)?;
         let change = edit(current)?;
         let booking = change.booking;
-        if booking.guest_id != current.guest_id {
-            state.guest(scope, booking.guest_id)?;
-        }
+        state.guest_of(scope, &booking)?;
         state.check_overlap(&booking)?;
         let codes = state.follow(id, Some(&booking), now)?;
         state.write(booking.clone(), &change.outbox, codes);

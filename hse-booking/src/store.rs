@@ -1,7 +1,7 @@
 //! The storage port: what the booking rules need from a database.
 //!
 //! Scoped methods take the caller's [`Scope`] and treat anything outside it
-//! as missing ([`BookingError::NotFound`]). Methods marked *system path*
+//! as missing ([`BookingError::NotFound`](crate::BookingError::NotFound)). Methods marked *system path*
 //! serve the background workers and lock events and take no scope.
 //!
 //! Adapters must make these guarantees true under concurrency, not only in

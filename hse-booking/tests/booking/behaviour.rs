@@ -344,3 +344,36 @@ async fn changes_write_their_notifications_to_the_outbox(w: World) {
     assert!(!format!("{instructions:?}").contains(codes[0].code.expose()));
     assert!(!format!("{:?}", codes[0]).contains(codes[0].code.expose()));
 }
+
+both!(the_turnover_gap_is_configurable_per_establishment);
+async fn the_turnover_gap_is_configurable_per_establishment(w: World) {
+    let metadata = hse_core::value::Metadata::parse(serde_json::json!({
+        "booking": {"after_checkout_buffer_minutes": 15, "before_checkin_buffer_minutes": 120}
+    }))
+    .unwrap();
+    let patch = hse_core::model::EstablishmentPatch {
+        metadata: Some(metadata),
+        ..Default::default()
+    };
+    w.tenancy
+        .update_establishment(&hse_core::Scope::Platform, w.est.id, patch, Utc::now())
+        .await
+        .unwrap();
+    let now = Utc::now();
+    let room = w.rooms[0];
+    let first = w
+        .service
+        .create_booking(&w.admin, w.request(room, 0, 24), now)
+        .await
+        .unwrap();
+    let err = w
+        .service
+        .create_booking(&w.admin, w.request(room, 25, 30), now)
+        .await
+        .unwrap_err();
+    assert!(matches!(err, BookingError::Overlap { with } if with == first.id));
+    w.service
+        .create_booking(&w.admin, w.request(room, 26, 30), now)
+        .await
+        .unwrap();
+}

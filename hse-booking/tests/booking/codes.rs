@@ -296,3 +296,79 @@ async fn a_code_reaching_max_usages_is_removed(w: World) {
     let wrong_lock = service.record_code_use(DeviceId::new(), code.id, now).await;
     assert!(matches!(wrong_lock, Err(BookingError::NotFound { .. })));
 }
+
+both!(cancel_delete_move_and_check_out_take_codes_off_the_lock);
+async fn cancel_delete_move_and_check_out_take_codes_off_the_lock(w: World) {
+    let now = Utc::now();
+    let clock = Arc::new(ManualClock::new(now));
+    let lock = Arc::new(FakeLock::default());
+    lock.online.store(true, Ordering::SeqCst);
+    let programmer = CodeProgrammer::new(w.store.clone(), lock.clone(), clock.clone());
+    let stays = hse_booking::stays::StayWorker::new(w.store.clone(), clock.clone());
+    let (r0, r1, r2) = (w.rooms[0], w.rooms[1], w.rooms[2]);
+    let cancelled = w
+        .service
+        .create_booking(&w.admin, w.request(r0, 0, 24), now)
+        .await
+        .unwrap();
+    let deleted = w
+        .service
+        .create_booking(&w.admin, w.request(r1, 0, 24), now)
+        .await
+        .unwrap();
+    let moved = w
+        .service
+        .create_booking(&w.admin, w.request(r2, 200, 224), now)
+        .await
+        .unwrap();
+    let finished = w
+        .service
+        .create_booking(&w.admin, w.request(r0, 100, 124), now)
+        .await
+        .unwrap();
+    for b in [&cancelled, &deleted, &moved, &finished] {
+        w.service.confirm(&w.admin, b.id, now).await.unwrap();
+    }
+    programmer.run_once().await.unwrap();
+    assert_eq!(lock.slots.lock().unwrap().len(), 4);
+
+    w.service
+        .cancel(&w.admin, cancelled.id, "", now)
+        .await
+        .unwrap();
+    w.service.delete(&w.admin, deleted.id, now).await.unwrap();
+    // The move takes room 0's lock instead of room 2's.
+    let patch = BookingPatch {
+        area_id: Some(r0),
+        ..Default::default()
+    };
+    w.service
+        .modify(&w.admin, moved.id, patch, now)
+        .await
+        .unwrap();
+    clock.set(at(124));
+    stays.run_once().await.unwrap();
+    stays.run_once().await.unwrap();
+    clock.advance(Duration::minutes(1));
+    programmer.run_once().await.unwrap();
+
+    let slots = lock.slots.lock().unwrap().clone();
+    let moved_codes = w.service.codes(&w.admin, moved.id).await.unwrap();
+    let live: Vec<_> = moved_codes
+        .iter()
+        .filter(|c| c.state == CodeState::Active)
+        .collect();
+    assert_eq!(live.len(), 1);
+    assert_eq!(live[0].device_id, w.room_locks[0]);
+    assert_eq!(
+        slots.keys().copied().collect::<Vec<_>>(),
+        [(live[0].device_id, live[0].id)]
+    );
+    for b in [&cancelled, &finished] {
+        let codes = w.service.codes(&w.admin, b.id).await.unwrap();
+        assert!(
+            codes.iter().all(|c| c.state == CodeState::Removed),
+            "{codes:?}"
+        );
+    }
+}

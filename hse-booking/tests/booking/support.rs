@@ -126,12 +126,8 @@ impl World {
         }
         let mut w = Self {
             admin: admin(org.id, est.id),
+            service: Bookings::new(store.clone(), tenancy.clone(), BookingsConfig::default()),
             tenancy,
-            service: Bookings::new(
-                store.clone(),
-                Arc::new(hse_core::memory::MemoryStore::new()),
-                BookingsConfig::default(),
-            ),
             store,
             est,
             building: AreaId::new(),
