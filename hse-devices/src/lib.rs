@@ -35,6 +35,7 @@ pub mod dlq;
 
 pub mod error;
 pub mod feed;
+pub mod history;
 pub mod ingest;
 pub mod model;
 pub mod queue;

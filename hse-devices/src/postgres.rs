@@ -258,4 +258,3 @@ impl EventSink for PgEventStore {
 }
 
 mod read;
-pub use read::{Aggregate, Bucket, EventPage, EventQuery, MAX_PAGE, ReadError};

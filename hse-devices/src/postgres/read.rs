@@ -1,6 +1,6 @@
-//! The read side: raw events newest first with cursor paging, and
-//! aggregates from the rollups (so a year of hourly points costs the same
-//! whatever the raw volume).
+//! [`EventHistory`] over PostgreSQL: raw events from `device_events`
+//! (index `(device_id, time DESC, event_id DESC)`), aggregates from the
+//! rollups.
 
 use chrono::{DateTime, TimeZone, Utc};
 use hse_core::DeviceId;
@@ -9,92 +9,15 @@ use sqlx::postgres::PgRow;
 use uuid::Uuid;
 
 use super::PgEventStore;
-use crate::error::Invalid;
+use crate::history::{Aggregate, Bucket, EventHistory, EventPage, EventQuery, ReadError, stddev};
 use crate::model::{Event, EventType};
-
-/// Most events per page.
-pub const MAX_PAGE: u32 = 1000;
-
-/// Why a read failed.
-#[derive(Debug, thiserror::Error)]
-#[non_exhaustive]
-pub enum ReadError {
-    /// A parameter (cursor, limit) is invalid.
-    #[error(transparent)]
-    Invalid(#[from] Invalid),
-    /// The database failed.
-    #[error("storage: {0}")]
-    Storage(#[from] sqlx::Error),
-}
-
-/// Which raw events to read.
-#[derive(Clone, Debug)]
-pub struct EventQuery {
-    /// The device.
-    pub device_id: DeviceId,
-    /// From this time (inclusive), Unix milliseconds.
-    pub from_ms: Option<i64>,
-    /// Until this time (exclusive), Unix milliseconds.
-    pub to_ms: Option<i64>,
-    /// Only these types (all when empty).
-    pub types: Vec<EventType>,
-    /// Page size, 1–1000.
-    pub limit: u32,
-    /// Continue after this cursor (from a previous page).
-    pub cursor: Option<String>,
-}
-
-/// One page of events, newest first.
-#[derive(Clone, Debug)]
-pub struct EventPage {
-    /// The events.
-    pub events: Vec<Event>,
-    /// Cursor of the next (older) page; `None` at the end.
-    pub next_cursor: Option<String>,
-}
-
-/// Rollup granularity.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum Bucket {
-    /// UTC hours.
-    Hour,
-    /// UTC days.
-    Day,
-}
-
-/// One bucket of a series.
-#[derive(Clone, Debug, PartialEq)]
-pub struct Aggregate {
-    /// Bucket start, Unix milliseconds.
-    pub bucket_start_ms: i64,
-    /// Events in the bucket.
-    pub count: i64,
-    /// Events with a value.
-    pub value_count: i64,
-    /// Sum of values.
-    pub sum: f64,
-    /// Mean value.
-    pub avg: Option<f64>,
-    /// Smallest value.
-    pub min: Option<f64>,
-    /// Largest value.
-    pub max: Option<f64>,
-    /// Sample standard deviation.
-    pub stddev: Option<f64>,
-}
 
 fn time(ms: Option<i64>) -> Option<DateTime<Utc>> {
     ms.and_then(|ms| Utc.timestamp_millis_opt(ms).single())
 }
 
-fn parse_cursor(cursor: &str) -> Result<(DateTime<Utc>, Uuid), Invalid> {
-    let bad = || Invalid::new("cursor", "not a cursor from a previous page");
-    let (ms, id) = cursor.split_once('_').ok_or_else(bad)?;
-    let ms: i64 = ms.parse().map_err(|_| bad())?;
-    Ok((
-        time(Some(ms)).ok_or_else(bad)?,
-        Uuid::parse_str(id).map_err(|_| bad())?,
-    ))
+fn storage(e: sqlx::Error) -> ReadError {
+    ReadError::Storage(e.to_string())
 }
 
 fn event_of(row: &PgRow) -> Result<Event, sqlx::Error> {
@@ -113,25 +36,10 @@ fn event_of(row: &PgRow) -> Result<Event, sqlx::Error> {
     })
 }
 
-/// Sample standard deviation from the rollup's sums.
-fn stddev(n: i64, sum: f64, sum_sq: f64) -> Option<f64> {
-    if n < 2 {
-        return None;
-    }
-    let n = n as f64;
-    Some(((sum_sq - sum * sum / n) / (n - 1.0)).max(0.0).sqrt())
-}
-
-impl PgEventStore {
-    /// Raw events of a device, newest first.
-    ///
-    /// # Errors
-    /// [`ReadError::Invalid`] for a bad cursor or limit.
-    pub async fn events(&self, query: &EventQuery) -> Result<EventPage, ReadError> {
-        if query.limit == 0 || query.limit > MAX_PAGE {
-            return Err(Invalid::new("limit", "must be 1-1000").into());
-        }
-        let cursor = query.cursor.as_deref().map(parse_cursor).transpose()?;
+#[async_trait::async_trait]
+impl EventHistory for PgEventStore {
+    async fn events(&self, query: &EventQuery) -> Result<EventPage, ReadError> {
+        let cursor = query.checked_cursor()?;
         let types: Vec<String> = query.types.iter().map(ToString::to_string).collect();
         let rows = sqlx::query(
             "SELECT time, device_id, event_id, event_type, value, unit, metadata::text AS metadata, source
@@ -152,25 +60,13 @@ impl PgEventStore {
         .bind(cursor.map(|c| c.1))
         .bind(i64::from(query.limit) + 1)
         .fetch_all(self.pool())
-        .await?;
-        let mut events = rows.iter().map(event_of).collect::<Result<Vec<_>, _>>()?;
-        let more = events.len() > query.limit as usize;
-        events.truncate(query.limit as usize);
-        let next_cursor = more
-            .then(|| events.last().map(|e| format!("{}_{}", e.ts_ms, e.event_id)))
-            .flatten();
-        Ok(EventPage {
-            events,
-            next_cursor,
-        })
+        .await
+        .map_err(storage)?;
+        let events = rows.iter().map(event_of).collect::<Result<Vec<_>, _>>();
+        Ok(EventPage::from_probe(events.map_err(storage)?, query.limit))
     }
 
-    /// The series of one device and event type per hour or day, oldest
-    /// first, read from the rollups.
-    ///
-    /// # Errors
-    /// [`ReadError::Storage`] if the database fails.
-    pub async fn aggregates(
+    async fn aggregates(
         &self,
         device_id: DeviceId,
         event_type: &EventType,
@@ -194,11 +90,12 @@ impl PgEventStore {
             .bind(time(Some(from_ms)))
             .bind(time(Some(to_ms)))
             .fetch_all(self.pool())
-            .await?;
+            .await
+            .map_err(storage)?;
         rows.iter()
             .map(aggregate_of)
             .collect::<Result<_, sqlx::Error>>()
-            .map_err(Into::into)
+            .map_err(storage)
     }
 }
 
@@ -217,28 +114,4 @@ fn aggregate_of(row: &PgRow) -> Result<Aggregate, sqlx::Error> {
         max: row.try_get("value_max")?,
         stddev: stddev(value_count, sum, sum_sq),
     })
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn stddev_from_sums_matches_the_direct_formula() {
-        let values = [2.0, 4.0, 4.0, 4.0, 5.0, 5.0, 7.0, 9.0];
-        let sum: f64 = values.iter().sum();
-        let sum_sq: f64 = values.iter().map(|v| v * v).sum();
-        let got = stddev(8, sum, sum_sq).unwrap();
-        assert!((got - 2.138_089_935).abs() < 1e-6);
-        assert_eq!(stddev(1, 1.0, 1.0), None);
-    }
-
-    #[test]
-    fn cursors_round_trip_and_garbage_is_refused() {
-        let id = Uuid::now_v7();
-        let (t, u) = parse_cursor(&format!("1764288000123_{id}")).unwrap();
-        assert_eq!((t.timestamp_millis(), u), (1_764_288_000_123, id));
-        assert!(parse_cursor("nope").is_err());
-        assert!(parse_cursor("1_x").is_err());
-    }
 }
