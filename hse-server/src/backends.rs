@@ -5,6 +5,11 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use anyhow::Context;
+use hse_auth::rate_limit::{MemoryRateLimiter, RateLimiter};
+use hse_auth::redis::{RedisFailureStore, RedisRateLimiter};
+use hse_auth::store::AuthStore;
+use hse_auth::throttle::{FailureStore, MemoryFailureStore};
+use hse_auth::{MemoryAuthStore, SystemClock};
 use hse_core::TenancyStore;
 use hse_core::memory::MemoryStore;
 use hse_core::postgres::PgStore;
@@ -26,6 +31,12 @@ pub struct Backends {
     pub redis: Option<redis::aio::ConnectionManager>,
     /// The tenancy store on whichever backend is configured.
     pub tenancy: Arc<dyn TenancyStore>,
+    /// Refresh families, API keys, usage, TOTP.
+    pub auth_store: Arc<dyn AuthStore>,
+    /// Rate limits (shared through Redis when configured).
+    pub limiter: Arc<dyn RateLimiter>,
+    /// Sign-in failure counts (shared through Redis when configured).
+    pub failures: Arc<dyn FailureStore>,
 }
 
 impl std::fmt::Debug for Backends {
@@ -64,21 +75,61 @@ impl Backends {
             Some(url) => Some(connect_redis(url.expose()).await?),
             None => None,
         };
-        let tenancy: Arc<dyn TenancyStore> = match &postgres {
-            Some(pool) => Arc::new(PgStore::new(pool.clone())),
-            None => {
-                tracing::warn!(
-                    "no HSE_DATABASE_URL: running on in-memory storage; NOTHING IS DURABLE and all data is lost on exit"
-                );
-                Arc::new(MemoryStore::new())
-            }
+        if postgres.is_none() {
+            tracing::warn!(
+                "no HSE_DATABASE_URL: running on in-memory storage; NOTHING IS DURABLE and all data is lost on exit"
+            );
+        }
+        Ok(Self::from_parts(postgres, redis))
+    }
+
+    /// The embedded default: everything in memory, in this process.
+    #[must_use]
+    pub fn in_memory() -> Self {
+        Self::from_parts(None, None)
+    }
+
+    /// Builds the adapters over already-open connections (`None`: memory).
+    #[must_use]
+    pub fn from_parts(
+        postgres: Option<PgPool>,
+        redis: Option<redis::aio::ConnectionManager>,
+    ) -> Self {
+        let (tenancy, auth_store): (Arc<dyn TenancyStore>, Arc<dyn AuthStore>) = match &postgres {
+            Some(pool) => (
+                Arc::new(PgStore::new(pool.clone())),
+                Arc::new(hse_auth::postgres::PgAuthStore::new(pool.clone())),
+            ),
+            None => (
+                Arc::new(MemoryStore::new()),
+                Arc::new(MemoryAuthStore::new()),
+            ),
         };
-        Ok(Self { postgres, redis, tenancy })
+        let (limiter, failures): (Arc<dyn RateLimiter>, Arc<dyn FailureStore>) = match &redis {
+            Some(conn) => (
+                Arc::new(RedisRateLimiter::new(conn.clone(), "hse:rl:")),
+                Arc::new(RedisFailureStore::new(conn.clone(), "hse:fail:")),
+            ),
+            None => (
+                Arc::new(MemoryRateLimiter::new(Arc::new(SystemClock))),
+                Arc::new(MemoryFailureStore::new()),
+            ),
+        };
+        Self {
+            postgres,
+            redis,
+            tenancy,
+            auth_store,
+            limiter,
+            failures,
+        }
     }
 
     /// Checks PostgreSQL.
     pub async fn check_postgres(&self) -> Check {
-        let Some(pool) = &self.postgres else { return Check::Embedded };
+        let Some(pool) = &self.postgres else {
+            return Check::Embedded;
+        };
         let ping = sqlx::query("SELECT 1").execute(pool);
         match tokio::time::timeout(CHECK_TIMEOUT, ping).await {
             Ok(Ok(_)) => Check::Up,
@@ -88,7 +139,9 @@ impl Backends {
 
     /// Checks Redis.
     pub async fn check_redis(&self) -> Check {
-        let Some(conn) = &self.redis else { return Check::Embedded };
+        let Some(conn) = &self.redis else {
+            return Check::Embedded;
+        };
         let mut conn = conn.clone();
         let cmd = redis::cmd("PING");
         let ping = cmd.query_async::<String>(&mut conn);
@@ -99,15 +152,33 @@ impl Backends {
     }
 }
 
-async fn connect_postgres(url: &str) -> anyhow::Result<PgPool> {
+/// Connects to PostgreSQL and applies every crate's migrations.
+///
+/// # Errors
+/// When PostgreSQL is unreachable or a migration fails.
+pub async fn connect_postgres(url: &str) -> anyhow::Result<PgPool> {
     let pool = PgPoolOptions::new()
         .max_connections(16)
         .acquire_timeout(Duration::from_secs(5))
         .connect(url)
         .await
         .context("HSE_DATABASE_URL: cannot connect to PostgreSQL")?;
-    hse_core::postgres::migrate(&pool).await.context("applying hse-core migrations")?;
+    migrate(&pool).await?;
     Ok(pool)
+}
+
+/// Applies every crate's migrations, in dependency order.
+///
+/// # Errors
+/// When a migration fails.
+pub async fn migrate(pool: &PgPool) -> anyhow::Result<()> {
+    hse_core::postgres::migrate(pool)
+        .await
+        .context("applying hse-core migrations")?;
+    hse_auth::postgres::migrate(pool)
+        .await
+        .context("applying hse-auth migrations")?;
+    Ok(())
 }
 
 async fn connect_redis(url: &str) -> anyhow::Result<redis::aio::ConnectionManager> {

@@ -7,6 +7,10 @@
 //! | `HSE_REDIS_URL` | unset | Redis URL; unset uses in-process queues and state |
 //! | `HSE_LOG_FORMAT` | `text` | `text` or `json` |
 //! | `HSE_SHUTDOWN_TIMEOUT_S` | `10` | seconds to drain on SIGTERM before exiting |
+//! | `HSE_JWT_SIGNING_KEY` | random per start | Ed25519 seed, 64 hex characters; share it between nodes |
+//! | `HSE_ROOT_EMAIL` | `root@hse.local` | the root account `bootstrap-root` creates |
+//! | `HSE_ROOT_PASSWORD` | unset | its password; unset generates one and prints it once |
+//! | `HSE_PUBLIC_URL` | `http://<HSE_HTTP_ADDR>` | the token issuer (`iss`) |
 //!
 //! A bad value stops start-up with a message naming the variable.
 
@@ -63,6 +67,24 @@ pub struct Config {
     pub log_format: LogFormat,
     /// Drain deadline on shutdown.
     pub shutdown_timeout: Duration,
+    /// Ed25519 seed for access tokens; `None` generates one per start.
+    pub jwt_seed: Option<SecretSeed>,
+    /// Token issuer.
+    pub public_url: String,
+    /// The root account to bootstrap.
+    pub root_email: String,
+    /// Its password, if given.
+    pub root_password: Option<Secret>,
+}
+
+/// A 32-byte signing seed; `Debug` never prints it.
+#[derive(Clone)]
+pub struct SecretSeed(pub [u8; 32]);
+
+impl std::fmt::Debug for SecretSeed {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("<redacted>")
+    }
 }
 
 impl Config {
@@ -80,18 +102,41 @@ impl Config {
     /// [`ConfigError`] naming the first bad variable.
     pub fn from_lookup(lookup: impl Fn(&str) -> Option<String>) -> Result<Self, ConfigError> {
         let get = |name: &str| lookup(name).filter(|v| !v.trim().is_empty());
+        let http_addr: SocketAddr = parse(&get, "HSE_HTTP_ADDR", "127.0.0.1:8080")?;
         Ok(Self {
-            http_addr: parse(&get, "HSE_HTTP_ADDR", "127.0.0.1:8080")?,
+            http_addr,
+            jwt_seed: get("HSE_JWT_SIGNING_KEY").map(|v| seed(&v)).transpose()?,
+            root_email: get("HSE_ROOT_EMAIL")
+                .unwrap_or_else(|| crate::bootstrap::DEFAULT_ROOT_EMAIL.to_owned()),
+            root_password: get("HSE_ROOT_PASSWORD").map(Secret),
+            public_url: get("HSE_PUBLIC_URL").unwrap_or_else(|| format!("http://{http_addr}")),
             database_url: url(&get, "HSE_DATABASE_URL", &["postgres://", "postgresql://"])?,
             redis_url: url(&get, "HSE_REDIS_URL", &["redis://", "rediss://"])?,
             log_format: match get("HSE_LOG_FORMAT").as_deref() {
                 None | Some("text") => LogFormat::Text,
                 Some("json") => LogFormat::Json,
-                Some(other) => return Err(bad("HSE_LOG_FORMAT", format!("`{other}` is not `text` or `json`"))),
+                Some(other) => {
+                    return Err(bad(
+                        "HSE_LOG_FORMAT",
+                        format!("`{other}` is not `text` or `json`"),
+                    ));
+                }
             },
             shutdown_timeout: Duration::from_secs(parse(&get, "HSE_SHUTDOWN_TIMEOUT_S", "10")?),
         })
     }
+}
+
+fn seed(hex_text: &str) -> Result<SecretSeed, ConfigError> {
+    let bytes = hex::decode(hex_text.trim())
+        .map_err(|_| bad("HSE_JWT_SIGNING_KEY", "must be hex".into()))?;
+    let seed = <[u8; 32]>::try_from(bytes.as_slice()).map_err(|_| {
+        bad(
+            "HSE_JWT_SIGNING_KEY",
+            "must be 32 bytes (64 hex characters)".into(),
+        )
+    })?;
+    Ok(SecretSeed(seed))
 }
 
 fn bad(variable: &'static str, reason: String) -> ConfigError {
@@ -107,7 +152,9 @@ where
     T::Err: std::fmt::Display,
 {
     let raw = get(variable).unwrap_or_else(|| default.to_owned());
-    raw.trim().parse().map_err(|e| bad(variable, format!("`{raw}`: {e}")))
+    raw.trim()
+        .parse()
+        .map_err(|e| bad(variable, format!("`{raw}`: {e}")))
 }
 
 fn url(
@@ -118,7 +165,10 @@ fn url(
     match get(variable) {
         None => Ok(None),
         Some(v) if schemes.iter().any(|s| v.starts_with(s)) => Ok(Some(Secret(v))),
-        Some(_) => Err(bad(variable, format!("must start with {}", schemes.join(" or ")))),
+        Some(_) => Err(bad(
+            variable,
+            format!("must start with {}", schemes.join(" or ")),
+        )),
     }
 }
 
@@ -129,7 +179,10 @@ mod tests {
     use super::*;
 
     fn config(vars: &[(&str, &str)]) -> Result<Config, ConfigError> {
-        let map: HashMap<String, String> = vars.iter().map(|(k, v)| ((*k).to_owned(), (*v).to_owned())).collect();
+        let map: HashMap<String, String> = vars
+            .iter()
+            .map(|(k, v)| ((*k).to_owned(), (*v).to_owned()))
+            .collect();
         Config::from_lookup(|k| map.get(k).cloned())
     }
 
@@ -149,6 +202,7 @@ mod tests {
             ("HSE_REDIS_URL", "http://x"),
             ("HSE_LOG_FORMAT", "xml"),
             ("HSE_SHUTDOWN_TIMEOUT_S", "-1"),
+            ("HSE_JWT_SIGNING_KEY", "abcd"),
         ] {
             let err = config(&[(var, value)]).unwrap_err();
             assert_eq!(err.variable, var);

@@ -6,7 +6,8 @@ use axum::extract::State;
 use axum::http::StatusCode;
 use serde::Serialize;
 
-use crate::backends::{Backends, Check};
+use crate::backends::Check;
+use crate::state::AppState;
 
 /// The readiness report.
 #[derive(Debug, Serialize)]
@@ -26,10 +27,15 @@ pub async fn liveness() -> Json<serde_json::Value> {
 
 /// `GET /health/readiness`: 200 when every configured dependency answers,
 /// 503 otherwise.
-pub async fn readiness(State(backends): State<Backends>) -> (StatusCode, Json<Readiness>) {
+pub async fn readiness(State(state): State<AppState>) -> (StatusCode, Json<Readiness>) {
+    let backends = &state.backends;
     let (postgres, redis) = tokio::join!(backends.check_postgres(), backends.check_redis());
     let ready = postgres != Check::Down && redis != Check::Down;
-    let status = if ready { StatusCode::OK } else { StatusCode::SERVICE_UNAVAILABLE };
+    let status = if ready {
+        StatusCode::OK
+    } else {
+        StatusCode::SERVICE_UNAVAILABLE
+    };
     let report = Readiness {
         status: if ready { "ready" } else { "not_ready" },
         postgres,

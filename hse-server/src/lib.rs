@@ -8,14 +8,20 @@
 //! # Layout
 //! - [`config`]: `HSE_*` variables, validated at start-up.
 //! - [`telemetry`]: the tracing subscriber (text or JSON).
+//! - [`bootstrap`]: the first root account.
 //! - [`backends`]: connections to PostgreSQL and Redis, and their checks.
 //! - [`health`]: `/health/liveness` and `/health/readiness`.
+//! - [`http`]: the HTTP API of API.md, errors as problem+json.
+//! - [`state`]: the services every handler shares.
 //! - [`server`]: builds the router and runs it until stopped.
 
 pub mod backends;
+pub mod bootstrap;
 pub mod config;
 pub mod health;
+pub mod http;
 pub mod server;
+pub mod state;
 pub mod telemetry;
 
 pub use config::Config;

@@ -2,13 +2,50 @@
 //!
 //! Run with: `cargo run -p hse-server` (embedded, in-memory) or with
 //! `HSE_DATABASE_URL` / `HSE_REDIS_URL` set (see `scripts/services`).
+//! `hse-server bootstrap-root` creates the first root account and exits.
 
-use hse_server::{Config, build, shutdown_signal, telemetry};
+use hse_server::bootstrap::{Bootstrap, bootstrap_root};
+use hse_server::{Config, Server, build, shutdown_signal, telemetry};
 
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
     let config = Config::from_env()?;
     telemetry::init(config.log_format);
+    let command = std::env::args().nth(1);
     let server = build(&config).await?;
-    server.run_until_stopped(shutdown_signal()).await
+    match command.as_deref() {
+        None | Some("serve") => {
+            if config.database_url.is_none() || config.root_password.is_some() {
+                announce_root(&config, &server).await?;
+            }
+            server.run_until_stopped(shutdown_signal()).await
+        }
+        Some("bootstrap-root") => announce_root(&config, &server).await,
+        Some(other) => {
+            anyhow::bail!("unknown command `{other}`: use `serve` (default) or `bootstrap-root`")
+        }
+    }
+}
+
+/// Creates the root account if needed and says how to sign in.
+async fn announce_root(config: &Config, server: &Server) -> anyhow::Result<()> {
+    let password = config.root_password.as_ref().map(|p| p.expose().to_owned());
+    let email = &config.root_email;
+    match bootstrap_root(server.state(), email, password).await? {
+        Bootstrap::AlreadyThere => println!("root account {email} already exists"),
+        Bootstrap::Created => {
+            println!("created root account {email} (password from HSE_ROOT_PASSWORD)")
+        }
+        Bootstrap::CreatedWithPassword(password) => {
+            println!("created root account; this password is shown only once:");
+            println!("  email:    {email}");
+            println!("  password: {password}");
+        }
+    }
+    let addr = server.local_addr()?;
+    println!(
+        "sign in: curl -X POST http://{addr}/v1/auth/login -H 'content-type: application/json' \\"
+    );
+    println!("  -d '{{\"email\":\"{email}\",\"password\":\"...\"}}'");
+    Ok(())
 }

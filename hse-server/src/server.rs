@@ -6,30 +6,60 @@ use std::net::SocketAddr;
 use std::time::Duration;
 
 use anyhow::Context;
+use std::sync::Arc;
+
 use axum::Router;
-use axum::routing::get;
+use hse_auth::token::SigningKey;
+use hse_auth::{AuthConfig, AuthDeps, Authenticator, SystemClock, TenancyDirectory};
+use hse_core::Tenancy;
 use tokio::net::TcpListener;
 use tokio_util::sync::CancellationToken;
 
 use crate::backends::Backends;
 use crate::config::Config;
-use crate::health;
+use crate::http;
+use crate::state::AppState;
 
 /// A bound, ready-to-run server.
 #[derive(Debug)]
 pub struct Server {
     listener: TcpListener,
+    state: AppState,
     router: Router,
     shutdown_timeout: Duration,
 }
 
-/// The HTTP routes over `backends`.
-pub fn router(backends: Backends) -> Router {
-    Router::new()
-        .route("/health/liveness", get(health::liveness))
-        .route("/health/readiness", get(health::readiness))
-        .with_state(backends)
+/// Builds the services over the connected backends.
+///
+/// # Errors
+/// When the authentication settings are invalid.
+pub fn services(config: &Config, backends: Backends) -> anyhow::Result<AppState> {
+    let key = match &config.jwt_seed {
+        Some(seed) => SigningKey::ed25519_from_seed(&seed.0),
+        None => {
+            tracing::warn!(
+                "no HSE_JWT_SIGNING_KEY: tokens are signed with a key made for this run only"
+            );
+            SigningKey::generate_ed25519()?
+        }
+    };
+    let auth_config = AuthConfig::new(key, &config.public_url, AUDIENCE)?;
+    let deps = AuthDeps {
+        directory: Arc::new(TenancyDirectory::new(backends.tenancy.clone())),
+        store: backends.auth_store.clone(),
+        limiter: backends.limiter.clone(),
+        failures: backends.failures.clone(),
+        clock: Arc::new(SystemClock),
+    };
+    Ok(AppState {
+        tenancy: Tenancy::new(backends.tenancy.clone()),
+        auth: Arc::new(Authenticator::new(deps, auth_config)?),
+        backends,
+    })
 }
+
+/// The `aud` of HSE access tokens.
+pub const AUDIENCE: &str = "hse-api";
 
 /// Connects the backends and binds the listener.
 ///
@@ -37,17 +67,25 @@ pub fn router(backends: Backends) -> Router {
 /// When a backend is unreachable or the address cannot be bound.
 pub async fn build(config: &Config) -> anyhow::Result<Server> {
     let backends = Backends::connect(config).await?;
+    let state = services(config, backends)?;
     let listener = TcpListener::bind(config.http_addr)
         .await
         .with_context(|| format!("HSE_HTTP_ADDR: cannot listen on {}", config.http_addr))?;
     Ok(Server {
         listener,
-        router: router(backends),
+        router: http::router(state.clone()),
+        state,
         shutdown_timeout: config.shutdown_timeout,
     })
 }
 
 impl Server {
+    /// The services, for start-up tasks such as bootstrapping root.
+    #[must_use]
+    pub fn state(&self) -> &AppState {
+        &self.state
+    }
+
     /// The bound address (useful with port 0).
     ///
     /// # Errors
@@ -61,7 +99,10 @@ impl Server {
     ///
     /// # Errors
     /// When serving fails.
-    pub async fn run_until_stopped(self, stop: impl Future<Output = ()> + Send + 'static) -> anyhow::Result<()> {
+    pub async fn run_until_stopped(
+        self,
+        stop: impl Future<Output = ()> + Send + 'static,
+    ) -> anyhow::Result<()> {
         let addr = self.local_addr()?;
         tracing::info!(http.addr = %addr, "listening on http://{addr}");
         let token = CancellationToken::new();
@@ -72,7 +113,8 @@ impl Server {
             signalled.cancel();
         });
         let drained = token.clone();
-        let serve = axum::serve(self.listener, self.router).with_graceful_shutdown(async move { drained.cancelled().await });
+        let serve = axum::serve(self.listener, self.router)
+            .with_graceful_shutdown(async move { drained.cancelled().await });
         let deadline = async {
             token.cancelled().await;
             tokio::time::sleep(self.shutdown_timeout).await;

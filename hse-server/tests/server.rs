@@ -24,9 +24,17 @@ fn start(env: &[(&str, &str)]) -> (Child, String) {
     let stdout = child.stdout.take().expect("stdout piped");
     let mut lines = BufReader::new(stdout).lines();
     let addr = loop {
-        let line = lines.next().expect("server printed its address").expect("utf-8 log line");
+        let line = lines
+            .next()
+            .expect("server printed its address")
+            .expect("utf-8 log line");
         if let Some(rest) = line.split("listening on http://").nth(1) {
-            break rest.split_whitespace().next().unwrap_or(rest).trim_matches('"').to_owned();
+            break rest
+                .split_whitespace()
+                .next()
+                .unwrap_or(rest)
+                .trim_matches('"')
+                .to_owned();
         }
     };
     std::thread::spawn(move || lines.for_each(drop));
@@ -39,21 +47,35 @@ async fn get(addr: &str, path: &str) -> (u16, String) {
     stream.write_all(request.as_bytes()).await.expect("writes");
     let mut response = String::new();
     stream.read_to_string(&mut response).await.expect("reads");
-    let status = response.split_whitespace().nth(1).and_then(|s| s.parse().ok()).unwrap_or(0);
-    let body = response.split("\r\n\r\n").nth(1).unwrap_or_default().to_owned();
+    let status = response
+        .split_whitespace()
+        .nth(1)
+        .and_then(|s| s.parse().ok())
+        .unwrap_or(0);
+    let body = response
+        .split("\r\n\r\n")
+        .nth(1)
+        .unwrap_or_default()
+        .to_owned();
     (status, body)
 }
 
 fn terminate_and_wait(mut child: Child) -> std::process::ExitStatus {
     let pid = child.id().to_string();
-    let killed = Command::new("kill").args(["-TERM", &pid]).status().expect("kill runs");
+    let killed = Command::new("kill")
+        .args(["-TERM", &pid])
+        .status()
+        .expect("kill runs");
     assert!(killed.success());
     let started = Instant::now();
     loop {
         if let Some(status) = child.try_wait().expect("wait works") {
             return status;
         }
-        assert!(started.elapsed() < Duration::from_secs(10), "server did not stop within 10 s of SIGTERM");
+        assert!(
+            started.elapsed() < Duration::from_secs(10),
+            "server did not stop within 10 s of SIGTERM"
+        );
         std::thread::sleep(Duration::from_millis(50));
     }
 }
@@ -73,18 +95,25 @@ async fn the_embedded_server_is_alive_ready_and_stops_on_sigterm() {
 
 #[tokio::test]
 async fn with_postgres_and_redis_readiness_checks_both() {
-    let database = std::env::var("HSE_DATABASE_URL").unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432/postgres".into());
+    let database = std::env::var("HSE_DATABASE_URL")
+        .unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432/postgres".into());
     let redis = std::env::var("HSE_REDIS_URL").unwrap_or_else(|_| "redis://127.0.0.1:6379".into());
     let (child, addr) = start(&[("HSE_DATABASE_URL", &database), ("HSE_REDIS_URL", &redis)]);
     let (status, body) = get(&addr, "/health/readiness").await;
     assert_eq!(status, 200, "{body}");
-    assert!(body.contains(r#""postgres":"up""#) && body.contains(r#""redis":"up""#), "{body}");
+    assert!(
+        body.contains(r#""postgres":"up""#) && body.contains(r#""redis":"up""#),
+        "{body}"
+    );
     assert!(terminate_and_wait(child).success());
 }
 
 #[test]
 fn bad_configuration_stops_start_up_naming_the_variable() {
-    for (var, value) in [("HSE_HTTP_ADDR", "not-an-address"), ("HSE_DATABASE_URL", "mysql://nope")] {
+    for (var, value) in [
+        ("HSE_HTTP_ADDR", "not-an-address"),
+        ("HSE_DATABASE_URL", "mysql://nope"),
+    ] {
         let output = Command::new(env!("CARGO_BIN_EXE_hse-server"))
             .env_clear()
             .env(var, value)

@@ -1,0 +1,193 @@
+//! `/v1/auth/*` and `/v1/me`: sign-in, refresh, sign-out, who am I.
+
+use axum::body::Bytes;
+use axum::extract::State;
+use axum::http::header::{COOKIE, SET_COOKIE};
+use axum::http::{HeaderMap, HeaderValue, StatusCode};
+use axum::response::{IntoResponse, Response};
+use axum::routing::{get, post};
+use axum::{Json, Router};
+use hse_auth::cookie::{REFRESH_COOKIE, clear_cookies, read_cookie};
+use hse_auth::{LoginOutcome, Session};
+use hse_core::{ActionName, Scope, User};
+use serde::{Deserialize, Serialize};
+
+use super::error::ApiError;
+use super::extract::{ApiJson, Caller};
+use crate::state::AppState;
+
+/// The auth routes.
+pub fn routes() -> Router<AppState> {
+    Router::new()
+        .route("/v1/auth/login", post(login))
+        .route("/v1/auth/second-factor", post(second_factor))
+        .route("/v1/auth/refresh", post(refresh))
+        .route("/v1/auth/logout", post(logout))
+        .route("/v1/me", get(me))
+}
+
+/// `POST /v1/auth/login` body.
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct LoginBody {
+    email: String,
+    password: String,
+}
+
+impl std::fmt::Debug for LoginBody {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("LoginBody")
+            .field("email", &self.email)
+            .finish_non_exhaustive()
+    }
+}
+
+/// `POST /v1/auth/second-factor` body.
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct SecondFactorBody {
+    challenge: String,
+    code: String,
+}
+
+impl std::fmt::Debug for SecondFactorBody {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("SecondFactorBody")
+    }
+}
+
+/// Refresh and logout take the token in the body or the cookie.
+#[derive(Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RefreshBody {
+    refresh_token: Option<String>,
+}
+
+impl std::fmt::Debug for RefreshBody {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("RefreshBody")
+    }
+}
+
+/// A new session.
+#[derive(Serialize)]
+struct Tokens<'a> {
+    access_token: &'a str,
+    refresh_token: &'a str,
+    token_type: &'static str,
+    expires_in: i64,
+}
+
+fn session_response(session: &Session) -> Response {
+    let now = chrono::Utc::now();
+    let body = Tokens {
+        access_token: session.access.token.expose(),
+        refresh_token: session.refresh.token.expose(),
+        token_type: "Bearer",
+        expires_in: (session.access.expires_at - now).num_seconds().max(0),
+    };
+    let mut response = Json(body).into_response();
+    for cookie in session.cookies(now) {
+        if let Ok(value) = HeaderValue::from_str(&cookie) {
+            response.headers_mut().append(SET_COOKIE, value);
+        }
+    }
+    response
+}
+
+async fn login(
+    State(state): State<AppState>,
+    ApiJson(body): ApiJson<LoginBody>,
+) -> Result<Response, ApiError> {
+    match state.auth.login(&body.email, &body.password).await? {
+        LoginOutcome::SignedIn(session) => Ok(session_response(&session)),
+        LoginOutcome::SecondFactorRequired { challenge } => Ok(Json(serde_json::json!({
+            "second_factor_required": true,
+            "challenge": challenge.token.expose(),
+        }))
+        .into_response()),
+    }
+}
+
+async fn second_factor(
+    State(state): State<AppState>,
+    ApiJson(body): ApiJson<SecondFactorBody>,
+) -> Result<Response, ApiError> {
+    let session = state
+        .auth
+        .complete_second_factor(&body.challenge, &body.code)
+        .await?;
+    Ok(session_response(&session))
+}
+
+/// The refresh token from a JSON body (which may be empty) or the cookie.
+fn presented_refresh(headers: &HeaderMap, body: &[u8]) -> Result<String, ApiError> {
+    let parsed: Option<RefreshBody> = if body.iter().all(u8::is_ascii_whitespace) {
+        None
+    } else {
+        Some(serde_json::from_slice(body).map_err(|e| ApiError::invalid("body", e.to_string()))?)
+    };
+    parsed
+        .and_then(|b| b.refresh_token)
+        .or_else(|| {
+            let cookies = headers.get(COOKIE)?.to_str().ok()?;
+            read_cookie(cookies, REFRESH_COOKIE).map(str::to_owned)
+        })
+        .ok_or_else(|| {
+            ApiError::invalid("refresh_token", "send it in the body or the session cookie")
+        })
+}
+
+async fn refresh(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Result<Response, ApiError> {
+    let token = presented_refresh(&headers, &body)?;
+    let session = state.auth.refresh(&token).await?;
+    Ok(session_response(&session))
+}
+
+async fn logout(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Result<Response, ApiError> {
+    let token = presented_refresh(&headers, &body)?;
+    state.auth.logout(&token).await?;
+    let mut response = StatusCode::NO_CONTENT.into_response();
+    for cookie in clear_cookies() {
+        if let Ok(value) = HeaderValue::from_str(&cookie) {
+            response.headers_mut().append(SET_COOKIE, value);
+        }
+    }
+    Ok(response)
+}
+
+/// `GET /v1/me`.
+#[derive(Debug, Serialize)]
+pub struct Me {
+    /// The signed-in user.
+    pub user: User,
+    /// Its role's rank.
+    pub hierarchy: u16,
+    /// Its permissions.
+    pub permissions: Vec<ActionName>,
+    /// What it can see.
+    pub scope: Scope,
+}
+
+async fn me(State(state): State<AppState>, caller: Caller) -> Result<Json<Me>, ApiError> {
+    let p = caller.principal;
+    let user = state
+        .tenancy
+        .store()
+        .user(&hse_core::Scope::Platform, p.user_id)
+        .await?;
+    Ok(Json(Me {
+        user,
+        hierarchy: p.hierarchy.get(),
+        permissions: p.permissions.iter().cloned().collect(),
+        scope: p.scope(),
+    }))
+}

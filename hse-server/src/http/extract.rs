@@ -1,0 +1,123 @@
+//! Request extractors whose rejections are problem+json: JSON bodies,
+//! paths and queries, the authenticated [`Caller`], and list paging.
+
+use axum::extract::rejection::{JsonRejection, PathRejection, QueryRejection};
+use axum::extract::{FromRequest, FromRequestParts};
+use axum::http::StatusCode;
+use axum::http::header::{AUTHORIZATION, COOKIE};
+use axum::http::request::Parts;
+use hse_auth::cookie::{ACCESS_COOKIE, read_cookie};
+use hse_core::{Page, Principal};
+use serde::Deserialize;
+
+use super::error::ApiError;
+use crate::state::AppState;
+
+/// A JSON body; bad JSON is 400 naming the body, oversize is 413.
+#[derive(Debug, FromRequest)]
+#[from_request(via(axum::Json), rejection(ApiError))]
+pub struct ApiJson<T>(pub T);
+
+/// A path parameter; a malformed id is 400.
+#[derive(Debug, FromRequestParts)]
+#[from_request(via(axum::extract::Path), rejection(ApiError))]
+pub struct ApiPath<T>(pub T);
+
+/// Query parameters; malformed ones are 400.
+#[derive(Debug, FromRequestParts)]
+#[from_request(via(axum::extract::Query), rejection(ApiError))]
+pub struct ApiQuery<T>(pub T);
+
+impl From<JsonRejection> for ApiError {
+    fn from(rejection: JsonRejection) -> Self {
+        match rejection.status() {
+            StatusCode::PAYLOAD_TOO_LARGE => ApiError::new(
+                StatusCode::PAYLOAD_TOO_LARGE,
+                "payload_too_large",
+                "the body is over 1 MiB",
+            ),
+            StatusCode::UNSUPPORTED_MEDIA_TYPE => ApiError::new(
+                StatusCode::UNSUPPORTED_MEDIA_TYPE,
+                "unsupported_media_type",
+                "send `Content-Type: application/json`",
+            ),
+            _ => ApiError::invalid("body", rejection.body_text()),
+        }
+    }
+}
+
+impl From<PathRejection> for ApiError {
+    fn from(rejection: PathRejection) -> Self {
+        ApiError::invalid("path", rejection.body_text())
+    }
+}
+
+impl From<QueryRejection> for ApiError {
+    fn from(rejection: QueryRejection) -> Self {
+        ApiError::invalid("query", rejection.body_text())
+    }
+}
+
+/// `?limit=&cursor=` of every list.
+#[derive(Debug, Default, Deserialize)]
+pub struct ListQuery {
+    /// Page size, 1–500 (default 50).
+    pub limit: Option<u32>,
+    /// `next_cursor` of the previous page.
+    pub cursor: Option<uuid::Uuid>,
+}
+
+impl ListQuery {
+    /// The page asked for.
+    ///
+    /// # Errors
+    /// 400 naming `limit` when out of range.
+    pub fn page(&self) -> Result<Page, ApiError> {
+        Ok(Page::new(self.limit, self.cursor)?)
+    }
+}
+
+/// The authenticated caller: from `Authorization: Bearer`, the
+/// `__Host-hse_access` cookie, or `X-API-Key` (rate-limited per key).
+#[derive(Clone, Debug)]
+pub struct Caller {
+    /// Who is calling (for a key: its creator, narrowed to the key).
+    pub principal: Principal,
+}
+
+impl FromRequestParts<AppState> for Caller {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(
+        parts: &mut Parts,
+        state: &AppState,
+    ) -> Result<Self, Self::Rejection> {
+        if let Some(key) = header(parts, "x-api-key") {
+            let key = state.auth.authenticate_api_key(&key).await?;
+            return Ok(Self {
+                principal: key.principal,
+            });
+        }
+        let bearer = header(parts, AUTHORIZATION.as_str())
+            .and_then(|h| h.strip_prefix("Bearer ").map(str::to_owned));
+        let cookie = || {
+            header(parts, COOKIE.as_str())
+                .and_then(|c| read_cookie(&c, ACCESS_COOKIE).map(str::to_owned))
+        };
+        let Some(token) = bearer.or_else(cookie) else {
+            return Err(ApiError::unauthenticated(
+                "send a bearer token, the session cookie or an API key",
+            ));
+        };
+        let principal = state.auth.authenticate(&token).await?;
+        Ok(Self { principal })
+    }
+}
+
+fn header(parts: &Parts, name: &str) -> Option<String> {
+    parts
+        .headers
+        .get(name)
+        .and_then(|v| v.to_str().ok())
+        .map(str::to_owned)
+}

@@ -1,0 +1,20 @@
+//! What every handler shares: the domain services over the configured
+//! backends.
+
+use std::sync::Arc;
+
+use hse_auth::Authenticator;
+use hse_core::Tenancy;
+
+use crate::backends::Backends;
+
+/// The application state, cheap to clone.
+#[derive(Clone, Debug)]
+pub struct AppState {
+    /// Connections, for health checks.
+    pub backends: Backends,
+    /// Tenancy, roles, users, onboarding.
+    pub tenancy: Tenancy,
+    /// Sign-in, tokens, API keys, rate limits.
+    pub auth: Arc<Authenticator>,
+}

@@ -1,0 +1,154 @@
+//! A tiny client over the in-process router.
+
+use axum::Router;
+use axum::body::Body;
+use axum::http::{HeaderMap, Method, Request, StatusCode};
+use hse_server::backends::Backends;
+use hse_server::bootstrap::bootstrap_root;
+use hse_server::{Config, http, server};
+use http_body_util::BodyExt;
+use serde_json::{Value, json};
+use tower::ServiceExt;
+
+/// An answer: status, headers and JSON body (`Null` when empty).
+pub(crate) struct Answer {
+    pub(crate) status: StatusCode,
+    pub(crate) headers: HeaderMap,
+    pub(crate) body: Value,
+}
+
+/// The application on `backends`, with a bootstrapped root.
+pub(crate) struct App {
+    router: Router,
+    pub(crate) root_password: String,
+}
+
+pub(crate) const ROOT: &str = "root@hse.local";
+
+impl App {
+    pub(crate) async fn new(backends: Backends) -> Self {
+        let config = Config::from_lookup(|_| None).expect("default config");
+        let state = server::services(&config, backends).expect("services build");
+        let password = "root password for tests".to_owned();
+        bootstrap_root(&state, ROOT, Some(password.clone()))
+            .await
+            .expect("root bootstraps");
+        Self {
+            router: http::router(state),
+            root_password: password,
+        }
+    }
+
+    pub(crate) async fn memory() -> Self {
+        Self::new(Backends::in_memory()).await
+    }
+
+    pub(crate) async fn raw(&self, request: Request<Body>) -> Answer {
+        let response = self
+            .router
+            .clone()
+            .oneshot(request)
+            .await
+            .expect("router answers");
+        let status = response.status();
+        let headers = response.headers().clone();
+        let bytes = response
+            .into_body()
+            .collect()
+            .await
+            .expect("body reads")
+            .to_bytes();
+        let body = serde_json::from_slice(&bytes).unwrap_or(Value::Null);
+        Answer {
+            status,
+            headers,
+            body,
+        }
+    }
+
+    pub(crate) async fn call(
+        &self,
+        method: Method,
+        path: &str,
+        token: Option<&str>,
+        body: Option<Value>,
+    ) -> Answer {
+        let mut request = Request::builder().method(method).uri(path);
+        if let Some(token) = token {
+            request = request.header("authorization", format!("Bearer {token}"));
+        }
+        let request = match body {
+            Some(body) => request
+                .header("content-type", "application/json")
+                .body(Body::from(body.to_string())),
+            None => request.body(Body::empty()),
+        };
+        self.raw(request.expect("request builds")).await
+    }
+
+    pub(crate) async fn get(&self, path: &str, token: &str) -> Answer {
+        self.call(Method::GET, path, Some(token), None).await
+    }
+
+    pub(crate) async fn post(&self, path: &str, token: &str, body: Value) -> Answer {
+        self.call(Method::POST, path, Some(token), Some(body)).await
+    }
+
+    /// Signs in and returns the access token.
+    pub(crate) async fn login(&self, email: &str, password: &str) -> String {
+        let answer = self
+            .call(
+                Method::POST,
+                "/v1/auth/login",
+                None,
+                Some(json!({"email": email, "password": password})),
+            )
+            .await;
+        assert_eq!(answer.status, StatusCode::OK, "{}", answer.body);
+        answer.body["access_token"]
+            .as_str()
+            .expect("access token")
+            .to_owned()
+    }
+
+    pub(crate) async fn root_token(&self) -> String {
+        self.login(ROOT, &self.root_password).await
+    }
+
+    /// Invites `email` with `role_id` to `target`, accepts, signs in.
+    pub(crate) async fn onboard(
+        &self,
+        inviter: &str,
+        email: &str,
+        role_id: &str,
+        target: Value,
+    ) -> String {
+        let invited = self
+            .post(
+                "/v1/invitations",
+                inviter,
+                json!({"email": email, "role_id": role_id, "target": target}),
+            )
+            .await;
+        assert_eq!(invited.status, StatusCode::CREATED, "{}", invited.body);
+        let token = invited.body["token"].as_str().expect("token").to_owned();
+        let accepted = self
+            .call(
+                Method::POST,
+                &format!("/v1/invitations/{token}/accept"),
+                None,
+                Some(json!({"first_name": "Ana", "password": "a long enough passphrase"})),
+            )
+            .await;
+        assert_eq!(accepted.status, StatusCode::CREATED, "{}", accepted.body);
+        self.login(email, "a long enough passphrase").await
+    }
+}
+
+/// Asserts a problem+json answer with `status` and `code`.
+pub(crate) fn assert_problem(answer: &Answer, status: StatusCode, code: &str) {
+    assert_eq!(answer.status, status, "{}", answer.body);
+    assert_eq!(answer.headers["content-type"], "application/problem+json");
+    assert_eq!(answer.body["status"], status.as_u16());
+    assert_eq!(answer.body["code"], code, "{}", answer.body);
+}

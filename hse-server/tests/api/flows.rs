@@ -1,0 +1,385 @@
+//! End-to-end flows over the API.
+
+use axum::body::Body;
+use axum::http::{Method, Request, StatusCode};
+use hse_core::SystemRole;
+use serde_json::json;
+
+use crate::client::{App, ROOT, assert_problem};
+
+fn role(r: SystemRole) -> String {
+    r.id().to_string()
+}
+
+#[tokio::test]
+async fn requests_without_credentials_are_401_problems() {
+    let app = App::memory().await;
+    let answer = app.call(Method::GET, "/v1/organizations", None, None).await;
+    assert_problem(&answer, StatusCode::UNAUTHORIZED, "unauthenticated");
+    assert_eq!(answer.headers["www-authenticate"], "Bearer");
+    let forged = app
+        .get("/v1/organizations", "eyJhbGciOiJub25lIn0.e30.")
+        .await;
+    assert_problem(&forged, StatusCode::UNAUTHORIZED, "unauthenticated");
+}
+
+#[tokio::test]
+async fn login_sets_host_cookies_and_a_wrong_password_is_401() {
+    let app = App::memory().await;
+    let answer = app
+        .call(
+            Method::POST,
+            "/v1/auth/login",
+            None,
+            Some(json!({"email": ROOT, "password": app.root_password})),
+        )
+        .await;
+    assert_eq!(answer.status, StatusCode::OK);
+    let cookies: Vec<_> = answer
+        .headers
+        .get_all("set-cookie")
+        .iter()
+        .map(|v| v.to_str().unwrap().to_owned())
+        .collect();
+    assert_eq!(cookies.len(), 2);
+    for cookie in &cookies {
+        assert!(cookie.starts_with("__Host-hse_"), "{cookie}");
+        for attribute in ["Secure", "HttpOnly", "SameSite=Strict", "Path=/"] {
+            assert!(cookie.contains(attribute), "{cookie}");
+        }
+        assert!(!cookie.contains("Domain"), "{cookie}");
+    }
+    let wrong = app
+        .call(
+            Method::POST,
+            "/v1/auth/login",
+            None,
+            Some(json!({"email": ROOT, "password": "nope nope nope"})),
+        )
+        .await;
+    assert_problem(&wrong, StatusCode::UNAUTHORIZED, "unauthenticated");
+    let unknown = app
+        .call(
+            Method::POST,
+            "/v1/auth/login",
+            None,
+            Some(json!({"email": "who@example.com", "password": "nope nope nope"})),
+        )
+        .await;
+    assert_eq!(unknown.body["detail"], wrong.body["detail"]);
+}
+
+#[tokio::test]
+async fn the_session_cookie_authenticates_too() {
+    let app = App::memory().await;
+    let token = app.root_token().await;
+    let request = Request::get("/v1/me")
+        .header("cookie", format!("__Host-hse_access={token}"))
+        .body(Body::empty())
+        .unwrap();
+    let me = app.raw(request).await;
+    assert_eq!(me.status, StatusCode::OK, "{}", me.body);
+    assert_eq!(me.body["user"]["email"], ROOT);
+    assert_eq!(me.body["scope"]["kind"], "platform");
+}
+
+#[tokio::test]
+async fn refresh_rotates_and_a_reused_token_ends_the_session() {
+    let app = App::memory().await;
+    let first = app
+        .call(
+            Method::POST,
+            "/v1/auth/login",
+            None,
+            Some(json!({"email": ROOT, "password": app.root_password})),
+        )
+        .await;
+    let old = first.body["refresh_token"].as_str().unwrap().to_owned();
+    let second = app
+        .call(
+            Method::POST,
+            "/v1/auth/refresh",
+            None,
+            Some(json!({"refresh_token": old})),
+        )
+        .await;
+    assert_eq!(second.status, StatusCode::OK, "{}", second.body);
+    let newer = second.body["refresh_token"].as_str().unwrap().to_owned();
+    assert_ne!(old, newer);
+    let reused = app
+        .call(
+            Method::POST,
+            "/v1/auth/refresh",
+            None,
+            Some(json!({"refresh_token": old})),
+        )
+        .await;
+    assert_problem(&reused, StatusCode::UNAUTHORIZED, "unauthenticated");
+    let after = app
+        .call(
+            Method::POST,
+            "/v1/auth/refresh",
+            None,
+            Some(json!({"refresh_token": newer})),
+        )
+        .await;
+    assert_problem(&after, StatusCode::UNAUTHORIZED, "unauthenticated");
+}
+
+#[tokio::test]
+async fn logout_revokes_the_refresh_token() {
+    let app = App::memory().await;
+    let login = app
+        .call(
+            Method::POST,
+            "/v1/auth/login",
+            None,
+            Some(json!({"email": ROOT, "password": app.root_password})),
+        )
+        .await;
+    let refresh = login.body["refresh_token"].as_str().unwrap().to_owned();
+    let out = app
+        .call(
+            Method::POST,
+            "/v1/auth/logout",
+            None,
+            Some(json!({"refresh_token": refresh})),
+        )
+        .await;
+    assert_eq!(out.status, StatusCode::NO_CONTENT);
+    let again = app
+        .call(
+            Method::POST,
+            "/v1/auth/refresh",
+            None,
+            Some(json!({"refresh_token": refresh})),
+        )
+        .await;
+    assert_eq!(again.status, StatusCode::UNAUTHORIZED);
+}
+
+#[tokio::test]
+async fn bad_input_is_a_400_naming_the_field_and_changes_nothing() {
+    let app = App::memory().await;
+    let root = app.root_token().await;
+    let cases = [
+        json!({"name": ""}),
+        json!({"name": "Ok", "is_root": true}),
+        json!({"name": "Ok", "contact_email": "not-an-email"}),
+        json!([1, 2]),
+    ];
+    for body in cases {
+        let answer = app.post("/v1/partner-companies", &root, body.clone()).await;
+        assert_eq!(
+            answer.status,
+            StatusCode::BAD_REQUEST,
+            "{body} → {}",
+            answer.body
+        );
+        assert!(answer.body["field"].is_string(), "{}", answer.body);
+    }
+    let listed = app.get("/v1/partner-companies", &root).await;
+    assert_eq!(listed.body["items"].as_array().map(Vec::len), Some(0));
+    let bad_id = app.get("/v1/organizations/not-a-uuid", &root).await;
+    assert_problem(&bad_id, StatusCode::BAD_REQUEST, "invalid_input");
+    let bad_limit = app.get("/v1/organizations?limit=0", &root).await;
+    assert_problem(&bad_limit, StatusCode::BAD_REQUEST, "invalid_input");
+}
+
+#[tokio::test]
+async fn bodies_over_one_mebibyte_are_413() {
+    let app = App::memory().await;
+    let root = app.root_token().await;
+    let huge = json!({"name": "x".repeat(1024 * 1024 + 1)});
+    let answer = app.post("/v1/partner-companies", &root, huge).await;
+    assert_problem(&answer, StatusCode::PAYLOAD_TOO_LARGE, "payload_too_large");
+}
+
+#[tokio::test]
+async fn onboarding_builds_the_tree_and_tenants_never_see_each_other() {
+    let app = App::memory().await;
+    let root = app.root_token().await;
+    let mut partners = Vec::new();
+    for name in ["Alpha Resellers", "Beta Resellers"] {
+        let company = app
+            .post("/v1/partner-companies", &root, json!({"name": name}))
+            .await;
+        assert_eq!(company.status, StatusCode::CREATED);
+        let id = company.body["id"].as_str().unwrap().to_owned();
+        let email = format!(
+            "{}@example.com",
+            name.split(' ').next().unwrap().to_lowercase()
+        );
+        let token = app
+            .onboard(
+                &root,
+                &email,
+                &role(SystemRole::Partner),
+                json!({"kind": "partner_company", "id": id}),
+            )
+            .await;
+        partners.push((id, token));
+    }
+    let (alpha_id, alpha) = &partners[0];
+    let (_, beta) = &partners[1];
+    let org = app
+        .post(
+            "/v1/organizations",
+            alpha,
+            json!({"partner_company_id": alpha_id, "name": "Hotel Group"}),
+        )
+        .await;
+    assert_eq!(org.status, StatusCode::CREATED, "{}", org.body);
+    let org_id = org.body["id"].as_str().unwrap().to_owned();
+
+    let admin = app
+        .onboard(
+            alpha,
+            "admin@hotel.example",
+            &role(SystemRole::Admin),
+            json!({"kind": "organization", "id": org_id}),
+        )
+        .await;
+    let est = app
+        .post(
+            "/v1/establishments",
+            &admin,
+            json!({"organization_id": org_id, "name": "Hotel Sol", "timezone": "Europe/Madrid"}),
+        )
+        .await;
+    assert_eq!(est.status, StatusCode::CREATED, "{}", est.body);
+    let est_id = est.body["id"].as_str().unwrap().to_owned();
+    let area = app
+        .post(
+            "/v1/areas",
+            &admin,
+            json!({"establishment_id": est_id, "name": "Room 101", "type": "room"}),
+        )
+        .await;
+    assert_eq!(area.status, StatusCode::CREATED, "{}", area.body);
+    let area_id = area.body["id"].as_str().unwrap().to_owned();
+    let device = app
+        .post(
+            "/v1/devices",
+            &admin,
+            json!({"area_id": area_id, "device_type": "doorlock", "protocol": "hse-tcp"}),
+        )
+        .await;
+    assert_eq!(device.status, StatusCode::CREATED, "{}", device.body);
+    assert_eq!(device.body["secret"].as_str().map(str::len), Some(64));
+    let device_id = device.body["id"].as_str().unwrap().to_owned();
+
+    for path in [
+        format!("/v1/organizations/{org_id}"),
+        format!("/v1/establishments/{est_id}"),
+        format!("/v1/areas/{area_id}"),
+        format!("/v1/devices/{device_id}"),
+    ] {
+        assert_eq!(app.get(&path, alpha).await.status, StatusCode::OK, "{path}");
+        assert_problem(
+            &app.get(&path, beta).await,
+            StatusCode::NOT_FOUND,
+            "not_found",
+        );
+    }
+    for list in [
+        "/v1/organizations",
+        "/v1/establishments",
+        "/v1/areas",
+        "/v1/devices",
+        "/v1/users",
+    ] {
+        let seen = app.get(list, beta).await;
+        let items = seen.body["items"].as_array().unwrap();
+        let leaked = items.iter().any(|i| {
+            [&org_id, &est_id, &area_id, &device_id]
+                .contains(&&i["id"].as_str().unwrap_or("").to_owned())
+        });
+        assert!(!leaked, "{list} leaked: {}", seen.body);
+    }
+    let deleted = app
+        .call(
+            Method::DELETE,
+            &format!("/v1/devices/{device_id}"),
+            Some(beta),
+            None,
+        )
+        .await;
+    assert_problem(&deleted, StatusCode::NOT_FOUND, "not_found");
+    assert_eq!(
+        app.get(&format!("/v1/devices/{device_id}"), &admin)
+            .await
+            .status,
+        StatusCode::OK
+    );
+}
+
+#[tokio::test]
+async fn the_role_rules_answer_403_naming_the_rule() {
+    let app = App::memory().await;
+    let root = app.root_token().await;
+    let org = app
+        .post("/v1/organizations", &root, json!({"name": "Direct Org"}))
+        .await;
+    let org_id = org.body["id"].as_str().unwrap().to_owned();
+    let admin = app
+        .onboard(
+            &root,
+            "boss@org.example",
+            &role(SystemRole::Admin),
+            json!({"kind": "organization", "id": org_id}),
+        )
+        .await;
+    let partner_user = app
+        .post(
+            "/v1/users",
+            &admin,
+            json!({"email": "p@org.example", "first_name": "P", "role_id": role(SystemRole::Root)}),
+        )
+        .await;
+    assert_problem(&partner_user, StatusCode::FORBIDDEN, "forbidden");
+    let exclusive = app
+        .post(
+            "/v1/roles",
+            &admin,
+            json!({"name": "Sneaky", "hierarchy": 5, "organization_id": org_id, "permissions": ["delete_establishment"]}),
+        )
+        .await;
+    assert_problem(&exclusive, StatusCode::FORBIDDEN, "forbidden");
+    assert!(
+        exclusive.body["detail"]
+            .as_str()
+            .unwrap()
+            .contains("delete_establishment")
+    );
+    let company = app
+        .post("/v1/partner-companies", &admin, json!({"name": "Nope"}))
+        .await;
+    assert_problem(&company, StatusCode::FORBIDDEN, "forbidden");
+    let weak = app
+        .post("/v1/users", &admin, json!({"email": "u@org.example", "first_name": "U", "role_id": role(SystemRole::User), "organization_id": org_id, "password": "password"}))
+        .await;
+    assert_problem(&weak, StatusCode::UNPROCESSABLE_ENTITY, "weak_password");
+    let ok = app
+        .post("/v1/users", &admin, json!({"email": "u@org.example", "first_name": "U", "role_id": role(SystemRole::User), "organization_id": org_id, "password": "a long enough passphrase"}))
+        .await;
+    assert_eq!(ok.status, StatusCode::CREATED, "{}", ok.body);
+    let user = app.login("u@org.example", "a long enough passphrase").await;
+    let area = app
+        .post(
+            "/v1/areas",
+            &user,
+            json!({"establishment_id": uuid::Uuid::now_v7(), "name": "x", "type": "room"}),
+        )
+        .await;
+    assert_problem(&area, StatusCode::NOT_FOUND, "not_found");
+}
+
+#[tokio::test]
+async fn unknown_routes_are_404_problems_with_security_headers() {
+    let app = App::memory().await;
+    let answer = app.call(Method::GET, "/v2/nothing", None, None).await;
+    assert_problem(&answer, StatusCode::NOT_FOUND, "not_found");
+    assert_eq!(answer.headers["x-content-type-options"], "nosniff");
+    assert_eq!(answer.headers["cache-control"], "no-store");
+}

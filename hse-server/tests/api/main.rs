@@ -1,0 +1,5 @@
+//! The HTTP API used as a client would (through the router, no sockets):
+//! authentication, problem+json errors, tenant isolation and onboarding.
+
+mod client;
+mod flows;
