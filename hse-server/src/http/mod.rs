@@ -1,6 +1,7 @@
 //! The HTTP API of API.md: routes, the layers every request passes
 //! (body limit, timeout, security headers), and the problem+json fallback.
 
+pub mod api_keys;
 pub mod auth;
 pub mod error;
 pub mod extract;
@@ -41,6 +42,7 @@ pub fn router(state: AppState) -> Router {
         .route("/health/liveness", get(health::liveness))
         .route("/health/readiness", get(health::readiness))
         .merge(auth::routes())
+        .merge(api_keys::routes())
         .merge(tenancy::routes())
         .fallback(not_found)
         .layer(DefaultBodyLimit::max(MAX_BODY_BYTES))

@@ -383,3 +383,71 @@ async fn unknown_routes_are_404_problems_with_security_headers() {
     assert_eq!(answer.headers["x-content-type-options"], "nosniff");
     assert_eq!(answer.headers["cache-control"], "no-store");
 }
+
+#[tokio::test]
+async fn api_keys_act_with_at_most_their_permissions_and_die_when_revoked() {
+    let app = App::memory().await;
+    let root = app.root_token().await;
+    let created = app
+        .post(
+            "/v1/api-keys",
+            &root,
+            json!({"name": "reader", "permissions": ["read_organization"]}),
+        )
+        .await;
+    assert_eq!(created.status, StatusCode::CREATED, "{}", created.body);
+    let key = created.body["api_key"].as_str().unwrap().to_owned();
+    assert!(key.starts_with("hse_"));
+    let with_key = |method: Method, path: &str, body: Option<serde_json::Value>| {
+        let mut request = Request::builder()
+            .method(method)
+            .uri(path)
+            .header("x-api-key", key.clone());
+        if body.is_some() {
+            request = request.header("content-type", "application/json");
+        }
+        request
+            .body(body.map_or_else(Body::empty, |b| Body::from(b.to_string())))
+            .unwrap()
+    };
+    let read = app
+        .raw(with_key(Method::GET, "/v1/organizations", None))
+        .await;
+    assert_eq!(read.status, StatusCode::OK, "{}", read.body);
+    let write = app
+        .raw(with_key(
+            Method::POST,
+            "/v1/organizations",
+            Some(json!({"name": "x"})),
+        ))
+        .await;
+    assert_problem(&write, StatusCode::FORBIDDEN, "forbidden");
+    let listed = app.get("/v1/api-keys", &root).await;
+    assert!(
+        !listed.body.to_string().contains(&key[key.len() - 20..]),
+        "secret leaked in list"
+    );
+    let id = created.body["id"].as_str().unwrap();
+    let revoked = app
+        .call(
+            Method::DELETE,
+            &format!("/v1/api-keys/{id}"),
+            Some(&root),
+            None,
+        )
+        .await;
+    assert_eq!(revoked.status, StatusCode::NO_CONTENT);
+    let after = app
+        .raw(with_key(Method::GET, "/v1/organizations", None))
+        .await;
+    assert_problem(&after, StatusCode::UNAUTHORIZED, "unauthenticated");
+    let wrong = app
+        .raw(
+            Request::get("/v1/organizations")
+                .header("x-api-key", "hse_00000000000000000000000000000000_nope")
+                .body(Body::empty())
+                .unwrap(),
+        )
+        .await;
+    assert_eq!(wrong.body["detail"], after.body["detail"]);
+}
