@@ -367,6 +367,13 @@ mod tests {
         }
     }
 
+    proptest::proptest! {
+        #[test]
+        fn parsing_any_text_never_panics(text in ".{0,120}") {
+            let _ = PresentedKey::parse(&text);
+        }
+    }
+
     #[test]
     fn a_peppered_digest_differs_from_plain_sha256_and_hides_the_pepper() {
         let plain = KeyDigest::sha256().digest("s");

@@ -86,26 +86,46 @@ pub fn usage_audit(store: Arc<dyn AuthStore>, config: AuditConfig) -> (UsageReco
 
 impl UsageWriter {
     /// Writes batches until every recorder is dropped, then flushes the rest.
-    pub async fn run(mut self) {
+    pub async fn run(self) {
+        self.run_until_stopped(std::future::pending::<()>()).await;
+    }
+
+    /// Writes batches until `stop` completes or every recorder is dropped,
+    /// then writes whatever is still queued (graceful shutdown).
+    pub async fn run_until_stopped(mut self, stop: impl Future<Output = ()>) {
         let max = self.config.max_batch.max(1);
         let mut batch = Vec::with_capacity(max);
         let mut tick = tokio::time::interval(self.config.flush_interval);
         tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        tokio::pin!(stop);
         loop {
             let room = max - batch.len();
             tokio::select! {
                 received = self.rx.recv_many(&mut batch, room) => {
                     if received == 0 {
-                        self.flush(&mut batch).await;
-                        return;
+                        break;
                     }
                     if batch.len() >= max {
                         self.flush(&mut batch).await;
                     }
                 }
                 _ = tick.tick() => self.flush(&mut batch).await,
+                () = &mut stop => break,
             }
         }
+        self.drain(batch).await;
+    }
+
+    async fn drain(&mut self, mut batch: Vec<KeyUsage>) {
+        self.rx.close();
+        let max = self.config.max_batch.max(1);
+        while let Ok(usage) = self.rx.try_recv() {
+            batch.push(usage);
+            if batch.len() >= max {
+                self.flush(&mut batch).await;
+            }
+        }
+        self.flush(&mut batch).await;
     }
 
     async fn flush(&self, batch: &mut Vec<KeyUsage>) {
@@ -156,6 +176,29 @@ mod tests {
         drop(recorder);
         task.await.unwrap();
         assert_eq!(store.key_usage(key, 10).await.unwrap().len(), 2);
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_stop_signal_flushes_what_is_queued_in_batches() {
+        let store = Arc::new(MemoryAuthStore::new());
+        let config = AuditConfig {
+            max_batch: 2,
+            flush_interval: Duration::from_secs(3600),
+            ..AuditConfig::default()
+        };
+        let (recorder, writer) = usage_audit(store.clone(), config);
+        let key = ApiKeyId::new();
+        for status in [200, 201, 202, 203, 204] {
+            recorder.record(usage(key, status));
+        }
+        let (stop_tx, stop_rx) = tokio::sync::oneshot::channel::<()>();
+        let task = tokio::spawn(writer.run_until_stopped(async {
+            let _ = stop_rx.await;
+        }));
+        stop_tx.send(()).unwrap();
+        task.await.unwrap();
+        assert_eq!(store.key_usage(key, 10).await.unwrap().len(), 5);
+        drop(recorder);
     }
 
     #[tokio::test]

@@ -60,6 +60,8 @@ impl AuthDeps {
 pub struct AuthConfig {
     /// The token signing key.
     pub signing_key: SigningKey,
+    /// Earlier signing keys whose tokens are still accepted (key rotation).
+    pub previous_keys: Vec<SigningKey>,
     /// Issuer, audience, lifetimes.
     pub tokens: TokenConfig,
     /// Hashing parameters and concurrency.
@@ -88,6 +90,7 @@ impl AuthConfig {
     pub fn new(signing_key: SigningKey, issuer: &str, audience: &str) -> Result<Self> {
         Ok(Self {
             signing_key,
+            previous_keys: Vec::new(),
             tokens: TokenConfig::new(issuer, audience),
             passwords: PasswordConfig::default(),
             refresh_ttl: DEFAULT_REFRESH_TTL,
@@ -165,7 +168,8 @@ impl Authenticator {
     /// # Errors
     /// [`AuthError::Config`] for invalid token or hashing settings.
     pub fn new(deps: AuthDeps, config: AuthConfig) -> Result<Self> {
-        let tokens = AccessTokens::new(config.signing_key.clone(), config.tokens.clone())?;
+        let tokens = AccessTokens::new(config.signing_key.clone(), config.tokens.clone())?
+            .with_previous_keys(config.previous_keys.clone())?;
         let totp = config
             .totp_key
             .clone()
@@ -194,6 +198,12 @@ impl Authenticator {
     #[must_use]
     pub fn passwords(&self) -> &Passwords {
         &self.passwords
+    }
+
+    /// The public token keys as a JWK Set (empty for HS256).
+    #[must_use]
+    pub fn jwks(&self) -> serde_json::Value {
+        self.tokens.jwks()
     }
 
     /// TOTP enrollment, when configured.
@@ -239,6 +249,7 @@ impl Authenticator {
     /// [`AuthError::InvalidToken`] for a bad challenge,
     /// [`AuthError::InvalidSecondFactor`] for a wrong code,
     /// [`AuthError::RateLimited`] when guessing too fast.
+    #[tracing::instrument(skip_all, err(level = "info"))]
     pub async fn complete_second_factor(&self, challenge: &str, code: &str) -> Result<Session> {
         let now = self.deps.clock.now();
         let claims = self
@@ -261,6 +272,7 @@ impl Authenticator {
     /// # Errors
     /// [`AuthError::InvalidToken`], or [`AuthError::RefreshReuse`] for a
     /// spent token (the whole session is revoked).
+    #[tracing::instrument(skip_all, err(level = "info"))]
     pub async fn refresh(&self, refresh_token: &str) -> Result<Session> {
         let now = self.deps.clock.now();
         let (user, refresh) = self.refresh.rotate(refresh_token, now).await?;
@@ -283,6 +295,7 @@ impl Authenticator {
     ///
     /// # Errors
     /// A storage error.
+    #[tracing::instrument(skip_all)]
     pub async fn logout(&self, refresh_token: &str) -> Result<()> {
         let now = self.deps.clock.now();
         self.refresh.revoke(refresh_token, now).await.map(|_| ())
@@ -293,6 +306,7 @@ impl Authenticator {
     /// # Errors
     /// [`AuthError::InvalidToken`] for any bad token, or one whose user is
     /// gone, inactive, or moved to another tenant.
+    #[tracing::instrument(skip_all)]
     pub async fn authenticate(&self, access_token: &str) -> Result<Principal> {
         let now = self.deps.clock.now();
         let claims = self.tokens.verify(access_token, TokenKind::Access, now)?;
@@ -309,6 +323,7 @@ impl Authenticator {
     /// # Errors
     /// [`AuthError::InvalidCredentials`] for a wrong current password,
     /// [`AuthError::WeakPassword`] for a refused new one.
+    #[tracing::instrument(skip_all, err(level = "info"))]
     pub async fn change_password(&self, email: &str, current: &str, new: &str) -> Result<()> {
         let now = self.deps.clock.now();
         let key = LoginThrottle::key_for(email);
@@ -325,6 +340,7 @@ impl Authenticator {
     ///
     /// # Errors
     /// [`AuthError::WeakPassword`] for a refused password.
+    #[tracing::instrument(skip_all, fields(user.id = %user))]
     pub async fn set_password(&self, user: UserId, new: &str) -> Result<()> {
         let hash = self.passwords.hash(new).await?;
         let now = self.deps.clock.now();
@@ -342,6 +358,7 @@ impl Authenticator {
     ///
     /// # Errors
     /// A storage error.
+    #[tracing::instrument(skip_all, fields(user.id = %user))]
     pub async fn revoke_sessions(&self, user: UserId) -> Result<u64> {
         let now = self.deps.clock.now();
         self.refresh
@@ -353,6 +370,7 @@ impl Authenticator {
     ///
     /// # Errors
     /// See [`ApiKeys::create`].
+    #[tracing::instrument(skip_all, fields(user.id = %creator.user_id), err(level = "info"))]
     pub async fn create_api_key(
         &self,
         creator: &Principal,
@@ -365,6 +383,7 @@ impl Authenticator {
     ///
     /// # Errors
     /// See [`ApiKeys::revoke`].
+    #[tracing::instrument(skip_all, fields(api_key.id = %id))]
     pub async fn revoke_api_key(&self, actor: &Principal, id: ApiKeyId) -> Result<()> {
         self.keys.revoke(actor, id, self.deps.clock.now()).await
     }
@@ -381,6 +400,7 @@ impl Authenticator {
     ///
     /// # Errors
     /// [`AuthError::InvalidApiKey`] or [`AuthError::RateLimited`].
+    #[tracing::instrument(skip_all, err(level = "info"))]
     pub async fn authenticate_api_key(&self, presented: &str) -> Result<KeyPrincipal> {
         let now = self.deps.clock.now();
         let key = self.keys.verify(presented, now).await?;

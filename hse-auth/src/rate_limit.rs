@@ -194,6 +194,64 @@ mod tests {
         );
     }
 
+    use proptest::prelude::*;
+
+    fn arb_quota() -> impl Strategy<Value = Quota> {
+        (1u32..20, 1u64..5_000)
+            .prop_map(|(b, ms)| Quota::new(b, Duration::from_millis(ms)).unwrap())
+    }
+
+    proptest! {
+        #[test]
+        fn never_more_than_the_burst_plus_what_time_refills(
+            q in arb_quota(),
+            gaps in proptest::collection::vec(0i64..3_000_000, 1..200),
+        ) {
+            let (mut tat, mut now, mut allowed) = (None, 0i64, 0i64);
+            for gap in gaps {
+                now += gap;
+                let (d, t) = gcra(tat, now, q);
+                if d == Decision::Allowed {
+                    allowed += 1;
+                    tat = t;
+                }
+                let refilled = now / q.interval_us();
+                prop_assert!(allowed <= i64::from(q.burst()) + refilled);
+            }
+        }
+
+        #[test]
+        fn waiting_exactly_the_reported_time_succeeds_and_a_microsecond_less_does_not(
+            q in arb_quota(),
+            extra in 0u32..10,
+        ) {
+            let mut tat = None;
+            for _ in 0..q.burst() + extra {
+                if let (Decision::Allowed, t) = gcra(tat, 0, q) {
+                    tat = t;
+                }
+            }
+            let (Decision::Limited { retry_after }, _) = gcra(tat, 0, q) else {
+                return Err(TestCaseError::fail("the burst was not exhausted"));
+            };
+            let wait = i64::try_from(retry_after.as_micros()).unwrap();
+            let early = matches!(gcra(tat, wait - 1, q).0, Decision::Limited { .. });
+            prop_assert!(early);
+            prop_assert_eq!(gcra(tat, wait, q).0, Decision::Allowed);
+        }
+
+        #[test]
+        fn requests_spaced_by_the_interval_are_always_allowed(q in arb_quota(), n in 1usize..100) {
+            let mut tat = None;
+            for i in 0..n {
+                let now = i64::try_from(i).unwrap() * q.interval_us();
+                let (d, t) = gcra(tat, now, q);
+                prop_assert_eq!(d, Decision::Allowed);
+                tat = t;
+            }
+        }
+    }
+
     #[test]
     fn empty_quotas_are_refused() {
         assert!(Quota::new(0, Duration::from_secs(1)).is_err());

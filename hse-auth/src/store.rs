@@ -25,6 +25,10 @@ use crate::model::{
 /// What sign-in needs to know about users.
 ///
 /// Any hse-core [`TenancyStore`] provides it through [`TenancyDirectory`].
+///
+/// # Errors
+/// Every method fails with [`crate::AuthError::Storage`] when the backend
+/// does; an unknown email or user is `None`, not an error.
 #[async_trait]
 pub trait UserDirectory: Send + Sync + fmt::Debug {
     /// A user and its password hash by email.
@@ -68,6 +72,11 @@ impl UserDirectory for TenancyDirectory {
 }
 
 /// Storage of refresh-token families, API keys, key usage and TOTP.
+///
+/// # Errors
+/// Every method fails with [`crate::AuthError::Storage`] when the backend
+/// does; answers such as "already spent" or "unknown" are values, not
+/// errors.
 #[async_trait]
 pub trait AuthStore: Send + Sync + fmt::Debug {
     /// Stores a new family with its first token.

@@ -201,6 +201,15 @@ mod tests {
         assert_eq!(c.delay_after(40), Duration::minutes(15));
     }
 
+    proptest::proptest! {
+        #[test]
+        fn delays_never_shrink_and_never_pass_the_cap(n in 0u32..10_000) {
+            let c = ThrottleConfig::default();
+            proptest::prop_assert!(c.delay_after(n) <= c.delay_after(n + 1));
+            proptest::prop_assert!(c.delay_after(n + 1) <= c.max_delay);
+        }
+    }
+
     #[tokio::test]
     async fn failures_delay_the_next_attempt_and_success_or_time_clears_them() {
         let throttle = LoginThrottle::new(

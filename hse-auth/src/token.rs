@@ -195,6 +195,7 @@ pub struct IssuedToken {
 #[derive(Clone, Debug)]
 pub struct AccessTokens {
     key: SigningKey,
+    previous: Vec<SigningKey>,
     config: TokenConfig,
     validation: Validation,
 }
@@ -217,9 +218,52 @@ impl AccessTokens {
         let validation = validation(&key, &config);
         Ok(Self {
             key,
+            previous: Vec::new(),
             config,
             validation,
         })
+    }
+
+    /// Also accepts tokens signed by `previous` keys, chosen by the token's
+    /// `kid`, so a key rotation does not sign everyone out. New tokens are
+    /// always signed with the current key.
+    ///
+    /// # Errors
+    /// [`AuthError::Config`] when a previous key uses another algorithm
+    /// (validation allows exactly one).
+    pub fn with_previous_keys(mut self, previous: Vec<SigningKey>) -> Result<Self> {
+        if previous.iter().any(|k| k.algorithm != self.key.algorithm) {
+            return Err(AuthError::Config(
+                "previous signing keys must use the current algorithm".into(),
+            ));
+        }
+        self.previous = previous;
+        Ok(self)
+    }
+
+    /// The public keys as a JWK Set (RFC 7517), for partners that verify
+    /// tokens themselves; empty for HS256.
+    #[must_use]
+    pub fn jwks(&self) -> serde_json::Value {
+        use base64::Engine as _;
+        let keys: Vec<serde_json::Value> = std::iter::once(&self.key)
+            .chain(&self.previous)
+            .filter_map(|k| k.public.map(|public| (k, public)))
+            .map(|(k, public)| {
+                serde_json::json!({
+                    "kty": "OKP", "crv": "Ed25519", "use": "sig", "alg": "EdDSA",
+                    "kid": k.key_id,
+                    "x": base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(public),
+                })
+            })
+            .collect();
+        serde_json::json!({ "keys": keys })
+    }
+
+    fn key_for(&self, token: &str) -> &SigningKey {
+        let kid = jsonwebtoken::decode_header(token).ok().and_then(|h| h.kid);
+        kid.and_then(|kid| self.previous.iter().find(|k| k.key_id == kid))
+            .unwrap_or(&self.key)
     }
 
     /// The configuration.
@@ -286,12 +330,15 @@ impl AccessTokens {
     /// [`AuthError::InvalidToken`] for anything but a well-signed token of
     /// this issuer, audience and kind, inside its validity window.
     pub fn verify(&self, token: &str, kind: TokenKind, now: DateTime<Utc>) -> Result<AccessClaims> {
-        let data =
-            jsonwebtoken::decode::<AccessClaims>(token, &self.key.decoding, &self.validation)
-                .map_err(|e| {
-                    tracing::debug!(error = %e, "token refused");
-                    AuthError::InvalidToken
-                })?;
+        let data = jsonwebtoken::decode::<AccessClaims>(
+            token,
+            &self.key_for(token).decoding,
+            &self.validation,
+        )
+        .map_err(|e| {
+            tracing::debug!(error = %e, "token refused");
+            AuthError::InvalidToken
+        })?;
         let claims = data.claims;
         if claims.typ != kind {
             tracing::debug!(typ = ?claims.typ, "token of another kind refused");
@@ -385,6 +432,37 @@ mod tests {
         config.access_ttl = Duration::minutes(5);
         config.leeway = Duration::seconds(61);
         assert!(AccessTokens::new(key, config).is_err());
+    }
+
+    #[test]
+    fn tokens_of_a_previous_key_verify_only_while_that_key_is_listed() {
+        let old = SigningKey::ed25519_from_seed(&[1; 32]);
+        let config = TokenConfig::new("i", "a");
+        let before = AccessTokens::new(old.clone(), config.clone()).unwrap();
+        let (now, user) = (Utc::now(), UserId::new());
+        let token = before
+            .sign(
+                user,
+                "platform".into(),
+                TokenKind::Access,
+                MAX_ACCESS_TTL,
+                now,
+            )
+            .unwrap();
+        let current = SigningKey::ed25519_from_seed(&[2; 32]);
+        let after = AccessTokens::new(current.clone(), config.clone()).unwrap();
+        assert!(
+            after
+                .verify(token.token.expose(), TokenKind::Access, now)
+                .is_err()
+        );
+        let rotated = after.with_previous_keys(vec![old]).unwrap();
+        let claims = rotated.verify(token.token.expose(), TokenKind::Access, now);
+        assert_eq!(claims.unwrap().sub, user);
+        assert_eq!(rotated.jwks()["keys"].as_array().map(Vec::len), Some(2));
+        let hs = SigningKey::hs256(&[9; 32]).unwrap();
+        let mixed = AccessTokens::new(current, config).unwrap();
+        assert!(mixed.with_previous_keys(vec![hs]).is_err());
     }
 
     #[test]
