@@ -45,6 +45,8 @@ pub mod tcp;
 pub mod transport;
 pub mod writer;
 
+#[cfg(feature = "grpc")]
+pub mod grpc;
 #[cfg(feature = "postgres")]
 pub mod postgres;
 #[cfg(feature = "redis")]

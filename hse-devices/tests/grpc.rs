@@ -1,0 +1,309 @@
+//! The gRPC service end to end: a device over TCP, a gRPC client that
+//! subscribes (and resumes), sends a command the device answers, notifies
+//! events and reads status and events.
+#![cfg(feature = "grpc")]
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use hse_core::{DeviceId, Secret};
+use hse_devices::commands::Connections;
+use hse_devices::directory::MemoryDirectory;
+use hse_devices::dlq::MemoryDeadLetters;
+use hse_devices::feed::ChangeFeed;
+use hse_devices::grpc::DevicesService;
+use hse_devices::grpc::pb::device_stream_client::DeviceStreamClient;
+use hse_devices::grpc::pb::{
+    DeviceCommand, DeviceEvent, DeviceEventsRequest, DeviceStatusRequest, NotifyEventsRequest,
+    SubscriptionRequest,
+};
+use hse_devices::ingest::Ingest;
+use hse_devices::queue::MemoryQueue;
+use hse_devices::session::{SessionConfig, SessionContext};
+use hse_devices::state::MemoryState;
+use hse_devices::writer::{BatchWriter, MemorySink, WriterConfig};
+use serde_json::{Value, json};
+use tokio::io::{AsyncBufReadExt, AsyncWriteExt, BufReader};
+use tokio_util::sync::CancellationToken;
+use tonic::transport::Channel;
+
+struct Rig {
+    device_addr: std::net::SocketAddr,
+    client: DeviceStreamClient<Channel>,
+    directory: Arc<MemoryDirectory>,
+    sink: Arc<MemorySink>,
+    _stop: tokio_util::sync::DropGuard,
+}
+
+async fn rig() -> Rig {
+    let stop = CancellationToken::new();
+    let state = Arc::new(MemoryState::new());
+    let queue = MemoryQueue::new(100_000, Some(state.clone()));
+    let sink = Arc::new(MemorySink::new());
+    let ingest = Ingest::new(queue.clone(), ChangeFeed::new(1000), 10_000);
+    let connections = Arc::new(Connections::new());
+    let directory = Arc::new(MemoryDirectory::new());
+    let ctx = Arc::new(SessionContext {
+        directory: directory.clone(),
+        ingest: ingest.clone(),
+        connections: connections.clone(),
+        state: state.clone(),
+        config: SessionConfig::default(),
+        shutdown: stop.clone(),
+    });
+    let devices = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let device_addr = devices.local_addr().unwrap();
+    tokio::spawn(hse_devices::tcp::run_until_stopped(devices, ctx, 100));
+    let config = WriterConfig {
+        batch_wait: Duration::from_millis(5),
+        ..WriterConfig::default()
+    };
+    let writer = BatchWriter::new(
+        Arc::new(queue.consumer("w")),
+        sink.clone(),
+        Arc::new(MemoryDeadLetters::new()),
+        config,
+    );
+    tokio::spawn(writer.run_until_stopped(stop.clone()));
+
+    let service = DevicesService::new(ingest, connections, state, sink.clone());
+    let grpc = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let grpc_addr = grpc.local_addr().unwrap();
+    let incoming = futures_util::stream::unfold(grpc, |listener| async move {
+        let accepted = listener.accept().await.map(|(s, _)| s);
+        Some((accepted, listener))
+    });
+    let shutdown = stop.clone();
+    tokio::spawn(
+        tonic::transport::Server::builder()
+            .add_service(service.into_server())
+            .serve_with_incoming_shutdown(incoming, async move { shutdown.cancelled().await }),
+    );
+    let client = DeviceStreamClient::connect(format!("http://{grpc_addr}"))
+        .await
+        .unwrap();
+    Rig {
+        device_addr,
+        client,
+        directory,
+        sink,
+        _stop: stop.drop_guard(),
+    }
+}
+
+struct Device {
+    lines: tokio::io::Lines<BufReader<tokio::net::tcp::OwnedReadHalf>>,
+    write: tokio::net::tcp::OwnedWriteHalf,
+}
+
+impl Device {
+    async fn connect(rig: &Rig) -> (DeviceId, Self) {
+        let id = DeviceId::new();
+        let secret = Secret::generate().unwrap();
+        rig.directory.register(id, secret.hash());
+        let (r, w) = tokio::net::TcpStream::connect(rig.device_addr)
+            .await
+            .unwrap()
+            .into_split();
+        let mut d = Self {
+            lines: BufReader::new(r).lines(),
+            write: w,
+        };
+        d.send(json!({"type":"hello","device_id":id,"token":secret.expose(),"protocol":1}))
+            .await;
+        assert_eq!(d.recv().await["type"], "welcome");
+        (id, d)
+    }
+    async fn send(&mut self, frame: Value) {
+        self.write
+            .write_all(format!("{frame}\n").as_bytes())
+            .await
+            .unwrap();
+    }
+    async fn recv(&mut self) -> Value {
+        let line = tokio::time::timeout(Duration::from_secs(10), self.lines.next_line())
+            .await
+            .unwrap()
+            .unwrap()
+            .unwrap();
+        serde_json::from_str(&line).unwrap()
+    }
+}
+
+#[tokio::test]
+async fn a_subscriber_gets_relevant_and_requested_events_and_can_resume() {
+    let mut rig = rig().await;
+    let (id, mut device) = Device::connect(&rig).await;
+    let request = SubscriptionRequest {
+        device_ids: vec![id.to_string()],
+        event_types: vec!["temperature".into()],
+        client_id: "monolith".into(),
+        resume_cursor: String::new(),
+    };
+    let mut stream = rig
+        .client
+        .subscribe_to_device_changes(request.clone())
+        .await
+        .unwrap()
+        .into_inner();
+    for (seq, kind) in [(1, "humidity"), (2, "alarm"), (3, "temperature")] {
+        device.send(json!({"type":"event","seq":seq,"event_type":kind,"value":seq,"metadata":{"zone":"a"}})).await;
+        assert_eq!(device.recv().await["type"], "ack");
+    }
+    let first = stream.message().await.unwrap().unwrap();
+    assert_eq!(
+        (first.event_type.as_str(), first.metadata["zone"].as_str()),
+        ("alarm", "a")
+    );
+    let second = stream.message().await.unwrap().unwrap();
+    assert_eq!(
+        (second.event_type.as_str(), second.value, second.has_value),
+        ("temperature", 3.0, true)
+    );
+    drop(stream);
+
+    let resumed = SubscriptionRequest {
+        resume_cursor: first.cursor.clone(),
+        ..request
+    };
+    let mut stream = rig
+        .client
+        .subscribe_to_device_changes(resumed)
+        .await
+        .unwrap()
+        .into_inner();
+    let again = stream.message().await.unwrap().unwrap();
+    assert_eq!(again.event_id, second.event_id);
+}
+
+#[tokio::test]
+async fn a_command_reaches_the_device_and_offline_devices_fail_fast() {
+    let mut rig = rig().await;
+    let (id, mut device) = Device::connect(&rig).await;
+    let mut client = rig.client.clone();
+    let command = DeviceCommand {
+        device_id: id.to_string(),
+        command_type: "unlock".into(),
+        params: [("door".to_owned(), "front".to_owned())].into(),
+        request_id: uuid::Uuid::now_v7().to_string(),
+        timeout_ms: 5000,
+    };
+    let sent = tokio::spawn(async move { client.send_device_command(command).await });
+    let frame = device.recv().await;
+    assert_eq!(
+        (
+            frame["command_type"].as_str(),
+            frame["params"]["door"].as_str()
+        ),
+        (Some("unlock"), Some("front"))
+    );
+    device.send(json!({"type":"command_result","request_id":frame["request_id"],"success":true,"message":"opened"})).await;
+    let reply = sent.await.unwrap().unwrap().into_inner();
+    assert!(reply.success);
+    assert_eq!(
+        (reply.message.as_str(), reply.code.as_str()),
+        ("opened", "ok")
+    );
+    assert_eq!(reply.request_id, frame["request_id"].as_str().unwrap());
+
+    let offline = DeviceCommand {
+        device_id: DeviceId::new().to_string(),
+        command_type: "reboot".into(),
+        ..Default::default()
+    };
+    let reply = rig
+        .client
+        .send_device_command(offline)
+        .await
+        .unwrap()
+        .into_inner();
+    assert_eq!(
+        (reply.success, reply.code.as_str()),
+        (false, "device_offline")
+    );
+}
+
+#[tokio::test]
+async fn status_and_events_are_read_and_notified_events_are_ingested() {
+    let mut rig = rig().await;
+    let (id, mut device) = Device::connect(&rig).await;
+    device.send(json!({"type":"events","seq":1,"events":[
+        {"event_type":"temperature","value":20.5,"unit":"C","ts_ms":chrono::Utc::now().timestamp_millis() - 1000},
+        {"event_type":"door","ts_ms":chrono::Utc::now().timestamp_millis()}]})).await;
+    assert_eq!(device.recv().await["type"], "ack");
+    let status = rig
+        .client
+        .get_device_status(DeviceStatusRequest {
+            device_id: id.to_string(),
+        })
+        .await
+        .unwrap()
+        .into_inner();
+    assert_eq!((status.status.as_str(), status.connected), ("online", true));
+    assert_eq!(status.last_event.unwrap().event_type, "door");
+    assert_eq!(status.last_events.len(), 2);
+
+    let notify = NotifyEventsRequest {
+        events: vec![DeviceEvent {
+            device_id: id.to_string(),
+            event_type: "energy".into(),
+            value: 3.5,
+            timestamp: chrono::Utc::now().timestamp(),
+            ..Default::default()
+        }],
+    };
+    let reply = rig
+        .client
+        .notify_device_events(notify)
+        .await
+        .unwrap()
+        .into_inner();
+    assert_eq!((reply.success, reply.events_received), (true, 1));
+    let bad = NotifyEventsRequest {
+        events: vec![DeviceEvent {
+            device_id: "nope".into(),
+            event_type: "x".into(),
+            ..Default::default()
+        }],
+    };
+    assert_eq!(
+        rig.client
+            .notify_device_events(bad)
+            .await
+            .unwrap_err()
+            .code(),
+        tonic::Code::InvalidArgument
+    );
+
+    for _ in 0..500 {
+        if rig.sink.stored().len() == 3 {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(5)).await;
+    }
+    let request = DeviceEventsRequest {
+        device_id: id.to_string(),
+        limit: 2,
+        ..Default::default()
+    };
+    let page = rig
+        .client
+        .get_device_events(request.clone())
+        .await
+        .unwrap()
+        .into_inner();
+    assert_eq!(page.events.len(), 2);
+    assert!(page.events[0].timestamp_ms >= page.events[1].timestamp_ms);
+    assert!(!page.next_cursor.is_empty());
+    let rest = rig
+        .client
+        .get_device_events(DeviceEventsRequest {
+            cursor: page.next_cursor,
+            ..request
+        })
+        .await
+        .unwrap()
+        .into_inner();
+    assert_eq!(rest.events.len(), 1);
+    assert!(rest.next_cursor.is_empty());
+}
