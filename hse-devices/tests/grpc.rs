@@ -29,6 +29,7 @@ use tonic::transport::Channel;
 
 struct Rig {
     device_addr: std::net::SocketAddr,
+    grpc_addr: std::net::SocketAddr,
     client: DeviceStreamClient<Channel>,
     directory: Arc<MemoryDirectory>,
     sink: Arc<MemorySink>,
@@ -84,6 +85,7 @@ async fn rig() -> Rig {
         .unwrap();
     Rig {
         device_addr,
+        grpc_addr,
         client,
         directory,
         sink,
@@ -306,4 +308,59 @@ async fn status_and_events_are_read_and_notified_events_are_ingested() {
         .into_inner();
     assert_eq!(rest.events.len(), 1);
     assert!(rest.next_cursor.is_empty());
+}
+
+/// Plays a device: sends humidity, alarm and temperature events every
+/// 50 ms and answers every command with `done:<type>`.
+async fn simulate(mut device: Device, stop: CancellationToken) {
+    let mut tick = tokio::time::interval(Duration::from_millis(50));
+    let mut seq = 0;
+    loop {
+        tokio::select! {
+            () = stop.cancelled() => return,
+            _ = tick.tick() => {
+                for kind in ["humidity", "alarm", "temperature"] {
+                    seq += 1;
+                    device.send(json!({"type":"event","seq":seq,"event_type":kind,"value":seq})).await;
+                }
+            }
+            line = device.lines.next_line() => {
+                let Ok(Some(line)) = line else { return };
+                let frame: Value = serde_json::from_str(&line).unwrap();
+                if frame["type"] == "command" {
+                    let message = format!("done:{}", frame["command_type"].as_str().unwrap_or(""));
+                    device.send(json!({"type":"command_result","request_id":frame["request_id"],"success":true,"message":message})).await;
+                }
+            }
+        }
+    }
+}
+
+#[tokio::test]
+#[ignore = "needs python3 with grpcio and grpcio-tools (pip install grpcio grpcio-tools); run with --ignored"]
+async fn a_python_grpcio_client_generated_from_the_proto_works() {
+    let rig = rig().await;
+    let (id, device) = Device::connect(&rig).await;
+    let stop = CancellationToken::new();
+    let simulator = tokio::spawn(simulate(device, stop.clone()));
+    let proto_dir = concat!(env!("CARGO_MANIFEST_DIR"), "/../proto");
+    let script = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/python/grpc_client.py");
+    let addr = rig.grpc_addr.to_string();
+    let id = id.to_string();
+    let output = tokio::task::spawn_blocking(move || {
+        std::process::Command::new("python3")
+            .args([script, proto_dir, &addr, &id])
+            .output()
+    })
+    .await
+    .unwrap()
+    .unwrap();
+    stop.cancel();
+    let _ = simulator.await;
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(
+        output.status.success() && stdout.contains("OK"),
+        "python client failed:\n{stdout}\n{stderr}"
+    );
 }
