@@ -2,6 +2,7 @@
 //! rate limits, the throttle and TOTP together, and turns every credential
 //! into an hse-core [`Principal`].
 
+use std::num::NonZeroU32;
 use std::sync::Arc;
 use std::time::Duration as StdDuration;
 
@@ -84,24 +85,26 @@ pub struct AuthConfig {
 
 impl AuthConfig {
     /// Defaults around a signing key, issuer and audience.
-    ///
-    /// # Errors
-    /// Never in practice: the built-in quotas are valid.
-    pub fn new(signing_key: SigningKey, issuer: &str, audience: &str) -> Result<Self> {
-        Ok(Self {
+    #[must_use]
+    pub fn new(signing_key: SigningKey, issuer: &str, audience: &str) -> Self {
+        Self {
             signing_key,
             previous_keys: Vec::new(),
             tokens: TokenConfig::new(issuer, audience),
             passwords: PasswordConfig::default(),
             refresh_ttl: DEFAULT_REFRESH_TTL,
-            login_quota: Quota::new(10, StdDuration::from_secs(6))?,
-            api_key_quota: Quota::new(100, StdDuration::from_millis(100))?,
+            login_quota: Quota::new(nonzero(10), StdDuration::from_secs(6)),
+            api_key_quota: Quota::new(nonzero(100), StdDuration::from_millis(100)),
             throttle: ThrottleConfig::default(),
             key_digest: KeyDigest::sha256(),
             totp_key: None,
             second_factor_ttl: Duration::minutes(5),
-        })
+        }
     }
+}
+
+fn nonzero(n: u32) -> NonZeroU32 {
+    NonZeroU32::new(n).unwrap_or(NonZeroU32::MIN)
 }
 
 /// A signed-in session: an access token, a refresh token, and who.
@@ -167,15 +170,15 @@ impl Authenticator {
     ///
     /// # Errors
     /// [`AuthError::Config`] for invalid token or hashing settings.
-    pub fn new(deps: AuthDeps, config: AuthConfig) -> Result<Self> {
-        let tokens = AccessTokens::new(config.signing_key.clone(), config.tokens.clone())?
+    pub fn build(deps: AuthDeps, config: AuthConfig) -> Result<Self> {
+        let tokens = AccessTokens::build(config.signing_key.clone(), config.tokens.clone())?
             .with_previous_keys(config.previous_keys.clone())?;
         let totp = config
             .totp_key
             .clone()
             .map(|key| Totp::new(deps.store.clone(), key, config.tokens.issuer.clone()));
         Ok(Self {
-            passwords: Passwords::new(config.passwords)?,
+            passwords: Passwords::build(config.passwords)?,
             refresh: RefreshTokens::new(deps.store.clone(), config.refresh_ttl),
             keys: ApiKeys::new(deps.store.clone(), config.key_digest.clone()),
             throttle: LoginThrottle::new(deps.failures.clone(), config.throttle),

@@ -41,8 +41,8 @@
 //! # let directory = Arc::new(Nobody);
 //! // `directory` is usually `TenancyDirectory::new(tenancy_store)`.
 //! let key = SigningKey::generate_ed25519()?;
-//! let config = AuthConfig::new(key, "https://hse.example.com", "hse-api")?;
-//! let auth = Authenticator::new(AuthDeps::in_memory(directory), config)?;
+//! let config = AuthConfig::new(key, "https://hse.example.com", "hse-api");
+//! let auth = Authenticator::build(AuthDeps::in_memory(directory), config)?;
 //! match auth.login("ana@example.com", "correct horse battery").await {
 //!     Ok(LoginOutcome::SignedIn(session)) => println!("{}", session.access.token.expose()),
 //!     Ok(LoginOutcome::SecondFactorRequired { .. }) => println!("ask for a TOTP code"),

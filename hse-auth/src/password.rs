@@ -160,7 +160,7 @@ impl Passwords {
     /// # Errors
     /// [`AuthError::Config`] when the parameters are invalid for Argon2 or
     /// `max_concurrent` is 0.
-    pub fn new(config: PasswordConfig) -> Result<Self> {
+    pub fn build(config: PasswordConfig) -> Result<Self> {
         if config.max_concurrent == 0 {
             return Err(AuthError::Config(
                 "max_concurrent must be at least 1".into(),
@@ -355,7 +355,7 @@ mod tests {
 
     #[tokio::test]
     async fn a_hash_is_an_argon2id_phc_string_that_verifies_only_its_password() {
-        let pw = Passwords::new(fast()).unwrap();
+        let pw = Passwords::build(fast()).unwrap();
         let hash = pw.hash("a long enough secret").await.unwrap();
         assert!(hash.starts_with("$argon2id$v=19$m=64,t=1,p=1$"));
         assert_eq!(
@@ -382,11 +382,11 @@ mod tests {
 
     #[tokio::test]
     async fn a_hash_below_the_current_parameters_needs_a_rehash() {
-        let weak = Passwords::new(fast()).unwrap();
+        let weak = Passwords::build(fast()).unwrap();
         let hash = weak.hash("a long enough secret").await.unwrap();
         let mut stronger = fast();
         stronger.params.iterations = 2;
-        let pw = Passwords::new(stronger).unwrap();
+        let pw = Passwords::build(stronger).unwrap();
         assert_eq!(
             pw.verify("a long enough secret", &hash).await.unwrap(),
             Verification::Valid { needs_rehash: true }
@@ -400,7 +400,7 @@ mod tests {
             queue_timeout: Duration::from_millis(10),
             ..fast()
         };
-        let pw = Passwords::new(config).unwrap();
+        let pw = Passwords::build(config).unwrap();
         let held = pw.slot().await.unwrap();
         assert!(matches!(
             pw.hash("a long enough secret").await,

@@ -46,6 +46,17 @@ impl PgAuthStore {
     }
 }
 
+/// Maps constraint violations where the query is made: a taken id is
+/// invalid input, a missing user is `NotFound`.
+fn on_constraint(e: sqlx::Error) -> AuthError {
+    let code = e.as_database_error().and_then(|d| d.code());
+    match code.as_deref() {
+        Some("23505") => AuthError::invalid("id", "already exists"),
+        Some("23503") => AuthError::NotFound { entity: "user" },
+        _ => e.into(),
+    }
+}
+
 type KeyRow = (
     Uuid,
     String,
@@ -170,7 +181,8 @@ impl AuthStore for PgAuthStore {
         .bind(family.created_at)
         .bind(family.expires_at)
         .execute(&mut *tx)
-        .await?;
+        .await
+        .map_err(on_constraint)?;
         sqlx::query(
             "INSERT INTO auth_refresh_tokens (token_hash, family_id, issued_at) VALUES ($1, $2, $3)",
         )
@@ -281,7 +293,8 @@ impl AuthStore for PgAuthStore {
         .bind(key.expires_at)
         .bind(key.revoked_at)
         .execute(&self.pool)
-        .await?;
+        .await
+        .map_err(on_constraint)?;
         Ok(())
     }
 

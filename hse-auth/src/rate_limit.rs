@@ -11,6 +11,7 @@
 
 use std::collections::HashMap;
 use std::fmt;
+use std::num::NonZeroU32;
 use std::sync::{Arc, Mutex, PoisonError};
 use std::time::Duration;
 
@@ -27,17 +28,14 @@ pub struct Quota {
 }
 
 impl Quota {
-    /// A quota of `burst` requests at once, refilling one per `interval`.
-    ///
-    /// # Errors
-    /// [`AuthError::Config`] when `burst` is 0 or `interval` under 1 µs.
-    pub fn new(burst: u32, interval: Duration) -> Result<Self> {
-        if burst == 0 || interval < Duration::from_micros(1) {
-            return Err(AuthError::Config(
-                "a quota needs a burst of 1+ and an interval of 1 µs+".into(),
-            ));
+    /// A quota of `burst` requests at once, refilling one per `interval`
+    /// (an interval under 1 µs counts as 1 µs).
+    #[must_use]
+    pub fn new(burst: NonZeroU32, interval: Duration) -> Self {
+        Self {
+            burst: burst.get(),
+            interval: interval.max(Duration::from_micros(1)),
         }
-        Ok(Self { burst, interval })
     }
 
     /// The burst size.
@@ -159,7 +157,7 @@ mod tests {
     use super::*;
 
     fn quota() -> Quota {
-        Quota::new(3, Duration::from_secs(1)).unwrap()
+        Quota::new(NonZeroU32::new(3).unwrap(), Duration::from_secs(1))
     }
 
     #[test]
@@ -198,7 +196,7 @@ mod tests {
 
     fn arb_quota() -> impl Strategy<Value = Quota> {
         (1u32..20, 1u64..5_000)
-            .prop_map(|(b, ms)| Quota::new(b, Duration::from_millis(ms)).unwrap())
+            .prop_map(|(b, ms)| Quota::new(NonZeroU32::new(b).unwrap(), Duration::from_millis(ms)))
     }
 
     proptest! {
@@ -253,8 +251,8 @@ mod tests {
     }
 
     #[test]
-    fn empty_quotas_are_refused() {
-        assert!(Quota::new(0, Duration::from_secs(1)).is_err());
-        assert!(Quota::new(1, Duration::ZERO).is_err());
+    fn a_zero_interval_counts_as_one_microsecond() {
+        let q = Quota::new(NonZeroU32::MIN, Duration::ZERO);
+        assert_eq!(q.interval(), Duration::from_micros(1));
     }
 }

@@ -122,6 +122,9 @@ impl RateLimiter for RedisRateLimiter {
 }
 
 /// Sign-in failure counts shared through Redis.
+///
+/// Records are forgotten by Redis key expiry (`PEXPIRE`, real time), so
+/// the `now` passed to [`FailureStore::failures`] is not consulted.
 #[derive(Clone)]
 pub struct RedisFailureStore {
     conn: ConnectionManager,

@@ -206,7 +206,7 @@ impl AccessTokens {
     /// # Errors
     /// [`AuthError::Config`] when the lifetime exceeds 15 minutes or is not
     /// positive, or the leeway exceeds 60 s or is negative.
-    pub fn new(key: SigningKey, config: TokenConfig) -> Result<Self> {
+    pub fn build(key: SigningKey, config: TokenConfig) -> Result<Self> {
         if config.access_ttl > MAX_ACCESS_TTL || config.access_ttl <= Duration::zero() {
             return Err(AuthError::Config(
                 "access_ttl must be within 15 minutes".into(),
@@ -398,7 +398,7 @@ mod tests {
 
     fn tokens() -> AccessTokens {
         let key = SigningKey::ed25519_from_seed(&[7; 32]);
-        AccessTokens::new(key, TokenConfig::new("https://hse.test", "hse-api")).unwrap()
+        AccessTokens::build(key, TokenConfig::new("https://hse.test", "hse-api")).unwrap()
     }
 
     #[test]
@@ -428,17 +428,17 @@ mod tests {
         let key = SigningKey::ed25519_from_seed(&[7; 32]);
         let mut config = TokenConfig::new("i", "a");
         config.access_ttl = Duration::minutes(16);
-        assert!(AccessTokens::new(key.clone(), config.clone()).is_err());
+        assert!(AccessTokens::build(key.clone(), config.clone()).is_err());
         config.access_ttl = Duration::minutes(5);
         config.leeway = Duration::seconds(61);
-        assert!(AccessTokens::new(key, config).is_err());
+        assert!(AccessTokens::build(key, config).is_err());
     }
 
     #[test]
     fn tokens_of_a_previous_key_verify_only_while_that_key_is_listed() {
         let old = SigningKey::ed25519_from_seed(&[1; 32]);
         let config = TokenConfig::new("i", "a");
-        let before = AccessTokens::new(old.clone(), config.clone()).unwrap();
+        let before = AccessTokens::build(old.clone(), config.clone()).unwrap();
         let (now, user) = (Utc::now(), UserId::new());
         let token = before
             .sign(
@@ -450,7 +450,7 @@ mod tests {
             )
             .unwrap();
         let current = SigningKey::ed25519_from_seed(&[2; 32]);
-        let after = AccessTokens::new(current.clone(), config.clone()).unwrap();
+        let after = AccessTokens::build(current.clone(), config.clone()).unwrap();
         assert!(
             after
                 .verify(token.token.expose(), TokenKind::Access, now)
@@ -461,7 +461,7 @@ mod tests {
         assert_eq!(claims.unwrap().sub, user);
         assert_eq!(rotated.jwks()["keys"].as_array().map(Vec::len), Some(2));
         let hs = SigningKey::hs256(&[9; 32]).unwrap();
-        let mixed = AccessTokens::new(current, config).unwrap();
+        let mixed = AccessTokens::build(current, config).unwrap();
         assert!(mixed.with_previous_keys(vec![hs]).is_err());
     }
 

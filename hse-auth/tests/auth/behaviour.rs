@@ -181,6 +181,10 @@ async fn api_keys_are_stored_listed_and_revoked_once(
     for k in [&k1, &k2, &other] {
         store.insert_api_key(k).await.unwrap();
     }
+    assert!(matches!(
+        store.insert_api_key(&k1).await,
+        Err(hse_auth::AuthError::Invalid { field: "id", .. })
+    ));
     assert_eq!(store.api_key(k1.id).await.unwrap(), Some(k1.clone()));
     assert_eq!(store.api_key(ApiKeyId::new()).await.unwrap(), None);
     let mine = store.api_keys_created_by(users[0]).await.unwrap();

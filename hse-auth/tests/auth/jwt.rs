@@ -36,7 +36,7 @@ fn sign(claims: &Value) -> String {
 
 fn tokens() -> AccessTokens {
     let config = TokenConfig::new(ISSUER, AUDIENCE);
-    AccessTokens::new(SigningKey::ed25519_from_seed(&SEED), config).unwrap()
+    AccessTokens::build(SigningKey::ed25519_from_seed(&SEED), config).unwrap()
 }
 
 fn refused(token: &str) -> bool {
@@ -157,7 +157,7 @@ fn tokens_of_another_kind_are_refused_as_access_tokens() {
 #[test]
 fn an_hs256_deployment_refuses_eddsa_tokens_and_accepts_its_own() {
     let key = SigningKey::hs256(&[42; 32]).unwrap();
-    let t = AccessTokens::new(key, TokenConfig::new(ISSUER, AUDIENCE)).unwrap();
+    let t = AccessTokens::build(key, TokenConfig::new(ISSUER, AUDIENCE)).unwrap();
     let own = t
         .sign(
             UserId::new(),

@@ -42,7 +42,7 @@ async fn two_nodes(
             )),
             clock: clock.clone(),
         };
-        nodes.push(Authenticator::new(deps, config()).unwrap());
+        nodes.push(Authenticator::build(deps, config()).unwrap());
     }
     let b = nodes.pop().unwrap();
     let a = nodes.pop().unwrap();

@@ -392,7 +392,7 @@ async fn api_keys_are_rate_limited_per_key_and_their_use_is_audited() {
 #[tokio::test]
 async fn a_weak_stored_hash_is_upgraded_at_the_next_sign_in() {
     let h = Harness::memory();
-    let weak = Passwords::new(PasswordConfig {
+    let weak = Passwords::build(PasswordConfig {
         params: HashParams {
             memory_kib: 32,
             iterations: 1,
@@ -418,7 +418,7 @@ async fn the_tenancy_directory_signs_in_users_of_hse_core_stores() {
     use hse_core::{Scope, SystemRole, TenancyStore};
 
     let core = Arc::new(MemoryStore::new());
-    let passwords = Passwords::new(crate::support::fast_passwords()).unwrap();
+    let passwords = Passwords::build(crate::support::fast_passwords()).unwrap();
     let user = NewUser {
         email: Email::parse("root@example.com").unwrap(),
         first_name: "Root".into(),
@@ -435,7 +435,7 @@ async fn the_tenancy_directory_signs_in_users_of_hse_core_stores() {
         .unwrap();
     let directory = Arc::new(TenancyDirectory::new(core));
     let deps = hse_auth::AuthDeps::in_memory(directory);
-    let auth = hse_auth::Authenticator::new(deps, config()).unwrap();
+    let auth = hse_auth::Authenticator::build(deps, config()).unwrap();
     let Ok(LoginOutcome::SignedIn(s)) = auth.login("root@example.com", PASSWORD).await else {
         panic!("root sign-in failed");
     };

@@ -38,8 +38,7 @@ pub(crate) fn fast_passwords() -> PasswordConfig {
 }
 
 pub(crate) fn config() -> AuthConfig {
-    let mut config =
-        AuthConfig::new(SigningKey::ed25519_from_seed(&SEED), ISSUER, AUDIENCE).expect("config");
+    let mut config = AuthConfig::new(SigningKey::ed25519_from_seed(&SEED), ISSUER, AUDIENCE);
     config.passwords = fast_passwords();
     config.totp_key = Some(SealingKey::new([5; 32]));
     config
@@ -191,7 +190,7 @@ impl Harness {
             failures: Arc::new(MemoryFailureStore::new()),
             clock: clock.clone(),
         };
-        let auth = Authenticator::new(deps, config).expect("authenticator");
+        let auth = Authenticator::build(deps, config).expect("authenticator");
         Self {
             auth,
             dir,
@@ -246,7 +245,10 @@ pub(crate) async fn pg_users(pool: &PgPool, n: usize) -> Vec<UserId> {
 }
 
 pub(crate) fn quota(burst: u32, interval_ms: u64) -> Quota {
-    Quota::new(burst, StdDuration::from_millis(interval_ms)).expect("quota")
+    Quota::new(
+        std::num::NonZeroU32::new(burst).expect("burst"),
+        StdDuration::from_millis(interval_ms),
+    )
 }
 
 pub(crate) async fn redis() -> redis::aio::ConnectionManager {
