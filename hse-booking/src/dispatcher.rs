@@ -33,7 +33,8 @@ pub struct Dispatcher {
     clock: Arc<dyn Clock>,
     /// Attempts before a notification fails for good.
     pub max_attempts: u32,
-    /// How long a claim holds.
+    /// How long a claim holds; must exceed `batch` × the slowest channel's
+    /// timeout, or another dispatcher may send a notification twice.
     pub lease: Duration,
     /// Notifications per pass.
     pub batch: u32,
@@ -42,8 +43,8 @@ pub struct Dispatcher {
 }
 
 impl Dispatcher {
-    /// A dispatcher with no channels yet, 5 attempts, 60 s lease, batches
-    /// of 50 and 1 s passes.
+    /// A dispatcher with no channels yet, 5 attempts, a 10 min lease,
+    /// batches of 20 and 1 s passes.
     #[must_use]
     pub fn new(store: Arc<dyn BookingStore>, clock: Arc<dyn Clock>) -> Self {
         Self {
@@ -51,8 +52,8 @@ impl Dispatcher {
             channels: BTreeMap::new(),
             clock,
             max_attempts: 5,
-            lease: Duration::seconds(60),
-            batch: 50,
+            lease: Duration::minutes(10),
+            batch: 20,
             interval: std::time::Duration::from_secs(1),
         }
     }

@@ -320,13 +320,19 @@ impl Bookings {
     /// Bookings in scope.
     ///
     /// # Errors
-    /// Storage failures.
+    /// `Denied` without `read_booking`.
     pub async fn list_bookings(
         &self,
         p: &Principal,
         filter: BookingFilter,
         page: Page,
     ) -> Result<Listing<Booking>> {
+        let read = action("read_booking")?;
+        if !p.permissions.contains(&read) {
+            return Err(BookingError::Denied(Denied::MissingPermission {
+                action: read,
+            }));
+        }
         self.store.list_bookings(&p.scope(), filter, page).await
     }
 

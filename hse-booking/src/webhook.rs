@@ -23,6 +23,7 @@ use crate::notification::Notification;
 /// Where and how to POST.
 #[derive(Clone)]
 pub struct WebhookChannel {
+    authority: String,
     host: String,
     port: u16,
     path: String,
@@ -53,10 +54,7 @@ impl WebhookChannel {
         let (authority, path) = rest
             .split_once('/')
             .map_or((rest, "/".to_owned()), |(a, p)| (a, format!("/{p}")));
-        let (host, port) = match authority.rsplit_once(':') {
-            Some((h, p)) => (h, p.parse().map_err(|_| bad())?),
-            None => (authority, 80),
-        };
+        let (host, port) = split_authority(authority).ok_or_else(bad)?;
         let clean =
             |s: &str| !s.is_empty() && !s.chars().any(|c| c.is_whitespace() || c.is_control());
         if !clean(host) || !clean(&path) {
@@ -69,6 +67,7 @@ impl WebhookChannel {
             ));
         }
         Ok(Self {
+            authority: authority.to_owned(),
             host: host.to_owned(),
             port,
             path,
@@ -90,7 +89,7 @@ impl WebhookChannel {
         let head = format!(
             "POST {} HTTP/1.1\r\nHost: {}\r\nContent-Type: application/json\r\nContent-Length: {}\r\nX-HSE-Timestamp: {timestamp}\r\nX-HSE-Signature: {}\r\nConnection: close\r\n\r\n",
             self.path,
-            self.host,
+            self.authority,
             body.len(),
             self.signature(timestamp, body)
         );
@@ -130,6 +129,23 @@ pub fn sign(secret: &[u8], timestamp: i64, body: &[u8]) -> String {
     format!("sha256={}", hex::encode(mac.finalize().into_bytes()))
 }
 
+/// Host and port of `host`, `host:port`, `[v6]` or `[v6]:port`.
+fn split_authority(authority: &str) -> Option<(&str, u16)> {
+    if let Some(v6) = authority.strip_prefix('[') {
+        let (host, rest) = v6.split_once(']')?;
+        let port = match rest.strip_prefix(':') {
+            Some(p) => p.parse().ok()?,
+            None if rest.is_empty() => 80,
+            None => return None,
+        };
+        return Some((host, port));
+    }
+    match authority.rsplit_once(':') {
+        Some((h, p)) => Some((h, p.parse().ok()?)),
+        None => Some((authority, 80)),
+    }
+}
+
 fn parse_status(response: &[u8]) -> Option<u16> {
     let line = response.split(|&b| b == b'\n').next()?;
     let text = std::str::from_utf8(line).ok()?;
@@ -161,5 +177,50 @@ impl NotificationChannel for WebhookChannel {
         tokio::time::timeout(self.timeout, self.post(&body, timestamp))
             .await
             .map_err(|_| "timed out".to_owned())?
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn signatures_are_hmac_sha256_of_timestamp_dot_body() {
+        // Computed independently with Python's hmac module.
+        assert_eq!(
+            sign(b"0123456789abcdef", 1_700_000_000, br#"{"a":1}"#),
+            "sha256=9eb18f493f8ec135d9eb2dad817c369bb4e9cbfa818657897a7437c1cd8c3a23"
+        );
+    }
+
+    #[test]
+    fn urls_are_parsed_and_nonsense_refused() {
+        let secret = [7u8; 16];
+        let w = WebhookChannel::new("http://hooks.example:8080/a/b", &secret).unwrap();
+        assert_eq!(
+            (w.host.as_str(), w.port, w.path.as_str()),
+            ("hooks.example", 8080, "/a/b")
+        );
+        let v6 = WebhookChannel::new("http://[::1]:9000", &secret).unwrap();
+        assert_eq!(
+            (v6.host.as_str(), v6.port, v6.path.as_str()),
+            ("::1", 9000, "/")
+        );
+        for bad in [
+            "https://x.example/",
+            "http://x.example:port/",
+            "http:// x/",
+            "http://[::1",
+        ] {
+            assert!(WebhookChannel::new(bad, &secret).is_err(), "{bad}");
+        }
+        assert!(WebhookChannel::new("http://x.example/", b"short").is_err());
+        assert!(!format!("{w:?}").contains("secret"));
+    }
+
+    #[test]
+    fn status_lines_are_read() {
+        assert_eq!(parse_status(b"HTTP/1.1 204 No Content\r\n\r\n"), Some(204));
+        assert_eq!(parse_status(b"SSH-2.0\r\n"), None);
     }
 }

@@ -1,0 +1,76 @@
+//! Integrity violations, mapped where the query is made: `23P01` on
+//! `bookings_no_overlap` → overlap, on `door_codes_unique_per_lock` → code
+//! collision, `23505` → already exists, `23503` → not found, `23514` →
+//! invalid.
+
+use crate::error::BookingError;
+
+/// What a failed write broke.
+pub(super) enum Broke {
+    BookingOverlap,
+    CodeClash,
+    Unique(String),
+    ForeignKey(String),
+    Check(String),
+    Other,
+}
+
+pub(super) fn broke(e: &sqlx::Error) -> Broke {
+    let Some(db) = e.as_database_error() else {
+        return Broke::Other;
+    };
+    let constraint = db.constraint().unwrap_or_default().to_owned();
+    match db.code().as_deref() {
+        Some("23P01") if constraint == "door_codes_unique_per_lock" => Broke::CodeClash,
+        Some("23P01") => Broke::BookingOverlap,
+        Some("23505") => Broke::Unique(constraint),
+        Some("23503") => Broke::ForeignKey(constraint),
+        Some("23514") => Broke::Check(constraint),
+        _ => Broke::Other,
+    }
+}
+
+/// Maps a write failure other than a booking overlap.
+pub(super) fn on_write(e: sqlx::Error) -> BookingError {
+    match broke(&e) {
+        Broke::CodeClash => BookingError::AlreadyExists {
+            entity: "door_code",
+        },
+        Broke::Unique(c) if c.contains("confirmation_code") => BookingError::AlreadyExists {
+            entity: "confirmation_code",
+        },
+        Broke::Unique(c) if c.starts_with("guest_companions") => BookingError::AlreadyExists {
+            entity: "companion",
+        },
+        Broke::Unique(_) => BookingError::AlreadyExists { entity: "row" },
+        Broke::ForeignKey(c) if c.contains("guest") => BookingError::not_found("guest"),
+        Broke::ForeignKey(c) if c.contains("device") => BookingError::not_found("device"),
+        Broke::ForeignKey(_) => BookingError::not_found("area"),
+        Broke::Check(c) => BookingError::invalid("booking", format!("violates {c}")),
+        Broke::BookingOverlap | Broke::Other => BookingError::from(e),
+    }
+}
+
+/// A write that failed on the overlap constraint, or otherwise.
+pub(super) enum WriteError {
+    Overlap,
+    Other(BookingError),
+}
+
+impl From<BookingError> for WriteError {
+    fn from(e: BookingError) -> Self {
+        Self::Other(e)
+    }
+}
+
+impl From<sqlx::Error> for WriteError {
+    fn from(e: sqlx::Error) -> Self {
+        match broke(&e) {
+            Broke::BookingOverlap => Self::Overlap,
+            _ => Self::Other(on_write(e)),
+        }
+    }
+}
+
+/// How many times a write whose conflicting booking vanished is retried.
+pub(super) const OVERLAP_RETRIES: usize = 5;
