@@ -325,3 +325,131 @@ async fn a_writer_killed_repeatedly_loses_and_duplicates_nothing(pool: PgPool) {
         let _: () = c.del(leftovers).await.unwrap();
     }
 }
+
+/// A TCP proxy in front of PostgreSQL that can be switched off: while off
+/// it drops open connections and refuses new ones, as a stopped server does.
+async fn switchable_proxy(target: std::net::SocketAddr) -> (u16, tokio::sync::watch::Sender<bool>) {
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let port = listener.local_addr().unwrap().port();
+    let (switch, _) = tokio::sync::watch::channel(true);
+    let sender = switch.clone();
+    tokio::spawn(async move {
+        loop {
+            let Ok((mut inbound, _)) = listener.accept().await else {
+                return;
+            };
+            let mut up = switch.subscribe();
+            if !*up.borrow() {
+                continue;
+            }
+            tokio::spawn(async move {
+                let Ok(mut outbound) = tokio::net::TcpStream::connect(target).await else {
+                    return;
+                };
+                tokio::select! {
+                    _ = tokio::io::copy_bidirectional(&mut inbound, &mut outbound) => {}
+                    _ = up.wait_for(|on| !*on) => {}
+                }
+            });
+        }
+    });
+    (port, sender)
+}
+
+/// PostgreSQL goes away under load (5 s here; `HSE_TEST_PG_OUTAGE_S=60` for
+/// the full drill): the writer retries, nothing is dead-lettered or lost,
+/// and the backlog drains once it is back.
+#[sqlx::test(migrations = false)]
+async fn a_database_outage_under_load_loses_nothing_and_dead_letters_nothing(pool: PgPool) {
+    store(pool.clone()).await;
+    let (port, switch) = switchable_proxy("127.0.0.1:5432".parse().unwrap()).await;
+    let options = (*pool.connect_options())
+        .clone()
+        .host("127.0.0.1")
+        .port(port);
+    let proxied = sqlx::postgres::PgPoolOptions::new()
+        .max_connections(4)
+        .acquire_timeout(Duration::from_secs(1))
+        .connect_lazy_with(options);
+    let sink = Arc::new(PgEventStore::new(proxied));
+
+    let url = std::env::var("HSE_REDIS_URL").unwrap_or_else(|_| "redis://127.0.0.1:6379".into());
+    let client = redis::Client::open(url).unwrap();
+    let prefix = format!("hse-test:{}:", uuid::Uuid::new_v4());
+    let keys = Keys::new(&prefix);
+    let conn = connect(&client, Duration::from_secs(5)).await.unwrap();
+    let queue = Arc::new(RedisQueue::new(conn.clone(), keys.clone()).await.unwrap());
+    let dlq = Arc::new(RedisDeadLetters::new(conn.clone(), keys.clone()));
+    let consumer = RedisConsumer::new(&client, keys.clone(), "writer-1")
+        .await
+        .unwrap();
+    let config = WriterConfig {
+        batch_size: 200,
+        batch_wait: Duration::from_millis(20),
+        backoff_max: Duration::from_millis(500),
+        ..WriterConfig::default()
+    };
+    let writer = BatchWriter::new(Arc::new(consumer), sink, dlq.clone(), config);
+    let stop = CancellationToken::new();
+    let task = tokio::spawn(writer.run_until_stopped(stop.clone()));
+
+    let outage = Duration::from_secs(
+        std::env::var("HSE_TEST_PG_OUTAGE_S")
+            .ok()
+            .and_then(|s| s.parse().ok())
+            .unwrap_or(5),
+    );
+    let mut acked = 0;
+    let mut backlog_at_return = 0;
+    let started = tokio::time::Instant::now();
+    for round in 0..40 {
+        if round == 5 {
+            switch.send_replace(false);
+        }
+        if started.elapsed() > outage && !*switch.borrow() {
+            backlog_at_return = acked - count(&pool, "SELECT count(*) FROM device_events").await;
+            switch.send_replace(true);
+        }
+        let device = DeviceId::new();
+        let batch: Vec<_> = (0..50)
+            .map(|i| event(device, "t", now_hour() + round * 50 + i, Some(1.0)))
+            .collect();
+        queue.enqueue(&batch).await.unwrap();
+        acked += batch.len() as i64;
+        tokio::time::sleep(outage / 30).await;
+    }
+    switch.send_replace(true);
+    for _ in 0..1500 {
+        if count(&pool, "SELECT count(*) FROM device_events").await == acked {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    stop.cancel();
+    task.await.unwrap();
+    assert!(
+        backlog_at_return > 500,
+        "the outage held back only {backlog_at_return} events"
+    );
+    assert_eq!(
+        count(&pool, "SELECT count(*) FROM device_events").await,
+        acked
+    );
+    assert_eq!(
+        count(
+            &pool,
+            "SELECT sum(event_count)::bigint FROM device_rollups_daily"
+        )
+        .await,
+        acked
+    );
+    assert!(dlq.list(false, 10).await.unwrap().is_empty());
+    assert!(dlq.list(true, 10).await.unwrap().is_empty());
+    let mut c = conn.clone();
+    let len: u64 = c.xlen(keys.events()).await.unwrap();
+    assert_eq!(len, 0);
+    let leftovers: Vec<String> = c.keys(format!("{prefix}*")).await.unwrap();
+    if !leftovers.is_empty() {
+        let _: () = c.del(leftovers).await.unwrap();
+    }
+}
