@@ -279,11 +279,16 @@ impl Authenticator {
     pub async fn refresh(&self, refresh_token: &str) -> Result<Session> {
         let now = self.deps.clock.now();
         let (user, refresh) = self.refresh.rotate(refresh_token, now).await?;
-        let Ok(principal) = self.active_principal(user).await else {
-            self.refresh
-                .revoke_user(user, RevokeReason::Deactivated, now)
-                .await?;
-            return Err(AuthError::InvalidToken);
+        let principal = match self.active_principal(user).await {
+            Ok(principal) => principal,
+            Err(AuthError::InvalidToken) => {
+                // Gone or deactivated: end every session it still has.
+                self.refresh
+                    .revoke_user(user, RevokeReason::Deactivated, now)
+                    .await?;
+                return Err(AuthError::InvalidToken);
+            }
+            Err(e) => return Err(e),
         };
         let access = self.tokens.issue(&principal, now)?;
         Ok(Session {
@@ -320,22 +325,25 @@ impl Authenticator {
         Ok(principal)
     }
 
-    /// Changes a password after checking the current one, and ends every
-    /// session of the user.
+    /// Changes the signed-in user's own password after checking the
+    /// current one, and ends every session of the user.
     ///
     /// # Errors
     /// [`AuthError::InvalidCredentials`] for a wrong current password,
-    /// [`AuthError::WeakPassword`] for a refused new one.
-    #[tracing::instrument(skip_all, err(level = "info"))]
-    pub async fn change_password(&self, email: &str, current: &str, new: &str) -> Result<()> {
+    /// [`AuthError::WeakPassword`] for a refused new one,
+    /// [`AuthError::RateLimited`] after repeated wrong attempts.
+    #[tracing::instrument(skip_all, fields(user.id = %who.user_id), err(level = "info"))]
+    pub async fn change_password(&self, who: &Principal, current: &str, new: &str) -> Result<()> {
         let now = self.deps.clock.now();
-        let key = LoginThrottle::key_for(email);
+        let key = format!("password:{}", who.user_id);
         self.throttle.check(&key, now).await?;
-        let Some(creds) = self.check_password(email, current).await? else {
+        let creds = self.deps.directory.credentials_of(who.user_id).await?;
+        if self.verify_credentials(creds, current).await?.is_none() {
             self.throttle.failed(&key, now).await?;
             return Err(AuthError::InvalidCredentials);
-        };
-        self.set_password(creds.user.id, new).await
+        }
+        self.throttle.succeeded(&key).await?;
+        self.set_password(who.user_id, new).await
     }
 
     /// Sets a user's password (e.g. an administrator's reset) and ends every
@@ -441,6 +449,16 @@ impl Authenticator {
             Ok(email) => self.deps.directory.credentials(&email).await?,
             Err(_) => None,
         };
+        self.verify_credentials(creds, password).await
+    }
+
+    /// Verifies `password` against an active user's hash, or against the
+    /// dummy hash when there is none, so both paths cost one Argon2 run.
+    async fn verify_credentials(
+        &self,
+        creds: Option<Credentials>,
+        password: &str,
+    ) -> Result<Option<Credentials>> {
         let usable = creds.filter(|c| c.user.is_active && c.password_hash.is_some());
         let Some((creds, hash)) = usable.and_then(|c| c.password_hash.clone().map(|h| (c, h)))
         else {

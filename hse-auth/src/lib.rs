@@ -35,6 +35,7 @@
 //! # #[derive(Debug)] struct Nobody;
 //! # #[async_trait::async_trait] impl UserDirectory for Nobody {
 //! #   async fn credentials(&self, _: &Email) -> Result<Option<Credentials>> { Ok(None) }
+//! #   async fn credentials_of(&self, _: UserId) -> Result<Option<Credentials>> { Ok(None) }
 //! #   async fn set_password_hash(&self, _: UserId, _: &str, _: chrono::DateTime<chrono::Utc>) -> Result<()> { Ok(()) }
 //! #   async fn principal(&self, _: UserId) -> Result<Option<Principal>> { Ok(None) }
 //! # }

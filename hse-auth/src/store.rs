@@ -15,7 +15,7 @@ use async_trait::async_trait;
 use chrono::{DateTime, Utc};
 use hse_core::store::Credentials;
 use hse_core::value::Email;
-use hse_core::{CoreError, Principal, SecretHash, TenancyStore, UserId};
+use hse_core::{CoreError, Principal, Scope, SecretHash, TenancyStore, UserId};
 
 use crate::error::Result;
 use crate::model::{
@@ -33,6 +33,8 @@ use crate::model::{
 pub trait UserDirectory: Send + Sync + fmt::Debug {
     /// A user and its password hash by email.
     async fn credentials(&self, email: &Email) -> Result<Option<Credentials>>;
+    /// A user and its password hash by id.
+    async fn credentials_of(&self, id: UserId) -> Result<Option<Credentials>>;
     /// Replaces a user's password hash.
     async fn set_password_hash(&self, id: UserId, hash: &str, now: DateTime<Utc>) -> Result<()>;
     /// The principal of an active user; `None` when the user is absent or
@@ -56,6 +58,14 @@ impl TenancyDirectory {
 impl UserDirectory for TenancyDirectory {
     async fn credentials(&self, email: &Email) -> Result<Option<Credentials>> {
         Ok(self.0.credentials(email).await?)
+    }
+
+    async fn credentials_of(&self, id: UserId) -> Result<Option<Credentials>> {
+        match self.0.user(&Scope::Platform, id).await {
+            Ok(user) => self.credentials(&user.email).await,
+            Err(CoreError::NotFound { .. }) => Ok(None),
+            Err(e) => Err(e.into()),
+        }
     }
 
     async fn set_password_hash(&self, id: UserId, hash: &str, now: DateTime<Utc>) -> Result<()> {

@@ -70,18 +70,15 @@ async fn a_password_change_or_deactivation_ends_every_session(h: Harness) {
     let p = h.user("bo@example.com", PASSWORD).await;
     let a = sign_in(&h, "bo@example.com", PASSWORD).await;
     let b = sign_in(&h, "bo@example.com", PASSWORD).await;
-    let weak = h
-        .auth
-        .change_password("bo@example.com", PASSWORD, "password1")
-        .await;
+    let weak = h.auth.change_password(&p, PASSWORD, "password1").await;
     assert!(matches!(weak, Err(AuthError::WeakPassword { .. })));
     let wrong = h
         .auth
-        .change_password("bo@example.com", "nope nope", "a new long secret")
+        .change_password(&p, "nope nope", "a new long secret")
         .await;
     assert!(matches!(wrong, Err(AuthError::InvalidCredentials)));
     h.auth
-        .change_password("bo@example.com", PASSWORD, "a new long secret")
+        .change_password(&p, PASSWORD, "a new long secret")
         .await
         .unwrap();
     for s in [&a, &b] {
@@ -441,6 +438,14 @@ async fn the_tenancy_directory_signs_in_users_of_hse_core_stores() {
     };
     let p = auth.authenticate(s.access.token.expose()).await.unwrap();
     assert_eq!((p.user_id, p.scope()), (user.id, Scope::Platform));
+    auth.change_password(&p, PASSWORD, "another long secret")
+        .await
+        .unwrap();
+    assert!(auth.refresh(s.refresh.token.expose()).await.is_err());
+    assert!(matches!(
+        auth.login("root@example.com", "another long secret").await,
+        Ok(LoginOutcome::SignedIn(_))
+    ));
     assert_eq!(
         s.cookies(chrono::Utc::now())[0].split('=').next(),
         Some("__Host-hse_access")

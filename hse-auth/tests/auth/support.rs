@@ -142,6 +142,14 @@ impl UserDirectory for FakeDirectory {
             }))
     }
 
+    async fn credentials_of(&self, id: UserId) -> Result<Option<Credentials>> {
+        let users = self.users.lock().unwrap();
+        Ok(users.get(&id).map(|e| Credentials {
+            user: e.user.clone(),
+            password_hash: e.hash.clone(),
+        }))
+    }
+
     async fn set_password_hash(&self, id: UserId, hash: &str, _now: DateTime<Utc>) -> Result<()> {
         self.set_hash(id, hash);
         Ok(())
