@@ -146,6 +146,41 @@ pub fn validity(booking: &Booking, grace: Grace) -> (DateTime<Utc>, DateTime<Utc
     )
 }
 
+/// A new pending code for `booking` on lock `device`, valid for the stay
+/// plus `grace`.
+#[must_use]
+pub fn issue(
+    booking: &Booking,
+    device: DeviceId,
+    code: DoorCode,
+    grace: Grace,
+    max_usages: Option<u32>,
+    now: DateTime<Utc>,
+) -> DoorCodeRecord {
+    let (valid_from, valid_until) = validity(booking, grace);
+    DoorCodeRecord {
+        id: DoorCodeId::new(),
+        booking_id: Some(booking.id),
+        tenancy: booking.tenancy,
+        establishment_id: booking.establishment_id,
+        area_id: booking.area_id,
+        device_id: device,
+        code,
+        valid_from,
+        valid_until,
+        grace,
+        state: CodeState::Pending,
+        failure_reason: None,
+        attempts: 0,
+        next_attempt_at: Some(now),
+        usage_count: 0,
+        max_usages,
+        version: 0,
+        created_at: now,
+        updated_at: now,
+    }
+}
+
 /// Whether a booking in `status` should have codes on its locks.
 #[must_use]
 pub fn wants_codes(status: BookingStatus) -> bool {

@@ -2,26 +2,32 @@
 //! and the outbox together. Every public method takes the acting
 //! [`Principal`] and checks the permission catalogue; targets outside the
 //! principal's scope answer `NotFound`.
+//!
+//! Bookings live here; the submodules `guests`, `codes` and `modify` add
+//! the methods for guests, door codes and modifications.
+
+mod codes;
+mod guests;
+mod modify;
 
 use std::sync::Arc;
 
 use chrono::{DateTime, Utc};
 use hse_core::{
-    ActionName, AreaId, Device, DeviceId, Establishment, Listing, Page, Principal, Resource, Scope,
-    Target, TenancyStore, authorize, rules::Denied,
+    ActionName, AreaId, Establishment, Listing, Page, Principal, Resource, Scope, Target,
+    TenancyStore, authorize, rules::Denied,
 };
 use tracing::instrument;
 
-use crate::codes::{self, CodeState, DoorCodeRecord};
 use crate::confirmation::ConfirmationCode;
 use crate::door_code::{CodeSource, OsCodes};
 use crate::error::{BookingError, Result};
 use crate::model::{
-    Booking, BookingId, BookingPatch, BookingStatus, Cancellation, Companion, DoorCodeId, Guest,
-    GuestId, GuestPatch, NewBooking, NewGuest, Owner, Stay, check_requests, check_total_guests,
+    Booking, BookingId, BookingStatus, Cancellation, NewBooking, Stay, check_requests,
+    check_total_guests,
 };
 use crate::notification::{ChannelKind, Notification, NotificationKind, outbox};
-use crate::policy::{BookingPolicy, LockSettings};
+use crate::policy::BookingPolicy;
 use crate::status::{self, BookingAction};
 use crate::store::{BookingFilter, BookingStore, Change};
 use crate::window::{BookingWindow, free_intervals};
@@ -111,115 +117,6 @@ impl Bookings {
             .locate(target)
             .await?
             .ok_or_else(|| BookingError::not_found(entity))
-    }
-
-    /// Registers a guest in the principal's organization (or the given one).
-    ///
-    /// # Errors
-    /// `NotFound` for an organization out of scope, `Denied`, `Invalid`.
-    #[instrument(skip_all, err)]
-    pub async fn create_guest(
-        &self,
-        p: &Principal,
-        new: NewGuest,
-        now: DateTime<Utc>,
-    ) -> Result<Guest> {
-        let org = new
-            .organization_id
-            .or(p.organization_id)
-            .ok_or_else(|| BookingError::invalid("organization_id", "is required"))?;
-        let resource = self
-            .locate(Target::Organization(org), "organization")
-            .await?;
-        check(p, "create_guest", &resource, "organization")?;
-        let tenancy = Owner {
-            partner_company_id: resource.partner_company_id,
-            organization_id: org,
-        };
-        let guest = new.build(tenancy, now)?;
-        self.store.insert_guest(&p.scope(), &guest).await?;
-        Ok(guest)
-    }
-
-    async fn guest_for(&self, p: &Principal, id: GuestId, name: &str) -> Result<Guest> {
-        let guest = self.store.guest(&p.scope(), id).await?;
-        let resource = Resource::organization(
-            guest.tenancy.partner_company_id,
-            guest.tenancy.organization_id,
-        );
-        check(p, name, &resource, "guest")?;
-        Ok(guest)
-    }
-
-    /// One guest.
-    ///
-    /// # Errors
-    /// `NotFound`, `Denied`.
-    pub async fn guest(&self, p: &Principal, id: GuestId) -> Result<Guest> {
-        self.guest_for(p, id, "read_guest").await
-    }
-
-    /// Guests in the principal's scope.
-    ///
-    /// # Errors
-    /// `Denied` without `read_guest`.
-    pub async fn list_guests(&self, p: &Principal, page: Page) -> Result<Listing<Guest>> {
-        let read = action("read_guest")?;
-        if !p.permissions.contains(&read) {
-            return Err(BookingError::Denied(Denied::MissingPermission {
-                action: read,
-            }));
-        }
-        self.store.list_guests(&p.scope(), page).await
-    }
-
-    /// Edits a guest.
-    ///
-    /// # Errors
-    /// `NotFound`, `Denied`, `Invalid`.
-    pub async fn update_guest(
-        &self,
-        p: &Principal,
-        id: GuestId,
-        patch: GuestPatch,
-        now: DateTime<Utc>,
-    ) -> Result<Guest> {
-        self.guest_for(p, id, "update_guest").await?;
-        self.store.update_guest(&p.scope(), id, patch, now).await
-    }
-
-    /// Links two guests as companions; the link shows from both sides.
-    ///
-    /// # Errors
-    /// `NotFound`, `Denied`, `Invalid` (same guest, other organization),
-    /// `AlreadyExists`.
-    pub async fn add_companion(
-        &self,
-        p: &Principal,
-        guest: GuestId,
-        companion: GuestId,
-        relationship: &str,
-        now: DateTime<Utc>,
-    ) -> Result<Companion> {
-        self.guest_for(p, guest, "update_guest").await?;
-        self.guest_for(p, companion, "update_guest").await?;
-        let link = Companion {
-            guest_id: guest,
-            companion_id: companion,
-            relationship: hse_core::value::text("relationship", relationship, 50)?,
-            added_at: now,
-        };
-        self.store.add_companion(&p.scope(), &link).await?;
-        Ok(link)
-    }
-
-    /// A guest's companions, each seen from `guest`.
-    ///
-    /// # Errors
-    /// `NotFound`, `Denied`.
-    pub async fn companions(&self, p: &Principal, guest: GuestId) -> Result<Vec<Companion>> {
-        self.guest_for(p, guest, "read_guest").await?;
-        self.store.companions(&p.scope(), guest).await
     }
 
     async fn establishment(
@@ -439,83 +336,6 @@ impl Bookings {
         self.store.update_booking(&p.scope(), id, &edit, now).await
     }
 
-    /// Changes dates, area (same establishment) or guests of a pending or
-    /// confirmed booking, under the same overlap rule; codes follow (a new
-    /// window reprograms them, a new area moves them to its locks).
-    ///
-    /// # Errors
-    /// `IllegalTransition { from }`, `Overlap { with }`, `NotFound`,
-    /// `Denied`, `Invalid`.
-    #[instrument(skip_all, fields(booking.id = %id), err)]
-    pub async fn modify(
-        &self,
-        p: &Principal,
-        id: BookingId,
-        patch: BookingPatch,
-        now: DateTime<Utc>,
-    ) -> Result<Booking> {
-        let current = self.booking_for(p, id, "update_booking").await?;
-        status::next(current.status, BookingAction::Modify)?;
-        let scope = p.scope();
-        let area_id = patch.area_id.unwrap_or(current.area_id);
-        let area = self.locate(Target::Area(area_id), "area").await?;
-        if area.establishment_id != Some(current.establishment_id) {
-            return Err(BookingError::invalid(
-                "area_id",
-                "must be in the booking's establishment",
-            ));
-        }
-        check(p, "update_booking", &area, "area")?;
-        let (est, policy) = self.establishment(&scope, &area).await?;
-        let window = patch
-            .stay
-            .map(|s| Self::window(&est, &policy, s))
-            .transpose()?;
-        if let Some(g) = patch.guest_id {
-            let guest = self.store.guest(&scope, g).await?;
-            if guest.tenancy.organization_id != current.tenancy.organization_id {
-                return Err(BookingError::not_found("guest"));
-            }
-        }
-        let total = patch.total_guests.map(check_total_guests).transpose()?;
-        let requests = patch
-            .special_requests
-            .as_deref()
-            .map(check_requests)
-            .transpose()?;
-        let guest_id = patch.guest_id.unwrap_or(current.guest_id);
-        let mut probe = current.clone();
-        probe.guest_id = guest_id;
-        probe.window = window.unwrap_or(current.window);
-        let out = self
-            .notify(NotificationKind::BookingModified, &probe, &scope, now)
-            .await?;
-        let metadata = patch.metadata;
-        let edit = move |b: &Booking| -> Result<Change> {
-            status::next(b.status, BookingAction::Modify)?;
-            let mut next = b.clone();
-            next.area_id = area_id;
-            next.guest_id = guest_id;
-            next.window = window.unwrap_or(b.window);
-            next.blocked_until = policy.turnover.blocked_until(&next.window);
-            next.total_guests = total.unwrap_or(b.total_guests);
-            next.special_requests = requests
-                .clone()
-                .unwrap_or_else(|| b.special_requests.clone());
-            next.metadata = metadata.clone().unwrap_or_else(|| b.metadata.clone());
-            next.updated_at = now;
-            Ok(Change {
-                booking: next,
-                outbox: out.clone(),
-            })
-        };
-        let booking = self.store.update_booking(&scope, id, &edit, now).await?;
-        if booking.area_id != current.area_id && codes::wants_codes(booking.status) {
-            self.issue_codes(p, id, now).await?;
-        }
-        Ok(booking)
-    }
-
     /// Deletes a pending or confirmed booking for good; its codes are
     /// removed from the locks.
     ///
@@ -558,136 +378,6 @@ impl Bookings {
         Ok(free_intervals(&within, &taken, gap))
     }
 
-    /// Issues a code on every lock of the booking's area (and of the areas
-    /// enclosing it) that has no live
-    /// code for it yet, each with check-in instructions in the outbox.
-    /// A colliding code is redrawn.
-    ///
-    /// # Errors
-    /// `CodeCapReached`, `NotFound`, `Denied`.
-    #[instrument(skip_all, fields(booking.id = %id), err)]
-    pub async fn issue_codes(
-        &self,
-        p: &Principal,
-        id: BookingId,
-        now: DateTime<Utc>,
-    ) -> Result<Vec<DoorCodeId>> {
-        let booking = self.booking_for(p, id, "update_booking").await?;
-        let scope = p.scope();
-        let existing = self.store.codes_of_booking(&scope, id).await?;
-        let area = Resource::organization(
-            booking.tenancy.partner_company_id,
-            booking.tenancy.organization_id,
-        )
-        .in_establishment(booking.establishment_id);
-        let (_, policy) = self.establishment(&scope, &area).await?;
-        let guest = self.store.guest(&scope, booking.guest_id).await?;
-        let locks = self.locks_of(&scope, booking.area_id).await?;
-        let mut issued = Vec::new();
-        for lock in &locks {
-            let has = existing
-                .iter()
-                .any(|c| c.device_id == lock.id && c.state.is_wanted());
-            if has || !codes::wants_codes(booking.status) {
-                continue;
-            }
-            let settings = LockSettings::from_metadata(&lock.metadata)?;
-            issued.push(
-                self.issue_one(&booking, &guest, lock.id, settings, policy, now)
-                    .await?,
-            );
-        }
-        Ok(issued)
-    }
-
-    /// The locks of an area and of the areas enclosing it (a building's
-    /// entrance serves every room in it).
-    async fn locks_of(&self, scope: &Scope, area: AreaId) -> Result<Vec<Device>> {
-        let mut locks = Vec::new();
-        let mut next = Some(area);
-        for _ in 0..MAX_AREA_DEPTH {
-            let Some(id) = next else { break };
-            let devices = self
-                .tenancy
-                .list_devices(scope, Some(id), Page::first_max())
-                .await?;
-            locks.extend(
-                devices
-                    .items
-                    .into_iter()
-                    .filter(|d| LOCK_TYPES.contains(&d.device_type.as_str())),
-            );
-            next = self.tenancy.area(scope, id).await?.parent_area_id;
-        }
-        Ok(locks)
-    }
-
-    async fn issue_one(
-        &self,
-        booking: &Booking,
-        guest: &Guest,
-        device: DeviceId,
-        settings: LockSettings,
-        policy: BookingPolicy,
-        now: DateTime<Utc>,
-    ) -> Result<DoorCodeId> {
-        let (valid_from, valid_until) = codes::validity(booking, policy.grace);
-        for _ in 0..self.config.code_attempts {
-            let code = self.codes.next_code(settings.code_length)?;
-            let out = outbox(
-                NotificationKind::CheckInInstructions,
-                booking,
-                guest,
-                &self.config.channels,
-                Some(&code),
-                now,
-            );
-            let record = DoorCodeRecord {
-                id: DoorCodeId::new(),
-                booking_id: Some(booking.id),
-                tenancy: booking.tenancy,
-                establishment_id: booking.establishment_id,
-                area_id: booking.area_id,
-                device_id: device,
-                code,
-                valid_from,
-                valid_until,
-                grace: policy.grace,
-                state: CodeState::Pending,
-                failure_reason: None,
-                attempts: 0,
-                next_attempt_at: Some(now),
-                usage_count: 0,
-                max_usages: self.config.code_max_usages,
-                version: 0,
-                created_at: now,
-                updated_at: now,
-            };
-            match self
-                .store
-                .insert_code(&record, settings.max_active_codes, &out)
-                .await
-            {
-                Err(BookingError::AlreadyExists {
-                    entity: "door_code",
-                }) => {}
-                other => return other.map(|()| record.id),
-            }
-        }
-        Err(BookingError::AlreadyExists {
-            entity: "door_code",
-        })
-    }
-
-    /// A booking's door codes.
-    ///
-    /// # Errors
-    /// `NotFound`, `Denied`.
-    pub async fn codes(&self, p: &Principal, id: BookingId) -> Result<Vec<DoorCodeRecord>> {
-        self.booking_for(p, id, "read_booking").await?;
-        self.store.codes_of_booking(&p.scope(), id).await
-    }
-
     /// A booking's notifications.
     ///
     /// # Errors
@@ -695,19 +385,5 @@ impl Bookings {
     pub async fn notifications(&self, p: &Principal, id: BookingId) -> Result<Vec<Notification>> {
         self.booking_for(p, id, "read_booking").await?;
         self.store.notifications_of_booking(&p.scope(), id).await
-    }
-
-    /// A lock reported that `code` opened it (`code_used`). *System path*
-    /// (device events are authenticated by the device secret).
-    ///
-    /// # Errors
-    /// `NotFound` if the code is not that lock's.
-    pub async fn record_code_use(
-        &self,
-        device: DeviceId,
-        code: DoorCodeId,
-        now: DateTime<Utc>,
-    ) -> Result<DoorCodeRecord> {
-        self.store.record_code_use(device, code, now).await
     }
 }
