@@ -119,6 +119,12 @@ pub struct Session {
 }
 
 impl Session {
+    /// Seconds until the access token expires, as of `now` (`expires_in`).
+    #[must_use]
+    pub fn expires_in(&self, now: DateTime<Utc>) -> i64 {
+        (self.access.expires_at - now).num_seconds().max(0)
+    }
+
     /// The two `Set-Cookie` values for a browser, as of `now`.
     #[must_use]
     pub fn cookies(&self, now: DateTime<Utc>) -> [String; 2] {

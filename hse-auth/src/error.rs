@@ -1,8 +1,9 @@
 //! The crate's error type.
 //!
-//! Every variant maps to one HTTP answer (see [`AuthError::http_status`]):
-//! bad credentials or tokens 401, a refused action 403, a limit 429 (with
-//! the time to wait), an overloaded hasher 503. Authentication failures are
+//! Every variant maps to one HTTP answer (see [`AuthError::http_status`],
+//! [`AuthError::code`], [`AuthError::retry_after_secs`]): bad credentials
+//! or tokens 401, a refused action 403, a limit 429 (with the time to
+//! wait), an overloaded hasher or a storage backend down 503. Authentication failures are
 //! deliberately vague: an unknown email and a wrong password, an unknown
 //! key id and a wrong secret, give the same variant.
 
@@ -74,7 +75,7 @@ pub enum AuthError {
     /// The component was configured wrongly (start-up error).
     #[error("configuration: {0}")]
     Config(String),
-    /// A storage backend failed; the text is for logs, never for clients (500).
+    /// A storage backend failed; the text is for logs, never for clients (503).
     #[error("storage failure: {0}")]
     Storage(String),
     /// An internal failure (RNG, crypto library); for logs only (500).
@@ -98,8 +99,50 @@ impl AuthError {
             Self::NotFound { .. } => 404,
             Self::WeakPassword { .. } => 422,
             Self::RateLimited { .. } => 429,
-            Self::Busy => 503,
-            Self::Config(_) | Self::Storage(_) | Self::Internal(_) => 500,
+            Self::Busy | Self::Storage(_) => 503,
+            Self::Config(_) | Self::Internal(_) => 500,
+        }
+    }
+
+    /// A stable machine-readable code, for the `code` of a problem document.
+    #[must_use]
+    pub fn code(&self) -> &'static str {
+        match self {
+            Self::InvalidCredentials => "invalid_credentials",
+            Self::InvalidToken => "invalid_token",
+            Self::RefreshReuse => "refresh_token_reused",
+            Self::InvalidApiKey => "invalid_api_key",
+            Self::SecondFactorRequired => "second_factor_required",
+            Self::InvalidSecondFactor => "invalid_second_factor",
+            Self::WeakPassword { .. } => "weak_password",
+            Self::Forbidden { .. } => "forbidden",
+            Self::Invalid { .. } => "invalid_input",
+            Self::NotFound { .. } => "not_found",
+            Self::RateLimited { .. } => "rate_limited",
+            Self::Busy => "busy",
+            Self::Storage(_) => "unavailable",
+            Self::Config(_) | Self::Internal(_) => "internal",
+        }
+    }
+
+    /// The `Retry-After` value in whole seconds (rounded up), for 429 and
+    /// the busy 503.
+    #[must_use]
+    pub fn retry_after_secs(&self) -> Option<u64> {
+        match self {
+            Self::RateLimited { retry_after } => {
+                let whole = retry_after.as_secs();
+                Some(
+                    if retry_after.subsec_nanos() > 0 {
+                        whole + 1
+                    } else {
+                        whole
+                    }
+                    .max(1),
+                )
+            }
+            Self::Busy => Some(1),
+            _ => None,
         }
     }
 
@@ -170,7 +213,11 @@ mod tests {
             retry_after: Duration::from_millis(1500),
         };
         assert_eq!(limited.http_status(), 429);
+        assert_eq!(limited.retry_after_secs(), Some(2));
+        assert_eq!(limited.code(), "rate_limited");
         assert_eq!(AuthError::Busy.http_status(), 503);
+        assert_eq!(AuthError::Storage("db down".into()).http_status(), 503);
+        assert_eq!(AuthError::InvalidCredentials.retry_after_secs(), None);
     }
 
     #[test]

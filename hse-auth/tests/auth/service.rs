@@ -37,6 +37,7 @@ async fn sign_in_refresh_and_sign_out(h: Harness) {
     let s1 = sign_in(&h, "ANA@example.com", PASSWORD).await;
     assert_eq!(s1.principal, p);
     assert_eq!(s1.access.expires_at, start() + Duration::minutes(15));
+    assert_eq!(s1.expires_in(start()), 900);
     assert_eq!(
         h.auth.authenticate(s1.access.token.expose()).await.unwrap(),
         p
