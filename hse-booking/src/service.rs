@@ -185,14 +185,21 @@ impl Bookings {
             updated_at: now,
             cancellation: None,
         };
+        self.insert_new(&scope, &mut booking).await?;
+        Ok(booking)
+    }
+
+    /// Inserts a new booking, redrawing its confirmation code on the rare
+    /// collision.
+    async fn insert_new(&self, scope: &Scope, booking: &mut Booking) -> Result<()> {
         for _ in 0..5 {
-            match self.store.insert_booking(&scope, &booking, &[]).await {
+            match self.store.insert_booking(scope, booking, &[]).await {
                 Err(BookingError::AlreadyExists {
                     entity: "confirmation_code",
                 }) => {
                     booking.confirmation_code = ConfirmationCode::generate()?;
                 }
-                other => return other.map(|()| booking),
+                other => return other,
             }
         }
         Err(BookingError::AlreadyExists {

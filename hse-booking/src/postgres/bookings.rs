@@ -139,28 +139,10 @@ pub(super) async fn advance_stays(
     limit: u32,
 ) -> Result<StayMoves> {
     let mut tx = pool.begin().await?;
-    let checked_in: Vec<Uuid> = sqlx::query_scalar(
-        "UPDATE bookings SET status = 'in-progress', updated_at = $1
-         WHERE id IN (SELECT id FROM bookings WHERE status = 'confirmed' AND check_in <= $1
-                      ORDER BY check_in LIMIT $2 FOR UPDATE SKIP LOCKED)
-           AND status = 'confirmed'
-         RETURNING id",
-    )
-    .bind(now)
-    .bind(i64::from(limit))
-    .fetch_all(&mut *tx)
-    .await?;
-    let checked_out: Vec<Uuid> = sqlx::query_scalar(
-        "UPDATE bookings SET status = 'completed', updated_at = $1
-         WHERE id IN (SELECT id FROM bookings WHERE status = 'in-progress' AND check_out <= $1
-                      ORDER BY check_out LIMIT $2 FOR UPDATE SKIP LOCKED)
-           AND status = 'in-progress'
-         RETURNING id",
-    )
-    .bind(now)
-    .bind(i64::from(limit))
-    .fetch_all(&mut *tx)
-    .await?;
+    let checked_in =
+        move_stays(&mut tx, "confirmed", "in-progress", "check_in", now, limit).await?;
+    let checked_out =
+        move_stays(&mut tx, "in-progress", "completed", "check_out", now, limit).await?;
     sqlx::query(
         "UPDATE door_codes SET state = 'removing', attempts = 0, next_attempt_at = $2,
              version = version + 1, updated_at = $2
@@ -175,6 +157,33 @@ pub(super) async fn advance_stays(
         checked_in: checked_in.into_iter().map(Into::into).collect(),
         checked_out: checked_out.into_iter().map(Into::into).collect(),
     })
+}
+
+/// Moves up to `limit` bookings in `from` whose `due` instant has come to
+/// `to`; rows another worker holds are skipped, and the state is checked
+/// again on the locked row, so each booking moves once.
+async fn move_stays(
+    tx: &mut Transaction<'_, Postgres>,
+    from: &str,
+    to: &str,
+    due: &str,
+    now: DateTime<Utc>,
+    limit: u32,
+) -> Result<Vec<Uuid>> {
+    let sql = format!(
+        "UPDATE bookings SET status = $3, updated_at = $1
+         WHERE id IN (SELECT id FROM bookings WHERE status = $4 AND {due} <= $1
+                      ORDER BY {due} LIMIT $2 FOR UPDATE SKIP LOCKED)
+           AND status = $4
+         RETURNING id"
+    );
+    Ok(sqlx::query_scalar(&sql)
+        .bind(now)
+        .bind(i64::from(limit))
+        .bind(to)
+        .bind(from)
+        .fetch_all(&mut **tx)
+        .await?)
 }
 
 /// The active booking of `b`'s area that conflicts with it, if any.

@@ -31,11 +31,25 @@ pub(super) async fn insert(
     if wants != Some(true) {
         return Err(BookingError::not_found("booking"));
     }
+    check_cap(&mut tx, code, cap).await?;
+    insert_row(&mut tx, code).await.map_err(on_write)?;
+    outbox::insert(&mut tx, outbox).await.map_err(on_write)?;
+    tx.commit().await?;
+    Ok(())
+}
+
+/// Takes the lock's advisory lock (held to commit, so issuances on one
+/// lock are serialized) and counts its live codes overlapping `code`.
+async fn check_cap(
+    tx: &mut Transaction<'_, Postgres>,
+    code: &DoorCodeRecord,
+    cap: u32,
+) -> Result<()> {
     sqlx::query(
         "SELECT pg_advisory_xact_lock(hashtextextended('hse-booking:lock:' || $1::text, 0))",
     )
     .bind(code.device_id.as_uuid())
-    .execute(&mut *tx)
+    .execute(&mut **tx)
     .await?;
     let live: i64 = sqlx::query_scalar(
         "SELECT count(*) FROM door_codes WHERE device_id = $1 AND state NOT IN ('removed', 'failed')
@@ -44,7 +58,7 @@ pub(super) async fn insert(
     .bind(code.device_id.as_uuid())
     .bind(code.valid_from)
     .bind(code.valid_until)
-    .fetch_one(&mut *tx)
+    .fetch_one(&mut **tx)
     .await?;
     if live >= i64::from(cap) {
         return Err(BookingError::CodeCapReached {
@@ -52,9 +66,6 @@ pub(super) async fn insert(
             max: cap,
         });
     }
-    insert_row(&mut tx, code).await.map_err(on_write)?;
-    outbox::insert(&mut tx, outbox).await.map_err(on_write)?;
-    tx.commit().await?;
     Ok(())
 }
 
