@@ -3,7 +3,7 @@
 //! Every entity has its own id type so that an `AreaId` can never be passed
 //! where a `DeviceId` is expected. All ids are UUIDv7: time-ordered, so they
 //! index well in PostgreSQL and double as a stable pagination cursor.
-//! Other HSE crates define their ids with the same [`define_id!`] macro.
+//! Other HSE crates define their ids with the same [`define_id!`](crate::define_id) macro.
 
 /// Defines a UUIDv7 newtype id with `new`, `Display`, `FromStr` and serde.
 ///

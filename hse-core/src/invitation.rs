@@ -1,7 +1,7 @@
 //! Onboarding by invitation (seed plan 6.2).
 //!
 //! An invitation can only exist for a partner company or organization that
-//! already exists. Its token is a [`Secret`] mailed to the invitee and kept
+//! already exists. Its token is a [`Secret`](crate::secret::Secret) mailed to the invitee and kept
 //! only as a hash; it expires (7 days by default) and is answered once:
 //! accepting creates the user, with the invited role and the password the
 //! invitee chose, in the same step that closes the invitation.

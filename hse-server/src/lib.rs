@@ -12,6 +12,7 @@
 //! - [`backends`]: connections to PostgreSQL and Redis, and their checks.
 //! - [`health`]: `/health/liveness` and `/health/readiness`.
 //! - [`http`]: the HTTP API of API.md, errors as problem+json.
+//! - [`metrics`]: `/metrics` and the HTTP latency middleware.
 //! - [`state`]: the services every handler shares.
 //! - [`server`]: builds the router and runs it until stopped.
 
@@ -20,6 +21,7 @@ pub mod bootstrap;
 pub mod config;
 pub mod health;
 pub mod http;
+pub mod metrics;
 pub mod server;
 pub mod state;
 pub mod telemetry;

@@ -43,7 +43,7 @@ pub fn services(config: &Config, backends: Backends) -> anyhow::Result<AppState>
             SigningKey::generate_ed25519()?
         }
     };
-    let auth_config = AuthConfig::new(key, &config.public_url, AUDIENCE)?;
+    let auth_config = AuthConfig::new(key, &config.public_url, AUDIENCE);
     let deps = AuthDeps {
         directory: Arc::new(TenancyDirectory::new(backends.tenancy.clone())),
         store: backends.auth_store.clone(),
@@ -53,7 +53,7 @@ pub fn services(config: &Config, backends: Backends) -> anyhow::Result<AppState>
     };
     Ok(AppState {
         tenancy: Tenancy::new(backends.tenancy.clone()),
-        auth: Arc::new(Authenticator::new(deps, auth_config)?),
+        auth: Arc::new(Authenticator::build(deps, auth_config)?),
         backends,
     })
 }

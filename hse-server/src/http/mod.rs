@@ -16,8 +16,8 @@ use axum::routing::get;
 use tower_http::set_header::SetResponseHeaderLayer;
 use tower_http::timeout::TimeoutLayer;
 
-use crate::health;
 use crate::state::AppState;
+use crate::{health, metrics};
 use error::ApiError;
 
 /// Largest accepted request body.
@@ -38,13 +38,17 @@ const SECURITY_HEADERS: [(&str, &str); 5] = [
 
 /// The whole HTTP application.
 pub fn router(state: AppState) -> Router {
+    // Install the recorder before the first request is counted.
+    let _ = metrics::handle();
     let mut app = Router::new()
         .route("/health/liveness", get(health::liveness))
         .route("/health/readiness", get(health::readiness))
+        .route("/metrics", get(metrics::render))
         .merge(auth::routes())
         .merge(api_keys::routes())
         .merge(tenancy::routes())
         .fallback(not_found)
+        .route_layer(axum::middleware::from_fn(metrics::track))
         .layer(DefaultBodyLimit::max(MAX_BODY_BYTES))
         .layer(TimeoutLayer::with_status_code(
             StatusCode::REQUEST_TIMEOUT,

@@ -66,6 +66,22 @@ impl App {
         }
     }
 
+    pub(crate) async fn raw_text(&self, request: Request<Body>) -> String {
+        let response = self
+            .router
+            .clone()
+            .oneshot(request)
+            .await
+            .expect("router answers");
+        let bytes = response
+            .into_body()
+            .collect()
+            .await
+            .expect("body reads")
+            .to_bytes();
+        String::from_utf8_lossy(&bytes).into_owned()
+    }
+
     pub(crate) async fn call(
         &self,
         method: Method,

@@ -451,3 +451,20 @@ async fn api_keys_act_with_at_most_their_permissions_and_die_when_revoked() {
         .await;
     assert_eq!(wrong.body["detail"], after.body["detail"]);
 }
+
+#[tokio::test]
+async fn metrics_count_requests_by_route() {
+    let app = App::memory().await;
+    let _ = app.call(Method::GET, "/health/liveness", None, None).await;
+    let request = Request::get("/metrics").body(Body::empty()).unwrap();
+    let response = app.raw_text(request).await;
+    assert!(response.contains("hse_http_requests_total"), "{response}");
+    assert!(
+        response.contains(r#"route="/health/liveness""#),
+        "{response}"
+    );
+    assert!(
+        response.contains("hse_http_request_duration_seconds_bucket"),
+        "{response}"
+    );
+}
