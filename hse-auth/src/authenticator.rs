@@ -16,7 +16,7 @@ use crate::audit::UsageRecorder;
 use crate::cookie;
 use crate::error::{AuthError, Result};
 use crate::memory::MemoryAuthStore;
-use crate::model::{ApiKey, ApiKeyId, KeyUsage, RevokeReason, SecretString};
+use crate::model::{ApiKey, ApiKeyId, KeyUsage, Purged, RevokeReason, SecretString};
 use crate::password::{PasswordConfig, Passwords, Verification};
 use crate::rate_limit::{MemoryRateLimiter, Quota, RateLimiter};
 use crate::refresh::{DEFAULT_REFRESH_TTL, IssuedRefresh, RefreshTokens};
@@ -69,6 +69,9 @@ pub struct AuthConfig {
     pub passwords: PasswordConfig,
     /// Absolute lifetime of a sign-in (default 30 days).
     pub refresh_ttl: Duration,
+    /// A spent refresh token presented again within this window is refused
+    /// without revoking its family (default zero: always revoke).
+    pub refresh_reuse_grace: Duration,
     /// Sign-in attempts per account (default: burst 10, then 1 per 6 s).
     pub login_quota: Quota,
     /// Requests per API key (default: burst 100, then 10 per second).
@@ -93,6 +96,7 @@ impl AuthConfig {
             tokens: TokenConfig::new(issuer, audience),
             passwords: PasswordConfig::default(),
             refresh_ttl: DEFAULT_REFRESH_TTL,
+            refresh_reuse_grace: Duration::zero(),
             login_quota: Quota::new(nonzero(10), StdDuration::from_secs(6)),
             api_key_quota: Quota::new(nonzero(100), StdDuration::from_millis(100)),
             throttle: ThrottleConfig::default(),
@@ -185,7 +189,8 @@ impl Authenticator {
             .map(|key| Totp::new(deps.store.clone(), key, config.tokens.issuer.clone()));
         Ok(Self {
             passwords: Passwords::build(config.passwords)?,
-            refresh: RefreshTokens::new(deps.store.clone(), config.refresh_ttl),
+            refresh: RefreshTokens::new(deps.store.clone(), config.refresh_ttl)
+                .with_reuse_grace(config.refresh_reuse_grace),
             keys: ApiKeys::new(deps.store.clone(), config.key_digest.clone()),
             throttle: LoginThrottle::new(deps.failures.clone(), config.throttle),
             tokens,
@@ -381,6 +386,23 @@ impl Authenticator {
         self.refresh
             .revoke_user(user, RevokeReason::Deactivated, now)
             .await
+    }
+
+    /// Deletes expired sessions and usage records older than
+    /// `usage_retention`; run it periodically.
+    ///
+    /// # Errors
+    /// A storage error.
+    #[tracing::instrument(skip_all)]
+    pub async fn purge(&self, usage_retention: Duration) -> Result<Purged> {
+        let now = self.deps.clock.now();
+        let purged = self.deps.store.purge(now, now - usage_retention).await?;
+        tracing::info!(
+            purged.families = purged.families,
+            purged.usage = purged.usage,
+            "auth purge"
+        );
+        Ok(purged)
     }
 
     /// Creates an API key for `creator`; the text is shown once.

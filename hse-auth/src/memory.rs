@@ -7,12 +7,13 @@ use std::collections::HashMap;
 use std::sync::{Mutex, MutexGuard, PoisonError};
 
 use async_trait::async_trait;
-use chrono::{DateTime, Utc};
+use chrono::{DateTime, Duration, Utc};
 use hse_core::{SecretHash, UserId};
 
 use crate::error::{AuthError, Result};
 use crate::model::{
-    ApiKey, ApiKeyId, FamilyId, KeyUsage, RefreshFamily, RevokeReason, Rotation, TotpEnrollment,
+    ApiKey, ApiKeyId, FamilyId, KeyUsage, Purged, RefreshFamily, RevokeReason, Rotation,
+    TotpEnrollment,
 };
 use crate::store::AuthStore;
 
@@ -73,11 +74,17 @@ impl State {
         }
     }
 
-    fn rotate(&mut self, presented: SecretHash, next: SecretHash, now: DateTime<Utc>) -> Rotation {
+    fn rotate(
+        &mut self,
+        presented: SecretHash,
+        next: SecretHash,
+        now: DateTime<Utc>,
+        grace: Duration,
+    ) -> Rotation {
         let Some(token) = self.tokens.get(&presented) else {
             return Rotation::Invalid;
         };
-        let (family_id, spent) = (token.family_id, token.spent_at.is_some());
+        let (family_id, spent_at) = (token.family_id, token.spent_at);
         let Some(family) = self.families.get(&family_id) else {
             return Rotation::Invalid;
         };
@@ -85,9 +92,13 @@ impl State {
             return Rotation::Invalid;
         }
         let (user_id, expires_at) = (family.record.user_id, family.record.expires_at);
-        if spent {
-            self.revoke(family_id, RevokeReason::Reuse, now);
-            return Rotation::Reused { family_id, user_id };
+        match spent_at {
+            Some(at) if now - at < grace => return Rotation::Raced { family_id },
+            Some(_) => {
+                self.revoke(family_id, RevokeReason::Reuse, now);
+                return Rotation::Reused { family_id, user_id };
+            }
+            None => {}
         }
         if let Some(t) = self.tokens.get_mut(&presented) {
             t.spent_at = Some(now);
@@ -133,8 +144,9 @@ impl AuthStore for MemoryAuthStore {
         presented: SecretHash,
         next: SecretHash,
         now: DateTime<Utc>,
+        grace: Duration,
     ) -> Result<Rotation> {
-        Ok(self.lock().rotate(presented, next, now))
+        Ok(self.lock().rotate(presented, next, now, grace))
     }
 
     async fn revoke_family_of(
@@ -176,6 +188,21 @@ impl AuthStore for MemoryAuthStore {
             .families
             .get(&id)
             .is_none_or(|f| f.revoked.is_some()))
+    }
+
+    async fn purge(&self, now: DateTime<Utc>, usage_before: DateTime<Utc>) -> Result<Purged> {
+        let mut s = self.lock();
+        let before = (s.families.len(), s.usage.len());
+        s.families.retain(|_, f| f.record.expires_at >= now);
+        let State {
+            families, tokens, ..
+        } = &mut *s;
+        tokens.retain(|_, t| families.contains_key(&t.family_id));
+        s.usage.retain(|u| u.at >= usage_before);
+        Ok(Purged {
+            families: (before.0 - s.families.len()) as u64,
+            usage: (before.1 - s.usage.len()) as u64,
+        })
     }
 
     async fn insert_api_key(&self, key: &ApiKey) -> Result<()> {

@@ -78,8 +78,23 @@ pub enum Rotation {
         /// Whose session.
         user_id: UserId,
     },
+    /// The token was spent less than the grace window ago: most likely a
+    /// client racing itself. Nothing is issued and the family is kept.
+    Raced {
+        /// The family.
+        family_id: FamilyId,
+    },
     /// No such token, or its family is revoked or expired.
     Invalid,
+}
+
+/// What a purge removed.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct Purged {
+    /// Expired refresh-token families (with their tokens).
+    pub families: u64,
+    /// Old usage-audit records.
+    pub usage: u64,
 }
 
 /// Why a family was revoked.

@@ -7,7 +7,7 @@
 //! spent and revokes the family.
 
 use async_trait::async_trait;
-use chrono::{DateTime, Utc};
+use chrono::{DateTime, Duration, Utc};
 use hse_core::{ActionName, Scope, SecretHash, UserId};
 use sqlx::types::Json;
 use sqlx::{PgPool, Postgres, Transaction};
@@ -15,7 +15,8 @@ use uuid::Uuid;
 
 use crate::error::{AuthError, Result};
 use crate::model::{
-    ApiKey, ApiKeyId, FamilyId, KeyUsage, RefreshFamily, RevokeReason, Rotation, TotpEnrollment,
+    ApiKey, ApiKeyId, FamilyId, KeyUsage, Purged, RefreshFamily, RevokeReason, Rotation,
+    TotpEnrollment,
 };
 use crate::store::AuthStore;
 
@@ -200,6 +201,7 @@ impl AuthStore for PgAuthStore {
         presented: SecretHash,
         next: SecretHash,
         now: DateTime<Utc>,
+        grace: Duration,
     ) -> Result<Rotation> {
         let mut tx = self.pool.begin().await?;
         if let Some((family, user, expires_at)) = spend(&mut tx, presented, now).await? {
@@ -219,6 +221,13 @@ impl AuthStore for PgAuthStore {
             });
         }
         let rotation = match token_state(&mut tx, presented).await? {
+            Some((family, _, Some(spent), None, expires_at))
+                if now < expires_at && now - spent < grace =>
+            {
+                Rotation::Raced {
+                    family_id: FamilyId(family),
+                }
+            }
             Some((family, user, Some(_spent), None, expires_at)) if now < expires_at => {
                 revoke_family(&mut *tx, family, RevokeReason::Reuse, now).await?;
                 Rotation::Reused {
@@ -272,6 +281,20 @@ impl AuthStore for PgAuthStore {
                 .fetch_optional(&self.pool)
                 .await?;
         Ok(!live.is_some_and(|(l,)| l))
+    }
+
+    async fn purge(&self, now: DateTime<Utc>, usage_before: DateTime<Utc>) -> Result<Purged> {
+        let families = sqlx::query("DELETE FROM auth_refresh_families WHERE expires_at < $1")
+            .bind(now)
+            .execute(&self.pool)
+            .await?
+            .rows_affected();
+        let usage = sqlx::query("DELETE FROM auth_api_key_usage WHERE at < $1")
+            .bind(usage_before)
+            .execute(&self.pool)
+            .await?
+            .rows_affected();
+        Ok(Purged { families, usage })
     }
 
     async fn insert_api_key(&self, key: &ApiKey) -> Result<()> {

@@ -8,9 +8,11 @@
 //! (30 days by default) that rotation never extends.
 //!
 //! Two concurrent refreshes with one token: the store spends it atomically,
-//! so exactly one gets a successor; the other is treated as reuse. This is
-//! deliberately strict (no grace window): a client must serialise its
-//! refreshes, which browsers do with one refresh cookie.
+//! so exactly one gets a successor. By default the other is treated as
+//! reuse and revokes the family (RFC 9700 cannot tell a racing client from
+//! a thief). A deployment whose clients race themselves (several browser
+//! tabs) can set a short reuse grace: a second use within it is refused
+//! without revoking, and gets nothing either.
 
 use std::sync::Arc;
 
@@ -40,13 +42,27 @@ pub struct IssuedRefresh {
 pub struct RefreshTokens {
     store: Arc<dyn AuthStore>,
     ttl: Duration,
+    grace: Duration,
 }
 
 impl RefreshTokens {
     /// Refresh tokens kept in `store`, sessions lasting `ttl`.
     #[must_use]
     pub fn new(store: Arc<dyn AuthStore>, ttl: Duration) -> Self {
-        Self { store, ttl }
+        Self {
+            store,
+            ttl,
+            grace: Duration::zero(),
+        }
+    }
+
+    /// Treats a token presented again less than `grace` after it was spent
+    /// as a client racing itself: refused, but the family is kept. The
+    /// default, zero, revokes on any second use.
+    #[must_use]
+    pub fn with_reuse_grace(mut self, grace: Duration) -> Self {
+        self.grace = grace.max(Duration::zero());
+        self
     }
 
     /// Starts a family for `user` and returns its first token.
@@ -83,7 +99,7 @@ impl RefreshTokens {
         let presented = Secret::from_presented(presented).hash();
         match self
             .store
-            .rotate_refresh(presented, next.hash(), now)
+            .rotate_refresh(presented, next.hash(), now, self.grace)
             .await?
         {
             Rotation::Rotated {
@@ -102,6 +118,10 @@ impl RefreshTokens {
                 tracing::warn!(family.id = %family_id, user.id = %user_id,
                     "refresh token reuse: family revoked");
                 Err(AuthError::RefreshReuse)
+            }
+            Rotation::Raced { family_id } => {
+                tracing::info!(family.id = %family_id, "refresh raced within the grace window");
+                Err(AuthError::InvalidToken)
             }
             Rotation::Invalid => Err(AuthError::InvalidToken),
         }

@@ -12,14 +12,15 @@ use std::fmt;
 use std::sync::Arc;
 
 use async_trait::async_trait;
-use chrono::{DateTime, Utc};
+use chrono::{DateTime, Duration, Utc};
 use hse_core::store::Credentials;
 use hse_core::value::Email;
 use hse_core::{CoreError, Principal, Scope, SecretHash, TenancyStore, UserId};
 
 use crate::error::Result;
 use crate::model::{
-    ApiKey, ApiKeyId, FamilyId, KeyUsage, RefreshFamily, RevokeReason, Rotation, TotpEnrollment,
+    ApiKey, ApiKeyId, FamilyId, KeyUsage, Purged, RefreshFamily, RevokeReason, Rotation,
+    TotpEnrollment,
 };
 
 /// What sign-in needs to know about users.
@@ -93,12 +94,14 @@ pub trait AuthStore: Send + Sync + fmt::Debug {
     async fn create_family(&self, family: &RefreshFamily, first: SecretHash) -> Result<()>;
     /// Atomically: if `presented` is live (unspent, family not revoked nor
     /// expired at `now`), spends it and stores `next` in its family; if it
-    /// was already spent, revokes the family ([`Rotation::Reused`]).
+    /// was spent less than `grace` ago, answers [`Rotation::Raced`]; if it
+    /// was spent earlier, revokes the family ([`Rotation::Reused`]).
     async fn rotate_refresh(
         &self,
         presented: SecretHash,
         next: SecretHash,
         now: DateTime<Utc>,
+        grace: Duration,
     ) -> Result<Rotation>;
     /// Revokes the family `token` belongs to; its id, if the token exists.
     async fn revoke_family_of(
@@ -116,6 +119,9 @@ pub trait AuthStore: Send + Sync + fmt::Debug {
     ) -> Result<u64>;
     /// Whether a family is revoked (or unknown).
     async fn family_revoked(&self, id: FamilyId) -> Result<bool>;
+    /// Deletes families that expired before `now` (with their tokens) and
+    /// usage records older than `usage_before`.
+    async fn purge(&self, now: DateTime<Utc>, usage_before: DateTime<Utc>) -> Result<Purged>;
 
     /// Stores a new API key (with its `secret_hash`).
     async fn insert_api_key(&self, key: &ApiKey) -> Result<()>;

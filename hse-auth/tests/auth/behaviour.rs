@@ -35,7 +35,10 @@ async fn rotation_spends_the_token_and_stores_its_successor(
     let (id, first) = family(&*store, users[0], Duration::days(30)).await;
     let second = hash();
     let now = start() + Duration::minutes(1);
-    let rotated = store.rotate_refresh(first, second, now).await.unwrap();
+    let rotated = store
+        .rotate_refresh(first, second, now, Duration::zero())
+        .await
+        .unwrap();
     assert_eq!(
         rotated,
         Rotation::Rotated {
@@ -46,7 +49,10 @@ async fn rotation_spends_the_token_and_stores_its_successor(
     );
     let third = hash();
     assert!(matches!(
-        store.rotate_refresh(second, third, now).await.unwrap(),
+        store
+            .rotate_refresh(second, third, now, Duration::zero())
+            .await
+            .unwrap(),
         Rotation::Rotated { .. }
     ));
     assert!(!store.family_revoked(id).await.unwrap());
@@ -58,8 +64,14 @@ async fn a_spent_token_presented_again_revokes_the_family_and_its_newest_token(
 ) {
     let (id, first) = family(&*store, users[0], Duration::days(30)).await;
     let (second, now) = (hash(), start());
-    store.rotate_refresh(first, second, now).await.unwrap();
-    let replay = store.rotate_refresh(first, hash(), now).await.unwrap();
+    store
+        .rotate_refresh(first, second, now, Duration::zero())
+        .await
+        .unwrap();
+    let replay = store
+        .rotate_refresh(first, hash(), now, Duration::zero())
+        .await
+        .unwrap();
     assert_eq!(
         replay,
         Rotation::Reused {
@@ -69,20 +81,29 @@ async fn a_spent_token_presented_again_revokes_the_family_and_its_newest_token(
     );
     assert!(store.family_revoked(id).await.unwrap());
     assert_eq!(
-        store.rotate_refresh(second, hash(), now).await.unwrap(),
+        store
+            .rotate_refresh(second, hash(), now, Duration::zero())
+            .await
+            .unwrap(),
         Rotation::Invalid
     );
 }
 
 async fn an_unknown_or_expired_token_is_invalid(store: Arc<dyn AuthStore>, users: Vec<UserId>) {
     assert_eq!(
-        store.rotate_refresh(hash(), hash(), start()).await.unwrap(),
+        store
+            .rotate_refresh(hash(), hash(), start(), Duration::zero())
+            .await
+            .unwrap(),
         Rotation::Invalid
     );
     let (id, first) = family(&*store, users[0], Duration::hours(1)).await;
     let late = start() + Duration::hours(1);
     assert_eq!(
-        store.rotate_refresh(first, hash(), late).await.unwrap(),
+        store
+            .rotate_refresh(first, hash(), late, Duration::zero())
+            .await
+            .unwrap(),
         Rotation::Invalid
     );
     // Expiry is not reuse: the family is not marked revoked by it.
@@ -115,7 +136,7 @@ async fn logout_and_user_revocation_end_only_the_right_families(
     assert!(!store.family_revoked(other).await.unwrap());
     assert!(matches!(
         store
-            .rotate_refresh(other_token, hash(), now)
+            .rotate_refresh(other_token, hash(), now, Duration::zero())
             .await
             .unwrap(),
         Rotation::Rotated { .. }
@@ -134,7 +155,10 @@ async fn concurrent_rotations_of_one_token_have_exactly_one_winner(
             let (store, barrier) = (store.clone(), barrier.clone());
             tokio::spawn(async move {
                 barrier.wait().await;
-                store.rotate_refresh(first, hash(), start()).await.unwrap()
+                store
+                    .rotate_refresh(first, hash(), start(), Duration::zero())
+                    .await
+                    .unwrap()
             })
         })
         .collect();
@@ -171,6 +195,76 @@ fn key(creator: UserId) -> ApiKey {
         expires_at: Some(start() + Duration::days(90)),
         revoked_at: None,
     }
+}
+
+async fn a_replay_within_the_grace_window_is_refused_without_revoking(
+    store: Arc<dyn AuthStore>,
+    users: Vec<UserId>,
+) {
+    let grace = Duration::seconds(10);
+    let (id, first) = family(&*store, users[0], Duration::days(1)).await;
+    let second = hash();
+    store
+        .rotate_refresh(first, second, start(), grace)
+        .await
+        .unwrap();
+    let soon = start() + Duration::seconds(5);
+    assert_eq!(
+        store
+            .rotate_refresh(first, hash(), soon, grace)
+            .await
+            .unwrap(),
+        Rotation::Raced { family_id: id }
+    );
+    assert!(!store.family_revoked(id).await.unwrap());
+    let third = hash();
+    let rotated = store
+        .rotate_refresh(second, third, soon, grace)
+        .await
+        .unwrap();
+    assert!(matches!(rotated, Rotation::Rotated { .. }));
+    let late = start() + Duration::seconds(11);
+    assert!(matches!(
+        store
+            .rotate_refresh(first, hash(), late, grace)
+            .await
+            .unwrap(),
+        Rotation::Reused { .. }
+    ));
+    assert!(store.family_revoked(id).await.unwrap());
+}
+
+async fn a_purge_removes_expired_families_and_old_usage_only(
+    store: Arc<dyn AuthStore>,
+    users: Vec<UserId>,
+) {
+    let (short, short_token) = family(&*store, users[0], Duration::hours(1)).await;
+    let (long, long_token) = family(&*store, users[0], Duration::days(1)).await;
+    let k = key(users[0]);
+    store.insert_api_key(&k).await.unwrap();
+    let uses: Vec<KeyUsage> = [0, 2]
+        .into_iter()
+        .map(|days| KeyUsage {
+            key_id: k.id,
+            route: "GET /".into(),
+            status: 200,
+            at: start() + Duration::days(days),
+        })
+        .collect();
+    store.insert_usage(&uses).await.unwrap();
+    let now = start() + Duration::hours(2);
+    let purged = store.purge(now, start() + Duration::days(1)).await.unwrap();
+    assert_eq!((purged.families, purged.usage), (1, 1));
+    assert!(store.family_revoked(short).await.unwrap()); // unknown now
+    let gone = store.revoke_family_of(short_token, RevokeReason::Logout, now);
+    assert_eq!(gone.await.unwrap(), None);
+    assert!(!store.family_revoked(long).await.unwrap());
+    let kept = store.rotate_refresh(long_token, hash(), now, Duration::zero());
+    assert!(matches!(kept.await.unwrap(), Rotation::Rotated { .. }));
+    assert_eq!(
+        store.key_usage(k.id, 10).await.unwrap(),
+        vec![uses[1].clone()]
+    );
 }
 
 async fn api_keys_are_stored_listed_and_revoked_once(
@@ -337,6 +431,8 @@ suite!(
     an_unknown_or_expired_token_is_invalid,
     logout_and_user_revocation_end_only_the_right_families,
     concurrent_rotations_of_one_token_have_exactly_one_winner,
+    a_replay_within_the_grace_window_is_refused_without_revoking,
+    a_purge_removes_expired_families_and_old_usage_only,
     api_keys_are_stored_listed_and_revoked_once,
     usage_batches_are_kept_and_read_newest_first,
     totp_enrollment_is_replaced_only_until_confirmed_and_steps_only_grow,

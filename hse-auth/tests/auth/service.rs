@@ -584,3 +584,34 @@ async fn timing_of_failed_sign_ins_with_default_parameters() {
     }
     println!("wrong password: {known:?}\nunknown email:  {unknown:?}");
 }
+
+/// Two concurrent refreshes with one token through the service, on
+/// PostgreSQL: exactly one wins. Strict by default (the loser revokes the
+/// session); with a reuse grace the winner's session survives.
+#[sqlx::test(migrations = false)]
+async fn concurrent_refreshes_through_the_service_have_exactly_one_winner(pool: PgPool) {
+    for grace in [Duration::zero(), Duration::seconds(5)] {
+        let mut c = config();
+        c.refresh_reuse_grace = grace;
+        crate::support::migrate(&pool).await;
+        let store = Arc::new(hse_auth::postgres::PgAuthStore::new(pool.clone()));
+        let h = Harness::build(store, Some(pool.clone()), c);
+        let email = format!("race{}@example.com", grace.num_seconds());
+        h.user(&email, PASSWORD).await;
+        let s = sign_in(&h, &email, PASSWORD).await;
+        let token = s.refresh.token.expose().to_owned();
+        let (a, b) = tokio::join!(h.auth.refresh(&token), h.auth.refresh(&token));
+        let (winner, loser) = match (a, b) {
+            (Ok(w), Err(l)) | (Err(l), Ok(w)) => (w, l),
+            (a, b) => panic!("expected exactly one winner: {a:?} / {b:?}"),
+        };
+        let next = h.auth.refresh(winner.refresh.token.expose()).await;
+        if grace.is_zero() {
+            assert!(matches!(loser, AuthError::RefreshReuse));
+            assert!(next.is_err());
+        } else {
+            assert!(matches!(loser, AuthError::InvalidToken));
+            assert!(next.is_ok());
+        }
+    }
+}
