@@ -5,6 +5,10 @@
 //! | `HSE_HTTP_ADDR` | `127.0.0.1:8080` | HTTP listen address (`:0` picks a free port) |
 //! | `HSE_DATABASE_URL` | unset | PostgreSQL URL; unset runs the embedded in-memory default |
 //! | `HSE_REDIS_URL` | unset | Redis URL; unset uses in-process queues and state |
+//! | `HSE_GRPC_ADDR` | `127.0.0.1:50051` | gRPC listen address |
+//! | `HSE_DEVICE_TCP_ADDR` | `127.0.0.1:7700` | device TCP listen address |
+//! | `HSE_ROLES` | `api,grpc,ingest,workers` | what this process runs (also `--roles`) |
+//! | `HSE_CORS_ORIGINS` | unset | comma-separated browser origins allowed to call the API |
 //! | `HSE_LOG_FORMAT` | `text` | `text` or `json` |
 //! | `HSE_SHUTDOWN_TIMEOUT_S` | `10` | seconds to drain on SIGTERM before exiting |
 //! | `HSE_JWT_SIGNING_KEY` | random per start | Ed25519 seed, 64 hex characters; share it between nodes |
@@ -59,6 +63,14 @@ impl std::fmt::Debug for Secret {
 pub struct Config {
     /// HTTP listen address.
     pub http_addr: SocketAddr,
+    /// gRPC listen address.
+    pub grpc_addr: SocketAddr,
+    /// Device TCP listen address.
+    pub device_tcp_addr: SocketAddr,
+    /// What this process runs.
+    pub roles: Roles,
+    /// Browser origins allowed by CORS (none by default).
+    pub cors_origins: Vec<String>,
     /// PostgreSQL URL (may hold a password).
     pub database_url: Option<Secret>,
     /// Redis URL (may hold a password).
@@ -75,6 +87,63 @@ pub struct Config {
     pub root_email: String,
     /// Its password, if given.
     pub root_password: Option<Secret>,
+}
+
+/// Which parts of the server this process runs, so the API can be
+/// redeployed while ingest keeps running.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[expect(
+    clippy::struct_excessive_bools,
+    reason = "four independent switches, named as on the command line"
+)]
+pub struct Roles {
+    /// The HTTP API of API.md.
+    pub api: bool,
+    /// The gRPC service.
+    pub grpc: bool,
+    /// Device listeners (TCP and WebSocket) and the batch writer.
+    pub ingest: bool,
+    /// Background work: check-in/out, lock programming, notifications,
+    /// dead-letter retries, partition maintenance.
+    pub workers: bool,
+}
+
+impl Roles {
+    /// The default: everything.
+    pub const ALL: &'static str = "api,grpc,ingest,workers";
+
+    /// Parses `api,grpc,ingest,workers` (any non-empty subset).
+    ///
+    /// # Errors
+    /// The reason, for an unknown or empty list.
+    pub fn parse(list: &str) -> Result<Self, String> {
+        let mut roles = Self {
+            api: false,
+            grpc: false,
+            ingest: false,
+            workers: false,
+        };
+        for role in list.split(',').map(str::trim).filter(|r| !r.is_empty()) {
+            match role {
+                "api" => roles.api = true,
+                "grpc" => roles.grpc = true,
+                "ingest" => roles.ingest = true,
+                "workers" => roles.workers = true,
+                other => return Err(format!("unknown role `{other}`; use {}", Self::ALL)),
+            }
+        }
+        if roles
+            == (Self {
+                api: false,
+                grpc: false,
+                ingest: false,
+                workers: false,
+            })
+        {
+            return Err(format!("no role given; use some of {}", Self::ALL));
+        }
+        Ok(roles)
+    }
 }
 
 /// A 32-byte signing seed; `Debug` never prints it.
@@ -105,6 +174,18 @@ impl Config {
         let http_addr: SocketAddr = parse(&get, "HSE_HTTP_ADDR", "127.0.0.1:8080")?;
         Ok(Self {
             http_addr,
+            grpc_addr: parse(&get, "HSE_GRPC_ADDR", "127.0.0.1:50051")?,
+            device_tcp_addr: parse(&get, "HSE_DEVICE_TCP_ADDR", "127.0.0.1:7700")?,
+            roles: Roles::parse(&get("HSE_ROLES").unwrap_or_else(|| Roles::ALL.into()))
+                .map_err(|reason| bad("HSE_ROLES", reason))?,
+            cors_origins: get("HSE_CORS_ORIGINS")
+                .map(|v| {
+                    v.split(',')
+                        .map(|o| o.trim().to_owned())
+                        .filter(|o| !o.is_empty())
+                        .collect()
+                })
+                .unwrap_or_default(),
             jwt_seed: get("HSE_JWT_SIGNING_KEY").map(|v| seed(&v)).transpose()?,
             root_email: get("HSE_ROOT_EMAIL")
                 .unwrap_or_else(|| crate::bootstrap::DEFAULT_ROOT_EMAIL.to_owned()),
@@ -203,10 +284,21 @@ mod tests {
             ("HSE_LOG_FORMAT", "xml"),
             ("HSE_SHUTDOWN_TIMEOUT_S", "-1"),
             ("HSE_JWT_SIGNING_KEY", "abcd"),
+            ("HSE_ROLES", "api,cooking"),
+            ("HSE_ROLES", ","),
+            ("HSE_GRPC_ADDR", "nowhere"),
         ] {
             let err = config(&[(var, value)]).unwrap_err();
             assert_eq!(err.variable, var);
         }
+    }
+
+    #[test]
+    fn roles_default_to_everything_and_parse_subsets() {
+        let all = config(&[]).unwrap().roles;
+        assert!(all.api && all.grpc && all.ingest && all.workers);
+        let ingest = Roles::parse("ingest, workers").unwrap();
+        assert!(!ingest.api && !ingest.grpc && ingest.ingest && ingest.workers);
     }
 
     #[test]

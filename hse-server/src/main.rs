@@ -7,11 +7,16 @@
 use hse_server::bootstrap::{Bootstrap, bootstrap_root};
 use hse_server::{Config, Server, build, shutdown_signal, telemetry};
 
+use hse_server::config::Roles;
+
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
-    let config = Config::from_env()?;
+    let mut config = Config::from_env()?;
+    let (command, roles) = parse_args(std::env::args().skip(1))?;
+    if let Some(roles) = roles {
+        config.roles = roles;
+    }
     telemetry::init(config.log_format);
-    let command = std::env::args().nth(1);
     let server = build(&config).await?;
     match command.as_deref() {
         None | Some("serve") => {
@@ -25,6 +30,32 @@ async fn main() -> anyhow::Result<()> {
             anyhow::bail!("unknown command `{other}`: use `serve` (default) or `bootstrap-root`")
         }
     }
+}
+
+/// `[serve|bootstrap-root] [--roles api,grpc,ingest,workers]`.
+fn parse_args(
+    args: impl Iterator<Item = String>,
+) -> anyhow::Result<(Option<String>, Option<Roles>)> {
+    let (mut command, mut roles) = (None, None);
+    let mut args = args.peekable();
+    while let Some(arg) = args.next() {
+        let list = match arg.strip_prefix("--roles") {
+            Some("") => Some(
+                args.next()
+                    .ok_or_else(|| anyhow::anyhow!("--roles needs a list"))?,
+            ),
+            Some(rest) => rest.strip_prefix('=').map(str::to_owned),
+            None => None,
+        };
+        match list {
+            Some(list) => {
+                roles = Some(Roles::parse(&list).map_err(|e| anyhow::anyhow!("--roles: {e}"))?)
+            }
+            None if command.is_none() && !arg.starts_with('-') => command = Some(arg),
+            None => anyhow::bail!("unexpected argument `{arg}`"),
+        }
+    }
+    Ok((command, roles))
 }
 
 /// Creates the root account if needed and says how to sign in.

@@ -14,6 +14,7 @@ use hse_auth::{AuthConfig, AuthDeps, Authenticator, SystemClock, TenancyDirector
 use hse_core::Tenancy;
 use tokio::net::TcpListener;
 use tokio_util::sync::CancellationToken;
+use tokio_util::task::TaskTracker;
 
 use crate::backends::Backends;
 use crate::config::Config;
@@ -21,12 +22,19 @@ use crate::http;
 use crate::state::AppState;
 
 /// A bound, ready-to-run server.
+///
+/// Background components (device listeners, batch writer, workers) are
+/// spawned at build time on [`Server::tasks`] and watch
+/// [`Server::shutdown`]; stopping cancels it and waits for them to finish
+/// (flushing what they hold) within the deadline.
 #[derive(Debug)]
 pub struct Server {
     listener: TcpListener,
     state: AppState,
     router: Router,
     shutdown_timeout: Duration,
+    tasks: TaskTracker,
+    shutdown: CancellationToken,
 }
 
 /// Builds the services over the connected backends.
@@ -71,11 +79,16 @@ pub async fn build(config: &Config) -> anyhow::Result<Server> {
     let listener = TcpListener::bind(config.http_addr)
         .await
         .with_context(|| format!("HSE_HTTP_ADDR: cannot listen on {}", config.http_addr))?;
+    let tasks = TaskTracker::new();
+    let shutdown = CancellationToken::new();
+    let router = http::router(state.clone(), config);
     Ok(Server {
         listener,
-        router: http::router(state.clone()),
+        router,
         state,
         shutdown_timeout: config.shutdown_timeout,
+        tasks,
+        shutdown,
     })
 }
 
@@ -94,8 +107,20 @@ impl Server {
         self.listener.local_addr()
     }
 
-    /// Serves until `stop` completes, then stops accepting and lets
-    /// in-flight requests finish, for at most the shutdown deadline.
+    /// Where background components spawn their tasks.
+    #[must_use]
+    pub fn tasks(&self) -> &TaskTracker {
+        &self.tasks
+    }
+
+    /// Cancelled when the server starts shutting down.
+    #[must_use]
+    pub fn shutdown(&self) -> &CancellationToken {
+        &self.shutdown
+    }
+
+    /// Serves until `stop` completes, then stops accepting, lets in-flight
+    /// requests and background tasks finish, for at most the deadline.
     ///
     /// # Errors
     /// When serving fails.
@@ -105,7 +130,7 @@ impl Server {
     ) -> anyhow::Result<()> {
         let addr = self.local_addr()?;
         tracing::info!(http.addr = %addr, "listening on http://{addr}");
-        let token = CancellationToken::new();
+        let token = self.shutdown.clone();
         let signalled = token.clone();
         tokio::spawn(async move {
             stop.await;
@@ -115,13 +140,20 @@ impl Server {
         let drained = token.clone();
         let serve = axum::serve(self.listener, self.router)
             .with_graceful_shutdown(async move { drained.cancelled().await });
+        let tasks = self.tasks.clone();
+        let everything = async move {
+            let served = serve.await;
+            tasks.close();
+            tasks.wait().await;
+            served
+        };
         let deadline = async {
             token.cancelled().await;
             tokio::time::sleep(self.shutdown_timeout).await;
         };
         tokio::select! {
-            result = serve => result.context("serving HTTP")?,
-            () = deadline => tracing::warn!("shutdown deadline passed with requests still in flight"),
+            result = everything => result.context("serving HTTP")?,
+            () = deadline => tracing::warn!("shutdown deadline passed with work still in flight"),
         }
         tracing::info!("stopped");
         Ok(())

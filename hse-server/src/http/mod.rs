@@ -11,11 +11,13 @@ use std::time::Duration;
 
 use axum::Router;
 use axum::extract::DefaultBodyLimit;
-use axum::http::{HeaderName, HeaderValue, StatusCode};
+use axum::http::{HeaderName, HeaderValue, Method, StatusCode, header};
 use axum::routing::get;
+use tower_http::cors::{AllowOrigin, CorsLayer};
 use tower_http::set_header::SetResponseHeaderLayer;
 use tower_http::timeout::TimeoutLayer;
 
+use crate::config::Config;
 use crate::state::AppState;
 use crate::{health, metrics};
 use error::ApiError;
@@ -37,16 +39,23 @@ const SECURITY_HEADERS: [(&str, &str); 5] = [
 ];
 
 /// The whole HTTP application.
-pub fn router(state: AppState) -> Router {
+///
+/// Health, metrics and the OpenAPI document are always served; the API
+/// routes only with the `api` role.
+pub fn router(state: AppState, config: &Config) -> Router {
     // Install the recorder before the first request is counted.
     let _ = metrics::handle();
     let mut app = Router::new()
         .route("/health/liveness", get(health::liveness))
         .route("/health/readiness", get(health::readiness))
-        .route("/metrics", get(metrics::render))
-        .merge(auth::routes())
-        .merge(api_keys::routes())
-        .merge(tenancy::routes())
+        .route("/metrics", get(metrics::render));
+    if config.roles.api {
+        app = app
+            .merge(auth::routes())
+            .merge(api_keys::routes())
+            .merge(tenancy::routes());
+    }
+    let mut app = app
         .fallback(not_found)
         .route_layer(axum::middleware::from_fn(metrics::track))
         .layer(DefaultBodyLimit::max(MAX_BODY_BYTES))
@@ -60,7 +69,25 @@ pub fn router(state: AppState) -> Router {
             HeaderValue::from_static(value),
         ));
     }
-    app.with_state(state)
+    app.layer(cors(&config.cors_origins)).with_state(state)
+}
+
+/// CORS for the configured browser origins; none configured, none allowed.
+fn cors(origins: &[String]) -> CorsLayer {
+    let allowed: Vec<HeaderValue> = origins
+        .iter()
+        .filter_map(|o| HeaderValue::from_str(o).ok())
+        .collect();
+    CorsLayer::new()
+        .allow_origin(AllowOrigin::list(allowed))
+        .allow_methods([Method::GET, Method::POST, Method::PATCH, Method::DELETE])
+        .allow_headers([
+            header::AUTHORIZATION,
+            header::CONTENT_TYPE,
+            HeaderName::from_static("x-api-key"),
+        ])
+        .allow_credentials(true)
+        .max_age(Duration::from_secs(600))
 }
 
 async fn not_found() -> ApiError {

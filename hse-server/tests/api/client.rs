@@ -34,7 +34,7 @@ impl App {
             .await
             .expect("root bootstraps");
         Self {
-            router: http::router(state),
+            router: http::router(state, &config),
             root_password: password,
         }
     }
