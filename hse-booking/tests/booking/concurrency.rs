@@ -1,6 +1,7 @@
 //! 64 concurrent requests for overlapping ranges of one area, 200 rounds,
-//! on PostgreSQL with one connection each: every round exactly one wins and
-//! the rest get the conflict naming the winner.
+//! on PostgreSQL with one connection each (and on the in-memory adapter
+//! with worker threads): every round exactly one wins and the rest get the
+//! conflict naming the winner.
 
 use std::sync::Arc;
 
@@ -30,6 +31,45 @@ async fn exactly_one_of_64_concurrent_overlapping_requests_wins_every_round(pool
         w.tenancy.clone(),
         BookingsConfig::default(),
     ));
+    rounds(&w, &service).await;
+    let pairs: i64 = sqlx::query_scalar(
+        "SELECT count(*) FROM bookings a JOIN bookings b
+           ON a.area_id = b.area_id AND a.id < b.id
+          AND a.status <> 'cancelled' AND b.status <> 'cancelled'
+          AND tstzrange(a.check_in, a.blocked_until) && tstzrange(b.check_in, b.blocked_until)",
+    )
+    .fetch_one(&wide)
+    .await
+    .unwrap();
+    assert_eq!(pairs, 0);
+    let total: i64 = sqlx::query_scalar("SELECT count(*) FROM bookings")
+        .fetch_one(&wide)
+        .await
+        .unwrap();
+    assert_eq!(total, ROUNDS);
+    wide.close().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn the_memory_adapter_gives_the_same_guarantee_under_threads() {
+    let w = World::memory().await;
+    let service = Arc::new(w.service.clone());
+    rounds(&w, &service).await;
+    let all = w
+        .store
+        .list_bookings(
+            &hse_core::Scope::Platform,
+            Default::default(),
+            hse_core::Page::first_max(),
+        )
+        .await
+        .unwrap();
+    assert_eq!(all.items.len(), ROUNDS as usize);
+}
+
+/// Runs the rounds: `CLIENTS` simultaneous requests, all containing one
+/// instant, per round.
+async fn rounds(w: &World, service: &Arc<Bookings>) {
     let room = w.rooms[0];
     for round in 0..ROUNDS {
         let base = round * 100;
@@ -61,20 +101,4 @@ async fn exactly_one_of_64_concurrent_overlapping_requests_wins_every_round(pool
         assert_eq!(losers.len(), CLIENTS - 1, "round {round}");
         assert!(losers.iter().all(|w| *w == winners[0]), "round {round}");
     }
-    let pairs: i64 = sqlx::query_scalar(
-        "SELECT count(*) FROM bookings a JOIN bookings b
-           ON a.area_id = b.area_id AND a.id < b.id
-          AND a.status <> 'cancelled' AND b.status <> 'cancelled'
-          AND tstzrange(a.check_in, a.blocked_until) && tstzrange(b.check_in, b.blocked_until)",
-    )
-    .fetch_one(&wide)
-    .await
-    .unwrap();
-    assert_eq!(pairs, 0);
-    let total: i64 = sqlx::query_scalar("SELECT count(*) FROM bookings")
-        .fetch_one(&wide)
-        .await
-        .unwrap();
-    assert_eq!(total, ROUNDS);
-    wide.close().await;
 }

@@ -9,4 +9,5 @@ mod codes;
 mod concurrency;
 mod notify;
 mod property;
+mod secrecy;
 mod stays;
