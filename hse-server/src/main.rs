@@ -5,7 +5,12 @@
 //! `hse-server bootstrap-root` creates the first root account and exits.
 
 use hse_server::bootstrap::{Bootstrap, bootstrap_root};
-use hse_server::{Config, Server, build, shutdown_signal, telemetry};
+use std::net::SocketAddr;
+
+use hse_server::backends::Backends;
+use hse_server::server::services;
+use hse_server::state::AppState;
+use hse_server::{Config, build, shutdown_signal, telemetry};
 
 use hse_server::config::Roles;
 
@@ -17,15 +22,21 @@ async fn main() -> anyhow::Result<()> {
         config.roles = roles;
     }
     telemetry::init(config.log_format);
-    let server = build(&config).await?;
     match command.as_deref() {
         None | Some("serve") => {
+            let server = build(&config).await?;
             if config.database_url.is_none() || config.root_password.is_some() {
-                announce_root(&config, &server).await?;
+                announce_root(&config, server.state()).await?;
+                print_sign_in(&config, server.local_addr()?);
             }
             server.run_until_stopped(shutdown_signal()).await
         }
-        Some("bootstrap-root") => announce_root(&config, &server).await,
+        Some("bootstrap-root") => {
+            let backends = Backends::connect(&config).await?;
+            announce_root(&config, &services(&config, backends)?).await?;
+            print_sign_in(&config, config.http_addr);
+            Ok(())
+        }
         Some(other) => {
             anyhow::bail!("unknown command `{other}`: use `serve` (default) or `bootstrap-root`")
         }
@@ -58,11 +69,11 @@ fn parse_args(
     Ok((command, roles))
 }
 
-/// Creates the root account if needed and says how to sign in.
-async fn announce_root(config: &Config, server: &Server) -> anyhow::Result<()> {
+/// Creates the root account if needed and prints its credentials once.
+async fn announce_root(config: &Config, state: &AppState) -> anyhow::Result<()> {
     let password = config.root_password.as_ref().map(|p| p.expose().to_owned());
     let email = &config.root_email;
-    match bootstrap_root(server.state(), email, password).await? {
+    match bootstrap_root(state, email, password).await? {
         Bootstrap::AlreadyThere => println!("root account {email} already exists"),
         Bootstrap::Created => {
             println!("created root account {email} (password from HSE_ROOT_PASSWORD)")
@@ -73,10 +84,14 @@ async fn announce_root(config: &Config, server: &Server) -> anyhow::Result<()> {
             println!("  password: {password}");
         }
     }
-    let addr = server.local_addr()?;
+    Ok(())
+}
+
+/// Says how to sign in at `addr`.
+fn print_sign_in(config: &Config, addr: SocketAddr) {
+    let email = &config.root_email;
     println!(
         "sign in: curl -X POST http://{addr}/v1/auth/login -H 'content-type: application/json' \\"
     );
     println!("  -d '{{\"email\":\"{email}\",\"password\":\"...\"}}'");
-    Ok(())
 }
