@@ -377,3 +377,75 @@ async fn the_turnover_gap_is_configurable_per_establishment(w: World) {
         .await
         .unwrap();
 }
+
+both!(store_reads_agree_with_scope_contains);
+async fn store_reads_agree_with_scope_contains(w: World) {
+    use std::collections::BTreeSet;
+
+    use hse_core::{EstablishmentId, Page, PartnerCompanyId, Scope};
+
+    let now = Utc::now();
+    let b = w
+        .service
+        .create_booking(&w.admin, w.request(w.rooms[0], 0, 24), now)
+        .await
+        .unwrap();
+    w.service.confirm(&w.admin, b.id, now).await.unwrap();
+    let org = w.guest.tenancy.organization_id;
+    let in_org = |ests: &[EstablishmentId]| Scope::Organization {
+        organization_id: org,
+        establishments: ests.iter().copied().collect::<BTreeSet<_>>(),
+    };
+    let scopes = [
+        Scope::Platform,
+        Scope::Partner {
+            partner_company_id: w.partner,
+        },
+        Scope::Partner {
+            partner_company_id: PartnerCompanyId::new(),
+        },
+        in_org(&[w.est.id]),
+        in_org(&[]),
+        in_org(&[EstablishmentId::new()]),
+        Scope::Organization {
+            organization_id: OrganizationId::new(),
+            establishments: BTreeSet::from([w.est.id]),
+        },
+        Scope::Nothing,
+    ];
+    let s = &w.store;
+    for scope in &scopes {
+        let sees_booking = scope.contains(&b.resource());
+        let guest_resource = hse_core::Resource::organization(Some(w.partner), org);
+        let sees_guest = scope.contains(&guest_resource);
+        assert_eq!(
+            s.booking(scope, b.id).await.is_ok(),
+            sees_booking,
+            "{scope:?}"
+        );
+        assert_eq!(
+            s.codes_of_booking(scope, b.id).await.is_ok(),
+            sees_booking,
+            "{scope:?}"
+        );
+        assert_eq!(
+            s.notifications_of_booking(scope, b.id).await.is_ok(),
+            sees_booking,
+            "{scope:?}"
+        );
+        let listed = s
+            .list_bookings(scope, Default::default(), Page::first_max())
+            .await
+            .unwrap();
+        assert_eq!(listed.items.len(), usize::from(sees_booking), "{scope:?}");
+        let blocked = s.blocked(scope, w.rooms[0], at(0), at(24)).await.unwrap();
+        assert_eq!(blocked.len(), usize::from(sees_booking), "{scope:?}");
+        assert_eq!(
+            s.guest(scope, w.guest.id).await.is_ok(),
+            sees_guest,
+            "{scope:?}"
+        );
+        let guests = s.list_guests(scope, Page::first_max()).await.unwrap();
+        assert_eq!(guests.items.len(), usize::from(sees_guest), "{scope:?}");
+    }
+}

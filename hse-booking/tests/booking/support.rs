@@ -12,11 +12,11 @@ use std::sync::Arc;
 use chrono::{DateTime, Duration, Utc};
 use hse_booking::model::{NewBooking, NewGuest, Stay};
 use hse_booking::{BookingStore, Bookings, BookingsConfig, Guest, MemoryStore};
-use hse_core::model::{NewArea, NewDevice, NewEstablishment, NewOrganization};
+use hse_core::model::{NewArea, NewDevice, NewEstablishment, NewOrganization, NewPartnerCompany};
 use hse_core::value::{Email, Metadata, Timezone};
 use hse_core::{
-    AreaId, DeviceId, Establishment, OrganizationId, Principal, Scope, Secret, SystemRole,
-    TenancyStore, UserId,
+    AreaId, DeviceId, Establishment, OrganizationId, PartnerCompanyId, Principal, Scope, Secret,
+    SystemRole, TenancyStore, UserId,
 };
 use sqlx::PgPool;
 
@@ -55,6 +55,7 @@ pub(crate) struct World {
     pub(crate) store: Arc<dyn BookingStore>,
     pub(crate) service: Bookings,
     pub(crate) admin: Principal,
+    pub(crate) partner: PartnerCompanyId,
     pub(crate) est: Establishment,
     /// A building with no lock of its own unless [`World::building_lock`].
     pub(crate) building: AreaId,
@@ -97,7 +98,18 @@ impl World {
     ) -> Self {
         let now = Utc::now();
         let tenancy: Arc<dyn TenancyStore> = Arc::new(hse_core::memory::MemoryStore::new());
+        let partner = NewPartnerCompany {
+            name: "Reseller".into(),
+            ..Default::default()
+        }
+        .build(now)
+        .unwrap();
+        tenancy
+            .insert_partner_company(&Scope::Platform, &partner)
+            .await
+            .unwrap();
         let org = NewOrganization {
+            partner_company_id: Some(partner.id),
             name: "Hoteles".into(),
             ..Default::default()
         }
@@ -122,10 +134,11 @@ impl World {
             .await
             .unwrap();
         if let Some(pool) = &pool {
-            sql_org(pool, org.id, &est).await;
+            sql_org(pool, partner.id, org.id, &est).await;
         }
         let mut w = Self {
             admin: admin(org.id, est.id),
+            partner: partner.id,
             service: Bookings::new(store.clone(), tenancy.clone(), BookingsConfig::default()),
             tenancy,
             store,
@@ -253,12 +266,26 @@ impl World {
     }
 }
 
-async fn sql_org(pool: &PgPool, org: OrganizationId, est: &Establishment) {
-    sqlx::query("INSERT INTO organizations (id, name, created_at, updated_at) VALUES ($1, 'Hoteles', now(), now())")
-        .bind(org.as_uuid())
+async fn sql_org(
+    pool: &PgPool,
+    partner: PartnerCompanyId,
+    org: OrganizationId,
+    est: &Establishment,
+) {
+    sqlx::query("INSERT INTO partner_companies (id, name, created_at, updated_at) VALUES ($1, 'Reseller', now(), now())")
+        .bind(partner.as_uuid())
         .execute(pool)
         .await
         .unwrap();
+    sqlx::query(
+        "INSERT INTO organizations (id, partner_company_id, name, created_at, updated_at)
+         VALUES ($1, $2, 'Hoteles', now(), now())",
+    )
+    .bind(org.as_uuid())
+    .bind(partner.as_uuid())
+    .execute(pool)
+    .await
+    .unwrap();
     sqlx::query(
         "INSERT INTO establishments (id, organization_id, name, timezone, created_at, updated_at)
          VALUES ($1, $2, 'Hotel Sol', 'Europe/Madrid', now(), now())",
