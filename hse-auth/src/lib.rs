@@ -11,7 +11,8 @@
 //! The bar is OWASP ASVS 5.0 (V6–V11) and RFC 9700.
 //!
 //! # Layout
-//! - [`authenticator`]: the service ([`Authenticator`]) that ties it all together.
+//! - [`authenticator`]: the service ([`Authenticator`]) that ties it all together;
+//!   [`config`] its adapters and settings, [`session`] what it hands out.
 //! - [`password`]: policy and Argon2id hashing behind a concurrency bound.
 //! - [`token`]: JWT access tokens (EdDSA default, HS256 selectable).
 //! - [`refresh`]: refresh-token families, rotation and reuse detection.
@@ -56,6 +57,7 @@
 pub mod api_key;
 pub mod audit;
 pub mod authenticator;
+pub mod config;
 pub mod cookie;
 pub mod error;
 pub mod memory;
@@ -63,6 +65,7 @@ pub mod model;
 pub mod password;
 pub mod rate_limit;
 pub mod refresh;
+pub mod session;
 pub mod store;
 pub mod throttle;
 pub mod token;
@@ -74,12 +77,14 @@ pub mod postgres;
 pub mod redis;
 
 pub use api_key::{ApiKeys, KeyDigest, NewApiKey};
-pub use authenticator::{AuthConfig, AuthDeps, Authenticator, KeyPrincipal, LoginOutcome, Session};
+pub use authenticator::Authenticator;
+pub use config::{AuthConfig, AuthDeps};
 pub use error::{AuthError, Result};
 pub use hse_core::clock::{Clock, ManualClock, SystemClock};
 pub use memory::MemoryAuthStore;
 pub use model::{ApiKey, ApiKeyId, FamilyId, SecretString};
 pub use password::{PasswordConfig, Passwords};
 pub use rate_limit::{Decision, MemoryRateLimiter, Quota, RateLimiter};
+pub use session::{KeyPrincipal, LoginOutcome, Session};
 pub use store::{AuthStore, TenancyDirectory, UserDirectory};
 pub use token::{SigningKey, TokenConfig};
