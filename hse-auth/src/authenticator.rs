@@ -44,7 +44,7 @@ impl Authenticator {
         let totp = config
             .totp_key
             .clone()
-            .map(|key| Totp::new(deps.store.clone(), key, config.tokens.issuer.clone()));
+            .map(|key| Totp::new(deps.store.clone(), key, config.totp_issuer.clone()));
         Ok(Self {
             passwords: Passwords::build(config.passwords)?,
             refresh: RefreshTokens::new(deps.store.clone(), config.refresh_ttl)

@@ -75,6 +75,8 @@ pub struct AuthConfig {
     pub key_digest: KeyDigest,
     /// Seals TOTP secrets; without it, TOTP is off.
     pub totp_key: Option<SealingKey>,
+    /// The name authenticator apps show for the account (default `HSE`).
+    pub totp_issuer: String,
     /// How long the password step waits for the second factor (5 minutes).
     pub second_factor_ttl: Duration,
 }
@@ -95,6 +97,7 @@ impl AuthConfig {
             throttle: ThrottleConfig::default(),
             key_digest: KeyDigest::sha256(),
             totp_key: None,
+            totp_issuer: "HSE".into(),
             second_factor_ttl: Duration::minutes(5),
         }
     }

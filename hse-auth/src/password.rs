@@ -166,6 +166,13 @@ impl Passwords {
                 "max_concurrent must be at least 1".into(),
             ));
         }
+        if !HashParams::OWASP_MINIMUM.is_met_by(config.params) {
+            tracing::warn!(
+                argon2.memory_kib = config.params.memory_kib,
+                argon2.iterations = config.params.iterations,
+                "password hashing below the OWASP minimum; acceptable only in tests"
+            );
+        }
         Ok(Self {
             argon2: config.params.argon2()?,
             slots: Arc::new(Semaphore::new(config.max_concurrent)),
