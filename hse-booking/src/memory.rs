@@ -126,22 +126,26 @@ impl State {
     }
 
     /// The code changes that follow a booking change, checked first.
+    /// The code changes that follow a booking change. A reprogrammed code
+    /// whose new window would clash with an equal live code on its lock is
+    /// retired instead (the service then issues a fresh one).
     fn follow(
         &self,
         id: BookingId,
         after: Option<&Booking>,
         now: DateTime<Utc>,
-    ) -> Result<Vec<DoorCodeRecord>> {
-        let changes: Vec<_> = self
-            .codes
+    ) -> Vec<DoorCodeRecord> {
+        self.codes
             .values()
             .filter(|c| c.booking_id == Some(id))
-            .filter_map(|c| codes::follow_booking(c, after, now))
-            .collect();
-        for c in changes.iter().filter(|c| c.state.is_live()) {
-            self.check_code(c, None)?;
-        }
-        Ok(changes)
+            .filter_map(|c| {
+                let next = codes::follow_booking(c, after, now)?;
+                match self.check_code(&next, None) {
+                    Err(BookingError::AlreadyExists { .. }) => codes::retire(c, now),
+                    _ => Some(next),
+                }
+            })
+            .collect()
     }
 
     fn write(&mut self, booking: Booking, outbox: &[Notification], codes: Vec<DoorCodeRecord>) {
@@ -318,7 +322,7 @@ impl BookingStore for MemoryStore {
         let booking = change.booking;
         state.guest_of(scope, &booking)?;
         state.check_overlap(&booking)?;
-        let codes = state.follow(id, Some(&booking), now)?;
+        let codes = state.follow(id, Some(&booking), now);
         state.write(booking.clone(), &change.outbox, codes);
         Ok(booking)
     }
@@ -332,7 +336,7 @@ impl BookingStore for MemoryStore {
     ) -> Result<()> {
         let mut state = self.lock();
         check(state.booking(scope, id)?)?;
-        let codes = state.follow(id, None, now)?;
+        let codes = state.follow(id, None, now);
         state.bookings.remove(&id);
         for mut c in codes {
             c.booking_id = None;
@@ -479,7 +483,7 @@ impl BookingStore for MemoryStore {
             b.status = BookingStatus::Completed;
             b.updated_at = now;
             let after = b.clone();
-            let codes = state.follow(id, Some(&after), now)?;
+            let codes = state.follow(id, Some(&after), now);
             for c in codes {
                 state.codes.insert(c.id, c);
             }

@@ -189,10 +189,36 @@ pub(super) async fn follow(
 ) -> Result<()> {
     for code in locked_where(tx, "d.booking_id = $1", id.as_uuid()).await? {
         if let Some(next) = codes::follow_booking(&code, after, now) {
-            store(tx, &next, None).await.map_err(on_write)?;
+            store_or_retire(tx, &code, &next, now).await?;
         }
     }
     Ok(())
+}
+
+/// Stores `next`; if its new window clashes with an equal live code on the
+/// lock (the exclusion constraint, caught at a savepoint), retires `code`
+/// instead so the service issues a fresh one.
+async fn store_or_retire(
+    tx: &mut Transaction<'_, Postgres>,
+    code: &DoorCodeRecord,
+    next: &DoorCodeRecord,
+    now: DateTime<Utc>,
+) -> Result<()> {
+    let mut savepoint = sqlx::Connection::begin(&mut **tx).await?;
+    match store(&mut savepoint, next, None).await.map_err(on_write) {
+        Ok(_) => Ok(savepoint.commit().await?),
+        Err(BookingError::AlreadyExists { .. }) => {
+            savepoint.rollback().await?;
+            match codes::retire(code, now) {
+                Some(retired) => store(tx, &retired, None)
+                    .await
+                    .map(|_| ())
+                    .map_err(on_write),
+                None => Ok(()),
+            }
+        }
+        Err(e) => Err(e),
+    }
 }
 
 async fn insert_row(

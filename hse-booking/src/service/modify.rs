@@ -82,7 +82,8 @@ impl Bookings {
             .store
             .update_booking(&p.scope(), id, &edit, now)
             .await?;
-        if booking.area_id != current.area_id && codes::wants_codes(booking.status) {
+        // A new area's locks, or a code retired on a clash, need new codes.
+        if codes::wants_codes(booking.status) {
             self.issue_codes(p, id, now).await?;
         }
         Ok(booking)

@@ -372,3 +372,54 @@ async fn cancel_delete_move_and_check_out_take_codes_off_the_lock(w: World) {
         );
     }
 }
+
+both!(a_reprogram_that_would_duplicate_a_code_issues_a_fresh_one);
+async fn a_reprogram_that_would_duplicate_a_code_issues_a_fresh_one(w: World) {
+    let w = World::with_rooms(w.pool.clone(), 2, false).await;
+    let entrance = w.add_lock(w.building, serde_json::json!({})).await;
+    let service = w.service.clone().with_code_source(Arc::new(Forced));
+    let now = Utc::now();
+    let (r0, r1) = (w.rooms[0], w.rooms[1]);
+    let a = service
+        .create_booking(&w.admin, w.request(r0, 0, 24), now)
+        .await
+        .unwrap();
+    let b = service
+        .create_booking(&w.admin, w.request(r1, 100, 124), now)
+        .await
+        .unwrap();
+    for id in [a.id, b.id] {
+        let confirm = service.confirm(&w.admin, id, now);
+        FIRST_DRAW.scope(Cell::new(true), confirm).await.unwrap();
+    }
+    // Both hold 482915 on the entrance: fine while their windows are apart.
+    for id in [a.id, b.id] {
+        let code = &service.codes(&w.admin, id).await.unwrap()[0];
+        assert_eq!(code.code.expose(), "482915");
+    }
+    // Moving B next to A would put two equal codes on the entrance at once.
+    let patch = BookingPatch {
+        stay: Some(Stay::Instants {
+            check_in: at(10),
+            check_out: at(30),
+        }),
+        ..Default::default()
+    };
+    service.modify(&w.admin, b.id, patch, now).await.unwrap();
+    let codes = service.codes(&w.admin, b.id).await.unwrap();
+    let retired: Vec<_> = codes
+        .iter()
+        .filter(|c| c.state == CodeState::Removing)
+        .collect();
+    let fresh: Vec<_> = codes
+        .iter()
+        .filter(|c| c.state == CodeState::Pending)
+        .collect();
+    assert_eq!((retired.len(), fresh.len()), (1, 1), "{codes:?}");
+    assert_eq!(retired[0].code.expose(), "482915");
+    assert_ne!(fresh[0].code.expose(), "482915");
+    assert_eq!(
+        (fresh[0].device_id, fresh[0].valid_from),
+        (entrance, at(10) - Duration::minutes(30))
+    );
+}
