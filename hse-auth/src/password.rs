@@ -401,6 +401,21 @@ mod tests {
     }
 
     #[tokio::test]
+    async fn a_legacy_argon2i_hash_verifies_and_is_upgraded() {
+        let params = Params::new(64, 1, 1, None).unwrap();
+        let legacy = Argon2::new(Algorithm::Argon2i, Version::V0x13, params)
+            .hash_password_with_salt(b"a long enough secret", b"legacy-salt-1234")
+            .unwrap()
+            .to_string();
+        assert!(legacy.starts_with("$argon2i$"));
+        let pw = Passwords::build(fast()).unwrap();
+        assert_eq!(
+            pw.verify("a long enough secret", &legacy).await.unwrap(),
+            Verification::Valid { needs_rehash: true }
+        );
+    }
+
+    #[tokio::test]
     async fn a_saturated_hasher_answers_busy_instead_of_queueing() {
         let config = PasswordConfig {
             max_concurrent: 1,

@@ -69,7 +69,20 @@ fn alg_none_in_any_case_is_refused() {
 #[test]
 fn hs256_signed_with_the_eddsa_public_key_is_refused() {
     let public = SigningKey::ed25519_from_seed(&SEED).public_key().unwrap();
-    for secret in [public.to_vec(), B64.encode(public).into_bytes()] {
+    let mut spki_der = vec![
+        0x30, 0x2a, 0x30, 0x05, 0x06, 0x03, 0x2b, 0x65, 0x70, 0x03, 0x21, 0x00,
+    ];
+    spki_der.extend_from_slice(&public);
+    let pem = format!(
+        "-----BEGIN PUBLIC KEY-----\n{}\n-----END PUBLIC KEY-----\n",
+        base64::engine::general_purpose::STANDARD.encode(&spki_der)
+    );
+    for secret in [
+        public.to_vec(),
+        B64.encode(public).into_bytes(),
+        spki_der.clone(),
+        pem.into_bytes(),
+    ] {
         let token = jsonwebtoken::encode(
             &Header::new(Algorithm::HS256),
             &claims(UserId::new()),
