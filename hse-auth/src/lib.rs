@@ -30,27 +30,36 @@
 //! ```
 //! # tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap().block_on(async {
 //! use std::sync::Arc;
-//! use hse_auth::{AuthConfig, AuthDeps, Authenticator, LoginOutcome, SigningKey};
-//! # use hse_auth::{store::UserDirectory, Result};
-//! # use hse_core::{store::Credentials, value::Email, Principal, UserId};
-//! # #[derive(Debug)] struct Nobody;
-//! # #[async_trait::async_trait] impl UserDirectory for Nobody {
-//! #   async fn credentials(&self, _: &Email) -> Result<Option<Credentials>> { Ok(None) }
-//! #   async fn credentials_of(&self, _: UserId) -> Result<Option<Credentials>> { Ok(None) }
-//! #   async fn set_password_hash(&self, _: UserId, _: &str, _: chrono::DateTime<chrono::Utc>) -> Result<()> { Ok(()) }
-//! #   async fn principal(&self, _: UserId) -> Result<Option<Principal>> { Ok(None) }
-//! # }
-//! # let directory = Arc::new(Nobody);
-//! // `directory` is usually `TenancyDirectory::new(tenancy_store)`.
-//! let key = SigningKey::generate_ed25519()?;
-//! let config = AuthConfig::new(key, "https://hse.example.com", "hse-api");
+//! use hse_auth::{AuthConfig, AuthDeps, Authenticator, LoginOutcome, SigningKey, TenancyDirectory};
+//! use hse_core::{memory::MemoryStore, model::NewUser, value::Email, Scope, SystemRole, TenancyStore};
+//!
+//! // Users live in hse-core's tenancy store (here the in-memory one).
+//! let tenancy = Arc::new(MemoryStore::new());
+//! let directory = Arc::new(TenancyDirectory::new(tenancy.clone()));
+//! let config = AuthConfig::new(SigningKey::generate_ed25519()?, "https://hse.example.com", "hse-api");
 //! let auth = Authenticator::build(AuthDeps::in_memory(directory), config)?;
-//! match auth.login("ana@example.com", "correct horse battery").await {
-//!     Ok(LoginOutcome::SignedIn(session)) => println!("{}", session.access.token.expose()),
-//!     Ok(LoginOutcome::SecondFactorRequired { .. }) => println!("ask for a TOTP code"),
-//!     Err(e) => assert_eq!(e.http_status(), 401), // unknown email: same as a wrong password
+//!
+//! let root = NewUser {
+//!     email: Email::parse("root@example.com")?,
+//!     first_name: "Root".into(),
+//!     last_name: String::new(),
+//!     role_id: SystemRole::Root.id(),
+//!     partner_company_id: None,
+//!     organization_id: None,
 //! }
-//! # Ok::<(), hse_auth::AuthError>(())
+//! .build(None, true, chrono::Utc::now())?;
+//! let hash = auth.passwords().hash("correct horse battery").await?;
+//! tenancy.insert_user(&Scope::Platform, &root, Some(&hash)).await?;
+//!
+//! let LoginOutcome::SignedIn(session) = auth.login("root@example.com", "correct horse battery").await?
+//! else { unreachable!("no second factor enrolled") };
+//! let principal = auth.authenticate(session.access.token.expose()).await?;
+//! assert_eq!(principal.scope(), Scope::Platform);
+//!
+//! // An unknown email fails exactly like a wrong password.
+//! let err = auth.login("nobody@example.com", "correct horse battery").await.unwrap_err();
+//! assert_eq!(err.http_status(), 401);
+//! # Ok::<(), Box<dyn std::error::Error>>(())
 //! # }).unwrap();
 //! ```
 
