@@ -615,3 +615,76 @@ async fn concurrent_refreshes_through_the_service_have_exactly_one_winner(pool: 
         }
     }
 }
+
+/// The whole service over hse-core's real PostgreSQL tenancy store: sign-in,
+/// refresh, a key, a password change, and deactivation through hse-core.
+#[sqlx::test(migrations = false)]
+async fn the_service_runs_on_hse_cores_postgres_store(pool: PgPool) {
+    use hse_core::model::{NewUser, UserPatch};
+    use hse_core::postgres::PgStore;
+    use hse_core::value::Email;
+    use hse_core::{Scope, SystemRole, TenancyStore};
+
+    crate::support::migrate(&pool).await;
+    let core = Arc::new(PgStore::new(pool.clone()));
+    let clock = Arc::new(hse_auth::ManualClock::new(start()));
+    let deps = hse_auth::AuthDeps {
+        directory: Arc::new(TenancyDirectory::new(core.clone())),
+        store: Arc::new(hse_auth::postgres::PgAuthStore::new(pool.clone())),
+        limiter: Arc::new(hse_auth::MemoryRateLimiter::new(clock.clone())),
+        failures: Arc::new(hse_auth::throttle::MemoryFailureStore::new()),
+        clock,
+    };
+    let auth = hse_auth::Authenticator::build(deps, config()).unwrap();
+    let user = NewUser {
+        email: Email::parse("pg-root@example.com").unwrap(),
+        first_name: "Root".into(),
+        last_name: String::new(),
+        role_id: SystemRole::Root.id(),
+        partner_company_id: None,
+        organization_id: None,
+    }
+    .build(None, true, start())
+    .unwrap();
+    let hash = auth.passwords().hash(PASSWORD).await.unwrap();
+    core.insert_user(&Scope::Platform, &user, Some(&hash))
+        .await
+        .unwrap();
+
+    let Ok(LoginOutcome::SignedIn(s)) = auth.login("pg-root@example.com", PASSWORD).await else {
+        panic!("sign-in failed");
+    };
+    let p = auth.authenticate(s.access.token.expose()).await.unwrap();
+    assert_eq!((p.user_id, p.scope()), (user.id, Scope::Platform));
+    let s = auth.refresh(s.refresh.token.expose()).await.unwrap();
+    let new = NewApiKey {
+        name: "ops".into(),
+        permissions: actions(&["read_device"]),
+        expires_at: None,
+    };
+    let (_, key) = auth.create_api_key(&p, new).await.unwrap();
+    let narrowed = auth.authenticate_api_key(key.expose()).await.unwrap();
+    assert_eq!(narrowed.principal.permissions, actions(&["read_device"]));
+
+    auth.change_password(&p, PASSWORD, "another long secret")
+        .await
+        .unwrap();
+    assert!(auth.refresh(s.refresh.token.expose()).await.is_err());
+    let Ok(LoginOutcome::SignedIn(s)) = auth
+        .login("pg-root@example.com", "another long secret")
+        .await
+    else {
+        panic!("sign-in with the new password failed");
+    };
+
+    let off = UserPatch {
+        is_active: Some(false),
+        ..UserPatch::default()
+    };
+    core.update_user(&Scope::Platform, user.id, off, start())
+        .await
+        .unwrap();
+    assert!(auth.authenticate(s.access.token.expose()).await.is_err());
+    assert!(auth.refresh(s.refresh.token.expose()).await.is_err());
+    assert!(auth.authenticate_api_key(key.expose()).await.is_err());
+}
