@@ -26,10 +26,10 @@ impl ConfirmationCode {
     /// A fresh random code.
     ///
     /// # Errors
-    /// [`BookingError::Delivery`] if the OS RNG fails.
+    /// [`BookingError::Random`] if the OS RNG fails.
     pub fn generate() -> Result<Self, BookingError> {
         let mut rng = StdRng::try_from_rng(&mut SysRng)
-            .map_err(|e| BookingError::Delivery(format!("OS random generator: {e}")))?;
+            .map_err(|e| BookingError::Random(format!("OS random generator: {e}")))?;
         let code = (0..LENGTH)
             .map(|_| char::from(ALPHABET[rng.random_range(0..ALPHABET.len())]))
             .collect();

@@ -92,7 +92,7 @@ pub trait CodeSource: Send + Sync + fmt::Debug {
     /// A fresh code of `len` digits that is not weak.
     ///
     /// # Errors
-    /// [`BookingError::Delivery`] if the random source fails.
+    /// [`BookingError::Random`] if the random source fails.
     fn next_code(&self, len: CodeLength) -> Result<DoorCode, BookingError>;
 }
 
@@ -111,10 +111,10 @@ impl CodeSource for OsCodes {
 /// codes are redrawn.
 ///
 /// # Errors
-/// [`BookingError::Delivery`] if the OS RNG fails.
+/// [`BookingError::Random`] if the OS RNG fails.
 pub fn generate(len: CodeLength) -> Result<DoorCode, BookingError> {
     let mut rng = StdRng::try_from_rng(&mut SysRng)
-        .map_err(|e| BookingError::Delivery(format!("OS random generator: {e}")))?;
+        .map_err(|e| BookingError::Random(format!("OS random generator: {e}")))?;
     loop {
         let digits = draw_digits(&mut rng, len);
         if !is_weak(&digits) {

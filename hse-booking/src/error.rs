@@ -57,9 +57,9 @@ pub enum BookingError {
     /// An authorization rule refused the action.
     #[error(transparent)]
     Denied(#[from] Denied),
-    /// A delivery or lock port failed; the text is for logs.
-    #[error("delivery failure: {0}")]
-    Delivery(String),
+    /// The operating system's random generator failed; the text is for logs.
+    #[error("random generator failure: {0}")]
+    Random(String),
     /// The storage backend failed; the text is for logs, never for clients.
     #[error("storage failure: {0}")]
     Storage(String),
