@@ -17,6 +17,7 @@ use crate::role::SystemRole;
 /// and present in the [`catalogue`].
 #[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
 #[serde(try_from = "String", into = "String")]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct ActionName(String);
 
 impl ActionName {
@@ -71,6 +72,7 @@ impl fmt::Display for ActionName {
 
 /// One entry of the permission catalogue.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct Action {
     /// Unique name, e.g. `create_user`.
     pub name: &'static str,

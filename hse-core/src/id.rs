@@ -74,12 +74,52 @@ macro_rules! define_id {
             }
         }
 
+        $crate::__id_schema!($name);
+
         impl ::std::convert::From<$crate::__private::uuid::Uuid> for $name {
             fn from(id: $crate::__private::uuid::Uuid) -> Self {
                 Self(id)
             }
         }
     };
+}
+
+/// Implements the OpenAPI schema of an id (a UUID string) when hse-core is
+/// built with the `openapi` feature; otherwise expands to nothing.
+#[cfg(feature = "openapi")]
+#[doc(hidden)]
+#[macro_export]
+macro_rules! __id_schema {
+    ($name:ident) => {
+        impl $crate::__private::utoipa::PartialSchema for $name {
+            fn schema() -> $crate::__private::utoipa::openapi::RefOr<
+                $crate::__private::utoipa::openapi::schema::Schema,
+            > {
+                use $crate::__private::utoipa::openapi::schema::{
+                    KnownFormat, ObjectBuilder, SchemaFormat, Type,
+                };
+                ObjectBuilder::new()
+                    .schema_type(Type::String)
+                    .format(Some(SchemaFormat::KnownFormat(KnownFormat::Uuid)))
+                    .into()
+            }
+        }
+
+        impl $crate::__private::utoipa::ToSchema for $name {
+            fn name() -> ::std::borrow::Cow<'static, str> {
+                ::std::borrow::Cow::Borrowed(stringify!($name))
+            }
+        }
+    };
+}
+
+/// Implements the OpenAPI schema of an id when hse-core is built with the
+/// `openapi` feature; otherwise expands to nothing.
+#[cfg(not(feature = "openapi"))]
+#[doc(hidden)]
+#[macro_export]
+macro_rules! __id_schema {
+    ($name:ident) => {};
 }
 
 define_id!(

@@ -21,6 +21,7 @@ pub const DEFAULT_INVITATION_TTL: Duration = Duration::days(7);
 /// What the invitee will belong to.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(tag = "kind", content = "id", rename_all = "snake_case")]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub enum InvitationTarget {
     /// Join a partner company (as a partner).
     PartnerCompany(PartnerCompanyId),
@@ -31,6 +32,7 @@ pub enum InvitationTarget {
 /// Where an invitation stands.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub enum InvitationStatus {
     /// Waiting for an answer.
     Pending,
@@ -69,6 +71,7 @@ impl InvitationStatus {
 
 /// An invitation to join the platform.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct Invitation {
     /// Its id.
     pub id: InvitationId,
@@ -113,6 +116,7 @@ impl Invitation {
 /// Input to invite someone.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct NewInvitation {
     /// Who to invite.
     pub email: Email,
@@ -125,6 +129,7 @@ pub struct NewInvitation {
 /// The invitee's answer when accepting.
 #[derive(Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct Acceptance {
     /// Given name.
     pub first_name: String,

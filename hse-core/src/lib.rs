@@ -75,5 +75,7 @@ pub use tenancy::Tenancy;
 pub mod __private {
     //! Re-exports used by [`define_id!`](crate::define_id); not public API.
     pub use serde;
+    #[cfg(feature = "openapi")]
+    pub use utoipa;
     pub use uuid;
 }

@@ -18,6 +18,7 @@ const FIELD_MAX: usize = 500;
 
 /// A company that resells the platform to organizations.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct PartnerCompany {
     /// Its id.
     pub id: PartnerCompanyId,
@@ -40,6 +41,7 @@ pub struct PartnerCompany {
 /// Input to create a [`PartnerCompany`].
 #[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct NewPartnerCompany {
     /// Company name, 1–200 characters.
     pub name: String,
@@ -76,6 +78,7 @@ impl NewPartnerCompany {
 /// A partial update of a [`PartnerCompany`]; absent fields stay.
 #[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct PartnerCompanyPatch {
     /// New name.
     pub name: Option<String>,
@@ -120,6 +123,7 @@ impl PartnerCompanyPatch {
 /// A customer of the platform; run by a partner company, or directly by the
 /// platform when `partner_company_id` is `None`.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct Organization {
     /// Its id.
     pub id: OrganizationId,
@@ -146,6 +150,7 @@ pub struct Organization {
 /// Input to create an [`Organization`].
 #[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct NewOrganization {
     /// The partner company that will run it; `None` for platform-direct.
     #[serde(default)]
@@ -190,6 +195,7 @@ impl NewOrganization {
 /// A partial update of an [`Organization`]. Its partner never changes.
 #[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct OrganizationPatch {
     /// New name.
     pub name: Option<String>,
@@ -238,6 +244,7 @@ impl OrganizationPatch {
 
 /// A place an organization runs: a hotel, an office, a campus.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct Establishment {
     /// Its id.
     pub id: EstablishmentId,
@@ -264,6 +271,7 @@ pub struct Establishment {
 /// Input to create an [`Establishment`].
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct NewEstablishment {
     /// The organization that runs it.
     pub organization_id: OrganizationId,
@@ -306,6 +314,7 @@ impl NewEstablishment {
 /// A partial update of an [`Establishment`]. Its organization never changes.
 #[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct EstablishmentPatch {
     /// New name.
     pub name: Option<String>,
@@ -354,6 +363,7 @@ impl EstablishmentPatch {
 
 /// A part of an establishment (a room, a floor, a wing); areas nest.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct Area {
     /// Its id.
     pub id: AreaId,
@@ -379,6 +389,7 @@ pub struct Area {
 /// Input to create an [`Area`].
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct NewArea {
     /// The establishment.
     pub establishment_id: EstablishmentId,
@@ -422,6 +433,7 @@ impl NewArea {
 /// A partial update of an [`Area`]. `parent_area_id: Some(None)` detaches it.
 #[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct AreaPatch {
     /// New name.
     pub name: Option<String>,
@@ -496,6 +508,7 @@ mod double_option {
 /// The connectivity state of a device.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub enum DeviceStatus {
     /// Connected and heard from recently.
     Online,
@@ -540,6 +553,7 @@ impl DeviceStatus {
 
 /// A device installed in an area: sensor, controller, door lock.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct Device {
     /// Its id (also the id it says hello with).
     pub id: DeviceId,
@@ -572,6 +586,7 @@ pub struct Device {
 /// Input to register a [`Device`].
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct NewDevice {
     /// The area to install it in.
     pub area_id: AreaId,
@@ -629,6 +644,7 @@ impl NewDevice {
 /// same establishment.
 #[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct DevicePatch {
     /// New area (same establishment).
     pub area_id: Option<AreaId>,
@@ -677,6 +693,7 @@ impl DevicePatch {
 
 /// A person who signs in.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct User {
     /// Its id.
     pub id: UserId,
@@ -707,6 +724,7 @@ pub struct User {
 /// for partners, an organization for everyone else.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct NewUser {
     /// Sign-in address.
     pub email: Email,
@@ -756,6 +774,7 @@ impl NewUser {
 /// their own rules and are not patchable here.
 #[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct UserPatch {
     /// New given name.
     pub first_name: Option<String>,
@@ -790,6 +809,7 @@ impl UserPatch {
 /// A user's assignment to an establishment, optionally with an extra role
 /// that applies only there.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct UserEstablishment {
     /// The user.
     pub user_id: UserId,

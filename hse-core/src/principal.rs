@@ -80,6 +80,7 @@ impl Principal {
 /// The part of the tenant tree a principal may see.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(tag = "kind", rename_all = "snake_case")]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub enum Scope {
     /// Everything (root, and system tasks).
     Platform,

@@ -18,6 +18,7 @@ use crate::id::{EstablishmentId, OrganizationId, RoleId, UserId};
 /// A rank in the role hierarchy; lower is more powerful.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
 #[serde(transparent)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct Hierarchy(u16);
 
 impl Hierarchy {
@@ -64,6 +65,7 @@ impl fmt::Display for Hierarchy {
 /// The four built-in roles.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub enum SystemRole {
     /// The platform operator: sees and may do everything.
     Root,
@@ -158,6 +160,7 @@ impl SystemRole {
 
 /// A role: a rank plus a set of permissions, possibly scoped.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct Role {
     /// The role's id; system roles have fixed ids.
     pub id: RoleId,
@@ -189,6 +192,7 @@ impl Role {
 
 /// The input to create a custom role.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct NewRole {
     /// Display name, 1–100 characters.
     pub name: String,
@@ -208,6 +212,7 @@ pub struct NewRole {
 
 /// One permission grant: which action a role holds, and who granted it when.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct PermissionGrant {
     /// The role holding the permission.
     pub role_id: RoleId,

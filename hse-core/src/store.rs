@@ -84,6 +84,7 @@ impl Page {
 
 /// One page of a list.
 #[derive(Clone, Debug, PartialEq, Serialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct Listing<T> {
     /// The items, in id order.
     pub items: Vec<T>,
@@ -135,6 +136,11 @@ pub struct Credentials {
 }
 
 /// The storage port of hse-core.
+///
+/// Every `insert_*` refuses an id that is already stored with
+/// [`CoreError::AlreadyExists`] naming the entity (`"partner company"`,
+/// `"organization"`, `"establishment"`, `"area"`, `"device"`, `"user"`,
+/// `"role"`, `"invitation"`), and leaves the stored one untouched.
 #[async_trait]
 pub trait TenancyStore: Send + Sync + std::fmt::Debug {
     /// Where `target` lives, or `None` if it does not exist.
@@ -159,7 +165,8 @@ pub trait TenancyStore: Send + Sync + std::fmt::Debug {
         patch: PartnerCompanyPatch,
         now: DateTime<Utc>,
     ) -> Result<PartnerCompany>;
-    /// Deletes it; [`CoreError::InUse`] while organizations or users refer to it.
+    /// Deletes it with the invitations to it; [`CoreError::InUse`] while
+    /// organizations or users refer to it.
     async fn delete_partner_company(&self, scope: &Scope, id: PartnerCompanyId) -> Result<()>;
 
     /// Stores a new organization; its partner company must be in scope
@@ -177,7 +184,8 @@ pub trait TenancyStore: Send + Sync + std::fmt::Debug {
         patch: OrganizationPatch,
         now: DateTime<Utc>,
     ) -> Result<Organization>;
-    /// Deletes it; [`CoreError::InUse`] while establishments or users refer to it.
+    /// Deletes it with the invitations to it; [`CoreError::InUse`] while
+    /// establishments, users or custom roles refer to it.
     async fn delete_organization(&self, scope: &Scope, id: OrganizationId) -> Result<()>;
 
     /// Stores a new establishment in an organization in scope, and assigns
@@ -264,7 +272,10 @@ pub trait TenancyStore: Send + Sync + std::fmt::Debug {
         now: DateTime<Utc>,
     ) -> Result<()>;
 
-    /// Stores a new user; [`CoreError::AlreadyExists`] if the email is taken.
+    /// Stores a new user; [`CoreError::AlreadyExists`] if the id or email
+    /// is taken. A user of an organization takes its organization's partner:
+    /// a different `partner_company_id` is [`CoreError::Invalid`] naming
+    /// `partner_company_id`, none is filled in.
     async fn insert_user(
         &self,
         scope: &Scope,
@@ -299,7 +310,9 @@ pub trait TenancyStore: Send + Sync + std::fmt::Debug {
     async fn principal(&self, id: UserId) -> Result<Principal>;
 
     /// Stores a custom role and its permission grants (granted by
-    /// `role.created_by` at `role.created_at`).
+    /// `role.created_by` at `role.created_at`). A hierarchy below 5 (or
+    /// above 32767), or a system role's id, is [`CoreError::Invalid`]
+    /// naming `hierarchy`.
     async fn insert_role(&self, scope: &Scope, role: &Role) -> Result<()>;
     /// One role: system roles are visible to everyone, custom roles in scope.
     async fn role(&self, scope: &Scope, id: RoleId) -> Result<Role>;
@@ -307,8 +320,9 @@ pub trait TenancyStore: Send + Sync + std::fmt::Debug {
     async fn list_roles(&self, scope: &Scope, page: Page) -> Result<Listing<Role>>;
     /// The grants behind a role's permissions.
     async fn permission_grants(&self, scope: &Scope, id: RoleId) -> Result<Vec<PermissionGrant>>;
-    /// Deletes a custom role; [`CoreError::InUse`] while users or
-    /// assignments hold it; [`CoreError::Invalid`] for a system role.
+    /// Deletes a custom role with the invitations that offer it;
+    /// [`CoreError::InUse`] while users or assignments hold it;
+    /// [`CoreError::Invalid`] for a system role.
     async fn delete_role(&self, scope: &Scope, id: RoleId) -> Result<()>;
 
     /// Assigns a user to an establishment of its own organization
@@ -318,16 +332,23 @@ pub trait TenancyStore: Send + Sync + std::fmt::Debug {
         scope: &Scope,
         assignment: &UserEstablishment,
     ) -> Result<()>;
-    /// A user's establishment assignments.
+    /// A user's (in scope) assignments to the establishments in scope.
     async fn assignments(&self, scope: &Scope, user: UserId) -> Result<Vec<UserEstablishment>>;
 
-    /// Stores an invitation; its target must exist and be in scope.
+    /// Stores an invitation; its target must exist and be in scope, and its
+    /// role must be a system role or a custom role of the target
+    /// organization ([`CoreError::NotFound`] on `role` otherwise: a partner
+    /// company cannot be offered a custom role). [`CoreError::AlreadyExists`]
+    /// for a taken id or token.
     async fn insert_invitation(&self, scope: &Scope, invitation: &Invitation) -> Result<()>;
     /// An invitation by the hash of its token. *System path*.
     async fn invitation_by_token(&self, token: SecretHash) -> Result<Option<Invitation>>;
     /// Atomically: checks the invitation is open at `now`, stores `user`
     /// with `password_hash`, and marks the invitation accepted. Two
-    /// concurrent acceptances: exactly one succeeds. *System path*.
+    /// concurrent acceptances: exactly one succeeds. A `user` without the
+    /// invitation's email, role and placement (its organization, or its
+    /// partner company and no organization) is [`CoreError::Invalid`]
+    /// naming `user`, and the invitation stays open. *System path*.
     async fn accept_invitation(
         &self,
         token: SecretHash,

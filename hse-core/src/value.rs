@@ -46,6 +46,7 @@ pub fn optional_text(field: &'static str, value: &str, max: usize) -> Result<Str
 /// in the domain, no spaces, ≤254 chars): the real check is delivery.
 #[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
 #[serde(try_from = "String", into = "String")]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct Email(String);
 
 impl Email {
@@ -100,6 +101,8 @@ impl fmt::Display for Email {
 /// An IANA time zone name, e.g. `Europe/Madrid`.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
 #[serde(try_from = "String", into = "String")]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+#[cfg_attr(feature = "openapi", schema(value_type = String, example = "Europe/Madrid"))]
 pub struct Timezone(chrono_tz::Tz);
 
 impl Timezone {
@@ -142,6 +145,7 @@ impl fmt::Display for Timezone {
 /// A WGS84 position.
 #[derive(Clone, Copy, Debug, PartialEq, Serialize, Deserialize)]
 #[serde(try_from = "RawPoint")]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct GeoPoint {
     /// Latitude in degrees, −90..=90.
     pub lat: f64,
@@ -181,6 +185,7 @@ impl GeoPoint {
 /// A MAC address, normalised to `aa:bb:cc:dd:ee:ff`.
 #[derive(Clone, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
 #[serde(try_from = "String", into = "String")]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct MacAddress(String);
 
 impl MacAddress {
@@ -221,6 +226,8 @@ impl From<MacAddress> for String {
 /// Free-form JSON metadata: always an object, at most 16 KiB serialised.
 #[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
 #[serde(try_from = "serde_json::Value", into = "serde_json::Value")]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+#[cfg_attr(feature = "openapi", schema(value_type = Object))]
 pub struct Metadata(serde_json::Map<String, serde_json::Value>);
 
 impl Metadata {

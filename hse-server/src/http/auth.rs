@@ -12,7 +12,7 @@ use hse_auth::{LoginOutcome, Session};
 use hse_core::{ActionName, Scope, User};
 use serde::{Deserialize, Serialize};
 
-use super::error::ApiError;
+use super::error::{ApiError, Problem};
 use super::extract::{ApiJson, Caller};
 use crate::state::AppState;
 
@@ -27,7 +27,7 @@ pub fn routes() -> Router<AppState> {
 }
 
 /// `POST /v1/auth/login` body.
-#[derive(Deserialize)]
+#[derive(Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct LoginBody {
     email: String,
@@ -43,7 +43,7 @@ impl std::fmt::Debug for LoginBody {
 }
 
 /// `POST /v1/auth/second-factor` body.
-#[derive(Deserialize)]
+#[derive(Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct SecondFactorBody {
     challenge: String,
@@ -57,7 +57,7 @@ impl std::fmt::Debug for SecondFactorBody {
 }
 
 /// Refresh and logout take the token in the body or the cookie.
-#[derive(Default, Deserialize)]
+#[derive(Default, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct RefreshBody {
     refresh_token: Option<String>,
@@ -70,10 +70,10 @@ impl std::fmt::Debug for RefreshBody {
 }
 
 /// A new session.
-#[derive(Serialize)]
-struct Tokens<'a> {
-    access_token: &'a str,
-    refresh_token: &'a str,
+#[derive(Serialize, utoipa::ToSchema)]
+struct Tokens {
+    access_token: String,
+    refresh_token: String,
     token_type: &'static str,
     expires_in: i64,
 }
@@ -81,8 +81,8 @@ struct Tokens<'a> {
 fn session_response(session: &Session) -> Response {
     let now = chrono::Utc::now();
     let body = Tokens {
-        access_token: session.access.token.expose(),
-        refresh_token: session.refresh.token.expose(),
+        access_token: session.access.token.expose().to_owned(),
+        refresh_token: session.refresh.token.expose().to_owned(),
         token_type: "Bearer",
         expires_in: (session.access.expires_at - now).num_seconds().max(0),
     };
@@ -95,7 +95,8 @@ fn session_response(session: &Session) -> Response {
     response
 }
 
-async fn login(
+#[utoipa::path(post, path = "/v1/auth/login", tag = "auth", request_body = LoginBody, responses((status = 200, body = Tokens), (status = "4XX", body = Problem, content_type = "application/problem+json"), (status = 503, body = Problem, content_type = "application/problem+json")))]
+pub(crate) async fn login(
     State(state): State<AppState>,
     ApiJson(body): ApiJson<LoginBody>,
 ) -> Result<Response, ApiError> {
@@ -109,7 +110,8 @@ async fn login(
     }
 }
 
-async fn second_factor(
+#[utoipa::path(post, path = "/v1/auth/second-factor", tag = "auth", request_body = SecondFactorBody, responses((status = 200, body = Tokens), (status = "4XX", body = Problem, content_type = "application/problem+json"), (status = 503, body = Problem, content_type = "application/problem+json")))]
+pub(crate) async fn second_factor(
     State(state): State<AppState>,
     ApiJson(body): ApiJson<SecondFactorBody>,
 ) -> Result<Response, ApiError> {
@@ -138,7 +140,8 @@ fn presented_refresh(headers: &HeaderMap, body: &[u8]) -> Result<String, ApiErro
         })
 }
 
-async fn refresh(
+#[utoipa::path(post, path = "/v1/auth/refresh", tag = "auth", request_body = RefreshBody, responses((status = 200, body = Tokens), (status = "4XX", body = Problem, content_type = "application/problem+json"), (status = 503, body = Problem, content_type = "application/problem+json")))]
+pub(crate) async fn refresh(
     State(state): State<AppState>,
     headers: HeaderMap,
     body: Bytes,
@@ -148,7 +151,8 @@ async fn refresh(
     Ok(session_response(&session))
 }
 
-async fn logout(
+#[utoipa::path(post, path = "/v1/auth/logout", tag = "auth", request_body = RefreshBody, responses((status = 204), (status = "4XX", body = Problem, content_type = "application/problem+json"), (status = 503, body = Problem, content_type = "application/problem+json")))]
+pub(crate) async fn logout(
     State(state): State<AppState>,
     headers: HeaderMap,
     body: Bytes,
@@ -165,7 +169,7 @@ async fn logout(
 }
 
 /// `GET /v1/me`.
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, utoipa::ToSchema)]
 pub struct Me {
     /// The signed-in user.
     pub user: User,
@@ -177,7 +181,11 @@ pub struct Me {
     pub scope: Scope,
 }
 
-async fn me(State(state): State<AppState>, caller: Caller) -> Result<Json<Me>, ApiError> {
+#[utoipa::path(get, path = "/v1/me", tag = "auth", responses((status = 200, body = Me), (status = "4XX", body = Problem, content_type = "application/problem+json"), (status = 503, body = Problem, content_type = "application/problem+json")), security(("bearer" = []), ("api_key" = [])))]
+pub(crate) async fn me(
+    State(state): State<AppState>,
+    caller: Caller,
+) -> Result<Json<Me>, ApiError> {
     let p = caller.principal;
     let user = state
         .tenancy

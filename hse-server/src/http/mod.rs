@@ -5,6 +5,7 @@ pub mod api_keys;
 pub mod auth;
 pub mod error;
 pub mod extract;
+pub mod openapi;
 pub mod tenancy;
 
 use std::time::Duration;
@@ -48,7 +49,8 @@ pub fn router(state: AppState, config: &Config) -> Router {
     let mut app = Router::new()
         .route("/health/liveness", get(health::liveness))
         .route("/health/readiness", get(health::readiness))
-        .route("/metrics", get(metrics::render));
+        .route("/metrics", get(metrics::render))
+        .route("/openapi.json", get(openapi::document));
     if config.roles.api {
         app = app
             .merge(auth::routes())

@@ -19,7 +19,7 @@ use hse_core::{
 };
 use serde::{Deserialize, Serialize};
 
-use super::error::ApiError;
+use super::error::{ApiError, Problem};
 use super::extract::{ApiJson, ApiPath, ApiQuery, Caller, ListQuery};
 use crate::state::AppState;
 
@@ -80,7 +80,8 @@ pub fn routes() -> Router<AppState> {
 
 // ----- partner companies ----------------------------------------------
 
-async fn create_partner(
+#[utoipa::path(post, path = "/v1/partner-companies", tag = "tenancy", request_body = NewPartnerCompany, responses((status = 201, body = PartnerCompany), (status = "4XX", body = Problem, content_type = "application/problem+json"), (status = 503, body = Problem, content_type = "application/problem+json")), security(("bearer" = []), ("api_key" = [])))]
+pub(crate) async fn create_partner(
     State(s): State<AppState>,
     c: Caller,
     ApiJson(body): ApiJson<NewPartnerCompany>,
@@ -88,7 +89,8 @@ async fn create_partner(
     created(s.tenancy.create_partner_company(&c.principal, body).await?)
 }
 
-async fn list_partners(
+#[utoipa::path(get, path = "/v1/partner-companies", tag = "tenancy", params(ListQuery), responses((status = 200, body = Listing<PartnerCompany>), (status = "4XX", body = Problem, content_type = "application/problem+json"), (status = 503, body = Problem, content_type = "application/problem+json")), security(("bearer" = []), ("api_key" = [])))]
+pub(crate) async fn list_partners(
     State(s): State<AppState>,
     c: Caller,
     ApiQuery(q): ApiQuery<ListQuery>,
@@ -98,7 +100,8 @@ async fn list_partners(
     ))
 }
 
-async fn get_partner(
+#[utoipa::path(get, path = "/v1/partner-companies/{id}", tag = "tenancy", params(("id" = uuid::Uuid, Path, description = "the id")), responses((status = 200, body = PartnerCompany), (status = "4XX", body = Problem, content_type = "application/problem+json"), (status = 503, body = Problem, content_type = "application/problem+json")), security(("bearer" = []), ("api_key" = [])))]
+pub(crate) async fn get_partner(
     State(s): State<AppState>,
     c: Caller,
     ApiPath(id): ApiPath<PartnerCompanyId>,
@@ -106,7 +109,8 @@ async fn get_partner(
     Ok(Json(s.tenancy.partner_company(&c.principal, id).await?))
 }
 
-async fn update_partner(
+#[utoipa::path(patch, path = "/v1/partner-companies/{id}", tag = "tenancy", params(("id" = uuid::Uuid, Path, description = "the id")), request_body = PartnerCompanyPatch, responses((status = 200, body = PartnerCompany), (status = "4XX", body = Problem, content_type = "application/problem+json"), (status = 503, body = Problem, content_type = "application/problem+json")), security(("bearer" = []), ("api_key" = [])))]
+pub(crate) async fn update_partner(
     State(s): State<AppState>,
     c: Caller,
     ApiPath(id): ApiPath<PartnerCompanyId>,
@@ -119,7 +123,8 @@ async fn update_partner(
     ))
 }
 
-async fn delete_partner(
+#[utoipa::path(delete, path = "/v1/partner-companies/{id}", tag = "tenancy", params(("id" = uuid::Uuid, Path, description = "the id")), responses((status = 204), (status = "4XX", body = Problem, content_type = "application/problem+json"), (status = 503, body = Problem, content_type = "application/problem+json")), security(("bearer" = []), ("api_key" = [])))]
+pub(crate) async fn delete_partner(
     State(s): State<AppState>,
     c: Caller,
     ApiPath(id): ApiPath<PartnerCompanyId>,
@@ -130,7 +135,8 @@ async fn delete_partner(
 
 // ----- organizations --------------------------------------------------
 
-async fn create_org(
+#[utoipa::path(post, path = "/v1/organizations", tag = "tenancy", request_body = NewOrganization, responses((status = 201, body = Organization), (status = "4XX", body = Problem, content_type = "application/problem+json"), (status = 503, body = Problem, content_type = "application/problem+json")), security(("bearer" = []), ("api_key" = [])))]
+pub(crate) async fn create_org(
     State(s): State<AppState>,
     c: Caller,
     ApiJson(body): ApiJson<NewOrganization>,
@@ -138,7 +144,8 @@ async fn create_org(
     created(s.tenancy.create_organization(&c.principal, body).await?)
 }
 
-async fn list_orgs(
+#[utoipa::path(get, path = "/v1/organizations", tag = "tenancy", params(ListQuery), responses((status = 200, body = Listing<Organization>), (status = "4XX", body = Problem, content_type = "application/problem+json"), (status = 503, body = Problem, content_type = "application/problem+json")), security(("bearer" = []), ("api_key" = [])))]
+pub(crate) async fn list_orgs(
     State(s): State<AppState>,
     c: Caller,
     ApiQuery(q): ApiQuery<ListQuery>,
@@ -148,7 +155,8 @@ async fn list_orgs(
     ))
 }
 
-async fn get_org(
+#[utoipa::path(get, path = "/v1/organizations/{id}", tag = "tenancy", params(("id" = uuid::Uuid, Path, description = "the id")), responses((status = 200, body = Organization), (status = "4XX", body = Problem, content_type = "application/problem+json"), (status = 503, body = Problem, content_type = "application/problem+json")), security(("bearer" = []), ("api_key" = [])))]
+pub(crate) async fn get_org(
     State(s): State<AppState>,
     c: Caller,
     ApiPath(id): ApiPath<OrganizationId>,
@@ -156,7 +164,8 @@ async fn get_org(
     Ok(Json(s.tenancy.organization(&c.principal, id).await?))
 }
 
-async fn update_org(
+#[utoipa::path(patch, path = "/v1/organizations/{id}", tag = "tenancy", params(("id" = uuid::Uuid, Path, description = "the id")), request_body = OrganizationPatch, responses((status = 200, body = Organization), (status = "4XX", body = Problem, content_type = "application/problem+json"), (status = 503, body = Problem, content_type = "application/problem+json")), security(("bearer" = []), ("api_key" = [])))]
+pub(crate) async fn update_org(
     State(s): State<AppState>,
     c: Caller,
     ApiPath(id): ApiPath<OrganizationId>,
@@ -169,7 +178,8 @@ async fn update_org(
     ))
 }
 
-async fn delete_org(
+#[utoipa::path(delete, path = "/v1/organizations/{id}", tag = "tenancy", params(("id" = uuid::Uuid, Path, description = "the id")), responses((status = 204), (status = "4XX", body = Problem, content_type = "application/problem+json"), (status = 503, body = Problem, content_type = "application/problem+json")), security(("bearer" = []), ("api_key" = [])))]
+pub(crate) async fn delete_org(
     State(s): State<AppState>,
     c: Caller,
     ApiPath(id): ApiPath<OrganizationId>,
@@ -180,7 +190,8 @@ async fn delete_org(
 
 // ----- establishments -------------------------------------------------
 
-async fn create_est(
+#[utoipa::path(post, path = "/v1/establishments", tag = "tenancy", request_body = NewEstablishment, responses((status = 201, body = Establishment), (status = "4XX", body = Problem, content_type = "application/problem+json"), (status = 503, body = Problem, content_type = "application/problem+json")), security(("bearer" = []), ("api_key" = [])))]
+pub(crate) async fn create_est(
     State(s): State<AppState>,
     c: Caller,
     ApiJson(body): ApiJson<NewEstablishment>,
@@ -188,7 +199,8 @@ async fn create_est(
     created(s.tenancy.create_establishment(&c.principal, body).await?)
 }
 
-async fn list_ests(
+#[utoipa::path(get, path = "/v1/establishments", tag = "tenancy", params(ListQuery), responses((status = 200, body = Listing<Establishment>), (status = "4XX", body = Problem, content_type = "application/problem+json"), (status = 503, body = Problem, content_type = "application/problem+json")), security(("bearer" = []), ("api_key" = [])))]
+pub(crate) async fn list_ests(
     State(s): State<AppState>,
     c: Caller,
     ApiQuery(q): ApiQuery<ListQuery>,
@@ -198,7 +210,8 @@ async fn list_ests(
     ))
 }
 
-async fn get_est(
+#[utoipa::path(get, path = "/v1/establishments/{id}", tag = "tenancy", params(("id" = uuid::Uuid, Path, description = "the id")), responses((status = 200, body = Establishment), (status = "4XX", body = Problem, content_type = "application/problem+json"), (status = 503, body = Problem, content_type = "application/problem+json")), security(("bearer" = []), ("api_key" = [])))]
+pub(crate) async fn get_est(
     State(s): State<AppState>,
     c: Caller,
     ApiPath(id): ApiPath<EstablishmentId>,
@@ -206,7 +219,8 @@ async fn get_est(
     Ok(Json(s.tenancy.establishment(&c.principal, id).await?))
 }
 
-async fn update_est(
+#[utoipa::path(patch, path = "/v1/establishments/{id}", tag = "tenancy", params(("id" = uuid::Uuid, Path, description = "the id")), request_body = EstablishmentPatch, responses((status = 200, body = Establishment), (status = "4XX", body = Problem, content_type = "application/problem+json"), (status = 503, body = Problem, content_type = "application/problem+json")), security(("bearer" = []), ("api_key" = [])))]
+pub(crate) async fn update_est(
     State(s): State<AppState>,
     c: Caller,
     ApiPath(id): ApiPath<EstablishmentId>,
@@ -219,7 +233,8 @@ async fn update_est(
     ))
 }
 
-async fn delete_est(
+#[utoipa::path(delete, path = "/v1/establishments/{id}", tag = "tenancy", params(("id" = uuid::Uuid, Path, description = "the id")), responses((status = 204), (status = "4XX", body = Problem, content_type = "application/problem+json"), (status = 503, body = Problem, content_type = "application/problem+json")), security(("bearer" = []), ("api_key" = [])))]
+pub(crate) async fn delete_est(
     State(s): State<AppState>,
     c: Caller,
     ApiPath(id): ApiPath<EstablishmentId>,
@@ -229,7 +244,7 @@ async fn delete_est(
 }
 
 /// `POST /v1/establishments/{id}/users` body.
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct AssignBody {
     user_id: UserId,
@@ -237,7 +252,8 @@ pub struct AssignBody {
     role_id: Option<RoleId>,
 }
 
-async fn assign_user(
+#[utoipa::path(post, path = "/v1/establishments/{id}/users", tag = "tenancy", params(("id" = uuid::Uuid, Path, description = "the id")), request_body = AssignBody, responses((status = 201, body = UserEstablishment), (status = "4XX", body = Problem, content_type = "application/problem+json"), (status = 503, body = Problem, content_type = "application/problem+json")), security(("bearer" = []), ("api_key" = [])))]
+pub(crate) async fn assign_user(
     State(s): State<AppState>,
     c: Caller,
     ApiPath(id): ApiPath<EstablishmentId>,
@@ -253,14 +269,19 @@ async fn assign_user(
 // ----- areas ----------------------------------------------------------
 
 /// `GET /v1/areas` filters.
-#[derive(Debug, Default, Deserialize)]
+#[derive(Debug, Default, Deserialize, utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
 pub struct AreaQuery {
-    #[serde(flatten)]
-    list: ListQuery,
+    /// Page size, 1–500 (default 50).
+    limit: Option<u32>,
+    /// `next_cursor` of the previous page.
+    cursor: Option<uuid::Uuid>,
+    /// Only the areas of this establishment.
     establishment_id: Option<EstablishmentId>,
 }
 
-async fn create_area(
+#[utoipa::path(post, path = "/v1/areas", tag = "tenancy", request_body = NewArea, responses((status = 201, body = Area), (status = "4XX", body = Problem, content_type = "application/problem+json"), (status = 503, body = Problem, content_type = "application/problem+json")), security(("bearer" = []), ("api_key" = [])))]
+pub(crate) async fn create_area(
     State(s): State<AppState>,
     c: Caller,
     ApiJson(body): ApiJson<NewArea>,
@@ -268,19 +289,29 @@ async fn create_area(
     created(s.tenancy.create_area(&c.principal, body).await?)
 }
 
-async fn list_areas(
+#[utoipa::path(get, path = "/v1/areas", tag = "tenancy", params(AreaQuery), responses((status = 200, body = Listing<Area>), (status = "4XX", body = Problem, content_type = "application/problem+json"), (status = 503, body = Problem, content_type = "application/problem+json")), security(("bearer" = []), ("api_key" = [])))]
+pub(crate) async fn list_areas(
     State(s): State<AppState>,
     c: Caller,
     ApiQuery(q): ApiQuery<AreaQuery>,
 ) -> Answer<Listing<Area>> {
     Ok(Json(
         s.tenancy
-            .areas(&c.principal, q.establishment_id, q.list.page()?)
+            .areas(
+                &c.principal,
+                q.establishment_id,
+                ListQuery {
+                    limit: q.limit,
+                    cursor: q.cursor,
+                }
+                .page()?,
+            )
             .await?,
     ))
 }
 
-async fn get_area(
+#[utoipa::path(get, path = "/v1/areas/{id}", tag = "tenancy", params(("id" = uuid::Uuid, Path, description = "the id")), responses((status = 200, body = Area), (status = "4XX", body = Problem, content_type = "application/problem+json"), (status = 503, body = Problem, content_type = "application/problem+json")), security(("bearer" = []), ("api_key" = [])))]
+pub(crate) async fn get_area(
     State(s): State<AppState>,
     c: Caller,
     ApiPath(id): ApiPath<AreaId>,
@@ -288,7 +319,8 @@ async fn get_area(
     Ok(Json(s.tenancy.area(&c.principal, id).await?))
 }
 
-async fn update_area(
+#[utoipa::path(patch, path = "/v1/areas/{id}", tag = "tenancy", params(("id" = uuid::Uuid, Path, description = "the id")), request_body = AreaPatch, responses((status = 200, body = Area), (status = "4XX", body = Problem, content_type = "application/problem+json"), (status = 503, body = Problem, content_type = "application/problem+json")), security(("bearer" = []), ("api_key" = [])))]
+pub(crate) async fn update_area(
     State(s): State<AppState>,
     c: Caller,
     ApiPath(id): ApiPath<AreaId>,
@@ -297,7 +329,8 @@ async fn update_area(
     Ok(Json(s.tenancy.update_area(&c.principal, id, patch).await?))
 }
 
-async fn delete_area(
+#[utoipa::path(delete, path = "/v1/areas/{id}", tag = "tenancy", params(("id" = uuid::Uuid, Path, description = "the id")), responses((status = 204), (status = "4XX", body = Problem, content_type = "application/problem+json"), (status = 503, body = Problem, content_type = "application/problem+json")), security(("bearer" = []), ("api_key" = [])))]
+pub(crate) async fn delete_area(
     State(s): State<AppState>,
     c: Caller,
     ApiPath(id): ApiPath<AreaId>,
@@ -309,22 +342,29 @@ async fn delete_area(
 // ----- devices --------------------------------------------------------
 
 /// `GET /v1/devices` filters.
-#[derive(Debug, Default, Deserialize)]
+#[derive(Debug, Default, Deserialize, utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
 pub struct DeviceQuery {
-    #[serde(flatten)]
-    list: ListQuery,
+    /// Page size, 1–500 (default 50).
+    limit: Option<u32>,
+    /// `next_cursor` of the previous page.
+    cursor: Option<uuid::Uuid>,
+    /// Only the devices of this area.
     area_id: Option<AreaId>,
 }
 
 /// A registered device with its secret, shown only in this answer.
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, utoipa::ToSchema)]
 pub struct RegisteredDevice {
     #[serde(flatten)]
     device: Device,
+    /// The device's secret for `hello`; shown only here.
+    #[schema(value_type = String)]
     secret: Secret,
 }
 
-async fn create_device(
+#[utoipa::path(post, path = "/v1/devices", tag = "devices", request_body = NewDevice, responses((status = 201, body = RegisteredDevice), (status = "4XX", body = Problem, content_type = "application/problem+json"), (status = 503, body = Problem, content_type = "application/problem+json")), security(("bearer" = []), ("api_key" = [])))]
+pub(crate) async fn create_device(
     State(s): State<AppState>,
     c: Caller,
     ApiJson(body): ApiJson<NewDevice>,
@@ -333,19 +373,29 @@ async fn create_device(
     created(RegisteredDevice { device, secret })
 }
 
-async fn list_devices(
+#[utoipa::path(get, path = "/v1/devices", tag = "devices", params(DeviceQuery), responses((status = 200, body = Listing<Device>), (status = "4XX", body = Problem, content_type = "application/problem+json"), (status = 503, body = Problem, content_type = "application/problem+json")), security(("bearer" = []), ("api_key" = [])))]
+pub(crate) async fn list_devices(
     State(s): State<AppState>,
     c: Caller,
     ApiQuery(q): ApiQuery<DeviceQuery>,
 ) -> Answer<Listing<Device>> {
     Ok(Json(
         s.tenancy
-            .devices(&c.principal, q.area_id, q.list.page()?)
+            .devices(
+                &c.principal,
+                q.area_id,
+                ListQuery {
+                    limit: q.limit,
+                    cursor: q.cursor,
+                }
+                .page()?,
+            )
             .await?,
     ))
 }
 
-async fn get_device(
+#[utoipa::path(get, path = "/v1/devices/{id}", tag = "devices", params(("id" = uuid::Uuid, Path, description = "the id")), responses((status = 200, body = Device), (status = "4XX", body = Problem, content_type = "application/problem+json"), (status = 503, body = Problem, content_type = "application/problem+json")), security(("bearer" = []), ("api_key" = [])))]
+pub(crate) async fn get_device(
     State(s): State<AppState>,
     c: Caller,
     ApiPath(id): ApiPath<DeviceId>,
@@ -353,7 +403,8 @@ async fn get_device(
     Ok(Json(s.tenancy.device(&c.principal, id).await?))
 }
 
-async fn update_device(
+#[utoipa::path(patch, path = "/v1/devices/{id}", tag = "devices", params(("id" = uuid::Uuid, Path, description = "the id")), request_body = DevicePatch, responses((status = 200, body = Device), (status = "4XX", body = Problem, content_type = "application/problem+json"), (status = 503, body = Problem, content_type = "application/problem+json")), security(("bearer" = []), ("api_key" = [])))]
+pub(crate) async fn update_device(
     State(s): State<AppState>,
     c: Caller,
     ApiPath(id): ApiPath<DeviceId>,
@@ -364,7 +415,8 @@ async fn update_device(
     ))
 }
 
-async fn delete_device(
+#[utoipa::path(delete, path = "/v1/devices/{id}", tag = "devices", params(("id" = uuid::Uuid, Path, description = "the id")), responses((status = 204), (status = "4XX", body = Problem, content_type = "application/problem+json"), (status = 503, body = Problem, content_type = "application/problem+json")), security(("bearer" = []), ("api_key" = [])))]
+pub(crate) async fn delete_device(
     State(s): State<AppState>,
     c: Caller,
     ApiPath(id): ApiPath<DeviceId>,
@@ -377,7 +429,7 @@ async fn delete_device(
 
 /// `POST /v1/users` body: the user, and optionally an initial password
 /// (otherwise invite them).
-#[derive(Deserialize)]
+#[derive(Deserialize, utoipa::ToSchema)]
 pub struct CreateUserBody {
     #[serde(flatten)]
     user: NewUserFields,
@@ -386,7 +438,7 @@ pub struct CreateUserBody {
 }
 
 /// The fields of [`NewUser`], repeated so the password can sit beside them.
-#[derive(Deserialize)]
+#[derive(Deserialize, utoipa::ToSchema)]
 struct NewUserFields {
     email: hse_core::value::Email,
     first_name: String,
@@ -405,7 +457,8 @@ impl std::fmt::Debug for CreateUserBody {
     }
 }
 
-async fn create_user(
+#[utoipa::path(post, path = "/v1/users", tag = "users", request_body = CreateUserBody, responses((status = 201, body = User), (status = "4XX", body = Problem, content_type = "application/problem+json"), (status = 503, body = Problem, content_type = "application/problem+json")), security(("bearer" = []), ("api_key" = [])))]
+pub(crate) async fn create_user(
     State(s): State<AppState>,
     c: Caller,
     ApiJson(body): ApiJson<CreateUserBody>,
@@ -430,7 +483,8 @@ async fn create_user(
     )
 }
 
-async fn list_users(
+#[utoipa::path(get, path = "/v1/users", tag = "users", params(ListQuery), responses((status = 200, body = Listing<User>), (status = "4XX", body = Problem, content_type = "application/problem+json"), (status = 503, body = Problem, content_type = "application/problem+json")), security(("bearer" = []), ("api_key" = [])))]
+pub(crate) async fn list_users(
     State(s): State<AppState>,
     c: Caller,
     ApiQuery(q): ApiQuery<ListQuery>,
@@ -438,7 +492,8 @@ async fn list_users(
     Ok(Json(s.tenancy.users(&c.principal, q.page()?).await?))
 }
 
-async fn get_user(
+#[utoipa::path(get, path = "/v1/users/{id}", tag = "users", params(("id" = uuid::Uuid, Path, description = "the id")), responses((status = 200, body = User), (status = "4XX", body = Problem, content_type = "application/problem+json"), (status = 503, body = Problem, content_type = "application/problem+json")), security(("bearer" = []), ("api_key" = [])))]
+pub(crate) async fn get_user(
     State(s): State<AppState>,
     c: Caller,
     ApiPath(id): ApiPath<UserId>,
@@ -446,7 +501,8 @@ async fn get_user(
     Ok(Json(s.tenancy.user(&c.principal, id).await?))
 }
 
-async fn update_user(
+#[utoipa::path(patch, path = "/v1/users/{id}", tag = "users", params(("id" = uuid::Uuid, Path, description = "the id")), request_body = UserPatch, responses((status = 200, body = User), (status = "4XX", body = Problem, content_type = "application/problem+json"), (status = 503, body = Problem, content_type = "application/problem+json")), security(("bearer" = []), ("api_key" = [])))]
+pub(crate) async fn update_user(
     State(s): State<AppState>,
     c: Caller,
     ApiPath(id): ApiPath<UserId>,
@@ -460,7 +516,8 @@ async fn update_user(
     Ok(Json(user))
 }
 
-async fn deactivate_user(
+#[utoipa::path(delete, path = "/v1/users/{id}", tag = "users", params(("id" = uuid::Uuid, Path, description = "the id")), responses((status = 204), (status = "4XX", body = Problem, content_type = "application/problem+json"), (status = 503, body = Problem, content_type = "application/problem+json")), security(("bearer" = []), ("api_key" = [])))]
+pub(crate) async fn deactivate_user(
     State(s): State<AppState>,
     c: Caller,
     ApiPath(id): ApiPath<UserId>,
@@ -476,7 +533,8 @@ async fn deactivate_user(
 
 // ----- roles and actions ----------------------------------------------
 
-async fn create_role(
+#[utoipa::path(post, path = "/v1/roles", tag = "users", request_body = NewRole, responses((status = 201, body = Role), (status = "4XX", body = Problem, content_type = "application/problem+json"), (status = 503, body = Problem, content_type = "application/problem+json")), security(("bearer" = []), ("api_key" = [])))]
+pub(crate) async fn create_role(
     State(s): State<AppState>,
     c: Caller,
     ApiJson(body): ApiJson<NewRole>,
@@ -484,7 +542,8 @@ async fn create_role(
     created(s.tenancy.create_role(&c.principal, body).await?)
 }
 
-async fn list_roles(
+#[utoipa::path(get, path = "/v1/roles", tag = "users", params(ListQuery), responses((status = 200, body = Listing<Role>), (status = "4XX", body = Problem, content_type = "application/problem+json"), (status = 503, body = Problem, content_type = "application/problem+json")), security(("bearer" = []), ("api_key" = [])))]
+pub(crate) async fn list_roles(
     State(s): State<AppState>,
     c: Caller,
     ApiQuery(q): ApiQuery<ListQuery>,
@@ -492,7 +551,8 @@ async fn list_roles(
     Ok(Json(s.tenancy.roles(&c.principal, q.page()?).await?))
 }
 
-async fn get_role(
+#[utoipa::path(get, path = "/v1/roles/{id}", tag = "users", params(("id" = uuid::Uuid, Path, description = "the id")), responses((status = 200, body = Role), (status = "4XX", body = Problem, content_type = "application/problem+json"), (status = 503, body = Problem, content_type = "application/problem+json")), security(("bearer" = []), ("api_key" = [])))]
+pub(crate) async fn get_role(
     State(s): State<AppState>,
     c: Caller,
     ApiPath(id): ApiPath<RoleId>,
@@ -500,7 +560,8 @@ async fn get_role(
     Ok(Json(s.tenancy.role(&c.principal, id).await?))
 }
 
-async fn role_grants(
+#[utoipa::path(get, path = "/v1/roles/{id}/grants", tag = "users", params(("id" = uuid::Uuid, Path, description = "the id")), responses((status = 200, body = Vec<PermissionGrant>), (status = "4XX", body = Problem, content_type = "application/problem+json"), (status = 503, body = Problem, content_type = "application/problem+json")), security(("bearer" = []), ("api_key" = [])))]
+pub(crate) async fn role_grants(
     State(s): State<AppState>,
     c: Caller,
     ApiPath(id): ApiPath<RoleId>,
@@ -508,7 +569,8 @@ async fn role_grants(
     Ok(Json(s.tenancy.permission_grants(&c.principal, id).await?))
 }
 
-async fn delete_role(
+#[utoipa::path(delete, path = "/v1/roles/{id}", tag = "users", params(("id" = uuid::Uuid, Path, description = "the id")), responses((status = 204), (status = "4XX", body = Problem, content_type = "application/problem+json"), (status = 503, body = Problem, content_type = "application/problem+json")), security(("bearer" = []), ("api_key" = [])))]
+pub(crate) async fn delete_role(
     State(s): State<AppState>,
     c: Caller,
     ApiPath(id): ApiPath<RoleId>,
@@ -517,7 +579,8 @@ async fn delete_role(
     Ok(StatusCode::NO_CONTENT)
 }
 
-async fn list_actions(State(s): State<AppState>, _c: Caller) -> Json<&'static [Action]> {
+#[utoipa::path(get, path = "/v1/actions", tag = "users", responses((status = 200, body = Vec<Action>), (status = "4XX", body = Problem, content_type = "application/problem+json"), (status = 503, body = Problem, content_type = "application/problem+json")), security(("bearer" = []), ("api_key" = [])))]
+pub(crate) async fn list_actions(State(s): State<AppState>, _c: Caller) -> Json<&'static [Action]> {
     Json(s.tenancy.actions())
 }
 
@@ -525,13 +588,16 @@ async fn list_actions(State(s): State<AppState>, _c: Caller) -> Json<&'static [A
 
 /// A new invitation with its token, shown only in this answer, for the
 /// inviter to deliver.
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, utoipa::ToSchema)]
 pub struct IssuedInvitation {
     invitation: Invitation,
+    /// The invitation token; shown only here.
+    #[schema(value_type = String)]
     token: Secret,
 }
 
-async fn invite(
+#[utoipa::path(post, path = "/v1/invitations", tag = "onboarding", request_body = NewInvitation, responses((status = 201, body = IssuedInvitation), (status = "4XX", body = Problem, content_type = "application/problem+json"), (status = 503, body = Problem, content_type = "application/problem+json")), security(("bearer" = []), ("api_key" = [])))]
+pub(crate) async fn invite(
     State(s): State<AppState>,
     c: Caller,
     ApiJson(body): ApiJson<NewInvitation>,
@@ -540,7 +606,8 @@ async fn invite(
     created(IssuedInvitation { invitation, token })
 }
 
-async fn accept(
+#[utoipa::path(post, path = "/v1/invitations/{token}/accept", tag = "onboarding", params(("token" = String, Path, description = "the invitation token")), request_body = Acceptance, responses((status = 201, body = User), (status = "4XX", body = Problem, content_type = "application/problem+json"), (status = 503, body = Problem, content_type = "application/problem+json")))]
+pub(crate) async fn accept(
     State(s): State<AppState>,
     ApiPath(token): ApiPath<String>,
     ApiJson(body): ApiJson<Acceptance>,
@@ -553,7 +620,11 @@ async fn accept(
     )
 }
 
-async fn decline(State(s): State<AppState>, ApiPath(token): ApiPath<String>) -> Answer<Invitation> {
+#[utoipa::path(post, path = "/v1/invitations/{token}/decline", tag = "onboarding", params(("token" = String, Path, description = "the invitation token")), responses((status = 200, body = Invitation), (status = "4XX", body = Problem, content_type = "application/problem+json"), (status = 503, body = Problem, content_type = "application/problem+json")))]
+pub(crate) async fn decline(
+    State(s): State<AppState>,
+    ApiPath(token): ApiPath<String>,
+) -> Answer<Invitation> {
     Ok(Json(
         s.tenancy
             .decline_invitation(&Secret::from_presented(&token))

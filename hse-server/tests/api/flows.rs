@@ -468,3 +468,34 @@ async fn metrics_count_requests_by_route() {
         "{response}"
     );
 }
+
+#[tokio::test]
+async fn the_openapi_document_describes_the_routes() {
+    let app = App::memory().await;
+    let doc = app.call(Method::GET, "/openapi.json", None, None).await;
+    assert_eq!(doc.status, StatusCode::OK);
+    assert!(
+        doc.body["openapi"].as_str().unwrap().starts_with("3.1"),
+        "{}",
+        doc.body["openapi"]
+    );
+    let paths = doc.body["paths"].as_object().unwrap();
+    for path in [
+        "/v1/auth/login",
+        "/v1/partner-companies/{id}",
+        "/v1/invitations/{token}/accept",
+        "/v1/api-keys",
+    ] {
+        assert!(paths.contains_key(path), "{path} missing");
+    }
+    let schemas = doc.body["components"]["schemas"].as_object().unwrap();
+    for schema in [
+        "Problem",
+        "NewPartnerCompany",
+        "Establishment",
+        "PartnerCompanyId",
+    ] {
+        assert!(schemas.contains_key(schema), "{schema} missing");
+    }
+    assert!(doc.body["components"]["securitySchemes"]["bearer"].is_object());
+}
