@@ -49,6 +49,7 @@ impl UsageRecorder {
     pub fn record(&self, usage: KeyUsage) {
         if self.tx.try_send(usage).is_err() {
             let dropped = self.dropped.fetch_add(1, Ordering::Relaxed) + 1;
+            metrics::counter!("hse_auth_audit_dropped_total").increment(1);
             if dropped.is_power_of_two() {
                 tracing::warn!(
                     audit.dropped = dropped,

@@ -93,6 +93,17 @@ impl Authenticator {
     /// account quota or growing delay), [`AuthError::Busy`].
     #[tracing::instrument(skip_all, err(level = "info"))]
     pub async fn login(&self, email: &str, password: &str) -> Result<LoginOutcome> {
+        let outcome = self.try_login(email, password).await;
+        let label = match &outcome {
+            Ok(LoginOutcome::SignedIn(_)) => "signed_in",
+            Ok(LoginOutcome::SecondFactorRequired { .. }) => "second_factor",
+            Err(e) => e.code(),
+        };
+        metrics::counter!("hse_auth_logins_total", "outcome" => label).increment(1);
+        outcome
+    }
+
+    async fn try_login(&self, email: &str, password: &str) -> Result<LoginOutcome> {
         let now = self.deps.clock.now();
         let key = LoginThrottle::key_for(email);
         self.deps
@@ -300,12 +311,20 @@ impl Authenticator {
     #[tracing::instrument(skip_all, err(level = "info"))]
     pub async fn authenticate_api_key(&self, presented: &str) -> Result<KeyPrincipal> {
         let now = self.deps.clock.now();
-        let key = self.keys.verify(presented, now).await?;
-        self.deps
+        let key = self.keys.verify(presented, now).await.inspect_err(|e| {
+            metrics::counter!("hse_auth_api_key_refusals_total", "reason" => e.code()).increment(1);
+        })?;
+        let limited = self
+            .deps
             .limiter
             .check(&format!("key:{}", key.id), self.config.api_key_quota)
             .await?
-            .into_result()?;
+            .into_result();
+        if limited.is_err() {
+            metrics::counter!("hse_auth_api_key_refusals_total", "reason" => "rate_limited")
+                .increment(1);
+        }
+        limited?;
         let creator = self
             .deps
             .directory

@@ -26,6 +26,13 @@
 //! - [`store`]: the ports; [`memory`], `postgres` (feature `postgres`) and
 //!   `redis` (feature `redis`) adapters.
 //!
+//! # Metrics
+//! Emitted through the `metrics` facade (exported by the recorder the
+//! binary installs, e.g. hse-server's `/metrics`):
+//! `hse_auth_logins_total{outcome}`, `hse_auth_api_key_refusals_total{reason}`,
+//! `hse_auth_refresh_reuse_total`, `hse_auth_hashing_busy_total`,
+//! `hse_auth_argon2_seconds` (histogram), `hse_auth_audit_dropped_total`.
+//!
 //! # Example
 //! ```
 //! # tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap().block_on(async {

@@ -240,6 +240,7 @@ impl Passwords {
             Ok(Ok(permit)) => Ok(permit),
             Ok(Err(_closed)) => Err(AuthError::Busy),
             Err(_elapsed) => {
+                metrics::counter!("hse_auth_hashing_busy_total").increment(1);
                 tracing::warn!(
                     hashing.max_concurrent = self.config.max_concurrent,
                     "password hashing saturated; refusing"
@@ -262,8 +263,10 @@ async fn blocking<T: Send + 'static>(
     work: impl FnOnce() -> T + Send + 'static,
 ) -> Result<T> {
     tokio::task::spawn_blocking(move || {
+        let started = std::time::Instant::now();
         let out = work();
         drop(permit);
+        metrics::histogram!("hse_auth_argon2_seconds").record(started.elapsed().as_secs_f64());
         out
     })
     .await

@@ -115,6 +115,7 @@ impl RefreshTokens {
                 },
             )),
             Rotation::Reused { family_id, user_id } => {
+                metrics::counter!("hse_auth_refresh_reuse_total").increment(1);
                 tracing::warn!(family.id = %family_id, user.id = %user_id,
                     "refresh token reuse: family revoked");
                 Err(AuthError::RefreshReuse)
