@@ -10,7 +10,7 @@ use std::time::Duration;
 
 use async_trait::async_trait;
 use hse_core::value::Email;
-use tokio::io::{AsyncBufReadExt, AsyncWriteExt, BufReader};
+use tokio::io::{AsyncBufReadExt, AsyncReadExt, AsyncWriteExt, BufReader};
 use tokio::net::TcpStream;
 
 use crate::dispatcher::NotificationChannel;
@@ -62,6 +62,9 @@ impl SmtpChannel {
 
 type Conn = BufReader<TcpStream>;
 
+/// The longest reply line read (RFC 5321 allows 512 octets).
+const MAX_REPLY_LINE: u64 = 4096;
+
 async fn command(conn: &mut Conn, line: &str, want: u16) -> Result<(), String> {
     conn.get_mut()
         .write_all(format!("{line}\r\n").as_bytes())
@@ -74,16 +77,18 @@ async fn command(conn: &mut Conn, line: &str, want: u16) -> Result<(), String> {
 async fn expect(conn: &mut Conn, want: u16) -> Result<(), String> {
     loop {
         let mut line = String::new();
-        let n = conn
+        let n = (&mut *conn)
+            .take(MAX_REPLY_LINE)
             .read_line(&mut line)
             .await
             .map_err(|e| format!("read: {e}"))?;
         if n == 0 || line.len() < 4 {
             return Err("connection closed".into());
         }
-        let code: u16 = line[..3]
-            .parse()
-            .map_err(|_| "malformed reply".to_owned())?;
+        let code: u16 = line
+            .get(..3)
+            .and_then(|c| c.parse().ok())
+            .ok_or_else(|| "malformed reply".to_owned())?;
         if line.as_bytes()[3] == b'-' {
             continue;
         }

@@ -13,7 +13,7 @@ use std::time::Duration;
 use async_trait::async_trait;
 use hmac::{Hmac, Mac};
 use sha2::Sha256;
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::io::{AsyncBufReadExt, AsyncReadExt, AsyncWriteExt, BufReader};
 use tokio::net::TcpStream;
 
 use crate::dispatcher::NotificationChannel;
@@ -101,13 +101,13 @@ impl WebhookChannel {
             .write_all(body)
             .await
             .map_err(|e| format!("write: {e}"))?;
-        let mut response = Vec::new();
-        stream
-            .take(64 * 1024)
-            .read_to_end(&mut response)
+        // The status line is all we need; a kept-alive connection is fine.
+        let mut status_line = Vec::new();
+        BufReader::new(stream.take(8 * 1024))
+            .read_until(b'\n', &mut status_line)
             .await
             .map_err(|e| format!("read: {e}"))?;
-        let status = parse_status(&response).ok_or("malformed HTTP response")?;
+        let status = parse_status(&status_line).ok_or("malformed HTTP response")?;
         if (200..300).contains(&status) {
             Ok(())
         } else {
