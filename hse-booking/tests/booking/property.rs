@@ -12,10 +12,19 @@ use crate::support::{World, at, both};
 
 #[derive(Clone, Debug)]
 enum Op {
-    Create { room: usize, start: i64, len: i64 },
+    Create {
+        room: usize,
+        start: i64,
+        len: i64,
+    },
     Confirm(usize),
     Cancel(usize),
-    Modify { which: usize, start: i64, len: i64 },
+    Modify {
+        which: usize,
+        room: Option<usize>,
+        start: i64,
+        len: i64,
+    },
     Delete(usize),
 }
 
@@ -24,7 +33,8 @@ fn op() -> impl Strategy<Value = Op> {
         3 => (0..2usize, 0..60i64, 1..20i64).prop_map(|(room, start, len)| Op::Create { room, start, len }),
         1 => any::<usize>().prop_map(Op::Confirm),
         1 => any::<usize>().prop_map(Op::Cancel),
-        1 => (any::<usize>(), 0..60i64, 1..20i64).prop_map(|(which, start, len)| Op::Modify { which, start, len }),
+        1 => (any::<usize>(), proptest::option::of(0..2usize), 0..60i64, 1..20i64)
+            .prop_map(|(which, room, start, len)| Op::Modify { which, room, start, len }),
         1 => any::<usize>().prop_map(Op::Delete),
     ]
 }
@@ -136,14 +146,21 @@ async fn apply(w: &World, model: &mut Vec<Entry>, op: &Op) {
                 }
             }
         }
-        Op::Modify { which, start, len } => {
+        Op::Modify {
+            which,
+            room,
+            start,
+            len,
+        } => {
             let Some(i) = pick(which) else { return };
             let e = model[i].clone();
+            let room = room.unwrap_or(e.room);
             let patch = BookingPatch {
                 stay: Some(Stay::Instants {
                     check_in: at(start),
                     check_out: at(start + len),
                 }),
+                area_id: Some(w.rooms[room]),
                 ..Default::default()
             };
             let got = w
@@ -155,7 +172,7 @@ async fn apply(w: &World, model: &mut Vec<Entry>, op: &Op) {
             {
                 Outcome::Illegal(e.status)
             } else {
-                let found = conflicts(model, Some(e.id), e.room, start, start + len);
+                let found = conflicts(model, Some(e.id), room, start, start + len);
                 if found.is_empty() {
                     Outcome::Ok
                 } else {
@@ -164,6 +181,7 @@ async fn apply(w: &World, model: &mut Vec<Entry>, op: &Op) {
             };
             check(&expected, &got, op);
             if expected == Outcome::Ok {
+                model[i].room = room;
                 model[i].start = start;
                 model[i].end = start + len;
             }
@@ -195,13 +213,28 @@ async fn agrees(w: &World, ops: &[Op]) {
             (b.status, b.window.check_in(), b.window.check_out()),
             (e.status, at(e.start), at(e.end))
         );
+        assert_eq!(b.area_id, w.rooms[e.room]);
+        // Codes follow: a confirmed booking wants exactly one code, on its
+        // room's lock; any other booking wants none.
+        let codes = w.service.codes(&w.admin, e.id).await.unwrap();
+        let wanted: Vec<_> = codes
+            .iter()
+            .filter(|c| c.state.is_wanted())
+            .map(|c| c.device_id)
+            .collect();
+        let expected = if e.status == BookingStatus::Confirmed {
+            vec![w.room_locks[e.room]]
+        } else {
+            vec![]
+        };
+        assert_eq!(wanted, expected, "{e:?}");
     }
 }
 
 both!(random_operation_sequences_agree_with_the_sequential_model);
 async fn random_operation_sequences_agree_with_the_sequential_model(w: World) {
     let mut runner = TestRunner::deterministic();
-    let cases = if w.pool.is_some() { 24 } else { 96 };
+    let cases = if w.pool.is_some() { 64 } else { 256 };
     for _ in 0..cases {
         // A fresh world per case keeps cases independent.
         let w = World::with_rooms(w.pool.clone(), 2, true).await;
