@@ -688,3 +688,30 @@ async fn the_service_runs_on_hse_cores_postgres_store(pool: PgPool) {
     assert!(auth.refresh(s.refresh.token.expose()).await.is_err());
     assert!(auth.authenticate_api_key(key.expose()).await.is_err());
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn past_the_hashing_bound_a_sign_in_is_told_busy_instead_of_queueing() {
+    let mut c = config();
+    c.passwords = PasswordConfig {
+        params: HashParams {
+            memory_kib: 8 * 1024,
+            iterations: 2,
+            parallelism: 1,
+        },
+        max_concurrent: 1,
+        queue_timeout: StdDuration::ZERO,
+    };
+    let h = Harness::build(Arc::new(hse_auth::MemoryAuthStore::new()), None, c);
+    h.user("kai@example.com", PASSWORD).await;
+    let (a, b) = tokio::join!(
+        h.auth.login("kai@example.com", PASSWORD),
+        h.auth.login("kai@example.com", PASSWORD)
+    );
+    let busy = [&a, &b]
+        .into_iter()
+        .filter(|r| matches!(r, Err(AuthError::Busy)))
+        .count();
+    assert_eq!(busy, 1, "{a:?} / {b:?}");
+    let e = a.err().or(b.err()).unwrap();
+    assert_eq!((e.http_status(), e.retry_after_secs()), (503, Some(1)));
+}
