@@ -22,6 +22,7 @@ use std::time::Duration;
 use futures_util::Stream;
 use hse_core::DeviceId;
 use tokio::sync::mpsc;
+use tokio_util::sync::CancellationToken;
 use tonic::{Request, Response, Status};
 use uuid::Uuid;
 
@@ -61,6 +62,7 @@ pub struct DevicesService {
     connections: Arc<Connections>,
     state: Arc<dyn StateStore>,
     history: Arc<dyn EventHistory>,
+    shutdown: CancellationToken,
 }
 
 impl std::fmt::Debug for DevicesService {
@@ -83,7 +85,17 @@ impl DevicesService {
             connections,
             state,
             history,
+            shutdown: CancellationToken::new(),
         }
+    }
+
+    /// Ends every subscription stream when `shutdown` is cancelled, so a
+    /// graceful server shutdown does not wait for them (clients resubscribe
+    /// elsewhere with their cursor).
+    #[must_use]
+    pub fn with_shutdown(mut self, shutdown: CancellationToken) -> Self {
+        self.shutdown = shutdown;
+        self
     }
 
     /// The tonic server to add to a `tonic::transport::Server`.
@@ -256,8 +268,15 @@ async fn pump(
     mut subscription: crate::feed::Subscription,
     filter: Filter,
     tx: mpsc::Sender<Result<pb::DeviceChangeEvent, Status>>,
+    shutdown: CancellationToken,
 ) {
-    while let Some(next) = subscription.next().await {
+    loop {
+        let next = tokio::select! {
+            () = shutdown.cancelled() => return,
+            () = tx.closed() => return,
+            next = subscription.next() => next,
+        };
+        let Some(next) = next else { return };
         let item = match next {
             Ok(change) if !filter.wants(&change.event) => continue,
             Ok(change) => Ok(change_proto(&change)),
@@ -299,7 +318,7 @@ impl DeviceStream for DevicesService {
         };
         let subscription = self.ingest.feed().subscribe(after);
         let (tx, rx) = mpsc::channel(SUBSCRIBER_BUFFER);
-        tokio::spawn(pump(subscription, filter, tx));
+        tokio::spawn(pump(subscription, filter, tx, self.shutdown.clone()));
         let stream = futures_util::stream::unfold(rx, |mut rx| async move {
             rx.recv().await.map(|item| (item, rx))
         });

@@ -28,6 +28,7 @@
 //! assert_eq!((seq, events[0].value), (1, Some(21.5)));
 //! ```
 
+pub mod breaker;
 pub mod codec;
 pub mod commands;
 pub mod directory;
@@ -45,6 +46,8 @@ pub mod tcp;
 pub mod transport;
 pub mod writer;
 
+#[cfg(feature = "grpc")]
+pub mod client;
 #[cfg(feature = "grpc")]
 pub mod grpc;
 #[cfg(feature = "postgres")]

@@ -7,6 +7,8 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use hse_core::{DeviceId, Secret};
+use hse_devices::breaker::{BreakerSettings, BreakerState};
+use hse_devices::client::DevicesClient;
 use hse_devices::commands::Connections;
 use hse_devices::directory::MemoryDirectory;
 use hse_devices::dlq::MemoryDeadLetters;
@@ -33,6 +35,7 @@ struct Rig {
     client: DeviceStreamClient<Channel>,
     directory: Arc<MemoryDirectory>,
     sink: Arc<MemorySink>,
+    service: DevicesService,
     _stop: tokio_util::sync::DropGuard,
 }
 
@@ -77,7 +80,7 @@ async fn rig() -> Rig {
     let shutdown = stop.clone();
     tokio::spawn(
         tonic::transport::Server::builder()
-            .add_service(service.into_server())
+            .add_service(service.clone().into_server())
             .serve_with_incoming_shutdown(incoming, async move { shutdown.cancelled().await }),
     );
     let client = DeviceStreamClient::connect(format!("http://{grpc_addr}"))
@@ -89,6 +92,7 @@ async fn rig() -> Rig {
         client,
         directory,
         sink,
+        service,
         _stop: stop.drop_guard(),
     }
 }
@@ -363,4 +367,99 @@ async fn a_python_grpcio_client_generated_from_the_proto_works() {
         output.status.success() && stdout.contains("OK"),
         "python client failed:\n{stdout}\n{stderr}"
     );
+}
+
+/// Serves `service` on `listener` until `stop`.
+fn serve(
+    service: DevicesService,
+    listener: tokio::net::TcpListener,
+    stop: CancellationToken,
+) -> tokio::task::JoinHandle<()> {
+    let incoming = futures_util::stream::unfold(listener, |listener| async move {
+        let accepted = listener.accept().await.map(|(s, _)| s);
+        Some((accepted, listener))
+    });
+    tokio::spawn(async move {
+        let _ = tonic::transport::Server::builder()
+            .add_service(service.into_server())
+            .serve_with_incoming_shutdown(incoming, async move { stop.cancelled().await })
+            .await;
+    })
+}
+
+#[tokio::test]
+async fn the_client_resubscribes_from_its_last_cursor_after_the_server_restarts() {
+    let rig = rig().await;
+    let (id, mut device) = Device::connect(&rig).await;
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    let first_stop = CancellationToken::new();
+    let first = serve(
+        rig.service.clone().with_shutdown(first_stop.clone()),
+        listener,
+        first_stop.clone(),
+    );
+    let client =
+        DevicesClient::connect_lazy(&format!("http://{addr}"), BreakerSettings::default()).unwrap();
+    let mut changes = client.subscribe(SubscriptionRequest {
+        device_ids: vec![id.to_string()],
+        ..Default::default()
+    });
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    device
+        .send(json!({"type":"event","seq":1,"event_type":"alarm","value":1}))
+        .await;
+    assert_eq!(device.recv().await["type"], "ack");
+    let one = tokio::time::timeout(Duration::from_secs(5), changes.recv())
+        .await
+        .unwrap()
+        .unwrap()
+        .unwrap();
+    assert_eq!(one.value, 1.0);
+
+    first_stop.cancel();
+    first.await.unwrap();
+    device
+        .send(json!({"type":"event","seq":2,"event_type":"alarm","value":2}))
+        .await;
+    assert_eq!(device.recv().await["type"], "ack");
+    let listener = tokio::net::TcpListener::bind(addr).await.unwrap();
+    let _second = serve(rig.service.clone(), listener, CancellationToken::new());
+    device
+        .send(json!({"type":"event","seq":3,"event_type":"alarm","value":3}))
+        .await;
+    assert_eq!(device.recv().await["type"], "ack");
+    for expected in [2.0, 3.0] {
+        let next = tokio::time::timeout(Duration::from_secs(10), changes.recv())
+            .await
+            .unwrap()
+            .unwrap()
+            .unwrap();
+        assert_eq!(next.value, expected);
+    }
+}
+
+#[tokio::test]
+async fn the_breaker_opens_when_the_service_is_down() {
+    let closed = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = closed.local_addr().unwrap();
+    drop(closed);
+    let client =
+        DevicesClient::connect_lazy(&format!("http://{addr}"), BreakerSettings::default()).unwrap();
+    for _ in 0..3 {
+        assert_eq!(
+            client
+                .status(&DeviceId::new().to_string())
+                .await
+                .unwrap_err()
+                .code(),
+            tonic::Code::Unavailable
+        );
+    }
+    assert_eq!(client.circuit(), BreakerState::Open);
+    let rejected = client
+        .status(&DeviceId::new().to_string())
+        .await
+        .unwrap_err();
+    assert_eq!(rejected.message(), "circuit open");
 }
