@@ -129,6 +129,9 @@ pub struct DoorCodeRecord {
     pub usage_count: u32,
     /// Removed after this many uses, if set.
     pub max_usages: Option<u32>,
+    /// The lock's cap on live codes at overlapping times, as issued; a
+    /// reprogrammed window is held to it too.
+    pub lock_cap: u32,
     /// Bumped by every booking-driven change.
     pub version: i64,
     /// Creation time.
@@ -147,13 +150,14 @@ pub fn validity(booking: &Booking, grace: Grace) -> (DateTime<Utc>, DateTime<Utc
 }
 
 /// A new pending code for `booking` on lock `device`, valid for the stay
-/// plus `grace`.
+/// plus `grace`, on a lock that holds at most `lock_cap` overlapping codes.
 #[must_use]
 pub fn issue(
     booking: &Booking,
     device: DeviceId,
     code: DoorCode,
     grace: Grace,
+    lock_cap: u32,
     max_usages: Option<u32>,
     now: DateTime<Utc>,
 ) -> DoorCodeRecord {
@@ -175,6 +179,7 @@ pub fn issue(
         next_attempt_at: Some(now),
         usage_count: 0,
         max_usages,
+        lock_cap,
         version: 0,
         created_at: now,
         updated_at: now,

@@ -99,53 +99,61 @@ impl State {
         }
     }
 
-    fn check_code(&self, code: &DoorCodeRecord, cap: Option<u32>) -> Result<()> {
-        let overlapping: Vec<_> = self
-            .codes
-            .values()
-            .filter(|c| {
-                c.id != code.id
-                    && c.device_id == code.device_id
-                    && c.state.is_live()
-                    && c.valid_from < code.valid_until
-                    && code.valid_from < c.valid_until
-            })
-            .collect();
-        if overlapping.iter().any(|c| c.code == code.code) {
-            return Err(BookingError::AlreadyExists {
-                entity: "door_code",
-            });
-        }
-        match cap {
-            Some(max) if overlapping.len() >= max as usize => Err(BookingError::CodeCapReached {
-                device: code.device_id,
-                max,
-            }),
-            _ => Ok(()),
-        }
+    /// The other live codes on `code`'s lock whose windows overlap it.
+    fn overlapping<'a>(
+        &'a self,
+        code: &'a DoorCodeRecord,
+    ) -> impl Iterator<Item = &'a DoorCodeRecord> {
+        self.codes.values().filter(move |c| {
+            c.id != code.id
+                && c.device_id == code.device_id
+                && c.state.is_live()
+                && c.valid_from < code.valid_until
+                && code.valid_from < c.valid_until
+        })
     }
 
-    /// The code changes that follow a booking change, checked first.
-    /// The code changes that follow a booking change. A reprogrammed code
-    /// whose new window would clash with an equal live code on its lock is
-    /// retired instead (the service then issues a fresh one).
+    /// Whether an equal live code overlaps `code` on its lock.
+    fn clashes(&self, code: &DoorCodeRecord) -> bool {
+        self.overlapping(code).any(|c| c.code == code.code)
+    }
+
+    /// Refuses `code` if `cap` live codes already overlap it on its lock.
+    fn check_cap(&self, code: &DoorCodeRecord, cap: u32) -> Result<()> {
+        if self.overlapping(code).count() >= cap as usize {
+            return Err(BookingError::CodeCapReached {
+                device: code.device_id,
+                max: cap,
+            });
+        }
+        Ok(())
+    }
+
+    /// The code changes that follow a booking change. A reprogrammed window
+    /// must fit the lock's cap (else the change is refused); one that would
+    /// clash with an equal live code on its lock is retired instead (the
+    /// service then issues a fresh one).
     fn follow(
         &self,
         id: BookingId,
         after: Option<&Booking>,
         now: DateTime<Utc>,
-    ) -> Vec<DoorCodeRecord> {
-        self.codes
-            .values()
-            .filter(|c| c.booking_id == Some(id))
-            .filter_map(|c| {
-                let next = codes::follow_booking(c, after, now)?;
-                match self.check_code(&next, None) {
-                    Err(BookingError::AlreadyExists { .. }) => codes::retire(c, now),
-                    _ => Some(next),
-                }
-            })
-            .collect()
+    ) -> Result<Vec<DoorCodeRecord>> {
+        let mut changes = Vec::new();
+        for c in self.codes.values().filter(|c| c.booking_id == Some(id)) {
+            let Some(next) = codes::follow_booking(c, after, now) else {
+                continue;
+            };
+            if next.state.is_wanted() {
+                self.check_cap(&next, next.lock_cap)?;
+            }
+            if self.clashes(&next) {
+                changes.extend(codes::retire(c, now));
+            } else {
+                changes.push(next);
+            }
+        }
+        Ok(changes)
     }
 
     fn write(&mut self, booking: Booking, outbox: &[Notification], codes: Vec<DoorCodeRecord>) {
@@ -322,7 +330,7 @@ impl BookingStore for MemoryStore {
         let booking = change.booking;
         state.guest_of(scope, &booking)?;
         state.check_overlap(&booking)?;
-        let codes = state.follow(id, Some(&booking), now);
+        let codes = state.follow(id, Some(&booking), now)?;
         state.write(booking.clone(), &change.outbox, codes);
         Ok(booking)
     }
@@ -336,7 +344,7 @@ impl BookingStore for MemoryStore {
     ) -> Result<()> {
         let mut state = self.lock();
         check(state.booking(scope, id)?)?;
-        let codes = state.follow(id, None, now);
+        let codes = state.follow(id, None, now)?;
         state.bookings.remove(&id);
         for mut c in codes {
             c.booking_id = None;
@@ -373,7 +381,12 @@ impl BookingStore for MemoryStore {
         if !wants {
             return Err(BookingError::not_found("booking"));
         }
-        state.check_code(code, Some(cap))?;
+        state.check_cap(code, cap)?;
+        if state.clashes(code) {
+            return Err(BookingError::AlreadyExists {
+                entity: "door_code",
+            });
+        }
         state.codes.insert(code.id, code.clone());
         state.queue(outbox);
         Ok(())
@@ -483,7 +496,7 @@ impl BookingStore for MemoryStore {
             b.status = BookingStatus::Completed;
             b.updated_at = now;
             let after = b.clone();
-            let codes = state.follow(id, Some(&after), now);
+            let codes = state.follow(id, Some(&after), now)?;
             for c in codes {
                 state.codes.insert(c.id, c);
             }

@@ -38,8 +38,9 @@ pub(super) async fn insert(
     Ok(())
 }
 
-/// Takes the lock's advisory lock (held to commit, so issuances on one
-/// lock are serialized) and counts its live codes overlapping `code`.
+/// Takes the lock's advisory lock (held to commit, so issuances and
+/// reprogrammings on one lock are serialized) and counts its other live
+/// codes overlapping `code`.
 async fn check_cap(
     tx: &mut Transaction<'_, Postgres>,
     code: &DoorCodeRecord,
@@ -52,12 +53,14 @@ async fn check_cap(
     .execute(&mut **tx)
     .await?;
     let live: i64 = sqlx::query_scalar(
-        "SELECT count(*) FROM door_codes WHERE device_id = $1 AND state NOT IN ('removed', 'failed')
+        "SELECT count(*) FROM door_codes
+         WHERE device_id = $1 AND id <> $4 AND state NOT IN ('removed', 'failed')
            AND tstzrange(valid_from, valid_until, '[)') && tstzrange($2, $3, '[)')",
     )
     .bind(code.device_id.as_uuid())
     .bind(code.valid_from)
     .bind(code.valid_until)
+    .bind(code.id.as_uuid())
     .fetch_one(&mut **tx)
     .await?;
     if live >= i64::from(cap) {
@@ -189,6 +192,9 @@ pub(super) async fn follow(
 ) -> Result<()> {
     for code in locked_where(tx, "d.booking_id = $1", id.as_uuid()).await? {
         if let Some(next) = codes::follow_booking(&code, after, now) {
+            if next.state.is_wanted() {
+                check_cap(tx, &next, next.lock_cap).await?;
+            }
             store_or_retire(tx, &code, &next, now).await?;
         }
     }
@@ -228,8 +234,8 @@ async fn insert_row(
     sqlx::query(
         "INSERT INTO door_codes (id, booking_id, organization_id, establishment_id, area_id, device_id, code,
              valid_from, valid_until, early_grace_minutes, late_grace_minutes, state, failure_reason, attempts,
-             next_attempt_at, usage_count, max_usages, version, created_at, updated_at)
-         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17, $18, $19, $20)",
+             next_attempt_at, usage_count, max_usages, lock_cap, version, created_at, updated_at)
+         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17, $18, $19, $20, $21)",
     )
     .bind(c.id.as_uuid())
     .bind(c.booking_id.map(|b| b.as_uuid()))
@@ -248,6 +254,7 @@ async fn insert_row(
     .bind(c.next_attempt_at)
     .bind(int(c.usage_count))
     .bind(c.max_usages.map(int))
+    .bind(int(c.lock_cap))
     .bind(c.version)
     .bind(c.created_at)
     .bind(c.updated_at)

@@ -27,7 +27,7 @@ pub(super) const BOOKING_COLUMNS: &str = "b.id, b.organization_id, o.partner_com
 pub(super) const CODE_COLUMNS: &str = "d.id, d.booking_id, d.organization_id, o.partner_company_id, \
     d.establishment_id, d.area_id, d.device_id, d.code, d.valid_from, d.valid_until, \
     d.early_grace_minutes, d.late_grace_minutes, d.state, d.failure_reason, d.attempts, \
-    d.next_attempt_at, d.usage_count, d.max_usages, d.version, d.created_at, d.updated_at";
+    d.next_attempt_at, d.usage_count, d.max_usages, d.lock_cap, d.version, d.created_at, d.updated_at";
 
 pub(super) const NOTIFICATION_COLUMNS: &str = "n.id, n.organization_id, o.partner_company_id, \
     n.booking_id, n.guest_id, n.kind, n.channel, n.recipient, n.subject, n.message, n.status, \
@@ -125,6 +125,7 @@ pub(super) fn code(row: &PgRow) -> Result<DoorCodeRecord> {
         next_attempt_at: row.try_get("next_attempt_at")?,
         usage_count: count(row, "usage_count")?,
         max_usages: max_usages.and_then(|m| u32::try_from(m).ok()),
+        lock_cap: count(row, "lock_cap")?,
         version: row.try_get("version")?,
         created_at: row.try_get("created_at")?,
         updated_at: row.try_get("updated_at")?,

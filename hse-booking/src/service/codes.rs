@@ -102,7 +102,8 @@ impl Bookings {
                 now,
             );
             let max_usages = self.config.code_max_usages;
-            let record = codes::issue(booking, device, code, policy.grace, max_usages, now);
+            let cap = settings.max_active_codes;
+            let record = codes::issue(booking, device, code, policy.grace, cap, max_usages, now);
             match self
                 .store
                 .insert_code(&record, settings.max_active_codes, &out)

@@ -423,3 +423,44 @@ async fn a_reprogram_that_would_duplicate_a_code_issues_a_fresh_one(w: World) {
         (entrance, at(10) - Duration::minutes(30))
     );
 }
+
+both!(a_longer_stay_that_would_overfill_a_lock_is_refused_whole);
+async fn a_longer_stay_that_would_overfill_a_lock_is_refused_whole(w: World) {
+    let w = World::with_rooms(w.pool.clone(), 2, false).await;
+    let entrance = w
+        .add_lock(w.building, serde_json::json!({"max_active_codes": 1}))
+        .await;
+    let now = Utc::now();
+    let a = w
+        .service
+        .create_booking(&w.admin, w.request(w.rooms[0], 0, 24), now)
+        .await
+        .unwrap();
+    let b = w
+        .service
+        .create_booking(&w.admin, w.request(w.rooms[1], 100, 124), now)
+        .await
+        .unwrap();
+    w.service.confirm(&w.admin, a.id, now).await.unwrap();
+    w.service.confirm(&w.admin, b.id, now).await.unwrap();
+    let patch = BookingPatch {
+        stay: Some(Stay::Instants {
+            check_in: at(10),
+            check_out: at(124),
+        }),
+        ..Default::default()
+    };
+    let err = w
+        .service
+        .modify(&w.admin, b.id, patch, now)
+        .await
+        .unwrap_err();
+    assert!(
+        matches!(err, BookingError::CodeCapReached { device, max: 1 } if device == entrance),
+        "{err:?}"
+    );
+    let unchanged = w.service.booking(&w.admin, b.id).await.unwrap();
+    assert_eq!(unchanged.window.check_in(), at(100));
+    let code = &w.service.codes(&w.admin, b.id).await.unwrap()[0];
+    assert_eq!(code.valid_from, at(100) - Duration::minutes(30));
+}
