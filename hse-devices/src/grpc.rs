@@ -52,6 +52,8 @@ use pb::device_stream_server::{DeviceStream, DeviceStreamServer};
 const SUBSCRIBER_BUFFER: usize = 256;
 /// Longest accepted command timeout.
 const MAX_COMMAND_TIMEOUT: Duration = Duration::from_secs(60);
+/// Oldest event `NotifyDeviceEvents` accepts (the default retention).
+const NOTIFY_RETENTION_MS: i64 = 730 * 86_400_000;
 /// Most events per `NotifyDeviceEvents`.
 const MAX_NOTIFY: usize = 1000;
 
@@ -235,10 +237,17 @@ fn notified_event(event: pb::DeviceEvent, now_ms: i64) -> Result<Event, Status> 
             }
         },
     };
+    let ts_ms = millis(event.timestamp_ms, event.timestamp).unwrap_or(now_ms);
+    let oldest = now_ms.saturating_sub(NOTIFY_RETENTION_MS);
+    if ts_ms > now_ms.saturating_add(crate::codec::FUTURE_TOLERANCE_MS) || ts_ms < oldest {
+        return Err(Status::out_of_range(
+            "timestamp is more than 5 minutes ahead or past retention",
+        ));
+    }
     Ok(Event {
         event_id,
         device_id: device_id(&event.device_id)?,
-        ts_ms: millis(event.timestamp_ms, event.timestamp).unwrap_or(now_ms),
+        ts_ms,
         event_type: EventType::parse(&event.event_type).map_err(invalid)?,
         value,
         unit: (!event.unit.is_empty()).then_some(event.unit),

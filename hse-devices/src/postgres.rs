@@ -205,6 +205,53 @@ impl PgEventStore {
         Ok(dropped)
     }
 
+    /// Whether `device_events` is a TimescaleDB hypertable (else it is
+    /// natively partitioned).
+    ///
+    /// # Errors
+    /// The database error.
+    pub async fn is_hypertable(&self) -> Result<bool, sqlx::Error> {
+        sqlx::query_scalar(
+            "SELECT NOT EXISTS (SELECT 1 FROM pg_partitioned_table
+                                WHERE partrelid = 'device_events'::regclass)",
+        )
+        .fetch_one(&self.pool)
+        .await
+    }
+
+    /// Replaces the hypertable's compression and retention policies
+    /// (defaults 7 days and 730 days); returns `false` and changes nothing
+    /// on the partitioned layout, whose retention [`Self::maintain`] applies.
+    ///
+    /// # Errors
+    /// The database error.
+    pub async fn set_timescale_policies(
+        &self,
+        compress_after_days: i32,
+        retain_days: i32,
+    ) -> Result<bool, sqlx::Error> {
+        if !self.is_hypertable().await? {
+            return Ok(false);
+        }
+        let mut tx = self.pool.begin().await?;
+        for sql in [
+            "SELECT remove_compression_policy('device_events', if_exists => true)",
+            "SELECT remove_retention_policy('device_events', if_exists => true)",
+        ] {
+            sqlx::query(sql).execute(&mut *tx).await?;
+        }
+        sqlx::query("SELECT add_compression_policy('device_events', make_interval(days => $1))")
+            .bind(compress_after_days)
+            .execute(&mut *tx)
+            .await?;
+        sqlx::query("SELECT add_retention_policy('device_events', make_interval(days => $1))")
+            .bind(retain_days)
+            .execute(&mut *tx)
+            .await?;
+        tx.commit().await?;
+        Ok(true)
+    }
+
     /// Runs [`Self::maintain`] every `every` until `shutdown`.
     pub async fn run_maintenance_until_stopped(
         &self,

@@ -165,6 +165,8 @@ async fn daily_partitions_are_created_on_demand_and_dropped_past_retention(pool:
     let partitions = "SELECT count(*) FROM pg_inherits WHERE inhparent = 'device_events'::regclass";
     assert!(count(&pool, partitions).await >= 5);
     assert_eq!(count(&pool, "SELECT count(*) FROM device_events").await, 0);
+    assert!(!store.is_hypertable().await.unwrap());
+    assert!(!store.set_timescale_policies(7, 730).await.unwrap());
 }
 
 #[sqlx::test(migrations = false)]

@@ -398,3 +398,55 @@ async fn shutdown_tells_devices_and_waits_for_sessions() {
         .unwrap()
         .unwrap();
 }
+
+#[tokio::test]
+async fn the_websocket_transport_runs_the_same_session() {
+    use hse_devices::session::{Peer, run_session};
+    use hse_devices::transport::{ChannelWriter, TextFrames};
+
+    let node = node().await;
+    let (id, secret) = node.device();
+    let ctx = Arc::new(SessionContext {
+        directory: node.directory.clone(),
+        ingest: Ingest::new(node.queue.clone(), ChangeFeed::new(10), 10_000),
+        connections: Arc::clone(&node.connections),
+        state: node.state.clone(),
+        config: SessionConfig::default(),
+        shutdown: CancellationToken::new(),
+    });
+    let (to_server, inbound) = tokio::sync::mpsc::channel::<String>(8);
+    let (outbound, mut from_server) = tokio::sync::mpsc::channel::<String>(8);
+    let frames =
+        futures_util::stream::unfold(
+            inbound,
+            |mut rx| async move { rx.recv().await.map(|m| (m, rx)) },
+        );
+    let peer = Peer {
+        protocol: "websocket",
+        remote_address: "127.0.0.1:1".into(),
+    };
+    let session = tokio::spawn(run_session(
+        ctx,
+        peer,
+        TextFrames::new(Box::pin(frames)),
+        ChannelWriter::new(outbound),
+    ));
+    let hello = json!({"type":"hello","device_id":id,"token":secret.expose(),"protocol":1});
+    to_server.send(hello.to_string()).await.unwrap();
+    let welcome: Value = serde_json::from_str(&from_server.recv().await.unwrap()).unwrap();
+    assert_eq!(welcome["type"], "welcome");
+    to_server.send(event(1, "t").to_string()).await.unwrap();
+    let ack: Value = serde_json::from_str(&from_server.recv().await.unwrap()).unwrap();
+    assert_eq!(ack, json!({"type":"ack","seq":1}));
+    to_server.send("x".repeat(70 * 1024)).await.unwrap();
+    let err: Value = serde_json::from_str(&from_server.recv().await.unwrap()).unwrap();
+    assert_eq!(err["code"], "frame_too_large");
+    session.await.unwrap();
+    let delivered = node
+        .queue
+        .consumer("c")
+        .read(10, Duration::ZERO)
+        .await
+        .unwrap();
+    assert_eq!(delivered[0].event.source.as_deref(), Some("websocket"));
+}
