@@ -410,27 +410,12 @@ async fn a_weak_stored_hash_is_upgraded_at_the_next_sign_in() {
 
 #[tokio::test]
 async fn the_tenancy_directory_signs_in_users_of_hse_core_stores() {
+    use hse_core::Scope;
     use hse_core::memory::MemoryStore;
-    use hse_core::model::NewUser;
-    use hse_core::value::Email;
-    use hse_core::{Scope, SystemRole, TenancyStore};
 
     let core = Arc::new(MemoryStore::new());
     let passwords = Passwords::build(crate::support::fast_passwords()).unwrap();
-    let user = NewUser {
-        email: Email::parse("root@example.com").unwrap(),
-        first_name: "Root".into(),
-        last_name: String::new(),
-        role_id: SystemRole::Root.id(),
-        partner_company_id: None,
-        organization_id: None,
-    }
-    .build(None, true, start())
-    .unwrap();
-    let hash = passwords.hash(PASSWORD).await.unwrap();
-    core.insert_user(&Scope::Platform, &user, Some(&hash))
-        .await
-        .unwrap();
+    let user = insert_root(&*core, &passwords, "root@example.com").await;
     let directory = Arc::new(TenancyDirectory::new(core));
     let deps = hse_auth::AuthDeps::in_memory(directory);
     let auth = hse_auth::Authenticator::build(deps, config()).unwrap();
@@ -451,6 +436,33 @@ async fn the_tenancy_directory_signs_in_users_of_hse_core_stores() {
         s.cookies(chrono::Utc::now())[0].split('=').next(),
         Some("__Host-hse_access")
     );
+}
+
+/// A root user with `PASSWORD`, stored in an hse-core tenancy store.
+async fn insert_root(
+    core: &dyn hse_core::TenancyStore,
+    passwords: &Passwords,
+    email: &str,
+) -> hse_core::User {
+    use hse_core::model::NewUser;
+    use hse_core::value::Email;
+    use hse_core::{Scope, SystemRole};
+
+    let user = NewUser {
+        email: Email::parse(email).unwrap(),
+        first_name: "Root".into(),
+        last_name: String::new(),
+        role_id: SystemRole::Root.id(),
+        partner_company_id: None,
+        organization_id: None,
+    }
+    .build(None, true, start())
+    .unwrap();
+    let hash = passwords.hash(PASSWORD).await.unwrap();
+    core.insert_user(&Scope::Platform, &user, Some(&hash))
+        .await
+        .unwrap();
+    user
 }
 
 /// Everything a dump of the auth tables holds, as text.
@@ -620,10 +632,9 @@ async fn concurrent_refreshes_through_the_service_have_exactly_one_winner(pool: 
 /// refresh, a key, a password change, and deactivation through hse-core.
 #[sqlx::test(migrations = false)]
 async fn the_service_runs_on_hse_cores_postgres_store(pool: PgPool) {
-    use hse_core::model::{NewUser, UserPatch};
+    use hse_core::model::UserPatch;
     use hse_core::postgres::PgStore;
-    use hse_core::value::Email;
-    use hse_core::{Scope, SystemRole, TenancyStore};
+    use hse_core::{Scope, TenancyStore};
 
     crate::support::migrate(&pool).await;
     let core = Arc::new(PgStore::new(pool.clone()));
@@ -636,20 +647,7 @@ async fn the_service_runs_on_hse_cores_postgres_store(pool: PgPool) {
         clock,
     };
     let auth = hse_auth::Authenticator::build(deps, config()).unwrap();
-    let user = NewUser {
-        email: Email::parse("pg-root@example.com").unwrap(),
-        first_name: "Root".into(),
-        last_name: String::new(),
-        role_id: SystemRole::Root.id(),
-        partner_company_id: None,
-        organization_id: None,
-    }
-    .build(None, true, start())
-    .unwrap();
-    let hash = auth.passwords().hash(PASSWORD).await.unwrap();
-    core.insert_user(&Scope::Platform, &user, Some(&hash))
-        .await
-        .unwrap();
+    let user = insert_root(&*core, auth.passwords(), "pg-root@example.com").await;
 
     let Ok(LoginOutcome::SignedIn(s)) = auth.login("pg-root@example.com", PASSWORD).await else {
         panic!("sign-in failed");
