@@ -2,9 +2,11 @@
 //!
 //! It is the embedded default of `hse-server` and the test double partners
 //! use in their own tests, so it keeps every guarantee the PostgreSQL adapter
-//! keeps: scope filtering, in-tenant references, uniqueness, tree shape and
-//! atomic updates. One mutex serialises all writes, which is what makes
-//! "check, then write" atomic here; nothing is held across an `.await`.
+//! keeps: scope filtering, in-tenant references, uniqueness, tree shape,
+//! atomic updates and the schema's cascades (deleting a partner company, an
+//! organization or a role withdraws its invitations). One mutex serialises
+//! all writes, which is what makes "check, then write" atomic here; nothing
+//! is held across an `.await`.
 
 use std::collections::BTreeMap;
 use std::sync::{Mutex, MutexGuard};
@@ -18,14 +20,14 @@ use crate::id::{
     AreaId, DeviceId, EstablishmentId, InvitationId, OrganizationId, PartnerCompanyId, RoleId,
     UserId,
 };
-use crate::invitation::{Invitation, InvitationStatus};
+use crate::invitation::{Invitation, InvitationStatus, InvitationTarget};
 use crate::model::{
     Area, AreaPatch, Device, DevicePatch, DeviceStatus, Establishment, EstablishmentPatch,
     Organization, OrganizationPatch, PartnerCompany, PartnerCompanyPatch, User, UserEstablishment,
     UserPatch,
 };
 use crate::principal::{Principal, Resource, Scope};
-use crate::role::{PermissionGrant, Role, SystemRole};
+use crate::role::{Hierarchy, PermissionGrant, Role, SystemRole};
 use crate::secret::SecretHash;
 use crate::store::{Credentials, Listing, Page, Target, TenancyStore};
 use crate::value::Email;
@@ -173,17 +175,49 @@ impl State {
         {
             return Err(CoreError::not_found("organization"));
         }
-        let role = self
-            .role(user.role_id)
-            .ok_or(CoreError::not_found("role"))?;
-        if role.organization_id.is_some() && role.organization_id != user.organization_id {
+        self.check_role(user.role_id, user.organization_id)
+    }
+
+    /// Refuses, as missing, a role that does not exist or is a custom role
+    /// of another organization than `organization` (the trigger of
+    /// migration 2 says the same).
+    fn check_role(&self, id: RoleId, organization: Option<OrganizationId>) -> Result<()> {
+        let role = self.role(id).ok_or(CoreError::not_found("role"))?;
+        if role.organization_id.is_some() && role.organization_id != organization {
             return Err(CoreError::not_found("role"));
         }
         Ok(())
     }
 
+    /// Refuses, like PostgreSQL, a user whose placement is out of scope or
+    /// whose partner disagrees with its organization's.
+    fn check_scoped_placement(&self, scope: &Scope, user: &User) -> Result<()> {
+        match (user.organization_id, user.partner_company_id) {
+            (Some(org), partner) => {
+                self.require(scope, Target::Organization(org), "organization")?;
+                let own = self
+                    .organizations
+                    .get(&org)
+                    .and_then(|o| o.partner_company_id);
+                if partner.is_some() && partner != own {
+                    return Err(CoreError::invalid(
+                        "partner_company_id",
+                        "must be the partner company of the user's organization",
+                    ));
+                }
+                Ok(())
+            }
+            (None, Some(partner)) => {
+                self.require(scope, Target::PartnerCompany(partner), "partner company")
+            }
+            (None, None) if scope.contains(&Resource::platform()) => Ok(()),
+            (None, None) => Err(CoreError::not_found("organization")),
+        }
+    }
+
     fn insert_user(&mut self, user: &User, password_hash: Option<&str>) -> Result<()> {
         self.check_user_placement(user)?;
+        fresh(&self.users, &user.id, "user")?;
         if self.email_taken(&user.email) {
             return Err(CoreError::AlreadyExists {
                 entity: "user",
@@ -219,7 +253,9 @@ impl TenancyStore for MemoryStore {
         if !scope.contains(&Resource::platform()) {
             return Err(CoreError::not_found("partner company"));
         }
-        self.state()?.partners.insert(company.id, company.clone());
+        let mut st = self.state()?;
+        fresh(&st.partners, &company.id, "partner company")?;
+        st.partners.insert(company.id, company.clone());
         Ok(())
     }
 
@@ -272,17 +308,15 @@ impl TenancyStore for MemoryStore {
             || st
                 .users
                 .values()
-                .any(|(u, _)| u.partner_company_id == Some(id))
-            || st
-                .invitations
-                .values()
-                .any(|i| i.target == crate::invitation::InvitationTarget::PartnerCompany(id));
+                .any(|(u, _)| u.partner_company_id == Some(id));
         if used {
             return Err(in_use(
                 "partner company",
-                "it still has organizations, users or invitations",
+                "it still has organizations or users",
             ));
         }
+        st.invitations
+            .retain(|_, i| i.target != InvitationTarget::PartnerCompany(id));
         st.partners.remove(&id);
         Ok(())
     }
@@ -296,6 +330,7 @@ impl TenancyStore for MemoryStore {
             }
             None => {}
         }
+        fresh(&st.organizations, &org.id, "organization")?;
         st.organizations.insert(org.id, org.clone());
         Ok(())
     }
@@ -343,17 +378,15 @@ impl TenancyStore for MemoryStore {
                 .users
                 .values()
                 .any(|(u, _)| u.organization_id == Some(id))
-            || st.roles.values().any(|r| r.organization_id == Some(id))
-            || st
-                .invitations
-                .values()
-                .any(|i| i.target == crate::invitation::InvitationTarget::Organization(id));
+            || st.roles.values().any(|r| r.organization_id == Some(id));
         if used {
             return Err(in_use(
                 "organization",
-                "it still has establishments, users, roles or invitations",
+                "it still has establishments, users or roles",
             ));
         }
+        st.invitations
+            .retain(|_, i| i.target != InvitationTarget::Organization(id));
         st.organizations.remove(&id);
         Ok(())
     }
@@ -370,6 +403,7 @@ impl TenancyStore for MemoryStore {
             Target::Organization(est.organization_id),
             "organization",
         )?;
+        fresh(&st.establishments, &est.id, "establishment")?;
         if let Some(user) = assign_to {
             let member = st
                 .users
@@ -461,6 +495,7 @@ impl TenancyStore for MemoryStore {
                 return Err(CoreError::not_found("parent area"));
             }
         }
+        fresh(&st.areas, &area.id, "area")?;
         st.areas.insert(area.id, area.clone());
         Ok(())
     }
@@ -550,6 +585,7 @@ impl TenancyStore for MemoryStore {
         if !same {
             return Err(CoreError::not_found("area"));
         }
+        fresh(&st.devices, &device.id, "device")?;
         st.devices.insert(device.id, (device.clone(), secret));
         Ok(())
     }
@@ -639,10 +675,7 @@ impl TenancyStore for MemoryStore {
         password_hash: Option<&str>,
     ) -> Result<()> {
         let mut st = self.state()?;
-        let placement = st.user_resource(user);
-        if !scope.contains(&placement) {
-            return Err(CoreError::not_found("organization"));
-        }
+        st.check_scoped_placement(scope, user)?;
         st.insert_user(user, password_hash)
     }
 
@@ -738,6 +771,7 @@ impl TenancyStore for MemoryStore {
     }
 
     async fn insert_role(&self, scope: &Scope, role: &Role) -> Result<()> {
+        check_custom_hierarchy(role)?;
         let mut st = self.state()?;
         let org = role.organization_id.ok_or(CoreError::invalid(
             "organization_id",
@@ -753,6 +787,7 @@ impl TenancyStore for MemoryStore {
                 return Err(CoreError::not_found("establishment"));
             }
         }
+        fresh(&st.roles, &role.id, "role")?;
         let grants = role
             .permissions
             .iter()
@@ -802,14 +837,11 @@ impl TenancyStore for MemoryStore {
         let mut st = self.state()?;
         st.require(scope, Target::Role(id), "role")?;
         let used = st.users.values().any(|(u, _)| u.role_id == id)
-            || st.assignments.values().any(|a| a.role_id == Some(id))
-            || st.invitations.values().any(|i| i.role_id == id);
+            || st.assignments.values().any(|a| a.role_id == Some(id));
         if used {
-            return Err(in_use(
-                "role",
-                "users, assignments or invitations still hold it",
-            ));
+            return Err(in_use("role", "users or assignments still hold it"));
         }
+        st.invitations.retain(|_, i| i.role_id != id);
         st.roles.remove(&id);
         st.grants.remove(&id);
         Ok(())
@@ -862,25 +894,36 @@ impl TenancyStore for MemoryStore {
             .assignments
             .values()
             .filter(|a| a.user_id == user)
+            .filter(|a| st.sees(scope, Target::Establishment(a.establishment_id)))
             .cloned()
             .collect())
     }
 
     async fn insert_invitation(&self, scope: &Scope, invitation: &Invitation) -> Result<()> {
-        let mut st = self.state()?;
-        let target = match invitation.target {
-            crate::invitation::InvitationTarget::PartnerCompany(p) => Target::PartnerCompany(p),
-            crate::invitation::InvitationTarget::Organization(o) => Target::Organization(o),
-        };
-        st.require(scope, target, "invitation target")?;
-        if st.role(invitation.role_id).is_none() {
-            return Err(CoreError::not_found("role"));
-        }
-        if invitation.token_hash.is_none() {
+        let Some(token) = invitation.token_hash else {
             return Err(CoreError::invalid(
                 "token",
-                "an invitation needs a token hash",
+                "an invitation needs its token's hash",
             ));
+        };
+        let mut st = self.state()?;
+        let org = match invitation.target {
+            InvitationTarget::PartnerCompany(p) => {
+                st.require(scope, Target::PartnerCompany(p), "partner company")?;
+                None
+            }
+            InvitationTarget::Organization(o) => {
+                st.require(scope, Target::Organization(o), "organization")?;
+                Some(o)
+            }
+        };
+        st.check_role(invitation.role_id, org)?;
+        fresh(&st.invitations, &invitation.id, "invitation")?;
+        if st.invitation_by_token(token).is_some() {
+            return Err(CoreError::AlreadyExists {
+                entity: "invitation",
+                detail: "a unique value is already in use".to_owned(),
+            });
         }
         st.invitations.insert(invitation.id, invitation.clone());
         Ok(())
@@ -902,6 +945,7 @@ impl TenancyStore for MemoryStore {
             .invitation_by_token(token)
             .ok_or(CoreError::not_found("invitation"))?;
         invitation.check_open(now)?;
+        check_fits(invitation, user)?;
         st.insert_user(user, Some(password_hash))?;
         if let Some(inv) = st.invitation_by_token(token) {
             inv.status = InvitationStatus::Accepted;
@@ -934,4 +978,49 @@ fn in_use(entity: &'static str, detail: &str) -> CoreError {
         entity,
         detail: detail.to_owned(),
     }
+}
+
+/// Refuses a second entity with an id that is already stored.
+fn fresh<K: Ord, V>(stored: &BTreeMap<K, V>, id: &K, entity: &'static str) -> Result<()> {
+    if stored.contains_key(id) {
+        return Err(CoreError::AlreadyExists {
+            entity,
+            detail: "an entity with this id exists".to_owned(),
+        });
+    }
+    Ok(())
+}
+
+/// Refuses a system role or a custom one ranked below 5 (or beyond what
+/// PostgreSQL's `smallint` holds).
+fn check_custom_hierarchy(role: &Role) -> Result<()> {
+    if role.is_system() || role.hierarchy < Hierarchy::FIRST_CUSTOM {
+        return Err(CoreError::invalid(
+            "hierarchy",
+            "a custom role ranks 5 or more",
+        ));
+    }
+    if i16::try_from(role.hierarchy.get()).is_err() {
+        return Err(CoreError::invalid("hierarchy", "must be at most 32767"));
+    }
+    Ok(())
+}
+
+/// Refuses an accepting user without the invitation's email, role and
+/// placement.
+fn check_fits(invitation: &Invitation, user: &User) -> Result<()> {
+    let placed = match invitation.target {
+        InvitationTarget::Organization(o) => user.organization_id == Some(o),
+        InvitationTarget::PartnerCompany(p) => {
+            user.organization_id.is_none() && user.partner_company_id == Some(p)
+        }
+    };
+    let same = user.role_id == invitation.role_id && user.email == invitation.email;
+    if !(placed && same) {
+        return Err(CoreError::invalid(
+            "user",
+            "must have the invitation's email, role and placement",
+        ));
+    }
+    Ok(())
 }

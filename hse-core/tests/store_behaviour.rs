@@ -66,6 +66,7 @@ behaviours!(
     organizations_are_created_under_a_partner_in_scope,
     organizations_are_seen_by_their_partner_and_themselves,
     organization_updates_and_deletes_stay_in_scope,
+    deleting_a_tenant_withdraws_its_invitations,
     establishments_are_created_in_an_organization_in_scope,
     a_new_establishment_is_assigned_to_its_creator_in_the_same_step,
     establishments_are_seen_only_when_assigned,
@@ -80,20 +81,28 @@ behaviours!(
     device_system_paths_work_without_a_scope,
     users_are_placed_in_scope_with_unique_emails,
     a_custom_role_stays_in_its_organization,
+    users_take_the_partner_of_their_organization,
     users_are_seen_by_their_partner_and_organization,
     user_updates_credentials_and_passwords,
     principals_carry_role_and_assignment_permissions,
     custom_roles_are_stored_with_their_grants_in_scope,
     roles_are_created_only_in_scope,
     roles_in_use_and_system_roles_are_not_deleted,
+    custom_roles_rank_below_the_system_roles,
+    deleting_a_role_withdraws_the_invitations_that_offer_it,
     assignments_stay_within_one_organization,
+    assignments_are_listed_only_for_establishments_in_scope,
     invitations_target_something_in_scope,
+    invitations_offer_only_roles_of_their_target,
     an_accepted_invitation_creates_the_user_once,
+    an_invitation_is_accepted_only_by_the_user_it_offers,
     declined_and_expired_invitations_cannot_be_answered,
     accepting_with_a_taken_email_leaves_the_invitation_open,
     concurrent_acceptances_let_exactly_one_through,
     pagination_cursors_walk_every_item_once,
     locate_places_every_entity_in_the_tree,
+    a_duplicate_id_is_already_existing,
+    a_duplicate_user_role_or_invitation_is_already_existing,
     reads_and_lists_show_exactly_what_the_scope_contains,
     concurrent_patches_of_one_entity_both_land,
 );
@@ -291,6 +300,24 @@ fn new_invitation(
         responded_at: None,
     };
     (invitation, token)
+}
+
+/// Stores an invitation, open for a week, from root; returns it and its
+/// token's hash.
+async fn add_invitation(
+    s: &dyn TenancyStore,
+    target: InvitationTarget,
+    role: RoleId,
+    invited_by: UserId,
+) -> (Invitation, SecretHash) {
+    let (invitation, token) = new_invitation(target, role, invited_by, now() + Duration::days(7));
+    s.insert_invitation(&root(), &invitation).await.unwrap();
+    (invitation, token)
+}
+
+/// Whether the invitation of `token` is still stored.
+async fn invitation_kept(s: &dyn TenancyStore, token: SecretHash) -> bool {
+    s.invitation_by_token(token).await.unwrap().is_some()
 }
 
 /// The user an invitation's acceptance creates.
@@ -558,6 +585,42 @@ async fn organization_updates_and_deletes_stay_in_scope(s: &dyn TenancyStore) {
         s.organization(&root(), empty).await,
         CoreError::NotFound { .. }
     );
+}
+
+async fn deleting_a_tenant_withdraws_its_invitations(s: &dyn TenancyStore) {
+    let w = world(s).await;
+    let (partner, user) = (SystemRole::Partner.id(), SystemRole::User.id());
+    let invite = async |target, role| {
+        let (_, token) = add_invitation(s, target, role, w.root_user.id).await;
+        token
+    };
+    let kept = [
+        invite(InvitationTarget::PartnerCompany(w.p1), partner).await,
+        invite(InvitationTarget::Organization(w.o1), user).await,
+    ];
+    refused!(
+        s.delete_partner_company(&root(), w.p1).await,
+        CoreError::InUse { .. }
+    );
+    refused!(
+        s.delete_organization(&root(), w.o1).await,
+        CoreError::InUse { .. }
+    );
+    let (lonely, empty) = (add_partner(s).await, add_org(s, Some(w.p2)).await);
+    let withdrawn = [
+        invite(InvitationTarget::PartnerCompany(lonely), partner).await,
+        invite(InvitationTarget::Organization(empty), user).await,
+    ];
+    s.delete_partner_company(&root(), lonely).await.unwrap();
+    s.delete_organization(&partner_scope(w.p2), empty)
+        .await
+        .unwrap();
+    for token in kept {
+        assert!(invitation_kept(s, token).await);
+    }
+    for token in withdrawn {
+        assert!(!invitation_kept(s, token).await);
+    }
 }
 
 // ---------------------------------------------------------- establishments
@@ -980,6 +1043,30 @@ async fn a_custom_role_stays_in_its_organization(s: &dyn TenancyStore) {
     assert_eq!(s.user(&root(), user.id).await.unwrap().role_id, ours.id);
 }
 
+async fn users_take_the_partner_of_their_organization(s: &dyn TenancyStore) {
+    let w = world(s).await;
+    let role = SystemRole::User.id();
+    for (partner, org) in [(w.p2, w.o1), (w.p1, w.direct)] {
+        let user = new_user(role, Some(partner), Some(org));
+        refused!(
+            s.insert_user(&root(), &user, None).await,
+            CoreError::Invalid {
+                field: "partner_company_id",
+                ..
+            }
+        );
+        refused!(s.user(&root(), user.id).await, CoreError::NotFound { .. });
+    }
+    for partner in [Some(w.p1), None] {
+        let user = new_user(role, partner, Some(w.o1));
+        s.insert_user(&org_scope(w.o1, &[]), &user, None)
+            .await
+            .unwrap();
+        let stored = s.user(&root(), user.id).await.unwrap();
+        assert_eq!(stored.partner_company_id, Some(w.p1));
+    }
+}
+
 async fn users_are_seen_by_their_partner_and_organization(s: &dyn TenancyStore) {
     let w = world(s).await;
     let partner1 = add_user(s, SystemRole::Partner.id(), Some(w.p1), None).await;
@@ -1207,6 +1294,62 @@ async fn roles_in_use_and_system_roles_are_not_deleted(s: &dyn TenancyStore) {
     refused!(s.role(&root(), unused.id).await, CoreError::NotFound { .. });
 }
 
+async fn custom_roles_rank_below_the_system_roles(s: &dyn TenancyStore) {
+    let w = world(s).await;
+    let ranked = |rank: u16| Role {
+        hierarchy: Hierarchy::parse(rank).unwrap(),
+        ..new_role(w.o1, None, &["read_area"])
+    };
+    let hierarchy = |result: Result<(), CoreError>| {
+        refused!(
+            result,
+            CoreError::Invalid {
+                field: "hierarchy",
+                ..
+            }
+        )
+    };
+    for rank in [1, 4, 40_000] {
+        let role = ranked(rank);
+        hierarchy(s.insert_role(&root(), &role).await);
+        refused!(s.role(&root(), role.id).await, CoreError::NotFound { .. });
+    }
+    let posing = Role {
+        id: SystemRole::User.id(),
+        ..ranked(5)
+    };
+    hierarchy(s.insert_role(&root(), &posing).await);
+    assert_eq!(
+        s.role(&root(), posing.id).await.unwrap(),
+        SystemRole::User.role()
+    );
+    for rank in [5, 6, 32_767] {
+        let role = ranked(rank);
+        s.insert_role(&org_scope(w.o1, &[]), &role).await.unwrap();
+        assert_eq!(s.role(&root(), role.id).await.unwrap(), role);
+    }
+}
+
+async fn deleting_a_role_withdraws_the_invitations_that_offer_it(s: &dyn TenancyStore) {
+    let w = world(s).await;
+    let to = InvitationTarget::Organization(w.o1);
+    let held = add_role(s, w.o1, None, &[]).await;
+    add_user(s, held.id, Some(w.p1), Some(w.o1)).await;
+    let (_, kept) = add_invitation(s, to, held.id, w.admin1.id).await;
+    refused!(
+        s.delete_role(&root(), held.id).await,
+        CoreError::InUse { .. }
+    );
+    assert!(invitation_kept(s, kept).await);
+    let offered = add_role(s, w.o1, None, &[]).await;
+    let (_, withdrawn) = add_invitation(s, to, offered.id, w.admin1.id).await;
+    s.delete_role(&org_scope(w.o1, &[]), offered.id)
+        .await
+        .unwrap();
+    assert!(!invitation_kept(s, withdrawn).await);
+    assert!(invitation_kept(s, kept).await);
+}
+
 // ------------------------------------------------------------- assignments
 
 async fn assignments_stay_within_one_organization(s: &dyn TenancyStore) {
@@ -1247,6 +1390,34 @@ async fn assignments_stay_within_one_organization(s: &dyn TenancyStore) {
     assert_eq!(s.assignments(&root(), admin).await.unwrap(), vec![replaced]);
     refused!(
         s.assignments(&partner_scope(w.p2), admin).await,
+        CoreError::NotFound { .. }
+    );
+}
+
+async fn assignments_are_listed_only_for_establishments_in_scope(s: &dyn TenancyStore) {
+    let w = world(s).await;
+    let admin = w.admin1.id;
+    for est in [w.e1, w.e2] {
+        let assignment = UserEstablishment {
+            user_id: admin,
+            establishment_id: est,
+            role_id: None,
+            assigned_at: now(),
+            assigned_by: None,
+        };
+        s.assign_establishment(&root(), &assignment).await.unwrap();
+    }
+    let establishments = |list: Vec<UserEstablishment>| ids(&list, |a| a.establishment_id.0);
+    let narrow = s.assignments(&org_scope(w.o1, &[w.e1]), admin).await;
+    assert_eq!(establishments(narrow.unwrap()), BTreeSet::from([w.e1.0]));
+    for scope in [root(), partner_scope(w.p1), org_scope(w.o1, &[w.e1, w.e2])] {
+        let all = s.assignments(&scope, admin).await.unwrap();
+        assert_eq!(establishments(all), BTreeSet::from([w.e1.0, w.e2.0]));
+    }
+    let none = s.assignments(&org_scope(w.o1, &[]), admin).await;
+    assert!(none.unwrap().is_empty());
+    refused!(
+        s.assignments(&org_scope(w.o2, &[w.e3]), admin).await,
         CoreError::NotFound { .. }
     );
 }
@@ -1301,6 +1472,34 @@ async fn invitations_target_something_in_scope(s: &dyn TenancyStore) {
     assert_eq!(s.invitation_by_token(unknown).await.unwrap(), None);
 }
 
+async fn invitations_offer_only_roles_of_their_target(s: &dyn TenancyStore) {
+    let w = world(s).await;
+    let later = now() + Duration::days(7);
+    let theirs = add_role(s, w.o2, None, &[]).await;
+    let ours = add_role(s, w.o1, None, &[]).await;
+    let (org, partner) = (
+        InvitationTarget::Organization(w.o1),
+        InvitationTarget::PartnerCompany(w.p1),
+    );
+    for (target, role) in [(org, theirs.id), (partner, ours.id)] {
+        let (inv, token) = new_invitation(target, role, w.root_user.id, later);
+        refused!(
+            s.insert_invitation(&root(), &inv).await,
+            CoreError::NotFound { entity: "role" }
+        );
+        assert!(!invitation_kept(s, token).await);
+    }
+    for (target, role) in [
+        (org, ours.id),
+        (org, SystemRole::User.id()),
+        (partner, SystemRole::Partner.id()),
+    ] {
+        let (inv, token) = new_invitation(target, role, w.root_user.id, later);
+        s.insert_invitation(&root(), &inv).await.unwrap();
+        assert_eq!(s.invitation_by_token(token).await.unwrap(), Some(inv));
+    }
+}
+
 async fn an_accepted_invitation_creates_the_user_once(s: &dyn TenancyStore) {
     let w = world(s).await;
     let (inv, token) = new_invitation(
@@ -1342,6 +1541,60 @@ async fn an_accepted_invitation_creates_the_user_once(s: &dyn TenancyStore) {
     let partner = invitee(&to_partner, None);
     let created = s.accept_invitation(token, &partner, "phc", now()).await;
     assert_eq!(created.unwrap().partner_company_id, Some(w.p2));
+}
+
+async fn an_invitation_is_accepted_only_by_the_user_it_offers(s: &dyn TenancyStore) {
+    let w = world(s).await;
+    let to = InvitationTarget::Organization(w.o1);
+    let (inv, token) = add_invitation(s, to, SystemRole::User.id(), w.admin1.id).await;
+    let fits = invitee(&inv, Some(w.p1));
+    let strangers = [
+        User {
+            email: unique_email(),
+            ..fits.clone()
+        },
+        User {
+            role_id: SystemRole::Admin.id(),
+            ..fits.clone()
+        },
+        User {
+            organization_id: Some(w.o2),
+            partner_company_id: Some(w.p2),
+            ..fits.clone()
+        },
+        User {
+            organization_id: None,
+            ..fits.clone()
+        },
+    ];
+    for user in strangers {
+        refused!(
+            s.accept_invitation(token, &user, "phc", now()).await,
+            CoreError::Invalid { field: "user", .. }
+        );
+    }
+    let open = s.invitation_by_token(token).await.unwrap().unwrap();
+    assert_eq!(open.status, InvitationStatus::Pending);
+    assert!(s.credentials(&inv.email).await.unwrap().is_none());
+    let created = s.accept_invitation(token, &fits, "phc", now()).await;
+    assert_eq!(created.unwrap(), fits);
+
+    let to = InvitationTarget::PartnerCompany(w.p1);
+    let partner = SystemRole::Partner.id();
+    let (to_partner, token) = add_invitation(s, to, partner, w.root_user.id).await;
+    let fits = invitee(&to_partner, None);
+    let placed_in_org = User {
+        organization_id: Some(w.o1),
+        ..fits.clone()
+    };
+    refused!(
+        s.accept_invitation(token, &placed_in_org, "phc", now())
+            .await,
+        CoreError::Invalid { field: "user", .. }
+    );
+    s.accept_invitation(token, &fits, "phc", now())
+        .await
+        .unwrap();
 }
 
 async fn declined_and_expired_invitations_cannot_be_answered(s: &dyn TenancyStore) {
@@ -1520,6 +1773,94 @@ async fn locate_places_every_entity_in_the_tree(s: &dyn TenancyStore) {
     }
 }
 
+/// Asserts that each insert was refused as an `AlreadyExists` of its entity.
+fn already_existing<const N: usize>(refusals: [(&str, Result<(), CoreError>); N]) {
+    for (entity, result) in refusals {
+        assert!(
+            matches!(&result, Err(CoreError::AlreadyExists { entity: e, .. }) if *e == entity),
+            "{entity}: {result:?}"
+        );
+    }
+}
+
+async fn a_duplicate_id_is_already_existing(s: &dyn TenancyStore) {
+    let w = world(s).await;
+    let scope = &root();
+    let device = add_device(s, w.e1, w.a1).await;
+    let company = s.partner_company(scope, w.p1).await.unwrap();
+    let renamed = hse_core::PartnerCompany {
+        name: "Twin".into(),
+        ..company.clone()
+    };
+    let org = hse_core::Organization {
+        id: w.o1,
+        name: "Twin".into(),
+        ..new_org(Some(w.p1))
+    };
+    let est = hse_core::Establishment {
+        id: w.e1,
+        ..new_est(w.o1)
+    };
+    let area = hse_core::Area {
+        id: w.a1,
+        ..new_area(w.e1, None)
+    };
+    let twin = hse_core::Device {
+        id: device,
+        ..new_device(w.e1, w.a1)
+    };
+    let hash = Secret::generate().unwrap().hash();
+    already_existing([
+        (
+            "partner company",
+            s.insert_partner_company(scope, &renamed).await,
+        ),
+        ("organization", s.insert_organization(scope, &org).await),
+        (
+            "establishment",
+            s.insert_establishment(scope, &est, None).await,
+        ),
+        ("area", s.insert_area(scope, &area).await),
+        ("device", s.insert_device(scope, &twin, hash).await),
+    ]);
+    assert_eq!(s.partner_company(scope, w.p1).await.unwrap(), company);
+    assert_eq!(s.organization(scope, w.o1).await.unwrap().name, "Org");
+}
+
+async fn a_duplicate_user_role_or_invitation_is_already_existing(s: &dyn TenancyStore) {
+    let w = world(s).await;
+    let scope = &root();
+    let role = add_role(s, w.o1, None, &[]).await;
+    let target = InvitationTarget::Organization(w.o1);
+    let (inv, token) = add_invitation(s, target, role.id, w.admin1.id).await;
+    let another = || new_invitation(target, role.id, w.admin1.id, inv.expires_at).0;
+    let user = User {
+        id: w.admin1.id,
+        ..new_user(SystemRole::User.id(), Some(w.p1), Some(w.o1))
+    };
+    let twin = Role {
+        id: role.id,
+        ..new_role(w.o1, None, &["read_area"])
+    };
+    let same_id = Invitation {
+        id: inv.id,
+        ..another()
+    };
+    let same_token = Invitation {
+        token_hash: Some(token),
+        ..another()
+    };
+    already_existing([
+        ("user", s.insert_user(scope, &user, None).await),
+        ("role", s.insert_role(scope, &twin).await),
+        ("invitation", s.insert_invitation(scope, &same_id).await),
+        ("invitation", s.insert_invitation(scope, &same_token).await),
+    ]);
+    assert_eq!(s.user(scope, w.admin1.id).await.unwrap(), w.admin1);
+    assert_eq!(s.role(scope, role.id).await.unwrap(), role);
+    assert_eq!(s.invitation_by_token(token).await.unwrap(), Some(inv));
+}
+
 // ------------------------------------------------ PostgreSQL-only checks
 
 #[cfg(feature = "postgres")]
@@ -1590,16 +1931,6 @@ mod pg {
         let relocate = "UPDATE roles SET organization_id = $2 WHERE id = $1";
         let binds = [theirs.id.0, w.o1.0];
         assert_eq!(sqlstate(&pool, relocate, &binds).await, "23514");
-        let (inv, _) = new_invitation(
-            InvitationTarget::Organization(w.o1),
-            theirs.id,
-            w.admin1.id,
-            now() + Duration::days(1),
-        );
-        refused!(
-            s.insert_invitation(&root(), &inv).await,
-            CoreError::NotFound { entity: "role" }
-        );
     }
 
     #[sqlx::test(migrations = false)]
@@ -1613,55 +1944,6 @@ mod pg {
         assert_eq!(actions as usize, hse_core::action::catalogue().len());
         let roles = s.list_roles(&Scope::Platform, Page::first_max()).await;
         assert_eq!(roles.unwrap().items.len(), 4);
-    }
-
-    #[sqlx::test(migrations = false)]
-    async fn a_duplicate_id_is_already_existing(pool: PgPool) {
-        let s = store(pool).await;
-        let p = add_partner(&s).await;
-        let mut twin = s.partner_company(&root(), p).await.unwrap();
-        twin.name = "Twin".into();
-        refused!(
-            s.insert_partner_company(&root(), &twin).await,
-            CoreError::AlreadyExists { .. }
-        );
-    }
-
-    #[sqlx::test(migrations = false)]
-    async fn deleting_a_role_withdraws_the_invitations_that_offer_it(pool: PgPool) {
-        let s = store(pool).await;
-        let w = world(&s).await;
-        let role = add_role(&s, w.o1, None, &[]).await;
-        let (inv, token) = new_invitation(
-            InvitationTarget::Organization(w.o1),
-            role.id,
-            w.admin1.id,
-            now() + Duration::days(1),
-        );
-        s.insert_invitation(&root(), &inv).await.unwrap();
-        s.delete_role(&root(), role.id).await.unwrap();
-        assert_eq!(s.invitation_by_token(token).await.unwrap(), None);
-    }
-
-    #[sqlx::test(migrations = false)]
-    async fn an_admin_sees_only_assignments_to_its_establishments(pool: PgPool) {
-        let s = store(pool).await;
-        let w = world(&s).await;
-        for est in [w.e1, w.e2] {
-            let a = UserEstablishment {
-                user_id: w.admin1.id,
-                establishment_id: est,
-                role_id: None,
-                assigned_at: now(),
-                assigned_by: None,
-            };
-            s.assign_establishment(&root(), &a).await.unwrap();
-        }
-        let narrow = s.assignments(&org_scope(w.o1, &[w.e1]), w.admin1.id).await;
-        let narrow = narrow.unwrap();
-        assert_eq!(narrow.len(), 1);
-        assert_eq!(narrow[0].establishment_id, w.e1);
-        assert_eq!(s.assignments(&root(), w.admin1.id).await.unwrap().len(), 2);
     }
 }
 
