@@ -13,11 +13,7 @@ both!(back_to_back_bookings_at_exactly_the_gap_are_accepted);
 async fn back_to_back_bookings_at_exactly_the_gap_are_accepted(w: World) {
     let now = Utc::now();
     let room = w.rooms[0];
-    let first = w
-        .service
-        .create_booking(&w.admin, w.request(room, 0, 24), now)
-        .await
-        .unwrap();
+    let first = w.book(room, 0, 24).await;
     // Default gap: max(60, 30) minutes after check-out at hour 24.
     let mut at_gap = w.request(room, 25, 48);
     let _ = &mut at_gap;
@@ -52,21 +48,14 @@ async fn back_to_back_bookings_at_exactly_the_gap_are_accepted(w: World) {
         .unwrap_err();
     assert!(matches!(err, BookingError::Overlap { with } if with == first.id));
     // Other rooms are independent.
-    w.service
-        .create_booking(&w.admin, w.request(w.rooms[1], 0, 24), now)
-        .await
-        .unwrap();
+    w.book(w.rooms[1], 0, 24).await;
 }
 
 both!(cancelled_bookings_free_their_area);
 async fn cancelled_bookings_free_their_area(w: World) {
     let now = Utc::now();
     let room = w.rooms[0];
-    let first = w
-        .service
-        .create_booking(&w.admin, w.request(room, 0, 24), now)
-        .await
-        .unwrap();
+    let first = w.book(room, 0, 24).await;
     assert!(
         w.service
             .create_booking(&w.admin, w.request(room, 10, 30), now)
@@ -84,10 +73,7 @@ async fn cancelled_bookings_free_their_area(w: World) {
         (c.by, c.at, c.reason.as_str()),
         (w.admin.user_id, now, "plans changed")
     );
-    w.service
-        .create_booking(&w.admin, w.request(room, 10, 30), now)
-        .await
-        .unwrap();
+    w.book(room, 10, 30).await;
     let stored = w.service.booking(&w.admin, first.id).await.unwrap();
     assert_eq!(
         stored.cancellation.map(|c| c.reason),
@@ -99,16 +85,8 @@ both!(modifications_go_through_the_same_overlap_rule);
 async fn modifications_go_through_the_same_overlap_rule(w: World) {
     let now = Utc::now();
     let room = w.rooms[0];
-    let a = w
-        .service
-        .create_booking(&w.admin, w.request(room, 0, 24), now)
-        .await
-        .unwrap();
-    let b = w
-        .service
-        .create_booking(&w.admin, w.request(room, 48, 72), now)
-        .await
-        .unwrap();
+    let a = w.book(room, 0, 24).await;
+    let b = w.book(room, 48, 72).await;
     let into_b = BookingPatch {
         stay: Some(Stay::Instants {
             check_in: at(0),
@@ -139,20 +117,13 @@ async fn modifications_go_through_the_same_overlap_rule(w: World) {
         ..Default::default()
     };
     w.service.modify(&w.admin, b.id, moved, now).await.unwrap();
-    w.service
-        .create_booking(&w.admin, w.request(room, 48, 72), now)
-        .await
-        .unwrap();
+    w.book(room, 48, 72).await;
 }
 
 both!(state_changes_follow_the_state_machine);
 async fn state_changes_follow_the_state_machine(w: World) {
     let now = Utc::now();
-    let b = w
-        .service
-        .create_booking(&w.admin, w.request(w.rooms[0], 0, 24), now)
-        .await
-        .unwrap();
+    let b = w.book(w.rooms[0], 0, 24).await;
     assert_eq!(b.status, BookingStatus::Pending);
     let b = w.service.confirm(&w.admin, b.id, now).await.unwrap();
     assert_eq!(b.status, BookingStatus::Confirmed);
@@ -185,11 +156,7 @@ async fn state_changes_follow_the_state_machine(w: World) {
         );
     }
     // A pending booking can be deleted for good.
-    let p = w
-        .service
-        .create_booking(&w.admin, w.request(w.rooms[0], 0, 24), now)
-        .await
-        .unwrap();
+    let p = w.book(w.rooms[0], 0, 24).await;
     w.service.delete(&w.admin, p.id, now).await.unwrap();
     assert!(matches!(
         w.service.booking(&w.admin, p.id).await,
@@ -200,11 +167,7 @@ async fn state_changes_follow_the_state_machine(w: World) {
 both!(other_tenants_see_nothing);
 async fn other_tenants_see_nothing(w: World) {
     let now = Utc::now();
-    let b = w
-        .service
-        .create_booking(&w.admin, w.request(w.rooms[0], 0, 24), now)
-        .await
-        .unwrap();
+    let b = w.book(w.rooms[0], 0, 24).await;
     let stranger = admin(OrganizationId::new(), w.est.id);
     for err in [
         w.service.booking(&stranger, b.id).await.unwrap_err(),
@@ -253,12 +216,8 @@ async fn companions_are_visible_from_both_sides(w: World) {
 
 both!(availability_lists_the_free_intervals_with_the_gap);
 async fn availability_lists_the_free_intervals_with_the_gap(w: World) {
-    let now = Utc::now();
     let room = w.rooms[0];
-    w.service
-        .create_booking(&w.admin, w.request(room, 24, 48), now)
-        .await
-        .unwrap();
+    w.book(room, 24, 48).await;
     let within = BookingWindow::new(at(0), at(96)).unwrap();
     let free = w
         .service
@@ -304,11 +263,7 @@ async fn dates_resolve_to_local_check_in_and_check_out_times(w: World) {
 both!(changes_write_their_notifications_to_the_outbox);
 async fn changes_write_their_notifications_to_the_outbox(w: World) {
     let now = Utc::now();
-    let b = w
-        .service
-        .create_booking(&w.admin, w.request(w.rooms[0], 0, 24), now)
-        .await
-        .unwrap();
+    let b = w.book(w.rooms[0], 0, 24).await;
     w.service.confirm(&w.admin, b.id, now).await.unwrap();
     let patch = BookingPatch {
         special_requests: Some("late arrival".into()),
@@ -361,21 +316,14 @@ async fn the_turnover_gap_is_configurable_per_establishment(w: World) {
         .unwrap();
     let now = Utc::now();
     let room = w.rooms[0];
-    let first = w
-        .service
-        .create_booking(&w.admin, w.request(room, 0, 24), now)
-        .await
-        .unwrap();
+    let first = w.book(room, 0, 24).await;
     let err = w
         .service
         .create_booking(&w.admin, w.request(room, 25, 30), now)
         .await
         .unwrap_err();
     assert!(matches!(err, BookingError::Overlap { with } if with == first.id));
-    w.service
-        .create_booking(&w.admin, w.request(room, 26, 30), now)
-        .await
-        .unwrap();
+    w.book(room, 26, 30).await;
 }
 
 both!(store_reads_agree_with_scope_contains);
@@ -385,11 +333,7 @@ async fn store_reads_agree_with_scope_contains(w: World) {
     use hse_core::{EstablishmentId, Page, PartnerCompanyId, Scope};
 
     let now = Utc::now();
-    let b = w
-        .service
-        .create_booking(&w.admin, w.request(w.rooms[0], 0, 24), now)
-        .await
-        .unwrap();
+    let b = w.book(w.rooms[0], 0, 24).await;
     w.service.confirm(&w.admin, b.id, now).await.unwrap();
     let org = w.guest.tenancy.organization_id;
     let in_org = |ests: &[EstablishmentId]| Scope::Organization {

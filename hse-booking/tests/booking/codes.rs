@@ -95,13 +95,7 @@ async fn a_lock_never_holds_more_than_its_cap_of_overlapping_codes(w: World) {
     let now = Utc::now();
     let mut ids = Vec::new();
     for room in &w.rooms {
-        ids.push(
-            w.service
-                .create_booking(&w.admin, w.request(*room, 0, 24), now)
-                .await
-                .unwrap()
-                .id,
-        );
+        ids.push(w.book(*room, 0, 24).await.id);
     }
     let tasks: Vec<_> = ids
         .iter()
@@ -133,11 +127,7 @@ async fn a_lock_never_holds_more_than_its_cap_of_overlapping_codes(w: World) {
     }
     assert_eq!((live, refused), (5, 3));
     // A later, non-overlapping stay still gets a code.
-    let later = w
-        .service
-        .create_booking(&w.admin, w.request(w.rooms[0], 100, 120), now)
-        .await
-        .unwrap();
+    let later = w.book(w.rooms[0], 100, 120).await;
     w.service.confirm(&w.admin, later.id, now).await.unwrap();
 }
 
@@ -206,11 +196,7 @@ async fn a_lock_offline_then_back_ends_with_exactly_the_intended_codes(w: World)
     let now = clock.now_plus(Duration::seconds(1));
     w.service.modify(&w.admin, a.id, moved, now).await.unwrap();
     w.service.cancel(&w.admin, b.id, "", now).await.unwrap();
-    let c = w
-        .service
-        .create_booking(&w.admin, w.request(room, 100, 120), now)
-        .await
-        .unwrap();
+    let c = w.book(room, 100, 120).await;
     w.service.confirm(&w.admin, c.id, now).await.unwrap();
     for _ in 0..5 {
         clock.advance(Duration::minutes(11));
@@ -306,26 +292,10 @@ async fn cancel_delete_move_and_check_out_take_codes_off_the_lock(w: World) {
     let programmer = CodeProgrammer::new(w.store.clone(), lock.clone(), clock.clone());
     let stays = hse_booking::stays::StayWorker::new(w.store.clone(), clock.clone());
     let (r0, r1, r2) = (w.rooms[0], w.rooms[1], w.rooms[2]);
-    let cancelled = w
-        .service
-        .create_booking(&w.admin, w.request(r0, 0, 24), now)
-        .await
-        .unwrap();
-    let deleted = w
-        .service
-        .create_booking(&w.admin, w.request(r1, 0, 24), now)
-        .await
-        .unwrap();
-    let moved = w
-        .service
-        .create_booking(&w.admin, w.request(r2, 200, 224), now)
-        .await
-        .unwrap();
-    let finished = w
-        .service
-        .create_booking(&w.admin, w.request(r0, 100, 124), now)
-        .await
-        .unwrap();
+    let cancelled = w.book(r0, 0, 24).await;
+    let deleted = w.book(r1, 0, 24).await;
+    let moved = w.book(r2, 200, 224).await;
+    let finished = w.book(r0, 100, 124).await;
     for b in [&cancelled, &deleted, &moved, &finished] {
         w.service.confirm(&w.admin, b.id, now).await.unwrap();
     }
@@ -431,16 +401,8 @@ async fn a_longer_stay_that_would_overfill_a_lock_is_refused_whole(w: World) {
         .add_lock(w.building, serde_json::json!({"max_active_codes": 1}))
         .await;
     let now = Utc::now();
-    let a = w
-        .service
-        .create_booking(&w.admin, w.request(w.rooms[0], 0, 24), now)
-        .await
-        .unwrap();
-    let b = w
-        .service
-        .create_booking(&w.admin, w.request(w.rooms[1], 100, 124), now)
-        .await
-        .unwrap();
+    let a = w.book(w.rooms[0], 0, 24).await;
+    let b = w.book(w.rooms[1], 100, 124).await;
     w.service.confirm(&w.admin, a.id, now).await.unwrap();
     w.service.confirm(&w.admin, b.id, now).await.unwrap();
     let patch = BookingPatch {

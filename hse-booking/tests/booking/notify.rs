@@ -149,11 +149,7 @@ async fn smtp_server() -> (u16, mpsc::UnboundedReceiver<(String, String)>) {
 both!(check_in_instructions_with_the_code_go_out_by_email);
 async fn check_in_instructions_with_the_code_go_out_by_email(w: World) {
     let now = Utc::now();
-    let b = w
-        .service
-        .create_booking(&w.admin, w.request(w.rooms[0], 0, 24), now)
-        .await
-        .unwrap();
+    let b = w.book(w.rooms[0], 0, 24).await;
     w.service.confirm(&w.admin, b.id, now).await.unwrap();
     let (port, mut mails) = smtp_server().await;
     let from = Email::parse("frontdesk@hotel.example").unwrap();

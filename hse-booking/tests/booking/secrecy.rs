@@ -76,11 +76,7 @@ async fn door_codes_never_appear_in_logs_or_traces() {
     let w = World::memory().await;
     let now = Utc::now();
     let clock = Arc::new(ManualClock::new(now));
-    let b = w
-        .service
-        .create_booking(&w.admin, w.request(w.rooms[0], 0, 24), now)
-        .await
-        .unwrap();
+    let b = w.book(w.rooms[0], 0, 24).await;
     w.service.confirm(&w.admin, b.id, now).await.unwrap();
     let code = w.service.codes(&w.admin, b.id).await.unwrap().remove(0);
     CodeProgrammer::new(w.store.clone(), Arc::new(Refusing), clock.clone())

@@ -16,16 +16,8 @@ use crate::support::{World, at, both};
 both!(stays_start_and_end_once_however_many_workers_run);
 async fn stays_start_and_end_once_however_many_workers_run(w: World) {
     let now = Utc::now();
-    let b = w
-        .service
-        .create_booking(&w.admin, w.request(w.rooms[0], 1, 5), now)
-        .await
-        .unwrap();
-    let pending = w
-        .service
-        .create_booking(&w.admin, w.request(w.rooms[1], 1, 5), now)
-        .await
-        .unwrap();
+    let b = w.book(w.rooms[0], 1, 5).await;
+    let pending = w.book(w.rooms[1], 1, 5).await;
     w.service.confirm(&w.admin, b.id, now).await.unwrap();
     let clock = Arc::new(ManualClock::new(at(0)));
     let workers: Vec<_> = (0..4)

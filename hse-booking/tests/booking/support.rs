@@ -11,7 +11,7 @@ use std::sync::Arc;
 
 use chrono::{DateTime, Duration, Utc};
 use hse_booking::model::{NewBooking, NewGuest, Stay};
-use hse_booking::{BookingStore, Bookings, BookingsConfig, Guest, MemoryStore};
+use hse_booking::{Booking, BookingStore, Bookings, BookingsConfig, Guest, MemoryStore};
 use hse_core::model::{NewArea, NewDevice, NewEstablishment, NewOrganization, NewPartnerCompany};
 use hse_core::value::{Email, Metadata, Timezone};
 use hse_core::{
@@ -258,6 +258,15 @@ impl World {
             special_requests: String::new(),
             metadata: Metadata::default(),
         }
+    }
+
+    /// A pending booking of `area` from hour `from` to hour `to`.
+    pub(crate) async fn book(&self, area: AreaId, from: i64, to: i64) -> Booking {
+        let request = self.request(area, from, to);
+        self.service
+            .create_booking(&self.admin, request, Utc::now())
+            .await
+            .unwrap()
     }
 
     /// The service with another configuration or code source.
