@@ -17,7 +17,7 @@ use crate::refresh::RefreshTokens;
 use crate::session::{KeyPrincipal, LoginOutcome, Session};
 use crate::throttle::LoginThrottle;
 use crate::token::{AccessTokens, TokenKind, scope_ref};
-use crate::totp::Totp;
+use crate::totp::{Totp, TotpSetup};
 
 /// The sign-in service.
 #[derive(Clone, Debug)]
@@ -138,16 +138,54 @@ impl Authenticator {
         let claims = self
             .tokens
             .verify(challenge, TokenKind::SecondFactor, now)?;
-        let totp = self.totp.as_ref().ok_or(AuthError::InvalidSecondFactor)?;
-        let key = format!("2fa:{}", claims.sub);
-        self.throttle.check(&key, now).await?;
-        if let Err(e) = totp.verify(claims.sub, code, now).await {
-            self.throttle.failed(&key, now).await?;
-            return Err(e);
-        }
-        self.throttle.succeeded(&key).await?;
+        self.check_second_factor(claims.sub, code, now).await?;
         let principal = self.active_principal(claims.sub).await?;
         self.start_session(principal, now).await
+    }
+
+    /// Starts TOTP enrollment for the signed-in user; the setup (secret and
+    /// `otpauth://` URI) is shown once.
+    ///
+    /// # Errors
+    /// [`AuthError::Invalid`] when TOTP is not configured or already enabled.
+    #[tracing::instrument(skip_all, fields(user.id = %who.user_id))]
+    pub async fn enroll_totp(&self, who: &Principal, account: &str) -> Result<TotpSetup> {
+        let now = self.deps.clock.now();
+        self.totp_service()?.enroll(who.user_id, account, now).await
+    }
+
+    /// Confirms enrollment with a first code; returns the recovery codes,
+    /// shown once. Throttled like sign-in.
+    ///
+    /// # Errors
+    /// [`AuthError::InvalidSecondFactor`], [`AuthError::RateLimited`].
+    #[tracing::instrument(skip_all, fields(user.id = %who.user_id), err(level = "info"))]
+    pub async fn confirm_totp(&self, who: &Principal, code: &str) -> Result<Vec<SecretString>> {
+        let (now, totp) = (self.deps.clock.now(), self.totp_service()?);
+        let key = format!("2fa:{}", who.user_id);
+        self.throttle.check(&key, now).await?;
+        match totp.confirm(who.user_id, code, now).await {
+            Ok(codes) => {
+                self.throttle.succeeded(&key).await?;
+                Ok(codes)
+            }
+            Err(e) => {
+                self.throttle.failed(&key, now).await?;
+                Err(e)
+            }
+        }
+    }
+
+    /// Turns the second factor off, after proving it with a current TOTP or
+    /// recovery code.
+    ///
+    /// # Errors
+    /// [`AuthError::InvalidSecondFactor`], [`AuthError::RateLimited`].
+    #[tracing::instrument(skip_all, fields(user.id = %who.user_id), err(level = "info"))]
+    pub async fn disable_totp(&self, who: &Principal, code: &str) -> Result<()> {
+        let now = self.deps.clock.now();
+        self.check_second_factor(who.user_id, code, now).await?;
+        self.totp_service()?.disable(who.user_id).await
     }
 
     /// Exchanges a refresh token for a new session (and spends it).
@@ -421,6 +459,29 @@ impl Authenticator {
             now,
         )?;
         Ok(LoginOutcome::SecondFactorRequired { challenge })
+    }
+
+    fn totp_service(&self) -> Result<&Totp> {
+        self.totp
+            .as_ref()
+            .ok_or_else(|| AuthError::invalid("totp", "second factor is not configured"))
+    }
+
+    /// Checks a TOTP or recovery code under the per-user throttle.
+    async fn check_second_factor(
+        &self,
+        user: UserId,
+        code: &str,
+        now: DateTime<Utc>,
+    ) -> Result<()> {
+        let totp = self.totp.as_ref().ok_or(AuthError::InvalidSecondFactor)?;
+        let key = format!("2fa:{user}");
+        self.throttle.check(&key, now).await?;
+        if let Err(e) = totp.verify(user, code, now).await {
+            self.throttle.failed(&key, now).await?;
+            return Err(e);
+        }
+        self.throttle.succeeded(&key).await
     }
 
     async fn start_session(&self, principal: Principal, now: DateTime<Utc>) -> Result<Session> {

@@ -172,20 +172,33 @@ async fn api_keys_act_as_their_creator_narrowed(h: Harness) {
 
 async fn totp_guards_sign_in_once_confirmed(h: Harness) {
     let p = h.user("di@example.com", PASSWORD).await;
-    let totp = h.auth.totp().unwrap();
-    let setup = totp
-        .enroll(p.user_id, "di@example.com", start())
-        .await
-        .unwrap();
+    let setup = h.auth.enroll_totp(&p, "di@example.com").await.unwrap();
     // Until confirmed, sign-in needs no second factor.
     sign_in(&h, "di@example.com", PASSWORD).await;
     let secret = decode_base32(setup.secret.expose());
-    let now = start();
-    let codes = totp
-        .confirm(p.user_id, &code_at(&secret, step_of(now)), now)
+    // A code that is wrong for every step used below (a chance hit of a
+    // fixed guess would make the test flaky).
+    let valid: Vec<String> = (0..4)
+        .map(|i| code_at(&secret, step_of(start()) + i))
+        .collect();
+    let wrong = (0..10)
+        .map(|d| d.to_string().repeat(6))
+        .find(|c| !valid.contains(c))
+        .unwrap();
+    for _ in 0..3 {
+        let wrong = h.auth.confirm_totp(&p, &wrong).await;
+        assert!(matches!(wrong, Err(AuthError::InvalidSecondFactor)));
+    }
+    let throttled = h.auth.confirm_totp(&p, &wrong).await;
+    assert!(matches!(throttled, Err(AuthError::RateLimited { .. })));
+    h.clock.advance(Duration::seconds(1));
+    let now = start() + Duration::seconds(1);
+    let codes = h
+        .auth
+        .confirm_totp(&p, &code_at(&secret, step_of(now)))
         .await
         .unwrap();
-    h.clock.advance(Duration::seconds(30));
+    h.clock.advance(Duration::seconds(29));
     let Ok(LoginOutcome::SecondFactorRequired { challenge }) =
         h.auth.login("di@example.com", PASSWORD).await
     else {
@@ -195,7 +208,7 @@ async fn totp_guards_sign_in_once_confirmed(h: Harness) {
     assert!(h.auth.authenticate(challenge.token.expose()).await.is_err());
     let bad = h
         .auth
-        .complete_second_factor(challenge.token.expose(), "000000")
+        .complete_second_factor(challenge.token.expose(), &wrong)
         .await;
     assert!(bad.is_err());
     let now = start() + Duration::seconds(30);
@@ -228,6 +241,10 @@ async fn totp_guards_sign_in_once_confirmed(h: Harness) {
             .await,
         Err(AuthError::InvalidToken)
     ));
+    // Turning it off takes a valid code; then sign-in needs the password only.
+    assert!(h.auth.disable_totp(&p, &wrong).await.is_err());
+    h.auth.disable_totp(&p, codes[2].expose()).await.unwrap();
+    sign_in(&h, "di@example.com", PASSWORD).await;
 }
 
 fn decode_base32(text: &str) -> Vec<u8> {
