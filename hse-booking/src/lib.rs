@@ -20,6 +20,19 @@
 //!   [`NotificationChannel`] port and outbox sender) with [`webhook`] and
 //!   [`smtp`] channels; [`clock`] makes time injectable.
 //!
+//! # Wiring (for a server)
+//! Build one [`Bookings`] over a [`BookingStore`] (`postgres::PgStore`
+//! after `postgres::migrate`, or [`MemoryStore`]) and hse-core's
+//! `TenancyStore`; then run, in every process that should do background
+//! work (several may, safely):
+//! - [`stays::StayWorker`] — automatic check-in/check-out;
+//! - [`CodeProgrammer`] with a [`LockProgrammer`] that sends device
+//!   commands — codes onto and off the locks;
+//! - [`Dispatcher`] with a [`webhook::WebhookChannel`] and/or
+//!   [`smtp::SmtpChannel`] — the outbox.
+//!
+//! Lock `code_used` events go to [`Bookings::record_code_use`].
+//!
 //! # Example
 //! ```
 //! use chrono::{Duration, Utc};
