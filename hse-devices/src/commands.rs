@@ -80,6 +80,31 @@ struct Link {
     replaced: CancellationToken,
 }
 
+/// Sends a command to a device and waits for its result: [`Connections`]
+/// on one node, `CommandBus` (feature `redis`) across nodes.
+#[async_trait::async_trait]
+pub trait CommandSender: Send + Sync + std::fmt::Debug {
+    /// Sends `command` and waits up to `timeout` for the device's result.
+    async fn send(
+        &self,
+        device_id: DeviceId,
+        command: Command,
+        timeout: Duration,
+    ) -> Result<CommandResult, CommandError>;
+}
+
+#[async_trait::async_trait]
+impl CommandSender for Connections {
+    async fn send(
+        &self,
+        device_id: DeviceId,
+        command: Command,
+        timeout: Duration,
+    ) -> Result<CommandResult, CommandError> {
+        Connections::send(self, device_id, command, timeout).await
+    }
+}
+
 /// Connected devices on this node and commands in flight.
 #[derive(Debug, Default)]
 pub struct Connections {

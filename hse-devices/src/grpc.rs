@@ -26,7 +26,7 @@ use tokio_util::sync::CancellationToken;
 use tonic::{Request, Response, Status};
 use uuid::Uuid;
 
-use crate::commands::{Command, Connections, DEFAULT_COMMAND_TIMEOUT};
+use crate::commands::{Command, CommandSender, DEFAULT_COMMAND_TIMEOUT};
 use crate::feed::Change;
 use crate::history::{EventHistory, EventQuery, ReadError};
 use crate::ingest::{Ingest, IngestError};
@@ -61,7 +61,7 @@ const MAX_NOTIFY: usize = 1000;
 #[derive(Clone)]
 pub struct DevicesService {
     ingest: Ingest,
-    connections: Arc<Connections>,
+    commands: Arc<dyn CommandSender>,
     state: Arc<dyn StateStore>,
     history: Arc<dyn EventHistory>,
     shutdown: CancellationToken,
@@ -78,13 +78,13 @@ impl DevicesService {
     #[must_use]
     pub fn new(
         ingest: Ingest,
-        connections: Arc<Connections>,
+        commands: Arc<dyn CommandSender>,
         state: Arc<dyn StateStore>,
         history: Arc<dyn EventHistory>,
     ) -> Self {
         Self {
             ingest,
-            connections,
+            commands,
             state,
             history,
             shutdown: CancellationToken::new(),
@@ -364,7 +364,7 @@ impl DeviceStream for DevicesService {
             command_type: req.command_type,
             params,
         };
-        let reply = match self.connections.send(device, command, timeout).await {
+        let reply = match self.commands.send(device, command, timeout).await {
             Ok(result) => pb::CommandResponse {
                 success: result.success,
                 message: result.message,

@@ -46,6 +46,8 @@ pub mod tcp;
 pub mod transport;
 pub mod writer;
 
+#[cfg(feature = "redis")]
+pub mod bus;
 #[cfg(feature = "grpc")]
 pub mod client;
 #[cfg(feature = "grpc")]

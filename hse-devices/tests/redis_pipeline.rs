@@ -243,3 +243,73 @@ async fn a_poison_event_reaches_the_permanent_dead_letter_while_others_flow_and_
     assert!(dlq.list(true, 10).await.unwrap().is_empty());
     p.cleanup().await;
 }
+
+#[tokio::test]
+async fn commands_reach_a_device_connected_to_another_node() {
+    use hse_devices::bus::CommandBus;
+    use hse_devices::codec::CommandResult;
+    use hse_devices::commands::{Command, CommandError, CommandSender, Connections};
+
+    let p = Prefix::new();
+    let here = Arc::new(Connections::new());
+    let there = Arc::new(Connections::new());
+    let bus_here = CommandBus::start(&p.client, p.conn().await, &p.prefix, "node-a", here.clone())
+        .await
+        .unwrap();
+    let _bus_there = CommandBus::start(
+        &p.client,
+        p.conn().await,
+        &p.prefix,
+        "node-b",
+        there.clone(),
+    )
+    .await
+    .unwrap();
+    tokio::time::sleep(Duration::from_millis(50)).await;
+
+    let device = DeviceId::new();
+    let mut registration = there.register(device);
+    let answering = {
+        let there = there.clone();
+        tokio::spawn(async move {
+            let command = registration.commands.recv().await.unwrap();
+            let message = format!("done:{}", command.command_type);
+            there.resolve(CommandResult {
+                request_id: command.request_id,
+                success: true,
+                message,
+            });
+            registration
+        })
+    };
+    let command = |kind: &str| Command {
+        request_id: uuid::Uuid::now_v7(),
+        command_type: kind.into(),
+        params: Default::default(),
+    };
+    let result = bus_here
+        .send(device, command("unlock"), Duration::from_secs(5))
+        .await
+        .unwrap();
+    assert_eq!(
+        (result.success, result.message.as_str()),
+        (true, "done:unlock")
+    );
+    let _registration = answering.await.unwrap();
+
+    let silent = bus_here
+        .send(device, command("reboot"), Duration::from_millis(200))
+        .await;
+    assert_eq!(silent.unwrap_err(), CommandError::Timeout);
+
+    let started = std::time::Instant::now();
+    let nowhere = bus_here
+        .send(DeviceId::new(), command("unlock"), Duration::from_secs(5))
+        .await;
+    assert_eq!(nowhere.unwrap_err(), CommandError::DeviceOffline);
+    assert!(
+        started.elapsed() < Duration::from_secs(2),
+        "offline must fail fast"
+    );
+    p.cleanup().await;
+}
