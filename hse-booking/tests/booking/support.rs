@@ -2,9 +2,9 @@
 //! building with rooms, door locks), an admin principal, a guest, and the
 //! booking service on either adapter.
 //!
-//! Tenancy is resolved through hse-core's in-memory store; for PostgreSQL
-//! the same rows are also written with plain SQL so the composite foreign
-//! keys of the booking schema hold.
+//! Tenancy comes from hse-core's store of the same kind (memory, or
+//! PostgreSQL on the same database, so the booking schema's composite
+//! foreign keys meet real rows).
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::sync::Arc;
@@ -97,7 +97,10 @@ impl World {
         room_locks: bool,
     ) -> Self {
         let now = Utc::now();
-        let tenancy: Arc<dyn TenancyStore> = Arc::new(hse_core::memory::MemoryStore::new());
+        let tenancy: Arc<dyn TenancyStore> = match &pool {
+            Some(pool) => Arc::new(hse_core::postgres::PgStore::new(pool.clone())),
+            None => Arc::new(hse_core::memory::MemoryStore::new()),
+        };
         let partner = NewPartnerCompany {
             name: "Reseller".into(),
             ..Default::default()
@@ -133,9 +136,6 @@ impl World {
             .insert_establishment(&Scope::Platform, &est, None)
             .await
             .unwrap();
-        if let Some(pool) = &pool {
-            sql_org(pool, partner.id, org.id, &est).await;
-        }
         let mut w = Self {
             admin: admin(org.id, est.id),
             partner: partner.id,
@@ -182,19 +182,6 @@ impl World {
             .insert_area(&Scope::Platform, &area)
             .await
             .unwrap();
-        if let Some(pool) = &self.pool {
-            sqlx::query(
-                "INSERT INTO areas (id, establishment_id, parent_area_id, name, type, created_at, updated_at)
-                 VALUES ($1, $2, $3, $4, 'room', now(), now())",
-            )
-            .bind(area.id.as_uuid())
-            .bind(self.est.id.as_uuid())
-            .bind(parent.map(|p| p.as_uuid()))
-            .bind(name)
-            .execute(pool)
-            .await
-            .unwrap();
-        }
         area.id
     }
 
@@ -217,19 +204,6 @@ impl World {
             .insert_device(&Scope::Platform, &device, secret)
             .await
             .unwrap();
-        if let Some(pool) = &self.pool {
-            sqlx::query(
-                "INSERT INTO devices (id, establishment_id, area_id, device_type, protocol, secret_hash, created_at, updated_at)
-                 VALUES ($1, $2, $3, 'doorlock', 'tcp', $4, now(), now())",
-            )
-            .bind(device.id.as_uuid())
-            .bind(self.est.id.as_uuid())
-            .bind(area.as_uuid())
-            .bind(secret.0.to_vec())
-            .execute(pool)
-            .await
-            .unwrap();
-        }
         device.id
     }
 
@@ -273,37 +247,6 @@ impl World {
     pub(crate) fn service_with(&self, config: BookingsConfig) -> Bookings {
         Bookings::new(self.store.clone(), self.tenancy.clone(), config)
     }
-}
-
-async fn sql_org(
-    pool: &PgPool,
-    partner: PartnerCompanyId,
-    org: OrganizationId,
-    est: &Establishment,
-) {
-    sqlx::query("INSERT INTO partner_companies (id, name, created_at, updated_at) VALUES ($1, 'Reseller', now(), now())")
-        .bind(partner.as_uuid())
-        .execute(pool)
-        .await
-        .unwrap();
-    sqlx::query(
-        "INSERT INTO organizations (id, partner_company_id, name, created_at, updated_at)
-         VALUES ($1, $2, 'Hoteles', now(), now())",
-    )
-    .bind(org.as_uuid())
-    .bind(partner.as_uuid())
-    .execute(pool)
-    .await
-    .unwrap();
-    sqlx::query(
-        "INSERT INTO establishments (id, organization_id, name, timezone, created_at, updated_at)
-         VALUES ($1, $2, 'Hotel Sol', 'Europe/Madrid', now(), now())",
-    )
-    .bind(est.id.as_uuid())
-    .bind(org.as_uuid())
-    .execute(pool)
-    .await
-    .unwrap();
 }
 
 /// An admin of `org` assigned to `est`.
