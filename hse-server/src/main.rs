@@ -33,7 +33,8 @@ async fn main() -> anyhow::Result<()> {
         }
         Some("bootstrap-root") => {
             let backends = Backends::connect(&config).await?;
-            announce_root(&config, &services(&config, backends)?).await?;
+            let tasks = tokio_util::task::TaskTracker::new();
+            announce_root(&config, &services(&config, backends, &tasks)?).await?;
             print_sign_in(&config, config.http_addr);
             Ok(())
         }

@@ -9,6 +9,7 @@ use anyhow::Context;
 use std::sync::Arc;
 
 use axum::Router;
+use hse_auth::audit::{AuditConfig, usage_audit};
 use hse_auth::token::SigningKey;
 use hse_auth::{AuthConfig, AuthDeps, Authenticator, SystemClock, TenancyDirectory};
 use hse_core::Tenancy;
@@ -41,7 +42,14 @@ pub struct Server {
 ///
 /// # Errors
 /// When the authentication settings are invalid.
-pub fn services(config: &Config, backends: Backends) -> anyhow::Result<AppState> {
+///
+/// The API-key usage audit writer runs on `tasks` and flushes when the
+/// last clone of the returned state is dropped.
+pub fn services(
+    config: &Config,
+    backends: Backends,
+    tasks: &TaskTracker,
+) -> anyhow::Result<AppState> {
     let key = match &config.jwt_seed {
         Some(seed) => SigningKey::ed25519_from_seed(&seed.0),
         None => {
@@ -59,9 +67,12 @@ pub fn services(config: &Config, backends: Backends) -> anyhow::Result<AppState>
         failures: backends.failures.clone(),
         clock: Arc::new(SystemClock),
     };
+    let (recorder, writer) = usage_audit(backends.auth_store.clone(), AuditConfig::default());
+    tasks.spawn(writer.run());
+    let auth = Authenticator::build(deps, auth_config)?.with_usage_audit(recorder);
     Ok(AppState {
         tenancy: Tenancy::new(backends.tenancy.clone()),
-        auth: Arc::new(Authenticator::build(deps, auth_config)?),
+        auth: Arc::new(auth),
         backends,
     })
 }
@@ -75,11 +86,11 @@ pub const AUDIENCE: &str = "hse-api";
 /// When a backend is unreachable or the address cannot be bound.
 pub async fn build(config: &Config) -> anyhow::Result<Server> {
     let backends = Backends::connect(config).await?;
-    let state = services(config, backends)?;
+    let tasks = TaskTracker::new();
+    let state = services(config, backends, &tasks)?;
     let listener = TcpListener::bind(config.http_addr)
         .await
         .with_context(|| format!("HSE_HTTP_ADDR: cannot listen on {}", config.http_addr))?;
-    let tasks = TaskTracker::new();
     let shutdown = CancellationToken::new();
     let router = http::router(state.clone(), config);
     Ok(Server {
@@ -141,6 +152,9 @@ impl Server {
         let serve = axum::serve(self.listener, self.router)
             .with_graceful_shutdown(async move { drained.cancelled().await });
         let tasks = self.tasks.clone();
+        // Background writers flush when the last handle to the services is
+        // gone: the router's copies go when serving ends, this one now.
+        drop(self.state);
         let everything = async move {
             let served = serve.await;
             tasks.close();

@@ -2,10 +2,15 @@
 //! paths and queries, the authenticated [`Caller`], and list paging.
 
 use axum::extract::rejection::{JsonRejection, PathRejection, QueryRejection};
-use axum::extract::{FromRequest, FromRequestParts};
+use std::sync::{Arc, OnceLock};
+
+use axum::extract::{FromRequest, FromRequestParts, MatchedPath, Request, State};
 use axum::http::StatusCode;
 use axum::http::header::{AUTHORIZATION, COOKIE};
 use axum::http::request::Parts;
+use axum::middleware::Next;
+use axum::response::Response;
+use hse_auth::ApiKeyId;
 use hse_auth::cookie::{ACCESS_COOKIE, read_cookie};
 use hse_core::{Page, Principal};
 use serde::Deserialize;
@@ -95,6 +100,9 @@ impl FromRequestParts<AppState> for Caller {
     ) -> Result<Self, Self::Rejection> {
         if let Some(key) = header(parts, "x-api-key") {
             let key = state.auth.authenticate_api_key(&key).await?;
+            if let Some(slot) = parts.extensions.get::<KeyUse>() {
+                let _ = slot.0.set(key.key_id);
+            }
             return Ok(Self {
                 principal: key.principal,
             });
@@ -121,4 +129,34 @@ fn header(parts: &Parts, name: &str) -> Option<String> {
         .get(name)
         .and_then(|v| v.to_str().ok())
         .map(str::to_owned)
+}
+
+/// Where [`Caller`] leaves the id of the API key it authenticated, so
+/// [`audit_key_use`] can record the request once it is answered.
+#[derive(Clone, Debug, Default)]
+pub struct KeyUse(Arc<OnceLock<ApiKeyId>>);
+
+/// Records every API-key request (key, route, status, time) in the usage
+/// audit, which writes in batches off the request path.
+pub async fn audit_key_use(
+    State(state): State<AppState>,
+    mut request: Request,
+    next: Next,
+) -> Response {
+    if !request.headers().contains_key("x-api-key") {
+        return next.run(request).await;
+    }
+    let slot = KeyUse::default();
+    request.extensions_mut().insert(slot.clone());
+    let route = request.extensions().get::<MatchedPath>().map_or_else(
+        || request.uri().path().to_owned(),
+        |p| p.as_str().to_owned(),
+    );
+    let response = next.run(request).await;
+    if let Some(key_id) = slot.0.get() {
+        state
+            .auth
+            .record_key_use(*key_id, &route, response.status().as_u16());
+    }
+    response
 }

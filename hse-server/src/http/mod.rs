@@ -59,6 +59,10 @@ pub fn router(state: AppState, config: &Config) -> Router {
     }
     let mut app = app
         .fallback(not_found)
+        .route_layer(axum::middleware::from_fn_with_state(
+            state.clone(),
+            extract::audit_key_use,
+        ))
         .route_layer(axum::middleware::from_fn(metrics::track))
         .layer(DefaultBodyLimit::max(MAX_BODY_BYTES))
         .layer(TimeoutLayer::with_status_code(

@@ -20,6 +20,7 @@ pub(crate) struct Answer {
 /// The application on `backends`, with a bootstrapped root.
 pub(crate) struct App {
     router: Router,
+    state: hse_server::state::AppState,
     pub(crate) root_password: String,
 }
 
@@ -28,15 +29,21 @@ pub(crate) const ROOT: &str = "root@hse.local";
 impl App {
     pub(crate) async fn new(backends: Backends) -> Self {
         let config = Config::from_lookup(|_| None).expect("default config");
-        let state = server::services(&config, backends).expect("services build");
+        let state = server::services(&config, backends, &tokio_util::task::TaskTracker::new())
+            .expect("services build");
         let password = "root password for tests".to_owned();
         bootstrap_root(&state, ROOT, Some(password.clone()))
             .await
             .expect("root bootstraps");
         Self {
-            router: http::router(state, &config),
+            router: http::router(state.clone(), &config),
+            state,
             root_password: password,
         }
+    }
+
+    pub(crate) fn auth_store(&self) -> std::sync::Arc<dyn hse_auth::store::AuthStore> {
+        self.state.backends.auth_store.clone()
     }
 
     pub(crate) async fn memory() -> Self {

@@ -422,6 +422,23 @@ async fn api_keys_act_with_at_most_their_permissions_and_die_when_revoked() {
         ))
         .await;
     assert_problem(&write, StatusCode::FORBIDDEN, "forbidden");
+    let key_id: hse_auth::ApiKeyId = created.body["id"].as_str().unwrap().parse().unwrap();
+    let mut audited = Vec::new();
+    for _ in 0..50 {
+        audited = app.auth_store().key_usage(key_id, 10).await.unwrap();
+        if audited.len() == 2 {
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    }
+    let seen: Vec<_> = audited
+        .iter()
+        .map(|u| (u.route.as_str(), u.status))
+        .collect();
+    assert!(
+        seen.contains(&("/v1/organizations", 200)) && seen.contains(&("/v1/organizations", 403)),
+        "{seen:?}"
+    );
     let listed = app.get("/v1/api-keys", &root).await;
     assert!(
         !listed.body.to_string().contains(&key[key.len() - 20..]),
