@@ -3,6 +3,7 @@
 
 use std::future::Future;
 use std::net::SocketAddr;
+use std::num::NonZeroU32;
 use std::time::Duration;
 
 use anyhow::Context;
@@ -10,6 +11,7 @@ use std::sync::Arc;
 
 use axum::Router;
 use hse_auth::audit::{AuditConfig, usage_audit};
+use hse_auth::rate_limit::Quota;
 use hse_auth::token::SigningKey;
 use hse_auth::{AuthConfig, AuthDeps, Authenticator, SystemClock, TenancyDirectory};
 use hse_core::Tenancy;
@@ -73,9 +75,15 @@ pub fn services(
     Ok(AppState {
         tenancy: Tenancy::new(backends.tenancy.clone()),
         auth: Arc::new(auth),
+        user_quota: Quota::new(USER_BURST, USER_INTERVAL),
         backends,
     })
 }
+
+/// Requests a signed-in user may burst before being paced.
+const USER_BURST: NonZeroU32 = NonZeroU32::new(200).expect("200 is not zero");
+/// Then one request per this interval (50 per second).
+const USER_INTERVAL: Duration = Duration::from_millis(20);
 
 /// The `aud` of HSE access tokens.
 pub const AUDIENCE: &str = "hse-api";

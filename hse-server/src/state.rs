@@ -4,6 +4,7 @@
 use std::sync::Arc;
 
 use hse_auth::Authenticator;
+use hse_auth::rate_limit::Quota;
 use hse_core::Tenancy;
 
 use crate::backends::Backends;
@@ -17,4 +18,6 @@ pub struct AppState {
     pub tenancy: Tenancy,
     /// Sign-in, tokens, API keys, rate limits.
     pub auth: Arc<Authenticator>,
+    /// Requests per signed-in user (API keys have their own quota).
+    pub user_quota: Quota,
 }

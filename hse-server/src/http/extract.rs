@@ -119,6 +119,13 @@ impl FromRequestParts<AppState> for Caller {
             ));
         };
         let principal = state.auth.authenticate(&token).await?;
+        let user = format!("user:{}", principal.user_id);
+        state
+            .backends
+            .limiter
+            .check(&user, state.user_quota)
+            .await?
+            .into_result()?;
         Ok(Self { principal })
     }
 }

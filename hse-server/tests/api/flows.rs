@@ -516,3 +516,21 @@ async fn the_openapi_document_describes_the_routes() {
     }
     assert!(doc.body["components"]["securitySchemes"]["bearer"].is_object());
 }
+
+#[tokio::test]
+async fn a_user_past_its_request_quota_gets_429_with_retry_after() {
+    let app = App::memory().await;
+    let root = app.root_token().await;
+    let mut limited = None;
+    for _ in 0..400 {
+        let answer = app.get("/v1/actions", &root).await;
+        if answer.status == StatusCode::TOO_MANY_REQUESTS {
+            limited = Some(answer);
+            break;
+        }
+        assert_eq!(answer.status, StatusCode::OK);
+    }
+    let answer = limited.expect("the quota was enforced");
+    assert_problem(&answer, StatusCode::TOO_MANY_REQUESTS, "rate_limited");
+    assert!(answer.headers.contains_key("retry-after"));
+}
