@@ -146,6 +146,7 @@ impl CircuitBreaker {
 
     fn open(&mut self, now: Instant) {
         tracing::warn!(circuit.state = "open", "circuit breaker opened");
+        metrics::gauge!("hse_devices_circuit_open").set(1.0);
         self.state = BreakerState::Open;
         self.open_until = now + self.settings.open_for;
     }
@@ -153,6 +154,7 @@ impl CircuitBreaker {
     fn close(&mut self, now: Instant) {
         if self.state != BreakerState::Closed {
             tracing::info!(circuit.state = "closed", "circuit breaker closed");
+            metrics::gauge!("hse_devices_circuit_open").set(0.0);
         }
         self.state = BreakerState::Closed;
         self.window_start = now;

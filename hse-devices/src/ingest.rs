@@ -5,6 +5,9 @@
 //! [`Ingest::submit`]; it acks its device only when that returns `Ok`. The
 //! pipeline behind (queue, batch writer, storage, live feed) does not know
 //! which protocol an event came by.
+//!
+//! Metrics: `hse_devices_events_enqueued_total`,
+//! `hse_devices_events_refused_total{reason}`, `hse_devices_queue_backlog`.
 
 use std::fmt;
 use std::sync::Arc;
@@ -80,11 +83,17 @@ impl Ingest {
     /// after the write, possibly everything: the device retries with the
     /// same ids and storage deduplicates.
     pub async fn submit(&self, events: &[Event]) -> Result<(), IngestError> {
-        if self.queue.backlog() >= self.high_water {
+        let backlog = self.queue.backlog();
+        metrics::gauge!("hse_devices_queue_backlog").set(backlog as f64);
+        if backlog >= self.high_water {
+            metrics::counter!("hse_devices_events_refused_total", "reason" => "overloaded")
+                .increment(events.len() as u64);
             return Err(IngestError::Overloaded);
         }
         match self.queue.enqueue(events).await {
             Ok(()) => {
+                metrics::counter!("hse_devices_events_enqueued_total")
+                    .increment(events.len() as u64);
                 self.feed.publish(events);
                 Ok(())
             }

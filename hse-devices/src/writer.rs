@@ -10,6 +10,9 @@
 //! its content is split in halves until the poison events are isolated,
 //! which go to the dead letters while the rest is stored. A janitor step
 //! reclaims entries of dead consumers idle longer than `claim_idle`.
+//!
+//! Metrics: `hse_devices_events_stored_total`,
+//! `hse_devices_batch_duration_seconds`, `hse_devices_dead_lettered_total`.
 
 use std::fmt;
 use std::ops::Range;
@@ -185,6 +188,9 @@ impl BatchWriter {
             batch.into_iter().map(|d| (d.id, d.event)).unzip();
         let inserted = self.store_isolating(&events, shutdown).await?;
         self.ack(&ids, shutdown).await?;
+        metrics::histogram!("hse_devices_batch_duration_seconds")
+            .record(started.elapsed().as_secs_f64());
+        metrics::counter!("hse_devices_events_stored_total").increment(inserted);
         tracing::debug!(
             batch.size = events.len(),
             batch.inserted = inserted,
@@ -249,6 +255,7 @@ impl BatchWriter {
         shutdown: &CancellationToken,
     ) -> Result<(), Stopped> {
         tracing::warn!(event.id = %event.event_id, device.id = %event.device_id, "poison event dead-lettered");
+        metrics::counter!("hse_devices_dead_lettered_total").increment(1);
         let now = chrono::Utc::now().timestamp_millis();
         let first_retry = self.config.dlq.next_attempt_ms(now, 0);
         let mut delay = self.config.backoff_initial;
