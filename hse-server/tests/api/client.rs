@@ -28,9 +28,18 @@ pub(crate) const ROOT: &str = "root@hse.local";
 
 impl App {
     pub(crate) async fn new(backends: Backends) -> Self {
+        Self::with_state(backends, |_| {}).await
+    }
+
+    /// The application with `adjust` applied to its state first.
+    pub(crate) async fn with_state(
+        backends: Backends,
+        adjust: impl FnOnce(&mut hse_server::state::AppState),
+    ) -> Self {
         let config = Config::from_lookup(|_| None).expect("default config");
-        let state = server::services(&config, backends, &tokio_util::task::TaskTracker::new())
+        let mut state = server::services(&config, backends, &tokio_util::task::TaskTracker::new())
             .expect("services build");
+        adjust(&mut state);
         let password = "root password for tests".to_owned();
         bootstrap_root(&state, ROOT, Some(password.clone()))
             .await
