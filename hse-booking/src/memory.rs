@@ -3,31 +3,24 @@
 //! guarantees as the PostgreSQL constraints (no overlaps, unique codes,
 //! capped codes, conditional moves).
 
-use std::collections::BTreeMap;
+mod state;
+
 use std::sync::{Mutex, MutexGuard, PoisonError};
 
 use async_trait::async_trait;
 use chrono::{DateTime, Duration, Utc};
-use hse_core::{AreaId, DeviceId, Listing, Page, Resource, Scope};
+use hse_core::{AreaId, DeviceId, Listing, Page, Scope};
 
 use crate::codes::{self, DoorCodeRecord};
 use crate::error::{BookingError, Result};
 use crate::model::{
     Booking, BookingId, BookingStatus, Companion, DoorCodeId, Guest, GuestId, GuestPatch,
-    NotificationId,
 };
 use crate::notification::{Notification, NotificationStatus};
 use crate::store::{BookingFilter, BookingStore, DeleteCheck, Edit, StayMoves};
 use crate::window::Blocked;
 
-#[derive(Debug, Default)]
-struct State {
-    guests: BTreeMap<GuestId, Guest>,
-    companions: Vec<Companion>,
-    bookings: BTreeMap<BookingId, Booking>,
-    codes: BTreeMap<DoorCodeId, DoorCodeRecord>,
-    outbox: BTreeMap<NotificationId, Notification>,
-}
+use state::{State, blocked, guest_resource, page_of};
 
 /// The in-memory [`BookingStore`].
 #[derive(Debug, Default)]
@@ -45,142 +38,6 @@ impl MemoryStore {
     fn lock(&self) -> MutexGuard<'_, State> {
         self.state.lock().unwrap_or_else(PoisonError::into_inner)
     }
-}
-
-fn guest_resource(g: &Guest) -> Resource {
-    Resource::organization(g.tenancy.partner_company_id, g.tenancy.organization_id)
-}
-
-fn blocked(b: &Booking) -> Blocked {
-    Blocked {
-        start: b.window.check_in(),
-        end: b.blocked_until,
-    }
-}
-
-impl State {
-    fn guest(&self, scope: &Scope, id: GuestId) -> Result<&Guest> {
-        self.guests
-            .get(&id)
-            .filter(|g| scope.contains(&guest_resource(g)))
-            .ok_or_else(|| BookingError::not_found("guest"))
-    }
-
-    fn booking(&self, scope: &Scope, id: BookingId) -> Result<&Booking> {
-        self.bookings
-            .get(&id)
-            .filter(|b| scope.contains(&b.resource()))
-            .ok_or_else(|| BookingError::not_found("booking"))
-    }
-
-    /// The booking's guest, which must be of the booking's organization
-    /// (the PostgreSQL schema's composite foreign key).
-    fn guest_of(&self, scope: &Scope, booking: &Booking) -> Result<&Guest> {
-        self.guest(scope, booking.guest_id)
-            .ok()
-            .filter(|g| g.tenancy.organization_id == booking.tenancy.organization_id)
-            .ok_or_else(|| BookingError::not_found("guest"))
-    }
-
-    fn check_overlap(&self, booking: &Booking) -> Result<()> {
-        if !booking.status.is_active() {
-            return Ok(());
-        }
-        let mine = blocked(booking);
-        let clash = self.bookings.values().find(|b| {
-            b.id != booking.id
-                && b.area_id == booking.area_id
-                && b.status.is_active()
-                && blocked(b).conflicts(&mine)
-        });
-        match clash {
-            Some(b) => Err(BookingError::Overlap { with: b.id }),
-            None => Ok(()),
-        }
-    }
-
-    /// The other live codes on `code`'s lock whose windows overlap it.
-    fn overlapping<'a>(
-        &'a self,
-        code: &'a DoorCodeRecord,
-    ) -> impl Iterator<Item = &'a DoorCodeRecord> {
-        self.codes.values().filter(move |c| {
-            c.id != code.id
-                && c.device_id == code.device_id
-                && c.state.is_live()
-                && c.valid_from < code.valid_until
-                && code.valid_from < c.valid_until
-        })
-    }
-
-    /// Whether an equal live code overlaps `code` on its lock.
-    fn clashes(&self, code: &DoorCodeRecord) -> bool {
-        self.overlapping(code).any(|c| c.code == code.code)
-    }
-
-    /// Refuses `code` if `cap` live codes already overlap it on its lock.
-    fn check_cap(&self, code: &DoorCodeRecord, cap: u32) -> Result<()> {
-        if self.overlapping(code).count() >= cap as usize {
-            return Err(BookingError::CodeCapReached {
-                device: code.device_id,
-                max: cap,
-            });
-        }
-        Ok(())
-    }
-
-    /// The code changes that follow a booking change. A reprogrammed window
-    /// must fit the lock's cap (else the change is refused); one that would
-    /// clash with an equal live code on its lock is retired instead (the
-    /// service then issues a fresh one).
-    fn follow(
-        &self,
-        id: BookingId,
-        after: Option<&Booking>,
-        now: DateTime<Utc>,
-    ) -> Result<Vec<DoorCodeRecord>> {
-        let mut changes = Vec::new();
-        for c in self.codes.values().filter(|c| c.booking_id == Some(id)) {
-            let Some(next) = codes::follow_booking(c, after, now) else {
-                continue;
-            };
-            if next.state.is_wanted() {
-                self.check_cap(&next, next.lock_cap)?;
-            }
-            if self.clashes(&next) {
-                changes.extend(codes::retire(c, now));
-            } else {
-                changes.push(next);
-            }
-        }
-        Ok(changes)
-    }
-
-    fn write(&mut self, booking: Booking, outbox: &[Notification], codes: Vec<DoorCodeRecord>) {
-        self.bookings.insert(booking.id, booking);
-        self.queue(outbox);
-        for c in codes {
-            self.codes.insert(c.id, c);
-        }
-    }
-
-    fn queue(&mut self, outbox: &[Notification]) {
-        for n in outbox {
-            self.outbox.insert(n.id, n.clone());
-        }
-    }
-}
-
-fn page_of<T: Clone>(
-    items: impl Iterator<Item = T>,
-    page: Page,
-    id: impl Fn(&T) -> uuid::Uuid,
-) -> Listing<T> {
-    let items: Vec<T> = items
-        .filter(|t| page.after().is_none_or(|a| id(t) > a))
-        .take(page.limit() as usize + 1)
-        .collect();
-    Listing::from_overfetch(items, page, id)
 }
 
 #[async_trait]
@@ -250,7 +107,7 @@ impl BookingStore for MemoryStore {
         Ok(state
             .companions
             .iter()
-            .filter_map(|c| seen_from(c, guest))
+            .filter_map(|c| c.seen_from(guest))
             .collect())
     }
 
@@ -545,40 +402,5 @@ impl BookingStore for MemoryStore {
             .filter(|n| n.booking_id == Some(booking))
             .cloned()
             .collect())
-    }
-}
-
-/// A companion link as seen from `guest`, if it involves `guest`.
-#[must_use]
-pub(crate) fn seen_from(c: &Companion, guest: GuestId) -> Option<Companion> {
-    if c.guest_id == guest {
-        Some(c.clone())
-    } else if c.companion_id == guest {
-        Some(Companion {
-            guest_id: guest,
-            companion_id: c.guest_id,
-            ..c.clone()
-        })
-    } else {
-        None
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn a_companion_link_reads_from_both_sides() {
-        let (a, b) = (GuestId::new(), GuestId::new());
-        let link = Companion {
-            guest_id: a,
-            companion_id: b,
-            relationship: "spouse".into(),
-            added_at: Utc::now(),
-        };
-        assert_eq!(seen_from(&link, b).map(|c| c.companion_id), Some(a));
-        assert_eq!(seen_from(&link, a).map(|c| c.companion_id), Some(b));
-        assert!(seen_from(&link, GuestId::new()).is_none());
     }
 }

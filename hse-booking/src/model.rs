@@ -269,6 +269,24 @@ pub struct Companion {
     pub added_at: DateTime<Utc>,
 }
 
+impl Companion {
+    /// The link as seen from `guest`, if it involves `guest`.
+    #[must_use]
+    pub fn seen_from(&self, guest: GuestId) -> Option<Self> {
+        if self.guest_id == guest {
+            Some(self.clone())
+        } else if self.companion_id == guest {
+            Some(Self {
+                guest_id: guest,
+                companion_id: self.guest_id,
+                ..self.clone()
+            })
+        } else {
+            None
+        }
+    }
+}
+
 /// Who cancelled a booking, when and why.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Cancellation {
@@ -414,4 +432,25 @@ pub fn check_total_guests(n: u16) -> Result<u16, BookingError> {
 /// [`BookingError::Invalid`] naming `special_requests`.
 pub fn check_requests(v: &str) -> Result<String, BookingError> {
     Ok(optional_text("special_requests", v, 2000)?)
+}
+
+#[cfg(test)]
+mod tests {
+    use chrono::Utc;
+
+    use super::*;
+
+    #[test]
+    fn a_companion_link_reads_from_both_sides() {
+        let (a, b) = (GuestId::new(), GuestId::new());
+        let link = Companion {
+            guest_id: a,
+            companion_id: b,
+            relationship: "spouse".into(),
+            added_at: Utc::now(),
+        };
+        assert_eq!(link.seen_from(b).map(|c| c.companion_id), Some(a));
+        assert_eq!(link.seen_from(a).map(|c| c.companion_id), Some(b));
+        assert!(link.seen_from(GuestId::new()).is_none());
+    }
 }

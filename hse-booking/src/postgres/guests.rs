@@ -164,7 +164,7 @@ pub(super) async fn companions(
             relationship: row.try_get("relationship")?,
             added_at: row.try_get("added_at")?,
         };
-        out.extend(crate::memory::seen_from(&link, guest));
+        out.extend(link.seen_from(guest));
     }
     Ok(out)
 }
