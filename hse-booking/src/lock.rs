@@ -53,16 +53,20 @@ pub struct CodeProgrammer {
     store: Arc<dyn BookingStore>,
     lock: Arc<dyn LockProgrammer>,
     clock: Arc<dyn Clock>,
-    /// How long a claim holds before another worker may retry it.
+    /// How long a claim holds before another worker may retry it; must
+    /// exceed `batch` × `attempt_timeout`.
     pub lease: Duration,
     /// Codes per pass.
     pub batch: u32,
+    /// How long one lock call may take before it counts as unreachable.
+    pub attempt_timeout: std::time::Duration,
     /// Pause between passes.
     pub interval: std::time::Duration,
 }
 
 impl CodeProgrammer {
-    /// A worker with a 60 s lease, batches of 50 and 1 s passes.
+    /// A worker with a 10 min lease, batches of 20, 20 s per lock call and
+    /// 1 s passes (the lease covers a whole batch of slow calls).
     #[must_use]
     pub fn new(
         store: Arc<dyn BookingStore>,
@@ -73,8 +77,9 @@ impl CodeProgrammer {
             store,
             lock,
             clock,
-            lease: Duration::seconds(60),
-            batch: 50,
+            lease: Duration::minutes(10),
+            batch: 20,
+            attempt_timeout: std::time::Duration::from_secs(20),
             interval: std::time::Duration::from_secs(1),
         }
     }
@@ -103,6 +108,12 @@ impl CodeProgrammer {
     }
 
     async fn attempt(&self, code: &DoorCodeRecord) -> Attempt {
+        tokio::time::timeout(self.attempt_timeout, self.call(code))
+            .await
+            .unwrap_or(Attempt::Unreachable)
+    }
+
+    async fn call(&self, code: &DoorCodeRecord) -> Attempt {
         if code.state == CodeState::Removing {
             return self.lock.remove(code.device_id, code.id).await;
         }

@@ -426,3 +426,33 @@ async fn a_longer_stay_that_would_overfill_a_lock_is_refused_whole(w: World) {
     let code = &w.service.codes(&w.admin, b.id).await.unwrap()[0];
     assert_eq!(code.valid_from, at(100) - Duration::minutes(30));
 }
+
+/// A lock that never answers.
+#[derive(Debug)]
+struct Hanging;
+
+#[async_trait]
+impl LockProgrammer for Hanging {
+    async fn program(&self, _: &ProgramCode<'_>) -> Attempt {
+        std::future::pending().await
+    }
+
+    async fn remove(&self, _: DeviceId, _: DoorCodeId) -> Attempt {
+        std::future::pending().await
+    }
+}
+
+#[tokio::test]
+async fn a_lock_that_never_answers_counts_as_unreachable_and_is_retried() {
+    let w = World::memory().await;
+    let now = Utc::now();
+    let b = w.book(w.rooms[0], 0, 24).await;
+    w.service.confirm(&w.admin, b.id, now).await.unwrap();
+    let clock = Arc::new(ManualClock::new(now));
+    let mut programmer = CodeProgrammer::new(w.store.clone(), Arc::new(Hanging), clock);
+    programmer.attempt_timeout = std::time::Duration::from_millis(50);
+    assert_eq!(programmer.run_once().await.unwrap(), 1);
+    let code = w.service.codes(&w.admin, b.id).await.unwrap().remove(0);
+    assert_eq!((code.state, code.attempts), (CodeState::Programming, 1));
+    assert_eq!(code.next_attempt_at, Some(now + Duration::seconds(5)));
+}
