@@ -8,7 +8,7 @@
 //! Replay is idempotent: storage ignores an event id it already has, and a
 //! dead letter already replayed is simply gone.
 //!
-//! [`MemoryDeadLetters`] here; `RedisDeadLetters` in [`crate::redis`] keeps
+//! [`MemoryDeadLetters`] here; `RedisDeadLetters` in `redis` (feature `redis`) keeps
 //! them in the streams `{prefix}dlq` and `{prefix}dlq:permanent`.
 
 use std::collections::BTreeMap;

@@ -13,10 +13,28 @@
 //!   and WebSocket; hello, acks, heartbeat, replacement, commands.
 //! - [`ingest`]: the entry every protocol adapter uses; [`queue`]: the
 //!   durable hand-off; [`writer`]: the batch writer; [`dlq`]: dead letters.
-//! - [`directory`], [`state`], [`feed`], [`commands`]: device credentials,
-//!   current state, live changes, commands in flight.
-//! - `redis` (feature `redis`), `postgres` (feature `postgres`), `grpc`
-//!   (feature `grpc`): the adapters and the tonic service.
+//! - [`directory`], [`state`], [`feed`], [`commands`], [`history`]: device
+//!   credentials, current state, live changes, commands in flight, reads.
+//! - [`breaker`]: the circuit breaker of the gRPC client.
+//! - `redis` and `bus` (feature `redis`), `postgres` (feature `postgres`),
+//!   `grpc` and `client` (feature `grpc`): adapters, the tonic service and
+//!   its Rust client.
+//!
+//! # Wiring a node
+//! 1. Queue and state: `redis::RedisQueue` + `redis::RedisState` (or
+//!    [`queue::MemoryQueue`] with [`state::MemoryState`] embedded).
+//! 2. [`ingest::Ingest`] over the queue and a [`feed::ChangeFeed`], with a
+//!    high-water mark for back-pressure.
+//! 3. [`session::SessionContext`] (a [`directory::DeviceDirectory`], e.g.
+//!    [`directory::TenancyDirectory`] over hse-core's store) and
+//!    [`tcp::run_until_stopped`]; the WebSocket handler calls
+//!    [`session::run_session`] with [`transport::TextFrames`] and
+//!    [`transport::ChannelWriter`].
+//! 4. [`writer::BatchWriter`] with `redis::RedisConsumer`,
+//!    `postgres::PgEventStore` and `redis::RedisDeadLetters`, plus
+//!    `PgEventStore::run_maintenance_until_stopped` for partitions.
+//! 5. `grpc::DevicesService` with [`commands::Connections`] (one node) or
+//!    `bus::CommandBus` (several) and the store as [`history::EventHistory`].
 //!
 //! # Example
 //! ```

@@ -2,7 +2,7 @@
 //!
 //! Updated on ingest (by the queue adapter, in the same round trip as the
 //! enqueue) and by sessions on connect and disconnect, so it is real time.
-//! [`MemoryState`] here; `RedisState` in [`crate::redis`] keeps it in the
+//! [`MemoryState`] here; `RedisState` in `redis` (feature `redis`) keeps it in the
 //! hash `{prefix}state:{device_id}`.
 
 use std::collections::{BTreeMap, HashMap};
