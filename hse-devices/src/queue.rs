@@ -9,7 +9,7 @@
 //! (and deletes) entries only after they are stored. Entries of a consumer
 //! that died are reclaimed with [`QueueConsumer::reclaim`].
 //!
-//! Adapters: [`MemoryQueue`] here, `RedisQueue` in `redis` (feature `redis`)
+//! Adapters: [`MemoryQueue`] here, `RedisQueue` in `redis`
 //! (feature `redis`).
 
 use std::collections::{BTreeMap, VecDeque};
