@@ -1,0 +1,69 @@
+//! A standalone batch writer process: Redis Streams into PostgreSQL.
+//!
+//! Lets ingest storage run (and be restarted, or killed) apart from the
+//! nodes that hold device connections. Configuration:
+//!
+//! | variable | default |
+//! |---|---|
+//! | `HSE_DATABASE_URL` | required |
+//! | `HSE_REDIS_URL` | `redis://127.0.0.1:6379` |
+//! | `HSE_REDIS_PREFIX` | `hse:` |
+//! | `HSE_WRITER_NAME` | `writer-1` (stable across restarts: it resumes its own pending entries) |
+//! | `HSE_WRITER_BATCH_SIZE` | `1000` |
+//! | `HSE_WRITER_BATCH_WAIT_MS` | `200` |
+//!
+//! Stops on Ctrl-C / SIGTERM after storing the batch in hand.
+
+use std::error::Error;
+use std::sync::Arc;
+use std::time::Duration;
+
+use hse_devices::postgres::{PgEventStore, migrate};
+use hse_devices::redis::{Keys, RedisConsumer, RedisDeadLetters, connect};
+use hse_devices::writer::{BatchWriter, WriterConfig};
+use tokio_util::sync::CancellationToken;
+
+fn var(name: &str, default: Option<&str>) -> Result<String, String> {
+    std::env::var(name)
+        .ok()
+        .or_else(|| default.map(str::to_owned))
+        .ok_or_else(|| format!("{name} is required"))
+}
+
+fn number(name: &str, default: u64) -> Result<u64, String> {
+    var(name, Some(&default.to_string()))?
+        .parse()
+        .map_err(|_| format!("{name} must be a whole number"))
+}
+
+#[tokio::main]
+async fn main() -> Result<(), Box<dyn Error>> {
+    let database_url = var("HSE_DATABASE_URL", None)?;
+    let client = redis::Client::open(var("HSE_REDIS_URL", Some("redis://127.0.0.1:6379"))?)?;
+    let keys = Keys::new(&var("HSE_REDIS_PREFIX", Some("hse:"))?);
+    let name = var("HSE_WRITER_NAME", Some("writer-1"))?;
+    let config = WriterConfig {
+        batch_size: usize::try_from(number("HSE_WRITER_BATCH_SIZE", 1000)?)?,
+        batch_wait: Duration::from_millis(number("HSE_WRITER_BATCH_WAIT_MS", 200)?),
+        ..WriterConfig::default()
+    };
+
+    let pool = sqlx::PgPool::connect(&database_url).await?;
+    migrate(&pool).await?;
+    let conn = connect(&client, Duration::from_secs(5)).await?;
+    let consumer = RedisConsumer::new(&client, keys.clone(), &name).await?;
+    let writer = BatchWriter::new(
+        Arc::new(consumer),
+        Arc::new(PgEventStore::new(pool)),
+        Arc::new(RedisDeadLetters::new(conn, keys)),
+        config,
+    );
+    let stop = CancellationToken::new();
+    let signal = stop.clone();
+    tokio::spawn(async move {
+        let _ = tokio::signal::ctrl_c().await;
+        signal.cancel();
+    });
+    writer.run_until_stopped(stop).await;
+    Ok(())
+}
