@@ -97,6 +97,27 @@ pub struct Invitation {
 }
 
 impl Invitation {
+    /// Whether `user` is the account this invitation offers: its email, its
+    /// role, and its placement (the partner company or organization).
+    ///
+    /// # Errors
+    /// [`CoreError::Invalid`] naming `user` otherwise.
+    pub fn check_fits(&self, user: &crate::model::User) -> Result<(), CoreError> {
+        let placed = match self.target {
+            InvitationTarget::Organization(o) => user.organization_id == Some(o),
+            InvitationTarget::PartnerCompany(p) => {
+                user.organization_id.is_none() && user.partner_company_id == Some(p)
+            }
+        };
+        if placed && user.role_id == self.role_id && user.email == self.email {
+            return Ok(());
+        }
+        Err(CoreError::invalid(
+            "user",
+            "must have the invitation's email, role and placement",
+        ))
+    }
+
     /// Whether it can still be answered at `now`.
     ///
     /// # Errors

@@ -945,7 +945,7 @@ impl TenancyStore for MemoryStore {
             .invitation_by_token(token)
             .ok_or(CoreError::not_found("invitation"))?;
         invitation.check_open(now)?;
-        check_fits(invitation, user)?;
+        invitation.check_fits(user)?;
         st.insert_user(user, Some(password_hash))?;
         if let Some(inv) = st.invitation_by_token(token) {
             inv.status = InvitationStatus::Accepted;
@@ -1002,25 +1002,6 @@ fn check_custom_hierarchy(role: &Role) -> Result<()> {
     }
     if i16::try_from(role.hierarchy.get()).is_err() {
         return Err(CoreError::invalid("hierarchy", "must be at most 32767"));
-    }
-    Ok(())
-}
-
-/// Refuses an accepting user without the invitation's email, role and
-/// placement.
-fn check_fits(invitation: &Invitation, user: &User) -> Result<()> {
-    let placed = match invitation.target {
-        InvitationTarget::Organization(o) => user.organization_id == Some(o),
-        InvitationTarget::PartnerCompany(p) => {
-            user.organization_id.is_none() && user.partner_company_id == Some(p)
-        }
-    };
-    let same = user.role_id == invitation.role_id && user.email == invitation.email;
-    if !(placed && same) {
-        return Err(CoreError::invalid(
-            "user",
-            "must have the invitation's email, role and placement",
-        ));
     }
     Ok(())
 }

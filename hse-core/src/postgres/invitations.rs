@@ -142,23 +142,6 @@ async fn close(
     Ok(())
 }
 
-/// Refuses a user that is not what the invitation offers.
-fn check_fits(inv: &Invitation, user: &User) -> Result<()> {
-    let placed = match inv.target {
-        InvitationTarget::Organization(o) => user.organization_id == Some(o),
-        InvitationTarget::PartnerCompany(p) => {
-            user.organization_id.is_none() && user.partner_company_id == Some(p)
-        }
-    };
-    if placed && user.role_id == inv.role_id && user.email == inv.email {
-        return Ok(());
-    }
-    Err(CoreError::invalid(
-        "user",
-        "must have the invitation's email, role and placement",
-    ))
-}
-
 /// Accepts an open invitation: stores `user` and closes the invitation in
 /// one transaction, under the invitation's row lock (system path).
 #[tracing::instrument(skip_all, fields(user.id = %user.id))]
@@ -171,7 +154,7 @@ pub(super) async fn accept(
 ) -> Result<User> {
     let mut tx = pool.begin().await?;
     let mut inv = lock_open(&mut tx, token, now).await?;
-    check_fits(&inv, user)?;
+    inv.check_fits(user)?;
     insert_unchecked(&mut tx, user, Some(password_hash)).await?;
     close(&mut tx, &mut inv, InvitationStatus::Accepted, now).await?;
     let user = reread(&mut tx, user.id).await?;
