@@ -310,6 +310,14 @@ impl QueueConsumer for RedisConsumer {
     }
 }
 
+/// Marks a device disconnected only if `remote_address` is still `ARGV[1]`.
+const DISCONNECT_IF_SAME: &str = r"
+local current = redis.call('HGET', KEYS[1], 'remote_address')
+if current == false or current == ARGV[1] then
+    redis.call('HSET', KEYS[1], 'connected', '0', 'last_seen_ms', ARGV[2])
+end
+return 0";
+
 /// Current device state in Redis hashes.
 #[derive(Clone, Debug)]
 pub struct RedisState {
@@ -327,29 +335,33 @@ impl RedisState {
 
 #[async_trait]
 impl StateStore for RedisState {
+    /// A disconnect is recorded only if the stored connection is still this
+    /// one (same remote address): when the device already reconnected,
+    /// possibly to another node, the old session's end changes nothing.
     async fn set_connection(
         &self,
         device_id: DeviceId,
         connection: &Connection,
         now_ms: i64,
     ) -> Result<(), QueueError> {
+        let mut conn = self.conn.clone();
+        let key = self.keys.state(device_id);
+        if !connection.connected {
+            return redis::Script::new(DISCONNECT_IF_SAME)
+                .key(key)
+                .arg(&connection.remote_address)
+                .arg(now_ms)
+                .invoke_async(&mut conn)
+                .await
+                .map_err(unavailable);
+        }
         let fields = [
-            (
-                "connected",
-                if connection.connected {
-                    "1".to_owned()
-                } else {
-                    "0".to_owned()
-                },
-            ),
+            ("connected", "1".to_owned()),
             ("protocol", connection.protocol.clone()),
             ("remote_address", connection.remote_address.clone()),
             ("last_seen_ms", now_ms.to_string()),
         ];
-        let mut conn = self.conn.clone();
-        conn.hset_multiple(self.keys.state(device_id), &fields)
-            .await
-            .map_err(unavailable)
+        conn.hset_multiple(key, &fields).await.map_err(unavailable)
     }
 
     async fn touch(&self, device_id: DeviceId, now_ms: i64) -> Result<(), QueueError> {

@@ -93,7 +93,8 @@ impl DeviceState {
 /// Reads and writes current state.
 #[async_trait]
 pub trait StateStore: Send + Sync + fmt::Debug {
-    /// Records a (dis)connection at `now_ms`.
+    /// Records a (dis)connection at `now_ms`. A disconnect changes nothing
+    /// when the stored connection is another one (the device reconnected).
     async fn set_connection(
         &self,
         device_id: DeviceId,
@@ -146,8 +147,11 @@ impl StateStore for MemoryState {
     ) -> Result<(), QueueError> {
         let mut devices = self.lock();
         let state = devices.entry(device_id).or_default();
-        state.connection = connection.clone();
         state.last_seen_ms = Some(now_ms);
+        let someone_else = state.connection.remote_address != connection.remote_address;
+        if connection.connected || !someone_else {
+            state.connection = connection.clone();
+        }
         Ok(())
     }
 
@@ -191,7 +195,10 @@ mod tests {
         assert_eq!(got.status(), "error");
         assert_eq!(got.last_seen_ms, Some(20));
         assert_eq!(got.last_event().map(|(k, _)| k), Some("error"));
-        let gone = Connection::default();
+        let gone = Connection {
+            connected: false,
+            ..conn
+        };
         state.set_connection(id, &gone, 30).await.unwrap();
         assert_eq!(state.get(id).await.unwrap().unwrap().status(), "offline");
     }

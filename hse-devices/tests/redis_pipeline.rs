@@ -188,6 +188,37 @@ async fn the_enqueue_round_trip_updates_device_state() {
     assert_eq!(got.last_event().map(|(k, _)| k), Some("alarm"));
     assert_eq!(got.status(), "online");
     assert!(state.get(DeviceId::new()).await.unwrap().is_none());
+
+    let newer = Connection {
+        connected: true,
+        protocol: "tcp".into(),
+        remote_address: "127.0.0.1:10".into(),
+    };
+    state.set_connection(device, &newer, 20).await.unwrap();
+    let old_gone = Connection {
+        connected: false,
+        ..conn.clone()
+    };
+    state.set_connection(device, &old_gone, 21).await.unwrap();
+    assert!(
+        state
+            .get(device)
+            .await
+            .unwrap()
+            .unwrap()
+            .connection
+            .connected,
+        "the older session end changes nothing"
+    );
+    let new_gone = Connection {
+        connected: false,
+        ..newer
+    };
+    state.set_connection(device, &new_gone, 22).await.unwrap();
+    assert_eq!(
+        state.get(device).await.unwrap().unwrap().status(),
+        "offline"
+    );
     p.cleanup().await;
 }
 
