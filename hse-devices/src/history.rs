@@ -95,7 +95,7 @@ pub enum Bucket {
 }
 
 /// One bucket of a series.
-#[derive(Clone, Debug, PartialEq)]
+#[derive(Clone, Debug, PartialEq, serde::Serialize, serde::Deserialize)]
 pub struct Aggregate {
     /// Bucket start, Unix milliseconds.
     pub bucket_start_ms: i64,

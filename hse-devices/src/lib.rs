@@ -16,7 +16,7 @@
 //! - [`directory`], [`state`], [`feed`], [`commands`], [`history`]: device
 //!   credentials, current state, live changes, commands in flight, reads.
 //! - [`breaker`]: the circuit breaker of the gRPC client.
-//! - `redis` and `bus` (feature `redis`), `postgres` (feature `postgres`),
+//! - `redis`, `bus` and `cache` (feature `redis`), `postgres` (feature `postgres`),
 //!   `grpc` and `client` (feature `grpc`): adapters, the tonic service and
 //!   its Rust client.
 //!
@@ -66,6 +66,8 @@ pub mod writer;
 
 #[cfg(feature = "redis")]
 pub mod bus;
+#[cfg(feature = "redis")]
+pub mod cache;
 #[cfg(feature = "grpc")]
 pub mod client;
 #[cfg(feature = "grpc")]

@@ -52,6 +52,12 @@ impl Keys {
         }
     }
 
+    /// The prefix itself.
+    #[must_use]
+    pub fn prefix(&self) -> &str {
+        &self.prefix
+    }
+
     /// The events stream.
     #[must_use]
     pub fn events(&self) -> String {

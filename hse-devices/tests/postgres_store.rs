@@ -550,3 +550,83 @@ async fn a_writer_process_sigkilled_repeatedly_loses_and_duplicates_nothing(pool
         let _: () = c.del(leftovers).await.unwrap();
     }
 }
+
+/// Closed buckets come from the Redis cache; a late event into a closed
+/// bucket (stored through the invalidating sink) makes the next read exact.
+#[sqlx::test(migrations = false)]
+async fn closed_buckets_are_cached_and_a_late_event_invalidates_them(pool: PgPool) {
+    use hse_devices::cache::{CachedHistory, InvalidatingSink, RollupCache};
+
+    let store = Arc::new(store(pool.clone()).await);
+    let url = std::env::var("HSE_REDIS_URL").unwrap_or_else(|_| "redis://127.0.0.1:6379".into());
+    let client = redis::Client::open(url).unwrap();
+    let prefix = format!("hse-test:{}:", uuid::Uuid::new_v4());
+    let keys = Keys::new(&prefix);
+    let conn = connect(&client, Duration::from_secs(5)).await.unwrap();
+    let cache = RollupCache::new(conn.clone(), &keys);
+    let history = CachedHistory::new(store.clone(), cache.clone());
+    let sink = InvalidatingSink::new(store.clone(), cache);
+
+    let device = DeviceId::new();
+    let kind = EventType::parse("t").unwrap();
+    let past = now_hour() - 5 * HOUR_MS;
+    let now = Utc::now().timestamp_millis();
+    sink.store(&[
+        event(device, "t", past, Some(1.0)),
+        event(device, "t", now, Some(5.0)),
+    ])
+    .await
+    .unwrap();
+    let counts = |series: Vec<hse_devices::history::Aggregate>| {
+        series.iter().map(|a| a.count).collect::<Vec<_>>()
+    };
+    let range = (past - HOUR_MS, now + HOUR_MS);
+    let first = history
+        .aggregates(device, &kind, Bucket::Hour, range.0, range.1)
+        .await
+        .unwrap();
+    assert_eq!(counts(first), vec![1, 1]);
+
+    store
+        .store(&[event(device, "t", past + 1, Some(2.0))])
+        .await
+        .unwrap();
+    let cached = history
+        .aggregates(device, &kind, Bucket::Hour, range.0, range.1)
+        .await
+        .unwrap();
+    assert_eq!(
+        counts(cached),
+        vec![1, 1],
+        "the closed bucket came from the cache"
+    );
+
+    sink.store(&[event(device, "t", past + 2, Some(3.0))])
+        .await
+        .unwrap();
+    let fresh = history
+        .aggregates(device, &kind, Bucket::Hour, range.0, range.1)
+        .await
+        .unwrap();
+    assert_eq!(counts(fresh), vec![3, 1]);
+    assert_eq!(fresh_sum(&history, device, &kind, range).await, 11.0);
+
+    let mut c = conn.clone();
+    let leftovers: Vec<String> = c.keys(format!("{prefix}*")).await.unwrap();
+    if !leftovers.is_empty() {
+        let _: () = c.del(leftovers).await.unwrap();
+    }
+}
+
+async fn fresh_sum(
+    history: &dyn EventHistory,
+    device: DeviceId,
+    kind: &EventType,
+    range: (i64, i64),
+) -> f64 {
+    let series = history
+        .aggregates(device, kind, Bucket::Hour, range.0, range.1)
+        .await
+        .unwrap();
+    series.iter().map(|a| a.sum).sum()
+}
