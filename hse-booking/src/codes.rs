@@ -23,6 +23,7 @@ use crate::policy::Grace;
 
 /// Where a code is in its life.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(rename_all = "snake_case")]
 pub enum CodeState {
     /// Issued, not yet sent to the lock (or to be sent again).

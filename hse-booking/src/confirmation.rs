@@ -19,6 +19,7 @@ pub const LENGTH: usize = 8;
 
 /// A booking's confirmation code, e.g. `K7M2QX9D`.
 #[derive(Clone, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(try_from = "String", into = "String")]
 pub struct ConfirmationCode(String);
 

@@ -33,6 +33,7 @@ hse_core::define_id!(
 /// (an organization never changes partner), so stores filter by scope
 /// without joins.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct Owner {
     /// The partner company of the organization, if any.
     pub partner_company_id: Option<PartnerCompanyId>,
@@ -42,6 +43,7 @@ pub struct Owner {
 
 /// The state of a booking.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub enum BookingStatus {
     /// Created, waiting for confirmation.
     #[serde(rename = "pending")]
@@ -108,6 +110,7 @@ impl fmt::Display for BookingStatus {
 
 /// A guest of an organization.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct Guest {
     /// Its id.
     pub id: GuestId,
@@ -137,6 +140,7 @@ pub struct Guest {
 
 /// Input to create a [`Guest`].
 #[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(deny_unknown_fields)]
 pub struct NewGuest {
     /// The organization (must be in the caller's scope).
@@ -191,6 +195,7 @@ impl NewGuest {
 
 /// A partial update of a [`Guest`]; absent fields stay.
 #[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(deny_unknown_fields)]
 pub struct GuestPatch {
     /// New given name.
@@ -258,6 +263,7 @@ impl GuestPatch {
 /// A companion link between two guests of one organization. Stored once,
 /// seen from both sides: from `guest_id`, the companion is `companion_id`.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct Companion {
     /// The guest the link is seen from.
     pub guest_id: GuestId,
@@ -289,6 +295,7 @@ impl Companion {
 
 /// Who cancelled a booking, when and why.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct Cancellation {
     /// When.
     pub at: DateTime<Utc>,
@@ -300,6 +307,7 @@ pub struct Cancellation {
 
 /// A booking of an area.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct Booking {
     /// Its id.
     pub id: BookingId,
@@ -350,6 +358,7 @@ impl Booking {
 /// When a stay is: exact instants, or dates resolved with the
 /// establishment's default check-in/check-out local times.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(untagged)]
 pub enum Stay {
     /// Exact instants.
@@ -370,6 +379,7 @@ pub enum Stay {
 
 /// Input to create a [`Booking`].
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(deny_unknown_fields)]
 pub struct NewBooking {
     /// The area to book.
@@ -395,6 +405,7 @@ fn one() -> u16 {
 
 /// A modification of a pending or confirmed booking; absent fields stay.
 #[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(deny_unknown_fields)]
 pub struct BookingPatch {
     /// New dates.

@@ -13,6 +13,7 @@ use crate::model::{Booking, BookingId, Guest, GuestId, NotificationId, Owner};
 
 /// What happened.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(rename_all = "snake_case")]
 pub enum NotificationKind {
     /// The booking was confirmed.
@@ -27,6 +28,7 @@ pub enum NotificationKind {
 
 /// How a notification travels.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(rename_all = "snake_case")]
 pub enum ChannelKind {
     /// Email to the guest (SMTP).
@@ -37,6 +39,7 @@ pub enum ChannelKind {
 
 /// Delivery state (as in the seed).
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(rename_all = "snake_case")]
 pub enum NotificationStatus {
     /// Not delivered yet.

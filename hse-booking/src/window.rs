@@ -14,6 +14,7 @@ use crate::error::BookingError;
 
 /// A stay: check-in and check-out instants, check-in strictly first.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(try_from = "RawWindow")]
 pub struct BookingWindow {
     check_in: DateTime<Utc>,

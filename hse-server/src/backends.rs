@@ -10,6 +10,7 @@ use hse_auth::redis::{RedisFailureStore, RedisRateLimiter};
 use hse_auth::store::AuthStore;
 use hse_auth::throttle::{FailureStore, MemoryFailureStore};
 use hse_auth::{MemoryAuthStore, SystemClock};
+use hse_booking::BookingStore;
 use hse_core::TenancyStore;
 use hse_core::memory::MemoryStore;
 use hse_core::postgres::PgStore;
@@ -37,6 +38,8 @@ pub struct Backends {
     pub limiter: Arc<dyn RateLimiter>,
     /// Sign-in failure counts (shared through Redis when configured).
     pub failures: Arc<dyn FailureStore>,
+    /// Guests, bookings, door codes and the notification outbox.
+    pub booking_store: Arc<dyn BookingStore>,
 }
 
 impl std::fmt::Debug for Backends {
@@ -115,6 +118,10 @@ impl Backends {
                 Arc::new(MemoryFailureStore::new()),
             ),
         };
+        let booking_store: Arc<dyn BookingStore> = match &postgres {
+            Some(pool) => Arc::new(hse_booking::postgres::PgStore::new(pool.clone())),
+            None => Arc::new(hse_booking::MemoryStore::new()),
+        };
         Self {
             postgres,
             redis,
@@ -122,6 +129,7 @@ impl Backends {
             auth_store,
             limiter,
             failures,
+            booking_store,
         }
     }
 
@@ -178,6 +186,9 @@ pub async fn migrate(pool: &PgPool) -> anyhow::Result<()> {
     hse_auth::postgres::migrate(pool)
         .await
         .context("applying hse-auth migrations")?;
+    hse_booking::postgres::migrate(pool)
+        .await
+        .context("applying hse-booking migrations")?;
     Ok(())
 }
 

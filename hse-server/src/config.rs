@@ -15,11 +15,21 @@
 //! | `HSE_ROOT_EMAIL` | `root@hse.local` | the root account `bootstrap-root` creates |
 //! | `HSE_ROOT_PASSWORD` | unset | its password; unset generates one and prints it once |
 //! | `HSE_PUBLIC_URL` | `http://<HSE_HTTP_ADDR>` | the token issuer (`iss`) |
+//! | `HSE_WEBHOOK_URL` | unset | `http://host[:port][/path]` receiving booking notifications, HMAC-signed |
+//! | `HSE_WEBHOOK_SECRET` | unset | the webhook's signing secret, at least 16 bytes (required with the URL) |
+//! | `HSE_SMTP_ADDR` | unset | `host:port` of a local SMTP relay for guest emails |
+//! | `HSE_SMTP_FROM` | unset | the sender address of those emails (required with the relay) |
+//!
+//! With neither notification channel configured, booking notifications are
+//! kept in the outbox (pending) until one is.
 //!
 //! A bad value stops start-up with a message naming the variable.
 
 use std::net::SocketAddr;
 use std::time::Duration;
+
+use hse_booking::smtp::SmtpChannel;
+use hse_booking::webhook::WebhookChannel;
 
 /// A configuration error, naming the variable at fault.
 #[derive(Debug, thiserror::Error)]
@@ -87,6 +97,10 @@ pub struct Config {
     pub root_email: String,
     /// Its password, if given.
     pub root_password: Option<Secret>,
+    /// Where booking notifications are POSTed, if anywhere.
+    pub webhook: Option<WebhookChannel>,
+    /// The relay guest emails go through, if any.
+    pub smtp: Option<SmtpChannel>,
 }
 
 /// Which parts of the server this process runs, so the API can be
@@ -204,8 +218,50 @@ impl Config {
                 }
             },
             shutdown_timeout: Duration::from_secs(parse(&get, "HSE_SHUTDOWN_TIMEOUT_S", "10")?),
+            webhook: webhook(&get)?,
+            smtp: smtp(&get)?,
         })
     }
+}
+
+/// `HSE_WEBHOOK_URL` with `HSE_WEBHOOK_SECRET`.
+fn webhook(get: &impl Fn(&str) -> Option<String>) -> Result<Option<WebhookChannel>, ConfigError> {
+    let Some(url) = get("HSE_WEBHOOK_URL") else {
+        return Ok(None);
+    };
+    let secret = get("HSE_WEBHOOK_SECRET").ok_or_else(|| {
+        bad(
+            "HSE_WEBHOOK_SECRET",
+            "is required with HSE_WEBHOOK_URL".into(),
+        )
+    })?;
+    WebhookChannel::new(url.trim(), secret.as_bytes())
+        .map(Some)
+        .map_err(|e| match e {
+            hse_booking::BookingError::Invalid {
+                field: "webhook_secret",
+                reason,
+            } => bad("HSE_WEBHOOK_SECRET", reason),
+            other => bad("HSE_WEBHOOK_URL", other.to_string()),
+        })
+}
+
+/// `HSE_SMTP_ADDR` (`host:port`) with `HSE_SMTP_FROM`.
+fn smtp(get: &impl Fn(&str) -> Option<String>) -> Result<Option<SmtpChannel>, ConfigError> {
+    let Some(addr) = get("HSE_SMTP_ADDR") else {
+        return Ok(None);
+    };
+    let (host, port) = addr
+        .trim()
+        .rsplit_once(':')
+        .and_then(|(h, p)| Some((h.trim_matches(['[', ']']), p.parse::<u16>().ok()?)))
+        .filter(|(h, _)| !h.is_empty())
+        .ok_or_else(|| bad("HSE_SMTP_ADDR", format!("`{addr}` is not host:port")))?;
+    let from = get("HSE_SMTP_FROM")
+        .ok_or_else(|| bad("HSE_SMTP_FROM", "is required with HSE_SMTP_ADDR".into()))?;
+    let from =
+        hse_core::value::Email::parse(&from).map_err(|e| bad("HSE_SMTP_FROM", e.to_string()))?;
+    Ok(Some(SmtpChannel::new(host, port, from)))
 }
 
 fn seed(hex_text: &str) -> Result<SecretSeed, ConfigError> {
@@ -299,6 +355,52 @@ mod tests {
         assert!(all.api && all.grpc && all.ingest && all.workers);
         let ingest = Roles::parse("ingest, workers").unwrap();
         assert!(!ingest.api && !ingest.grpc && ingest.ingest && ingest.workers);
+    }
+
+    #[test]
+    fn notification_channels_need_their_companions_and_sane_values() {
+        let none = config(&[]).unwrap();
+        assert!(none.webhook.is_none() && none.smtp.is_none());
+        let both = config(&[
+            ("HSE_WEBHOOK_URL", "http://hooks.local:9000/hse"),
+            ("HSE_WEBHOOK_SECRET", "0123456789abcdef-secret"),
+            ("HSE_SMTP_ADDR", "localhost:2525"),
+            ("HSE_SMTP_FROM", "bookings@hotel.example"),
+        ])
+        .unwrap();
+        assert!(both.webhook.is_some() && both.smtp.is_some());
+        assert!(!format!("{both:?}").contains("0123456789abcdef"));
+        for (vars, variable) in [
+            (
+                &[("HSE_WEBHOOK_URL", "http://h/")][..],
+                "HSE_WEBHOOK_SECRET",
+            ),
+            (
+                &[
+                    ("HSE_WEBHOOK_URL", "https://h/"),
+                    ("HSE_WEBHOOK_SECRET", "0123456789abcdef"),
+                ][..],
+                "HSE_WEBHOOK_URL",
+            ),
+            (
+                &[
+                    ("HSE_WEBHOOK_URL", "http://h/"),
+                    ("HSE_WEBHOOK_SECRET", "short"),
+                ][..],
+                "HSE_WEBHOOK_SECRET",
+            ),
+            (&[("HSE_SMTP_ADDR", "localhost")][..], "HSE_SMTP_ADDR"),
+            (&[("HSE_SMTP_ADDR", "localhost:25")][..], "HSE_SMTP_FROM"),
+            (
+                &[
+                    ("HSE_SMTP_ADDR", "localhost:25"),
+                    ("HSE_SMTP_FROM", "nobody"),
+                ][..],
+                "HSE_SMTP_FROM",
+            ),
+        ] {
+            assert_eq!(config(vars).unwrap_err().variable, variable, "{vars:?}");
+        }
     }
 
     #[test]

@@ -10,6 +10,8 @@
 //! - [`telemetry`]: the tracing subscriber (text or JSON).
 //! - [`bootstrap`]: the first root account.
 //! - [`backends`]: connections to PostgreSQL and Redis, and their checks.
+//! - [`bookings`]: the booking service and its workers (check-in/out,
+//!   door codes through [`lock_bridge`], notifications).
 //! - [`health`]: `/health/liveness` and `/health/readiness`.
 //! - [`http`]: the HTTP API of API.md, errors as problem+json.
 //! - [`metrics`]: `/metrics` and the HTTP latency middleware.
@@ -17,10 +19,12 @@
 //! - [`server`]: builds the router and runs it until stopped.
 
 pub mod backends;
+pub mod bookings;
 pub mod bootstrap;
 pub mod config;
 pub mod health;
 pub mod http;
+pub mod lock_bridge;
 pub mod metrics;
 pub mod server;
 pub mod state;

@@ -15,6 +15,7 @@ use hse_auth::rate_limit::Quota;
 use hse_auth::token::SigningKey;
 use hse_auth::{AuthConfig, AuthDeps, Authenticator, SystemClock, TenancyDirectory};
 use hse_core::Tenancy;
+use hse_devices::commands::Connections;
 use tokio::net::TcpListener;
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
@@ -76,6 +77,8 @@ pub fn services(
         tenancy: Tenancy::new(backends.tenancy.clone()),
         auth: Arc::new(auth),
         user_quota: Quota::new(USER_BURST, USER_INTERVAL),
+        bookings: crate::bookings::service(config, &backends),
+        connections: Arc::new(Connections::new()),
         backends,
     })
 }
@@ -100,6 +103,9 @@ pub async fn build(config: &Config) -> anyhow::Result<Server> {
         .await
         .with_context(|| format!("HSE_HTTP_ADDR: cannot listen on {}", config.http_addr))?;
     let shutdown = CancellationToken::new();
+    if config.roles.workers {
+        crate::bookings::spawn_workers(config, &state, &tasks, &shutdown);
+    }
     let router = http::router(state.clone(), config);
     Ok(Server {
         listener,

@@ -5,7 +5,9 @@ use std::sync::Arc;
 
 use hse_auth::Authenticator;
 use hse_auth::rate_limit::Quota;
+use hse_booking::Bookings;
 use hse_core::Tenancy;
+use hse_devices::commands::Connections;
 
 use crate::backends::Backends;
 
@@ -20,4 +22,10 @@ pub struct AppState {
     pub auth: Arc<Authenticator>,
     /// Requests per signed-in user (API keys have their own quota).
     pub user_quota: Quota,
+    /// Guests, bookings, door codes and notifications.
+    pub bookings: Bookings,
+    /// Devices connected to this node and commands in flight: the one
+    /// single-node command sender, shared by the device listeners and the
+    /// door-code programmer.
+    pub connections: Arc<Connections>,
 }

@@ -7,6 +7,7 @@
 use axum::http::{HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use hse_auth::AuthError;
+use hse_booking::{BookingError, BookingId};
 use hse_core::{CoreError, Denied};
 use serde::Serialize;
 
@@ -18,6 +19,7 @@ pub struct ApiError {
     detail: String,
     field: Option<&'static str>,
     retry_after_s: Option<u64>,
+    conflicting_booking_id: Option<BookingId>,
 }
 
 /// An RFC 9457 problem document, as every error is answered.
@@ -37,6 +39,9 @@ pub struct Problem {
     /// The offending input field, for 400s.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub field: Option<String>,
+    /// The booking in the way, for `booking_conflict`.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub conflicting_booking_id: Option<BookingId>,
 }
 
 impl ApiError {
@@ -48,6 +53,7 @@ impl ApiError {
             detail: detail.into(),
             field: None,
             retry_after_s: None,
+            conflicting_booking_id: None,
         }
     }
 
@@ -135,6 +141,38 @@ impl From<AuthError> for ApiError {
     }
 }
 
+impl From<BookingError> for ApiError {
+    fn from(e: BookingError) -> Self {
+        match e {
+            BookingError::Overlap { with } => Self {
+                conflicting_booking_id: Some(with),
+                ..Self::new(StatusCode::CONFLICT, "booking_conflict", e.to_string())
+            },
+            BookingError::IllegalTransition(t) => Self::new(
+                StatusCode::UNPROCESSABLE_ENTITY,
+                "illegal_transition",
+                t.to_string(),
+            ),
+            BookingError::NotFound { entity } => Self::new(
+                StatusCode::NOT_FOUND,
+                "not_found",
+                format!("{entity} not found"),
+            ),
+            BookingError::Invalid { field, reason } => Self::invalid(field, reason),
+            BookingError::AlreadyExists { .. } => {
+                Self::new(StatusCode::CONFLICT, "already_exists", e.to_string())
+            }
+            BookingError::CodeCapReached { .. } => Self::new(
+                StatusCode::CONFLICT,
+                "code_cap_reached",
+                format!("{e}; the booking is confirmed, its code for that lock is not issued"),
+            ),
+            BookingError::Denied(denied) => CoreError::Denied(denied).into(),
+            other => Self::unavailable(&other),
+        }
+    }
+}
+
 impl IntoResponse for ApiError {
     fn into_response(self) -> Response {
         let problem = Problem {
@@ -144,6 +182,7 @@ impl IntoResponse for ApiError {
             detail: self.detail,
             code: self.code.to_owned(),
             field: self.field.map(str::to_owned),
+            conflicting_booking_id: self.conflicting_booking_id,
         };
         let body = serde_json::to_vec(&problem).unwrap_or_default();
         let mut response = (self.status, body).into_response();
@@ -181,6 +220,19 @@ mod tests {
         ));
         assert_eq!(e.status(), StatusCode::SERVICE_UNAVAILABLE);
         assert!(!e.detail.contains("hunter2"));
+    }
+
+    #[test]
+    fn booking_errors_get_their_statuses() {
+        let with = BookingId::new();
+        let overlap = ApiError::from(BookingError::Overlap { with });
+        assert_eq!(overlap.status(), StatusCode::CONFLICT);
+        assert_eq!(overlap.conflicting_booking_id, Some(with));
+        let hidden = ApiError::from(BookingError::Denied(Denied::OutOfScope));
+        assert_eq!(hidden.status(), StatusCode::NOT_FOUND);
+        let storage = ApiError::from(BookingError::Storage("password=hunter2".into()));
+        assert_eq!(storage.status(), StatusCode::SERVICE_UNAVAILABLE);
+        assert!(!storage.detail.contains("hunter2"));
     }
 
     #[test]

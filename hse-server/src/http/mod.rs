@@ -3,6 +3,7 @@
 
 pub mod api_keys;
 pub mod auth;
+pub mod bookings;
 pub mod error;
 pub mod extract;
 pub mod openapi;
@@ -55,7 +56,8 @@ pub fn router(state: AppState, config: &Config) -> Router {
         app = app
             .merge(auth::routes())
             .merge(api_keys::routes())
-            .merge(tenancy::routes());
+            .merge(tenancy::routes())
+            .merge(bookings::routes());
     }
     let mut app = app
         .fallback(not_found)

@@ -6,7 +6,7 @@ use axum::Json;
 use utoipa::openapi::security::{ApiKey, ApiKeyValue, HttpAuthScheme, HttpBuilder, SecurityScheme};
 use utoipa::{Modify, OpenApi};
 
-use super::{api_keys, auth, tenancy};
+use super::{api_keys, auth, bookings, tenancy};
 
 /// The document.
 #[derive(Debug, OpenApi)]
@@ -27,6 +27,11 @@ use super::{api_keys, auth, tenancy};
         tenancy::deactivate_user,
         tenancy::create_role, tenancy::list_roles, tenancy::get_role, tenancy::role_grants, tenancy::delete_role,
         tenancy::list_actions, tenancy::invite, tenancy::accept, tenancy::decline,
+        bookings::create_guest, bookings::list_guests, bookings::get_guest, bookings::update_guest,
+        bookings::add_companion, bookings::companions, bookings::availability,
+        bookings::create_booking, bookings::list_bookings, bookings::get_booking, bookings::update_booking,
+        bookings::delete_booking, bookings::confirm, bookings::cancel, bookings::door_codes,
+        bookings::notifications,
     ),
     modifiers(&Security)
 )]

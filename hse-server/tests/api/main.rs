@@ -1,5 +1,6 @@
 //! The HTTP API used as a client would (through the router, no sockets):
 //! authentication, problem+json errors, tenant isolation and onboarding.
 
+mod bookings;
 mod client;
 mod flows;

@@ -1,0 +1,138 @@
+//! hse-booking in the server: the [`Bookings`] service over the configured
+//! store, and its background workers.
+//!
+//! With the `workers` role the server runs, on its task tracker and until
+//! its shutdown token is cancelled:
+//! - the stay worker (automatic check-in and check-out);
+//! - the door-code programmer, sending codes to the locks through
+//!   [`LockBridge`] over this node's [`Connections`](hse_devices::commands::Connections);
+//! - the notification dispatcher, with the channels configured by
+//!   `HSE_WEBHOOK_*` and `HSE_SMTP_*`. With none configured it does not
+//!   run, and notifications stay pending in the outbox until one is.
+//!
+//! Every worker is safe to run in several processes at once (claims and
+//! state moves are conditional in the store).
+
+use std::sync::Arc;
+
+use hse_booking::clock::SystemClock;
+use hse_booking::notification::ChannelKind;
+use hse_booking::stays::StayWorker;
+use hse_booking::{Bookings, BookingsConfig, CodeProgrammer, Dispatcher};
+use tokio_util::sync::CancellationToken;
+use tokio_util::task::TaskTracker;
+
+use crate::backends::Backends;
+use crate::config::Config;
+use crate::lock_bridge::LockBridge;
+use crate::state::AppState;
+
+/// The booking service over the configured backends. Notifications go out
+/// on the configured channels (email by default, kept pending until a
+/// relay is configured).
+#[must_use]
+pub fn service(config: &Config, backends: &Backends) -> Bookings {
+    Bookings::new(
+        backends.booking_store.clone(),
+        backends.tenancy.clone(),
+        service_config(config),
+    )
+}
+
+fn service_config(config: &Config) -> BookingsConfig {
+    let mut channels = Vec::new();
+    if config.smtp.is_some() {
+        channels.push(ChannelKind::Email);
+    }
+    if config.webhook.is_some() {
+        channels.push(ChannelKind::Webhook);
+    }
+    if channels.is_empty() {
+        return BookingsConfig::default();
+    }
+    BookingsConfig {
+        channels,
+        ..BookingsConfig::default()
+    }
+}
+
+/// The outbox dispatcher with the configured channels; `None` without any.
+fn dispatcher(config: &Config, backends: &Backends) -> Option<Dispatcher> {
+    let clock = Arc::new(SystemClock);
+    let mut dispatcher = Dispatcher::new(backends.booking_store.clone(), clock);
+    if let Some(smtp) = &config.smtp {
+        dispatcher = dispatcher.with_channel(ChannelKind::Email, Arc::new(smtp.clone()));
+    }
+    if let Some(webhook) = &config.webhook {
+        dispatcher = dispatcher.with_channel(ChannelKind::Webhook, Arc::new(webhook.clone()));
+    }
+    (config.smtp.is_some() || config.webhook.is_some()).then_some(dispatcher)
+}
+
+/// Spawns the booking workers on `tasks`; each stops when `shutdown` is
+/// cancelled.
+pub fn spawn_workers(
+    config: &Config,
+    state: &AppState,
+    tasks: &TaskTracker,
+    shutdown: &CancellationToken,
+) {
+    let store = state.backends.booking_store.clone();
+    let clock = Arc::new(SystemClock);
+    let stays = StayWorker::new(store.clone(), clock.clone());
+    tasks.spawn(stays.run_until_stopped(shutdown.clone().cancelled_owned()));
+    let lock = Arc::new(LockBridge::new(state.connections.clone()));
+    let programmer = CodeProgrammer::new(store, lock, clock);
+    tasks.spawn(programmer.run_until_stopped(shutdown.clone().cancelled_owned()));
+    match dispatcher(config, &state.backends) {
+        Some(dispatcher) => {
+            tasks.spawn(dispatcher.run_until_stopped(shutdown.clone().cancelled_owned()));
+        }
+        None => tracing::warn!(
+            "no HSE_SMTP_ADDR or HSE_WEBHOOK_URL: booking notifications stay pending in the outbox"
+        ),
+    }
+    tracing::info!("booking workers started: stays, door codes, notifications");
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn config(vars: &[(&str, &str)]) -> Config {
+        let vars: Vec<(String, String)> = vars
+            .iter()
+            .map(|(k, v)| ((*k).to_owned(), (*v).to_owned()))
+            .collect();
+        Config::from_lookup(|k| vars.iter().find(|(n, _)| n == k).map(|(_, v)| v.clone()))
+            .expect("config")
+    }
+
+    #[test]
+    fn notifications_go_out_on_the_configured_channels_only() {
+        let none = config(&[]);
+        assert_eq!(service_config(&none).channels, [ChannelKind::Email]);
+        assert!(dispatcher(&none, &Backends::in_memory()).is_none());
+        let webhook = config(&[
+            ("HSE_WEBHOOK_URL", "http://127.0.0.1:9/hook"),
+            ("HSE_WEBHOOK_SECRET", "0123456789abcdef"),
+        ]);
+        assert_eq!(service_config(&webhook).channels, [ChannelKind::Webhook]);
+        assert!(dispatcher(&webhook, &Backends::in_memory()).is_some());
+    }
+
+    #[tokio::test]
+    async fn workers_stop_when_the_server_shuts_down() {
+        let config = config(&[]);
+        let tasks = TaskTracker::new();
+        let state = crate::server::services(&config, Backends::in_memory(), &tasks).unwrap();
+        let shutdown = CancellationToken::new();
+        spawn_workers(&config, &state, &tasks, &shutdown);
+        drop(state);
+        shutdown.cancel();
+        tasks.close();
+        tokio::time::timeout(std::time::Duration::from_secs(5), tasks.wait())
+            .await
+            .expect("workers stopped");
+    }
+}
