@@ -15,6 +15,7 @@ use crate::client::{App, assert_problem};
 struct Tenant {
     admin: String,
     area: String,
+    lock: String,
 }
 
 impl Tenant {
@@ -56,7 +57,8 @@ impl Tenant {
             )
             .await;
         assert_eq!(lock.status, StatusCode::CREATED, "{}", lock.body);
-        Self { admin, area }
+        let lock = lock.body["id"].as_str().unwrap().to_owned();
+        Self { admin, area, lock }
     }
 
     async fn guest(&self, app: &App, name: &str) -> String {
@@ -417,6 +419,15 @@ async fn another_tenant_gets_404_for_every_booking_route() {
             .await;
         assert_problem(&answer, StatusCode::NOT_FOUND, "not_found");
     }
+    let other_guest = other.guest(&app, "Olga").await;
+    let linked = app
+        .post(
+            &format!("/v1/guests/{guest}/companions"),
+            &other.admin,
+            json!({"companion_id": other_guest, "relationship": "friend"}),
+        )
+        .await;
+    assert_problem(&linked, StatusCode::NOT_FOUND, "not_found");
     let theirs = app
         .post(
             "/v1/bookings",
@@ -426,10 +437,11 @@ async fn another_tenant_gets_404_for_every_booking_route() {
         )
         .await;
     assert_problem(&theirs, StatusCode::NOT_FOUND, "not_found");
-    for list in ["/v1/bookings", "/v1/guests"] {
-        let seen = app.get(list, &other.admin).await;
-        assert_eq!(seen.body["items"], json!([]), "{list}");
-    }
+    let seen = app.get("/v1/bookings", &other.admin).await;
+    assert_eq!(seen.body["items"], json!([]));
+    let guests = app.get("/v1/guests", &other.admin).await;
+    assert_eq!(guests.body["items"][0]["id"], other_guest.as_str());
+    assert_eq!(guests.body["items"].as_array().map(Vec::len), Some(1));
     let still = app
         .get(&format!("/v1/bookings/{first}"), &tenant.admin)
         .await;
@@ -498,4 +510,74 @@ async fn the_openapi_document_describes_the_booking_routes() {
             .get("conflicting_booking_id")
             .is_some()
     );
+}
+
+#[tokio::test]
+async fn the_workers_program_a_confirmed_code_on_a_connected_lock() {
+    let mut state = None;
+    let app = App::with_state(Backends::in_memory(), |s| state = Some(s.clone())).await;
+    let state = state.expect("state");
+    let (tenant, first) = conflict_flow(&app).await;
+
+    // The lock is online: it acknowledges every command it receives.
+    let lock: hse_core::DeviceId = tenant.lock.parse().unwrap();
+    let mut session = state.connections.register(lock);
+    let connections = state.connections.clone();
+    let device = tokio::spawn(async move {
+        let mut received = Vec::new();
+        while let Some(command) = session.commands.recv().await {
+            received.push((command.command_type.clone(), command.params.clone()));
+            connections.resolve(hse_devices::codec::CommandResult {
+                request_id: command.request_id,
+                success: true,
+                message: "ok".into(),
+            });
+            if received.len() == 2 {
+                return received;
+            }
+        }
+        received
+    });
+    let config = hse_server::Config::from_lookup(|_| None).unwrap();
+    let (tasks, shutdown) = (
+        tokio_util::task::TaskTracker::new(),
+        tokio_util::sync::CancellationToken::new(),
+    );
+    hse_server::bookings::spawn_workers(&config, &state, &tasks, &shutdown);
+
+    app.post(
+        &format!("/v1/bookings/{first}/confirm"),
+        &tenant.admin,
+        json!({}),
+    )
+    .await;
+    let codes = format!("/v1/bookings/{first}/doorlock-codes");
+    let mut code = Value::Null;
+    for _ in 0..50 {
+        code = app.get(&codes, &tenant.admin).await.body["items"][0].clone();
+        if code["state"] == "active" {
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    }
+    assert_eq!(code["state"], "active", "{code}");
+
+    // Cancelling takes the code off the lock again.
+    app.post(
+        &format!("/v1/bookings/{first}/cancel"),
+        &tenant.admin,
+        json!({}),
+    )
+    .await;
+    let received = tokio::time::timeout(std::time::Duration::from_secs(10), device)
+        .await
+        .expect("the lock got both commands")
+        .unwrap();
+    assert_eq!(received[0].0, "program_code");
+    assert_eq!(received[0].1["code"], code["code"]);
+    assert_eq!(received[0].1["code_id"], code["id"]);
+    assert_eq!(received[1].0, "remove_code");
+    shutdown.cancel();
+    tasks.close();
+    tasks.wait().await;
 }
