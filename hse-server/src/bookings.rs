@@ -12,13 +12,17 @@
 //!
 //! Every worker is safe to run in several processes at once (claims and
 //! state moves are conditional in the store).
+//!
+//! Door locks report `code_used` events; [`record_lock_event`] counts them
+//! on their codes (whoever consumes device events calls it).
 
 use std::sync::Arc;
 
 use hse_booking::clock::SystemClock;
 use hse_booking::notification::ChannelKind;
 use hse_booking::stays::StayWorker;
-use hse_booking::{Bookings, BookingsConfig, CodeProgrammer, Dispatcher};
+use hse_booking::{BookingError, Bookings, BookingsConfig, CodeProgrammer, Dispatcher, DoorCodeId};
+use hse_devices::Event;
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
@@ -93,6 +97,40 @@ pub fn spawn_workers(
         ),
     }
     tracing::info!("booking workers started: stays, door codes, notifications");
+}
+
+/// Counts a lock's `code_used` event (metadata `{"code_id": "<uuid>"}`)
+/// on its door code, which is retired once it reaches its maximum uses.
+/// Returns whether a use was recorded: other event types, events without
+/// a code id, and codes that are not that lock's are ignored.
+///
+/// # Errors
+/// Storage failures, for the caller to retry.
+pub async fn record_lock_event(bookings: &Bookings, event: &Event) -> Result<bool, BookingError> {
+    if event.event_type.as_str() != "code_used" {
+        return Ok(false);
+    }
+    let code = event
+        .metadata
+        .as_ref()
+        .and_then(|m| m.get("code_id"))
+        .and_then(|v| v.as_str())
+        .and_then(|v| v.parse::<DoorCodeId>().ok());
+    let Some(code) = code else {
+        tracing::debug!(device.id = %event.device_id, "code_used without a code_id");
+        return Ok(false);
+    };
+    match bookings
+        .record_code_use(event.device_id, code, chrono::Utc::now())
+        .await
+    {
+        Ok(_) => Ok(true),
+        Err(BookingError::NotFound { .. }) => {
+            tracing::debug!(device.id = %event.device_id, code.id = %code, "code_used for an unknown code");
+            Ok(false)
+        }
+        Err(e) => Err(e),
+    }
 }
 
 #[cfg(test)]

@@ -315,14 +315,14 @@ pub struct CancelRequest {
     reason: String,
 }
 
-#[utoipa::path(post, path = "/v1/bookings/{id}/cancel", tag = "bookings", params(("id" = uuid::Uuid, Path, description = "the id")), request_body(content = Option<CancelRequest>, description = "optional; send none or `{\"reason\": ...}`"), responses((status = 200, body = Booking), (status = 422, description = "`illegal_transition`: only pending or confirmed bookings are cancelled", body = Problem, content_type = "application/problem+json"), (status = "4XX", body = Problem, content_type = "application/problem+json"), (status = 503, body = Problem, content_type = "application/problem+json")), security(("bearer" = []), ("api_key" = [])))]
+#[utoipa::path(post, path = "/v1/bookings/{id}/cancel", tag = "bookings", params(("id" = uuid::Uuid, Path, description = "the id")), request_body(content = Option<CancelRequest>, description = "optional: no body, `null`, or `{\"reason\": ...}`"), responses((status = 200, body = Booking), (status = 422, description = "`illegal_transition`: only pending or confirmed bookings are cancelled", body = Problem, content_type = "application/problem+json"), (status = "4XX", body = Problem, content_type = "application/problem+json"), (status = 503, body = Problem, content_type = "application/problem+json")), security(("bearer" = []), ("api_key" = [])))]
 pub(crate) async fn cancel(
     State(s): State<AppState>,
     c: Caller,
     ApiPath(id): ApiPath<BookingId>,
-    body: Result<Option<Json<CancelRequest>>, JsonRejection>,
+    body: Result<Option<Json<Option<CancelRequest>>>, JsonRejection>,
 ) -> Answer<Booking> {
-    let body = body?.map(|Json(b)| b).unwrap_or_default();
+    let body = body?.and_then(|Json(b)| b).unwrap_or_default();
     let booking = s
         .bookings
         .cancel(&c.principal, id, &body.reason, Utc::now())

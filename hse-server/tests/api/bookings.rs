@@ -234,6 +234,12 @@ async fn confirm_and_cancel_follow_the_state_machine() {
         StatusCode::UNPROCESSABLE_ENTITY,
         "illegal_transition",
     );
+    let null = app.post(&cancel, &tenant.admin, Value::Null).await;
+    assert_problem(
+        &null,
+        StatusCode::UNPROCESSABLE_ENTITY,
+        "illegal_transition",
+    );
     let patch = app
         .call(
             Method::PATCH,
@@ -561,6 +567,30 @@ async fn the_workers_program_a_confirmed_code_on_a_connected_lock() {
         tokio::time::sleep(std::time::Duration::from_millis(100)).await;
     }
     assert_eq!(code["state"], "active", "{code}");
+
+    // The lock reports the code opening the door; the use is counted.
+    let used = |event_type: &str, code_id: &Value| hse_devices::Event {
+        event_id: uuid::Uuid::now_v7(),
+        device_id: lock,
+        ts_ms: 0,
+        event_type: hse_devices::EventType::parse(event_type).unwrap(),
+        value: None,
+        unit: None,
+        metadata: json!({"code_id": code_id}).as_object().cloned(),
+        source: None,
+    };
+    let unknown = json!(uuid::Uuid::now_v7());
+    for (event_type, code_id, counted) in [
+        ("code_used", &code["id"], true),
+        ("code_rejected", &code["id"], false),
+        ("code_used", &unknown, false),
+    ] {
+        let event = used(event_type, code_id);
+        let recorded = hse_server::bookings::record_lock_event(&state.bookings, &event).await;
+        assert_eq!(recorded.unwrap(), counted, "{event_type} {code_id}");
+    }
+    let seen = app.get(&codes, &tenant.admin).await;
+    assert_eq!(seen.body["items"][0]["usage_count"], 1);
 
     // Cancelling takes the code off the lock again.
     app.post(
