@@ -87,6 +87,30 @@ impl Tenant {
     }
 }
 
+/// The booking workers of a server, on their own tracker.
+struct Workers {
+    tasks: tokio_util::task::TaskTracker,
+    shutdown: tokio_util::sync::CancellationToken,
+}
+
+impl Workers {
+    fn start(config: &hse_server::Config, state: &hse_server::state::AppState) -> Self {
+        let workers = Self {
+            tasks: tokio_util::task::TaskTracker::new(),
+            shutdown: tokio_util::sync::CancellationToken::new(),
+        };
+        let (tasks, shutdown) = (&workers.tasks, &workers.shutdown);
+        hse_server::bookings::spawn_workers(config, state, tasks, shutdown);
+        workers
+    }
+
+    async fn stop(self) {
+        self.shutdown.cancel();
+        self.tasks.close();
+        self.tasks.wait().await;
+    }
+}
+
 fn id(v: &Value) -> String {
     v["body"]["id"].as_str().expect("an id").to_owned()
 }
@@ -545,11 +569,7 @@ async fn the_workers_program_a_confirmed_code_on_a_connected_lock() {
         received
     });
     let config = hse_server::Config::from_lookup(|_| None).unwrap();
-    let (tasks, shutdown) = (
-        tokio_util::task::TaskTracker::new(),
-        tokio_util::sync::CancellationToken::new(),
-    );
-    hse_server::bookings::spawn_workers(&config, &state, &tasks, &shutdown);
+    let workers = Workers::start(&config, &state);
 
     app.post(
         &format!("/v1/bookings/{first}/confirm"),
@@ -607,7 +627,86 @@ async fn the_workers_program_a_confirmed_code_on_a_connected_lock() {
     assert_eq!(received[0].1["code"], code["code"]);
     assert_eq!(received[0].1["code_id"], code["id"]);
     assert_eq!(received[1].0, "remove_code");
-    shutdown.cancel();
-    tasks.close();
-    tasks.wait().await;
+    workers.stop().await;
+}
+
+/// A webhook endpoint: answers 204 to each signed POST and reports its
+/// first line and signature.
+async fn webhook_receiver() -> (String, tokio::sync::mpsc::Receiver<(String, bool)>) {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let url = format!(
+        "http://{}/hse/notifications",
+        listener.local_addr().unwrap()
+    );
+    let (tx, rx) = tokio::sync::mpsc::channel(16);
+    tokio::spawn(async move {
+        while let Ok((mut stream, _)) = listener.accept().await {
+            let mut buf = vec![0; 64 * 1024];
+            let n = stream.read(&mut buf).await.unwrap_or(0);
+            let request = String::from_utf8_lossy(&buf[..n]).into_owned();
+            let first = request.lines().next().unwrap_or_default().to_owned();
+            let signed = request.to_lowercase().contains("x-hse-signature: sha256=");
+            let _ = stream
+                .write_all(b"HTTP/1.1 204 No Content\r\nConnection: close\r\n\r\n")
+                .await;
+            let _ = tx.send((first, signed)).await;
+        }
+    });
+    (url, rx)
+}
+
+#[tokio::test]
+async fn notifications_go_out_through_the_configured_webhook() {
+    let (url, mut received) = webhook_receiver().await;
+    let vars = [
+        ("HSE_WEBHOOK_URL", url.as_str()),
+        ("HSE_WEBHOOK_SECRET", "a shared secret of some length"),
+    ];
+    let config = hse_server::Config::from_lookup(|k| {
+        vars.iter()
+            .find(|(name, _)| *name == k)
+            .map(|(_, v)| (*v).to_owned())
+    })
+    .unwrap();
+    let mut state = None;
+    let app = App::with_state(Backends::in_memory(), |s| {
+        s.bookings = hse_server::bookings::service(&config, &s.backends);
+        state = Some(s.clone());
+    })
+    .await;
+    let state = state.expect("state");
+    let (tenant, first) = conflict_flow(&app).await;
+    let workers = Workers::start(&config, &state);
+    app.post(
+        &format!("/v1/bookings/{first}/confirm"),
+        &tenant.admin,
+        json!({}),
+    )
+    .await;
+
+    let path = format!("/v1/bookings/{first}/notifications");
+    let mut statuses = Vec::new();
+    for _ in 0..50 {
+        let items = app.get(&path, &tenant.admin).await.body["items"].clone();
+        statuses = items
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|n| (n["channel"].clone(), n["status"].clone()))
+            .collect();
+        if statuses.len() == 2 && statuses.iter().all(|(_, s)| s == "sent") {
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    }
+    assert_eq!(
+        statuses,
+        vec![(json!("webhook"), json!("sent")); 2],
+        "confirmation and check-in instructions"
+    );
+    let (line, signed) = received.recv().await.unwrap();
+    assert_eq!(line, "POST /hse/notifications HTTP/1.1");
+    assert!(signed);
+    workers.stop().await;
 }
