@@ -6,6 +6,11 @@
 //! publishes the device's result (or `timeout`) on the requester's
 //! `{p}results:{node}`; every other node answers `not_here`, so a device
 //! connected nowhere fails fast with `device_offline` once all have said so.
+//!
+//! Each session registered on a node is announced on `{p}connected`; a node
+//! holding an older session of the same device closes it with `replaced`,
+//! so the protocol's "a newer connection replaces the older" holds across
+//! nodes too.
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
@@ -22,9 +27,11 @@ use tokio::sync::mpsc;
 use uuid::Uuid;
 
 use crate::codec::CommandResult;
-use crate::commands::{Command, CommandError, CommandSender, Connections};
+use crate::commands::{Announcement, Command, CommandError, CommandSender, Connections};
 use crate::error::QueueError;
 
+/// Registrations waiting to be announced to the other nodes.
+const ANNOUNCE_BUFFER: usize = 1024;
 /// Replies buffered per command in flight.
 const REPLY_BUFFER: usize = 64;
 
@@ -44,6 +51,13 @@ enum Outcome {
     NotHere,
     Offline,
     Timeout,
+}
+
+#[derive(Debug, Serialize, Deserialize)]
+struct Connected {
+    device_id: DeviceId,
+    since_ms: i64,
+    node: String,
 }
 
 #[derive(Debug, Serialize, Deserialize)]
@@ -86,12 +100,20 @@ impl CommandBus {
             .get_async_pubsub()
             .await
             .map_err(|e| QueueError::Unavailable(e.to_string()))?;
-        for channel in [bus.commands_channel(), bus.results_channel(node)] {
+        let channels = [
+            bus.commands_channel(),
+            bus.results_channel(node),
+            bus.connected_channel(),
+        ];
+        for channel in channels {
             pubsub
                 .subscribe(channel)
                 .await
                 .map_err(|e| QueueError::Unavailable(e.to_string()))?;
         }
+        let (announcements, announced) = mpsc::channel(ANNOUNCE_BUFFER);
+        bus.local.announce_to(announcements);
+        tokio::spawn(announce(Arc::downgrade(&bus), announced));
         let weak = Arc::downgrade(&bus);
         tokio::spawn(async move {
             let mut messages = pubsub.into_on_message();
@@ -107,6 +129,10 @@ impl CommandBus {
         format!("{}commands", self.prefix)
     }
 
+    fn connected_channel(&self) -> String {
+        format!("{}connected", self.prefix)
+    }
+
     fn results_channel(&self, node: &str) -> String {
         format!("{}results:{node}", self.prefix)
     }
@@ -116,6 +142,15 @@ impl CommandBus {
     }
 
     fn on_message(self: &Arc<Self>, channel: &str, payload: &[u8]) {
+        if channel == self.connected_channel() {
+            match serde_json::from_slice::<Connected>(payload) {
+                Ok(c) if c.node != self.node && self.local.evict_older(c.device_id, c.since_ms) => {
+                    tracing::info!(device.id = %c.device_id, "session replaced by a newer one on another node");
+                }
+                _ => {}
+            }
+            return;
+        }
         if channel == self.commands_channel() {
             match serde_json::from_slice::<Request>(payload) {
                 Ok(request) if request.reply_to != self.node => {
@@ -239,5 +274,26 @@ impl CommandSender for CommandBus {
             return self.local.send(device_id, command, timeout).await;
         }
         self.send_remote(device_id, command, timeout).await
+    }
+}
+
+/// Tells the other nodes about each session registered here, so they close
+/// an older session of the same device (`replaced`).
+async fn announce(bus: std::sync::Weak<CommandBus>, mut announced: mpsc::Receiver<Announcement>) {
+    while let Some(a) = announced.recv().await {
+        let Some(bus) = bus.upgrade() else { return };
+        let message = Connected {
+            device_id: a.device_id,
+            since_ms: a.since_ms,
+            node: bus.node.clone(),
+        };
+        let Ok(text) = serde_json::to_string(&message) else {
+            continue;
+        };
+        let mut conn = bus.conn.clone();
+        let published: Result<i64, _> = conn.publish(bus.connected_channel(), text).await;
+        if let Err(e) = published {
+            tracing::warn!(error = %e, "connection not announced to other nodes");
+        }
     }
 }

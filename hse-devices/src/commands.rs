@@ -76,8 +76,19 @@ impl CommandError {
 #[derive(Debug)]
 struct Link {
     connection: u64,
+    since_ms: i64,
     commands: mpsc::Sender<Command>,
     replaced: CancellationToken,
+}
+
+/// A device connected to this node at `since_ms` (Unix milliseconds), as
+/// announced to other nodes so they drop an older session of it.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Announcement {
+    /// The device.
+    pub device_id: DeviceId,
+    /// When its session registered.
+    pub since_ms: i64,
 }
 
 /// Sends a command to a device and waits for its result: [`Connections`]
@@ -111,6 +122,7 @@ pub struct Connections {
     links: Mutex<HashMap<DeviceId, Link>>,
     pending: Mutex<HashMap<Uuid, oneshot::Sender<CommandResult>>>,
     next_connection: AtomicU64,
+    announcer: Mutex<Option<mpsc::Sender<Announcement>>>,
 }
 
 /// A session's registration.
@@ -136,19 +148,55 @@ impl Connections {
         let connection = self.next_connection.fetch_add(1, Ordering::Relaxed);
         let (tx, rx) = mpsc::channel(COMMAND_BUFFER);
         let replaced = CancellationToken::new();
+        let since_ms = chrono::Utc::now().timestamp_millis();
         let link = Link {
             connection,
+            since_ms,
             commands: tx,
             replaced: replaced.clone(),
         };
         if let Some(old) = self.links().insert(device_id, link) {
             old.replaced.cancel();
         }
+        let announcer = self
+            .announcer
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .clone();
+        if let Some(announcer) = announcer {
+            let _ = announcer.try_send(Announcement {
+                device_id,
+                since_ms,
+            });
+        }
         Registration {
             connection,
             commands: rx,
             replaced,
         }
+    }
+
+    /// Sends every new registration to `announcer` (best effort; the
+    /// command bus tells the other nodes).
+    pub fn announce_to(&self, announcer: mpsc::Sender<Announcement>) {
+        *self
+            .announcer
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner) = Some(announcer);
+    }
+
+    /// Another node registered the device at `since_ms`: a session here
+    /// that is older is replaced (it closes with `replaced`, without
+    /// marking the device offline). Returns whether one was.
+    pub fn evict_older(&self, device_id: DeviceId, since_ms: i64) -> bool {
+        let mut links = self.links();
+        if links.get(&device_id).is_some_and(|l| l.since_ms < since_ms)
+            && let Some(old) = links.remove(&device_id)
+        {
+            old.replaced.cancel();
+            return true;
+        }
+        false
     }
 
     /// Removes the device's registration if it is still `connection`'s.

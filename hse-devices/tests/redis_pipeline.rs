@@ -344,3 +344,37 @@ async fn commands_reach_a_device_connected_to_another_node() {
     );
     p.cleanup().await;
 }
+
+#[tokio::test]
+async fn a_newer_connection_on_another_node_replaces_the_older() {
+    use hse_devices::bus::CommandBus;
+    use hse_devices::commands::Connections;
+
+    let p = Prefix::new();
+    let here = Arc::new(Connections::new());
+    let there = Arc::new(Connections::new());
+    let _bus_here = CommandBus::start(&p.client, p.conn().await, &p.prefix, "node-a", here.clone())
+        .await
+        .unwrap();
+    let _bus_there = CommandBus::start(
+        &p.client,
+        p.conn().await,
+        &p.prefix,
+        "node-b",
+        there.clone(),
+    )
+    .await
+    .unwrap();
+    tokio::time::sleep(Duration::from_millis(50)).await;
+    let device = DeviceId::new();
+    let old = there.register(device);
+    tokio::time::sleep(Duration::from_millis(20)).await;
+    let new = here.register(device);
+    tokio::time::timeout(Duration::from_secs(5), old.replaced.cancelled())
+        .await
+        .expect("older session replaced");
+    assert!(!there.is_connected(device));
+    assert!(!new.replaced.is_cancelled(), "the newer session stays");
+    assert!(here.is_connected(device));
+    p.cleanup().await;
+}
