@@ -364,7 +364,15 @@ async fn switchable_proxy(target: std::net::SocketAddr) -> (u16, tokio::sync::wa
 #[sqlx::test(migrations = false)]
 async fn a_database_outage_under_load_loses_nothing_and_dead_letters_nothing(pool: PgPool) {
     store(pool.clone()).await;
-    let (port, switch) = switchable_proxy("127.0.0.1:5432".parse().unwrap()).await;
+    let target = {
+        let o = pool.connect_options();
+        tokio::net::lookup_host((o.get_host(), o.get_port()))
+            .await
+            .unwrap()
+            .next()
+            .unwrap()
+    };
+    let (port, switch) = switchable_proxy(target).await;
     let options = (*pool.connect_options())
         .clone()
         .host("127.0.0.1")
@@ -471,7 +479,11 @@ async fn a_writer_process_sigkilled_repeatedly_loses_and_duplicates_nothing(pool
         .get_database()
         .unwrap_or("postgres")
         .to_owned();
-    let database_url = format!("postgres://postgres@127.0.0.1:5432/{database}");
+    let server = std::env::var("DATABASE_URL").unwrap();
+    let base = server
+        .rsplit_once('/')
+        .map_or(server.as_str(), |(base, _)| base);
+    let database_url = format!("{base}/{database}");
     let url = std::env::var("HSE_REDIS_URL").unwrap_or_else(|_| "redis://127.0.0.1:6379".into());
     let client = redis::Client::open(url.clone()).unwrap();
     let prefix = format!("hse-test:{}:", uuid::Uuid::new_v4());
