@@ -66,17 +66,32 @@ impl ChangeFeed {
     pub fn publish(&self, events: &[Event]) {
         let mut ring = self.lock();
         for event in events {
-            let change = Change {
-                cursor: ring.next,
-                event: Arc::new(event.clone()),
-            };
-            ring.next += 1;
-            if ring.changes.len() == self.capacity {
-                ring.changes.pop_front();
-            }
-            ring.changes.push_back(change.clone());
-            let _ = self.live.send(change);
+            let cursor = ring.next;
+            self.push(&mut ring, cursor, event);
         }
+    }
+
+    /// Publishes an event under a cursor chosen elsewhere (a change relayed
+    /// from Redis, whose stream id gives every node the same cursor).
+    /// Cursors at or below the head are ignored.
+    pub fn publish_at(&self, cursor: u64, event: &Event) {
+        let mut ring = self.lock();
+        if cursor >= ring.next {
+            self.push(&mut ring, cursor, event);
+        }
+    }
+
+    fn push(&self, ring: &mut Ring, cursor: u64, event: &Event) {
+        let change = Change {
+            cursor,
+            event: Arc::new(event.clone()),
+        };
+        ring.next = cursor + 1;
+        if ring.changes.len() == self.capacity {
+            ring.changes.pop_front();
+        }
+        ring.changes.push_back(change.clone());
+        let _ = self.live.send(change);
     }
 
     /// The cursor of the latest change (0 before any).

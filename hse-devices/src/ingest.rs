@@ -46,6 +46,7 @@ pub struct Ingest {
     queue: Arc<dyn EventQueue>,
     feed: Arc<ChangeFeed>,
     high_water: u64,
+    publish_locally: bool,
 }
 
 impl fmt::Debug for Ingest {
@@ -65,7 +66,17 @@ impl Ingest {
             queue,
             feed,
             high_water,
+            publish_locally: true,
         }
+    }
+
+    /// Leaves publishing to the live feed to a relay (`redis::ChangeRelay`
+    /// when several nodes share Redis), so every node's feed gets every
+    /// node's events under the same cursors.
+    #[must_use]
+    pub fn relayed(mut self) -> Self {
+        self.publish_locally = false;
+        self
     }
 
     /// The live change feed.
@@ -94,7 +105,9 @@ impl Ingest {
             Ok(()) => {
                 metrics::counter!("hse_devices_events_enqueued_total")
                     .increment(events.len() as u64);
-                self.feed.publish(events);
+                if self.publish_locally {
+                    self.feed.publish(events);
+                }
                 Ok(())
             }
             Err(QueueError::Full) => Err(IngestError::Overloaded),

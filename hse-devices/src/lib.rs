@@ -24,7 +24,9 @@
 //! 1. Queue and state: `redis::RedisQueue` + `redis::RedisState` (or
 //!    [`queue::MemoryQueue`] with [`state::MemoryState`] embedded).
 //! 2. [`ingest::Ingest`] over the queue and a [`feed::ChangeFeed`], with a
-//!    high-water mark for back-pressure.
+//!    high-water mark for back-pressure. With several nodes:
+//!    `RedisQueue::with_change_stream`, `Ingest::relayed` and a
+//!    `redis::ChangeRelay` per node, so every feed sees every node's events.
 //! 3. [`session::SessionContext`] (a [`directory::DeviceDirectory`], e.g.
 //!    [`directory::TenancyDirectory`] over hse-core's store) and
 //!    [`tcp::run_until_stopped`]; the WebSocket handler calls

@@ -64,6 +64,12 @@ impl Keys {
         format!("{}events", self.prefix)
     }
 
+    /// The change stream relayed to every node's live feed.
+    #[must_use]
+    pub fn changes(&self) -> String {
+        format!("{}changes", self.prefix)
+    }
+
     /// A device's state hash.
     #[must_use]
     pub fn state(&self, device_id: DeviceId) -> String {
@@ -103,6 +109,7 @@ pub struct RedisQueue {
     conn: ConnectionManager,
     keys: Keys,
     backlog: AtomicU64,
+    relay_len: Option<usize>,
 }
 
 impl RedisQueue {
@@ -123,7 +130,16 @@ impl RedisQueue {
             conn,
             keys,
             backlog: AtomicU64::new(backlog),
+            relay_len: None,
         })
+    }
+
+    /// Also appends each event to the change stream `{p}changes` (capped
+    /// near `keep` entries) in the same round trip, for [`ChangeRelay`].
+    #[must_use]
+    pub fn with_change_stream(mut self, keep: usize) -> Self {
+        self.relay_len = Some(keep);
+        self
     }
 }
 
@@ -161,6 +177,21 @@ impl EventQueue for RedisQueue {
         for (device_id, fields) in state_fields(events)? {
             pipe.hset_multiple(self.keys.state(device_id), &fields)
                 .ignore();
+        }
+        if let Some(keep) = self.relay_len {
+            for event in events {
+                let json =
+                    serde_json::to_string(event).map_err(|e| QueueError::Corrupt(e.to_string()))?;
+                pipe.cmd("XADD")
+                    .arg(self.keys.changes())
+                    .arg("MAXLEN")
+                    .arg("~")
+                    .arg(keep)
+                    .arg("*")
+                    .arg("e")
+                    .arg(json)
+                    .ignore();
+            }
         }
         pipe.xlen(&stream);
         let mut conn = self.conn.clone();
@@ -537,5 +568,95 @@ impl DeadLetters for RedisDeadLetters {
             .await?
             .into_iter()
             .next())
+    }
+}
+
+/// The feed cursor of a stream id `ms-seq`: the same on every node, and
+/// increasing with the id.
+fn cursor_of_id(id: &str) -> Option<u64> {
+    let (ms, seq) = id.split_once('-')?;
+    let (ms, seq): (u64, u64) = (ms.parse().ok()?, seq.parse().ok()?);
+    Some((ms << 20) | seq.min((1 << 20) - 1))
+}
+
+/// Feeds this node's [`ChangeFeed`](crate::feed::ChangeFeed) from the change
+/// stream `{p}changes`, so a gRPC subscriber on any node sees the events of
+/// every node, under cursors that are the same everywhere (a client can
+/// resume on another node). Pair with `RedisQueue::with_change_stream` and
+/// `Ingest::relayed`. The change stream is capped; the events queue never is.
+#[derive(Debug)]
+pub struct ChangeRelay {
+    conn: ConnectionManager,
+    keys: Keys,
+}
+
+impl ChangeRelay {
+    /// A relay with its own connection (it blocks on reads).
+    ///
+    /// # Errors
+    /// [`QueueError::Unavailable`] if Redis cannot be reached.
+    pub async fn new(client: &Client, keys: Keys) -> Result<Self, QueueError> {
+        let conn = connect(client, MAX_BLOCK + Duration::from_secs(5)).await?;
+        Ok(Self { conn, keys })
+    }
+
+    /// Relays new changes until `shutdown`.
+    pub async fn run_until_stopped(
+        self,
+        feed: std::sync::Arc<crate::feed::ChangeFeed>,
+        shutdown: tokio_util::sync::CancellationToken,
+    ) {
+        let mut last = self.tail().await;
+        while !shutdown.is_cancelled() {
+            let read = tokio::select! {
+                () = shutdown.cancelled() => return,
+                read = self.read_after(&last) => read,
+            };
+            match read {
+                Ok(entries) => {
+                    for entry in entries {
+                        if let (Some(cursor), Some(event)) =
+                            (cursor_of_id(&entry.id), decode_entry(&entry))
+                        {
+                            feed.publish_at(cursor, &event);
+                        }
+                        last = entry.id;
+                    }
+                }
+                Err(e) => {
+                    tracing::warn!(error = %e, "change relay read failed");
+                    tokio::time::sleep(Duration::from_millis(200)).await;
+                }
+            }
+        }
+    }
+
+    /// The id of the newest change now (`0-0` when there is none), so
+    /// nothing appended after start is missed between blocking reads.
+    async fn tail(&self) -> String {
+        let mut conn = self.conn.clone();
+        let newest: redis::RedisResult<StreamRangeReply> =
+            conn.xrevrange_count(self.keys.changes(), "+", "-", 1).await;
+        newest
+            .ok()
+            .and_then(|r| r.ids.into_iter().next())
+            .map_or_else(|| "0-0".to_owned(), |e| e.id)
+    }
+
+    async fn read_after(&self, last: &str) -> Result<Vec<StreamId>, QueueError> {
+        let mut cmd = redis::cmd("XREAD");
+        cmd.arg("COUNT")
+            .arg(1000)
+            .arg("BLOCK")
+            .arg(MAX_BLOCK.as_millis() as u64);
+        cmd.arg("STREAMS").arg(self.keys.changes()).arg(last);
+        let mut conn = self.conn.clone();
+        let reply: Option<StreamReadReply> =
+            cmd.query_async(&mut conn).await.map_err(unavailable)?;
+        Ok(reply
+            .into_iter()
+            .flat_map(|r| r.keys)
+            .flat_map(|k| k.ids)
+            .collect())
     }
 }

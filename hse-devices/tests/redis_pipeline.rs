@@ -378,3 +378,60 @@ async fn a_newer_connection_on_another_node_replaces_the_older() {
     assert!(here.is_connected(device));
     p.cleanup().await;
 }
+
+#[tokio::test]
+async fn every_node_sees_every_nodes_changes_under_the_same_cursors() {
+    use hse_devices::feed::ChangeFeed;
+    use hse_devices::ingest::Ingest;
+    use hse_devices::redis::ChangeRelay;
+
+    let p = Prefix::new();
+    let stop = CancellationToken::new();
+    let mut feeds = Vec::new();
+    let mut ingests = Vec::new();
+    for _ in 0..2 {
+        let feed = ChangeFeed::new(1000);
+        let relay = ChangeRelay::new(&p.client, p.keys.clone()).await.unwrap();
+        tokio::spawn(relay.run_until_stopped(feed.clone(), stop.clone()));
+        let queue = Arc::new(p.queue().await.with_change_stream(10_000));
+        ingests.push(Ingest::new(queue, feed.clone(), 1_000_000).relayed());
+        feeds.push(feed);
+    }
+    tokio::time::sleep(Duration::from_millis(100)).await;
+    let mut on_b = feeds[1].subscribe(None);
+    let mut on_a = feeds[0].subscribe(None);
+    let device = DeviceId::new();
+    ingests[0]
+        .submit(&[event(device, "alarm", 1)])
+        .await
+        .unwrap();
+    ingests[1]
+        .submit(&[event(device, "alarm", 2)])
+        .await
+        .unwrap();
+    let mut seen = Vec::new();
+    for sub in [&mut on_a, &mut on_b] {
+        let mut got = Vec::new();
+        for _ in 0..2 {
+            let change = tokio::time::timeout(Duration::from_secs(5), sub.next())
+                .await
+                .unwrap()
+                .unwrap()
+                .unwrap();
+            got.push((change.cursor, change.event.ts_ms));
+        }
+        seen.push(got);
+    }
+    assert_eq!(seen[0], seen[1], "same changes, same cursors on both nodes");
+    assert_eq!(
+        seen[0].iter().map(|(_, ts)| *ts).collect::<Vec<_>>(),
+        vec![1, 2]
+    );
+    let resumed: Vec<_> = {
+        let mut sub = feeds[1].subscribe(Some(seen[0][0].0));
+        vec![sub.next().await.unwrap().unwrap().event.ts_ms]
+    };
+    assert_eq!(resumed, vec![2], "a cursor from node A resumes on node B");
+    stop.cancel();
+    p.cleanup().await;
+}
