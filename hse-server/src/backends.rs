@@ -189,6 +189,9 @@ pub async fn migrate(pool: &PgPool) -> anyhow::Result<()> {
     hse_booking::postgres::migrate(pool)
         .await
         .context("applying hse-booking migrations")?;
+    hse_devices::postgres::migrate(pool)
+        .await
+        .context("applying hse-devices migrations")?;
     Ok(())
 }
 

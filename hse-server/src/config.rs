@@ -5,6 +5,8 @@
 //! | `HSE_HTTP_ADDR` | `127.0.0.1:8080` | HTTP listen address (`:0` picks a free port) |
 //! | `HSE_DATABASE_URL` | unset | PostgreSQL URL; unset runs the embedded in-memory default |
 //! | `HSE_REDIS_URL` | unset | Redis URL; unset uses in-process queues and state |
+//! | `HSE_REDIS_PREFIX` | `hse:` | prefix of the device pipeline's Redis keys (streams, state, dead letters) |
+//! | `HSE_NODE_NAME` | `$HOSTNAME`, else `hse-server` | this node's batch-writer consumer name; keep it stable across restarts |
 //! | `HSE_GRPC_ADDR` | `127.0.0.1:50051` | gRPC listen address |
 //! | `HSE_DEVICE_TCP_ADDR` | `127.0.0.1:7700` | device TCP listen address |
 //! | `HSE_ROLES` | `api,grpc,ingest,workers` | what this process runs (also `--roles`) |
@@ -85,6 +87,11 @@ pub struct Config {
     pub database_url: Option<Secret>,
     /// Redis URL (may hold a password).
     pub redis_url: Option<Secret>,
+    /// Prefix of the device pipeline's Redis keys.
+    pub redis_prefix: String,
+    /// This node's name: its batch writer's consumer name in the Redis
+    /// group (stable across restarts, so it resumes its own entries).
+    pub node_name: String,
     /// Log format.
     pub log_format: LogFormat,
     /// Drain deadline on shutdown.
@@ -207,6 +214,10 @@ impl Config {
             public_url: get("HSE_PUBLIC_URL").unwrap_or_else(|| format!("http://{http_addr}")),
             database_url: url(&get, "HSE_DATABASE_URL", &["postgres://", "postgresql://"])?,
             redis_url: url(&get, "HSE_REDIS_URL", &["redis://", "rediss://"])?,
+            redis_prefix: get("HSE_REDIS_PREFIX").unwrap_or_else(|| "hse:".to_owned()),
+            node_name: get("HSE_NODE_NAME")
+                .or_else(|| get("HOSTNAME"))
+                .unwrap_or_else(|| "hse-server".to_owned()),
             log_format: match get("HSE_LOG_FORMAT").as_deref() {
                 None | Some("text") => LogFormat::Text,
                 Some("json") => LogFormat::Json,

@@ -12,6 +12,8 @@
 //! - [`backends`]: connections to PostgreSQL and Redis, and their checks.
 //! - [`bookings`]: the booking service and its workers (check-in/out,
 //!   door codes through [`lock_bridge`], notifications).
+//! - [`devices`]: the device pipeline (queue, batch writer, state,
+//!   dead letters, commands), the device listeners and the gRPC service.
 //! - [`health`]: `/health/liveness` and `/health/readiness`.
 //! - [`http`]: the HTTP API of API.md, errors as problem+json.
 //! - [`metrics`]: `/metrics` and the HTTP latency middleware.
@@ -22,6 +24,7 @@ pub mod backends;
 pub mod bookings;
 pub mod bootstrap;
 pub mod config;
+pub mod devices;
 pub mod health;
 pub mod http;
 pub mod lock_bridge;

@@ -39,6 +39,7 @@ pub struct Server {
     shutdown_timeout: Duration,
     tasks: TaskTracker,
     shutdown: CancellationToken,
+    devices: crate::devices::Bound,
 }
 
 /// Builds the services over the connected backends.
@@ -73,12 +74,17 @@ pub fn services(
     let (recorder, writer) = usage_audit(backends.auth_store.clone(), AuditConfig::default());
     tasks.spawn(writer.run());
     let auth = Authenticator::build(deps, auth_config)?.with_usage_audit(recorder);
+    let bookings = crate::bookings::service(config, &backends);
+    let connections = Arc::new(Connections::new());
+    let devices =
+        crate::devices::Devices::embedded(config, &backends, connections.clone(), bookings.clone());
     Ok(AppState {
         tenancy: Tenancy::new(backends.tenancy.clone()),
         auth: Arc::new(auth),
         user_quota: Quota::new(USER_BURST, USER_INTERVAL),
-        bookings: crate::bookings::service(config, &backends),
-        connections: Arc::new(Connections::new()),
+        bookings,
+        connections,
+        devices,
         backends,
     })
 }
@@ -98,7 +104,14 @@ pub const AUDIENCE: &str = "hse-api";
 pub async fn build(config: &Config) -> anyhow::Result<Server> {
     let backends = Backends::connect(config).await?;
     let tasks = TaskTracker::new();
-    let state = services(config, backends, &tasks)?;
+    let mut state = services(config, backends, &tasks)?;
+    state.devices = crate::devices::Devices::connect(
+        config,
+        &state.backends,
+        state.connections.clone(),
+        state.bookings.clone(),
+    )
+    .await?;
     let listener = TcpListener::bind(config.http_addr)
         .await
         .with_context(|| format!("HSE_HTTP_ADDR: cannot listen on {}", config.http_addr))?;
@@ -106,6 +119,7 @@ pub async fn build(config: &Config) -> anyhow::Result<Server> {
     if config.roles.workers {
         crate::bookings::spawn_workers(config, &state, &tasks, &shutdown);
     }
+    let devices = crate::devices::start(config, &state, &tasks, &shutdown).await?;
     let router = http::router(state.clone(), config);
     Ok(Server {
         listener,
@@ -114,6 +128,7 @@ pub async fn build(config: &Config) -> anyhow::Result<Server> {
         shutdown_timeout: config.shutdown_timeout,
         tasks,
         shutdown,
+        devices,
     })
 }
 
@@ -130,6 +145,18 @@ impl Server {
     /// When the socket has no local address.
     pub fn local_addr(&self) -> std::io::Result<SocketAddr> {
         self.listener.local_addr()
+    }
+
+    /// The bound device TCP address (`ingest` role; useful with port 0).
+    #[must_use]
+    pub fn device_tcp_addr(&self) -> Option<SocketAddr> {
+        self.devices.device_tcp
+    }
+
+    /// The bound gRPC address (`grpc` role; useful with port 0).
+    #[must_use]
+    pub fn grpc_addr(&self) -> Option<SocketAddr> {
+        self.devices.grpc
     }
 
     /// Where background components spawn their tasks.

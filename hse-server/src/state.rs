@@ -28,4 +28,6 @@ pub struct AppState {
     /// single-node command sender, shared by the device listeners and the
     /// door-code programmer.
     pub connections: Arc<Connections>,
+    /// The device pipeline: state, events, commands, dead letters, sessions.
+    pub devices: crate::devices::Devices,
 }

@@ -173,6 +173,65 @@ impl From<BookingError> for ApiError {
     }
 }
 
+impl From<hse_devices::commands::CommandError> for ApiError {
+    fn from(e: hse_devices::commands::CommandError) -> Self {
+        use hse_devices::commands::CommandError;
+        match e {
+            CommandError::DeviceOffline => Self::new(
+                StatusCode::CONFLICT,
+                "device_offline",
+                "the device is not connected; retry when it is online",
+            ),
+            CommandError::Timeout => Self::new(
+                StatusCode::GATEWAY_TIMEOUT,
+                "device_timeout",
+                "the device did not answer within the timeout",
+            ),
+            CommandError::Duplicate => Self::new(
+                StatusCode::CONFLICT,
+                "duplicate_request",
+                "a command with this request_id is already in flight",
+            ),
+            other => Self::unavailable(&other),
+        }
+    }
+}
+
+impl From<hse_devices::history::ReadError> for ApiError {
+    fn from(e: hse_devices::history::ReadError) -> Self {
+        match e {
+            hse_devices::history::ReadError::Invalid(invalid) => {
+                Self::invalid(invalid.field, invalid.reason)
+            }
+            other => Self::unavailable(&other),
+        }
+    }
+}
+
+impl From<hse_devices::QueueError> for ApiError {
+    fn from(e: hse_devices::QueueError) -> Self {
+        match e {
+            hse_devices::QueueError::NotFound => {
+                Self::new(StatusCode::NOT_FOUND, "not_found", "dead letter not found")
+            }
+            other => Self::unavailable(&other),
+        }
+    }
+}
+
+impl From<hse_devices::SinkError> for ApiError {
+    fn from(e: hse_devices::SinkError) -> Self {
+        match e {
+            hse_devices::SinkError::Content(_) => Self::new(
+                StatusCode::UNPROCESSABLE_ENTITY,
+                "event_refused",
+                "storage still refuses this event; fix the cause, then replay",
+            ),
+            other => Self::unavailable(&other),
+        }
+    }
+}
+
 impl IntoResponse for ApiError {
     fn into_response(self) -> Response {
         let problem = Problem {

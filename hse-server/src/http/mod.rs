@@ -4,6 +4,7 @@
 pub mod api_keys;
 pub mod auth;
 pub mod bookings;
+pub mod devices;
 pub mod error;
 pub mod extract;
 pub mod openapi;
@@ -57,7 +58,11 @@ pub fn router(state: AppState, config: &Config) -> Router {
             .merge(auth::routes())
             .merge(api_keys::routes())
             .merge(tenancy::routes())
-            .merge(bookings::routes());
+            .merge(bookings::routes())
+            .merge(devices::routes());
+    }
+    if config.roles.ingest {
+        app = app.merge(devices::ws_routes());
     }
     let mut app = app
         .fallback(not_found)

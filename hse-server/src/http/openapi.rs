@@ -6,7 +6,7 @@ use axum::Json;
 use utoipa::openapi::security::{ApiKey, ApiKeyValue, HttpAuthScheme, HttpBuilder, SecurityScheme};
 use utoipa::{Modify, OpenApi};
 
-use super::{api_keys, auth, bookings, tenancy};
+use super::{api_keys, auth, bookings, devices, tenancy};
 
 /// The document.
 #[derive(Debug, OpenApi)]
@@ -32,6 +32,8 @@ use super::{api_keys, auth, bookings, tenancy};
         bookings::create_booking, bookings::list_bookings, bookings::get_booking, bookings::update_booking,
         bookings::delete_booking, bookings::confirm, bookings::cancel, bookings::door_codes,
         bookings::notifications,
+        devices::status, devices::events, devices::aggregates, devices::command,
+        devices::dead_letters, devices::replay_dead_letters, devices::device_socket,
     ),
     modifiers(&Security)
 )]

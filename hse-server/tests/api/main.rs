@@ -3,4 +3,5 @@
 
 mod bookings;
 mod client;
+mod devices;
 mod flows;

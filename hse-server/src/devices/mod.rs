@@ -1,0 +1,470 @@
+//! hse-devices in the server: the ingest pipeline, assembled over the
+//! configured backends, and the listeners and workers of each role.
+//!
+//! | piece | embedded (no Redis) | with `HSE_REDIS_URL` |
+//! |---|---|---|
+//! | queue | in-process ([`MemoryQueue`]) | Redis Streams, consumer group `writers` |
+//! | current state | in-process | Redis hashes |
+//! | dead letters | in-process | Redis streams |
+//! | commands | this node's [`Connections`] | [`CommandBus`] (this node first, then the others) |
+//! | event store | PostgreSQL with `HSE_DATABASE_URL`, else in memory | same |
+//!
+//! Devices authenticate at `hello` against the secret hash hse-core stored
+//! when the device was registered ([`TenancyDirectory`]). Stored lock
+//! `code_used` events reach booking through [`code_use::CodeUseSink`].
+//!
+//! Roles ([`start`]): `ingest` runs the device TCP listener, the WebSocket
+//! sessions (route in `http::devices`) and the batch writer with its
+//! dead-letter retries and janitor; `grpc` serves `proto/devices.proto`;
+//! `workers` runs partition maintenance. On shutdown the listener stops
+//! accepting, sessions answer what they hold, the in-process queue is
+//! drained into storage, and the writer stores and acknowledges its last
+//! batch: nothing a device saw acknowledged is lost.
+
+pub mod code_use;
+pub mod gauges;
+pub mod websocket;
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::Duration;
+
+use anyhow::Context;
+use hse_booking::Bookings;
+use hse_devices::bus::CommandBus;
+use hse_devices::cache::{CachedHistory, InvalidatingSink, RollupCache};
+use hse_devices::commands::{CommandSender, Connections};
+use hse_devices::directory::TenancyDirectory;
+use hse_devices::dlq::{DeadLetters, MemoryDeadLetters};
+use hse_devices::feed::ChangeFeed;
+use hse_devices::grpc::DevicesService;
+use hse_devices::history::EventHistory;
+use hse_devices::ingest::Ingest;
+use hse_devices::postgres::PgEventStore;
+use hse_devices::queue::{EventQueue, MemoryQueue, QueueConsumer};
+use hse_devices::redis::{
+    ChangeRelay, Keys, RedisConsumer, RedisDeadLetters, RedisQueue, RedisState,
+};
+use hse_devices::session::{SessionConfig, SessionContext};
+use hse_devices::state::{MemoryState, StateStore};
+use hse_devices::writer::{BatchWriter, EventSink, MemorySink, WriterConfig};
+use tokio::net::TcpListener;
+use tokio_util::sync::CancellationToken;
+use tokio_util::task::TaskTracker;
+
+use crate::backends::Backends;
+use crate::config::Config;
+use crate::state::AppState;
+
+/// Entries the in-process queue holds before it refuses.
+const MEMORY_QUEUE_CAPACITY: usize = 200_000;
+/// Backlog past which ingest answers `overloaded` (in-process queue).
+const MEMORY_HIGH_WATER: u64 = 150_000;
+/// Backlog past which ingest answers `overloaded` (Redis stream).
+const REDIS_HIGH_WATER: u64 = 2_000_000;
+/// Changes kept for subscribers that resume.
+const FEED_CAPACITY: usize = 10_000;
+/// Changes kept in the Redis change stream relayed to every node.
+const CHANGE_STREAM_KEEP: usize = 100_000;
+/// Device connections served at once per node.
+const MAX_DEVICE_CONNECTIONS: usize = 20_000;
+/// How often partitions are created ahead and expired ones dropped.
+const MAINTENANCE_EVERY: Duration = Duration::from_secs(3600);
+/// Daily partitions created ahead of today.
+const PARTITIONS_AHEAD_DAYS: i64 = 7;
+/// Raw events are kept this long (two years).
+const RETENTION_DAYS: i64 = 730;
+
+/// The device pipeline's handles, shared by the HTTP handlers, the
+/// WebSocket sessions and the background tasks. Cheap to clone.
+#[derive(Clone)]
+pub struct Devices {
+    /// Sessions on this node; the same registry booking's lock
+    /// programmer sends door codes through.
+    pub connections: Arc<Connections>,
+    /// Commands to a device wherever it is connected.
+    pub commands: Arc<dyn CommandSender>,
+    /// The entry of the pipeline (and its live feed).
+    pub ingest: Ingest,
+    /// Current device state.
+    pub state: Arc<dyn StateStore>,
+    /// Stored events and rollups.
+    pub history: Arc<dyn EventHistory>,
+    /// Events storage refused, for operators.
+    pub dead_letters: Arc<dyn DeadLetters>,
+    /// Where events are stored (the batch writer's and replay's sink).
+    pub sink: Arc<dyn EventSink>,
+    /// What every device session shares (WebSocket and TCP).
+    pub sessions: Arc<SessionContext>,
+    /// WebSocket sessions, waited for on shutdown.
+    pub session_tasks: TaskTracker,
+    queue: Arc<dyn EventQueue>,
+    consumer: Arc<dyn QueueConsumer>,
+    event_store: Option<Arc<PgEventStore>>,
+    durable_queue: bool,
+    /// Redis, when the live feed is relayed through its change stream.
+    relay: Option<(redis::Client, Keys)>,
+}
+
+impl std::fmt::Debug for Devices {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Devices")
+            .field("connected", &self.connections.len())
+            .field("durable_queue", &self.durable_queue)
+            .finish_non_exhaustive()
+    }
+}
+
+/// The storage side over the configured database: what the writer stores
+/// into, and what reads come from.
+struct Storage {
+    sink: Arc<dyn EventSink>,
+    history: Arc<dyn EventHistory>,
+    event_store: Option<Arc<PgEventStore>>,
+}
+
+impl Storage {
+    fn of(backends: &Backends) -> Self {
+        match &backends.postgres {
+            Some(pool) => {
+                let store = Arc::new(PgEventStore::new(pool.clone()));
+                Self {
+                    sink: store.clone(),
+                    history: store.clone(),
+                    event_store: Some(store),
+                }
+            }
+            None => {
+                let sink = Arc::new(MemorySink::new());
+                Self {
+                    sink: sink.clone(),
+                    history: sink,
+                    event_store: None,
+                }
+            }
+        }
+    }
+}
+
+/// The parts that differ between the embedded and the Redis pipeline.
+struct Parts {
+    queue: Arc<dyn EventQueue>,
+    consumer: Arc<dyn QueueConsumer>,
+    state: Arc<dyn StateStore>,
+    dead_letters: Arc<dyn DeadLetters>,
+    commands: Option<Arc<dyn CommandSender>>,
+    relay: Option<(redis::Client, Keys)>,
+    high_water: u64,
+    durable_queue: bool,
+}
+
+impl Devices {
+    /// The embedded pipeline: in-process queue, state and dead letters,
+    /// events stored in PostgreSQL when configured (else in memory).
+    /// `connections` is the node's registry (booking's locks use it too).
+    #[must_use]
+    pub fn embedded(
+        config: &Config,
+        backends: &Backends,
+        connections: Arc<Connections>,
+        bookings: Bookings,
+    ) -> Self {
+        let state = Arc::new(MemoryState::new());
+        let queue = MemoryQueue::new(MEMORY_QUEUE_CAPACITY, Some(state.clone()));
+        let consumer = Arc::new(queue.consumer(&config.node_name));
+        let parts = Parts {
+            queue,
+            consumer,
+            state,
+            dead_letters: Arc::new(MemoryDeadLetters::new()),
+            commands: None,
+            relay: None,
+            high_water: MEMORY_HIGH_WATER,
+            durable_queue: false,
+        };
+        Self::assemble(
+            backends,
+            connections,
+            bookings,
+            parts,
+            Storage::of(backends),
+        )
+    }
+
+    /// The pipeline on Redis (queue, state, dead letters, commands across
+    /// nodes, cached rollups) when `HSE_REDIS_URL` is set, else
+    /// [`Devices::embedded`].
+    ///
+    /// # Errors
+    /// When Redis cannot be reached or its stream set up.
+    pub async fn connect(
+        config: &Config,
+        backends: &Backends,
+        connections: Arc<Connections>,
+        bookings: Bookings,
+    ) -> anyhow::Result<Self> {
+        let (Some(url), Some(conn)) = (&config.redis_url, &backends.redis) else {
+            return Ok(Self::embedded(config, backends, connections, bookings));
+        };
+        let client =
+            redis::Client::open(url.expose()).context("HSE_REDIS_URL: not a valid Redis URL")?;
+        let keys = Keys::new(&config.redis_prefix);
+        let queue = RedisQueue::new(conn.clone(), keys.clone())
+            .await
+            .context("HSE_REDIS_URL: cannot set up the device event stream")?
+            .with_change_stream(CHANGE_STREAM_KEEP);
+        let consumer = RedisConsumer::new(&client, keys.clone(), &config.node_name)
+            .await
+            .context("HSE_REDIS_URL: cannot open the batch writer's connection")?;
+        let bus = CommandBus::start(
+            &client,
+            conn.clone(),
+            keys.prefix(),
+            &node_id(config),
+            connections.clone(),
+        )
+        .await
+        .context("HSE_REDIS_URL: cannot join the command bus")?;
+        let parts = Parts {
+            queue: Arc::new(queue),
+            consumer: Arc::new(consumer),
+            state: Arc::new(RedisState::new(conn.clone(), keys.clone())),
+            dead_letters: Arc::new(RedisDeadLetters::new(conn.clone(), keys.clone())),
+            commands: Some(bus),
+            relay: Some((client, keys.clone())),
+            high_water: REDIS_HIGH_WATER,
+            durable_queue: true,
+        };
+        let plain = Storage::of(backends);
+        let cache = RollupCache::new(conn.clone(), &keys);
+        let storage = Storage {
+            sink: Arc::new(InvalidatingSink::new(plain.sink, cache.clone())),
+            history: Arc::new(CachedHistory::new(plain.history, cache)),
+            event_store: plain.event_store,
+        };
+        Ok(Self::assemble(
+            backends,
+            connections,
+            bookings,
+            parts,
+            storage,
+        ))
+    }
+
+    fn assemble(
+        backends: &Backends,
+        connections: Arc<Connections>,
+        bookings: Bookings,
+        parts: Parts,
+        Storage {
+            sink,
+            history,
+            event_store,
+        }: Storage,
+    ) -> Self {
+        let feed = ChangeFeed::new(FEED_CAPACITY);
+        let mut ingest = Ingest::new(parts.queue.clone(), feed, parts.high_water);
+        if parts.relay.is_some() {
+            ingest = ingest.relayed();
+        }
+        let sink: Arc<dyn EventSink> = Arc::new(code_use::CodeUseSink::new(sink, bookings));
+        let sessions = Arc::new(SessionContext {
+            directory: Arc::new(TenancyDirectory::new(backends.tenancy.clone())),
+            ingest: ingest.clone(),
+            connections: connections.clone(),
+            state: parts.state.clone(),
+            config: SessionConfig::default(),
+            shutdown: CancellationToken::new(),
+        });
+        let commands = parts.commands.unwrap_or_else(|| connections.clone());
+        Self {
+            connections,
+            commands,
+            ingest,
+            state: parts.state,
+            history,
+            dead_letters: parts.dead_letters,
+            sink,
+            sessions,
+            session_tasks: TaskTracker::new(),
+            queue: parts.queue,
+            consumer: parts.consumer,
+            event_store,
+            durable_queue: parts.durable_queue,
+            relay: parts.relay,
+        }
+    }
+
+    /// Entries enqueued and not yet stored (last known value).
+    #[must_use]
+    pub fn backlog(&self) -> u64 {
+        self.queue.backlog()
+    }
+
+    /// A batch writer from this pipeline's queue into its storage.
+    #[must_use]
+    pub fn writer(&self, config: WriterConfig) -> BatchWriter {
+        BatchWriter::new(
+            self.consumer.clone(),
+            self.sink.clone(),
+            self.dead_letters.clone(),
+            config,
+        )
+    }
+}
+
+/// A name unique to this process on the command bus (replies come back
+/// to it), derived from the node name.
+fn node_id(config: &Config) -> String {
+    format!("{}:{}", config.node_name, uuid::Uuid::now_v7())
+}
+
+/// Where the device listeners of a started server are bound.
+#[derive(Clone, Copy, Debug, Default)]
+pub struct Bound {
+    /// The device TCP listener (`ingest` role).
+    pub device_tcp: Option<SocketAddr>,
+    /// The gRPC server (`grpc` role).
+    pub grpc: Option<SocketAddr>,
+}
+
+/// Binds the listeners of the configured roles and spawns them, the batch
+/// writer and the workers on `tasks`; all stop when `shutdown` is
+/// cancelled, ingest in the order that loses nothing.
+///
+/// # Errors
+/// When an address cannot be bound.
+pub async fn start(
+    config: &Config,
+    state: &AppState,
+    tasks: &TaskTracker,
+    shutdown: &CancellationToken,
+) -> anyhow::Result<Bound> {
+    let devices = &state.devices;
+    let mut bound = Bound::default();
+    if config.roles.ingest {
+        let listener = TcpListener::bind(config.device_tcp_addr)
+            .await
+            .with_context(|| {
+                format!(
+                    "HSE_DEVICE_TCP_ADDR: cannot listen on {}",
+                    config.device_tcp_addr
+                )
+            })?;
+        bound.device_tcp = Some(listener.local_addr()?);
+        tracing::info!(device_tcp.addr = %listener.local_addr()?, "devices: TCP listener up");
+        spawn_ingest(devices, listener, config.shutdown_timeout, tasks, shutdown);
+    }
+    if config.roles.grpc {
+        let listener = TcpListener::bind(config.grpc_addr)
+            .await
+            .with_context(|| format!("HSE_GRPC_ADDR: cannot listen on {}", config.grpc_addr))?;
+        bound.grpc = Some(listener.local_addr()?);
+        tracing::info!(grpc.addr = %listener.local_addr()?, "devices: gRPC up");
+        tasks.spawn(serve_grpc(devices.clone(), listener, shutdown.clone()));
+    }
+    if let Some((client, keys)) = &devices.relay {
+        let relay = ChangeRelay::new(client, keys.clone())
+            .await
+            .context("HSE_REDIS_URL: cannot follow the device change stream")?;
+        tasks.spawn(relay.run_until_stopped(devices.ingest.feed().clone(), shutdown.clone()));
+    }
+    if config.roles.workers
+        && let Some(store) = devices.event_store.clone()
+    {
+        let stop = shutdown.clone();
+        tasks.spawn(async move {
+            store
+                .run_maintenance_until_stopped(
+                    MAINTENANCE_EVERY,
+                    PARTITIONS_AHEAD_DAYS,
+                    RETENTION_DAYS,
+                    stop,
+                )
+                .await;
+        });
+    }
+    if config.roles.ingest || config.roles.workers {
+        tasks.spawn(gauges::run_until_stopped(devices.clone(), shutdown.clone()));
+    }
+    Ok(bound)
+}
+
+/// TCP sessions, the batch writer, and the shutdown sequence between them.
+fn spawn_ingest(
+    devices: &Devices,
+    listener: TcpListener,
+    deadline: Duration,
+    tasks: &TaskTracker,
+    shutdown: &CancellationToken,
+) {
+    let listeners = TaskTracker::new();
+    listeners.spawn(hse_devices::tcp::run_until_stopped(
+        listener,
+        devices.sessions.clone(),
+        MAX_DEVICE_CONNECTIONS,
+    ));
+    let writer_stop = CancellationToken::new();
+    tasks.spawn(
+        devices
+            .writer(WriterConfig::default())
+            .run_until_stopped(writer_stop.clone()),
+    );
+    tasks.spawn(stop_ingest(
+        devices.clone(),
+        listeners,
+        shutdown.clone(),
+        writer_stop,
+        deadline,
+    ));
+}
+
+/// On shutdown: stop accepting and end the sessions (each answers the
+/// frames it holds), drain an in-process queue into storage, then stop the
+/// writer (which stores and acknowledges its batch in hand first).
+async fn stop_ingest(
+    devices: Devices,
+    listeners: TaskTracker,
+    shutdown: CancellationToken,
+    writer_stop: CancellationToken,
+    deadline: Duration,
+) {
+    shutdown.cancelled().await;
+    let started = tokio::time::Instant::now();
+    devices.sessions.shutdown.cancel();
+    listeners.close();
+    devices.session_tasks.close();
+    tokio::join!(listeners.wait(), devices.session_tasks.wait());
+    if !devices.durable_queue {
+        while devices.backlog() > 0 && started.elapsed() < deadline {
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
+        if devices.backlog() > 0 {
+            tracing::error!(
+                events = devices.backlog(),
+                "shutdown deadline: in-process events not stored"
+            );
+        }
+    }
+    writer_stop.cancel();
+    tracing::info!("devices: sessions closed, writer flushed");
+}
+
+/// The gRPC service until `shutdown`.
+async fn serve_grpc(devices: Devices, listener: TcpListener, shutdown: CancellationToken) {
+    let service = DevicesService::new(
+        devices.ingest.clone(),
+        devices.commands.clone(),
+        devices.state.clone(),
+        devices.history.clone(),
+    )
+    .with_shutdown(shutdown.clone());
+    let incoming = tonic::transport::server::TcpIncoming::from(listener);
+    let served = tonic::transport::Server::builder()
+        .add_service(service.into_server())
+        .serve_with_incoming_shutdown(incoming, shutdown.cancelled_owned())
+        .await;
+    if let Err(e) = served {
+        tracing::error!(error = %e, "gRPC server failed");
+    }
+}
