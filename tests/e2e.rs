@@ -34,6 +34,7 @@ const WAIT: Duration = Duration::from_secs(10);
 /// A server running in this process on free ports.
 struct Running {
     api: Api,
+    http: SocketAddr,
     device_tcp: SocketAddr,
     grpc: SocketAddr,
     devices: hse_server::devices::Devices,
@@ -69,6 +70,7 @@ async fn start(vars: &[(&str, String)]) -> Running {
     }));
     Running {
         api: Api::new(&format!("http://{http}")),
+        http,
         device_tcp,
         grpc,
         devices,
@@ -369,6 +371,57 @@ async fn acked_while_shutting_down(
 #[tokio::test]
 async fn on_the_embedded_default_a_lock_works_end_to_end() {
     a_lock_over_tcp_http_and_grpc(&[]).await;
+}
+
+#[tokio::test]
+async fn a_device_over_websocket_is_acknowledged_and_stored() {
+    use futures_util::{SinkExt, StreamExt};
+    use tokio_tungstenite::tungstenite::Message;
+
+    let server = start(&[]).await;
+    let (root, lock, secret) = register_lock(&server.api).await;
+    let stream = TcpStream::connect(server.http).await.unwrap();
+    let url = format!("ws://{}/v1/devices/ws", server.http);
+    let (mut socket, _) = tokio_tungstenite::client_async(url, stream).await.unwrap();
+    let mut exchange = async |frame: Value| {
+        socket
+            .send(Message::Text(frame.to_string().into()))
+            .await
+            .unwrap();
+        loop {
+            let message = tokio::time::timeout(WAIT, socket.next())
+                .await
+                .unwrap()
+                .unwrap()
+                .unwrap();
+            if let Message::Text(text) = message {
+                return serde_json::from_str::<Value>(&text).unwrap();
+            }
+        }
+    };
+    let welcome =
+        exchange(json!({"type": "hello", "device_id": lock, "token": secret, "protocol": 1})).await;
+    assert_eq!(welcome["type"], "welcome", "{welcome}");
+    let ack = exchange(json!({"type": "event", "seq": 7, "event_type": "door", "value": 1})).await;
+    assert_eq!(
+        (ack["type"].as_str(), ack["seq"].as_u64()),
+        (Some("ack"), Some(7))
+    );
+    let status = root
+        .get(&format!("/v1/devices/{lock}/status"))
+        .await
+        .unwrap();
+    assert_eq!(status["protocol"], "websocket", "{status}");
+    let events = stored_events(&root, &lock, 1).await;
+    assert_eq!(events[0]["source"], "websocket", "{events:?}");
+    let not_a_socket = server
+        .api
+        .send(hyper::Method::GET, "/v1/devices/ws", None)
+        .await
+        .unwrap();
+    assert_eq!(not_a_socket.1["code"], "websocket_required");
+    drop(socket);
+    server.shut_down().await;
 }
 
 #[tokio::test]

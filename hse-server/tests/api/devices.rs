@@ -15,9 +15,10 @@ use tokio_util::sync::CancellationToken;
 
 use crate::client::{App, assert_problem};
 
-/// One organization with its admin and a sensor.
+/// One organization with its admin, a room and its door lock.
 struct Tenant {
     admin: String,
+    area: Value,
     device: DeviceId,
 }
 
@@ -59,7 +60,11 @@ impl Tenant {
             .await;
         assert_eq!(device.status, StatusCode::CREATED, "{}", device.body);
         let device = device.body["id"].as_str().unwrap().parse().unwrap();
-        Self { admin, device }
+        Self {
+            admin,
+            area: area.body["id"].clone(),
+            device,
+        }
     }
 }
 
@@ -189,6 +194,61 @@ async fn status_events_and_aggregates_follow_ingest() {
         .get(&format!("/v1/devices/{id}/events?limit=501"), &tenant.admin)
         .await;
     assert_problem(&bad_limit, StatusCode::BAD_REQUEST, "invalid_input");
+}
+
+#[tokio::test]
+async fn a_stored_code_used_event_counts_once_on_its_door_code() {
+    let (app, state) = app().await;
+    let root = app.root_token().await;
+    let tenant = Tenant::new(&app, &root, "Acme").await;
+    let guest = app
+        .post(
+            "/v1/guests",
+            &tenant.admin,
+            json!({"first_name": "Ana", "email": "ana@guest.example"}),
+        )
+        .await;
+    let booking = app
+        .post(
+            "/v1/bookings",
+            &tenant.admin,
+            json!({"area_id": tenant.area, "guest_id": guest.body["id"],
+                   "stay": {"check_in": "2030-06-01T14:00:00Z", "check_out": "2030-06-03T10:00:00Z"}}),
+        )
+        .await;
+    assert_eq!(booking.status, StatusCode::CREATED, "{}", booking.body);
+    let booking = booking.body["id"].as_str().unwrap().to_owned();
+    let confirmed = app
+        .post(
+            &format!("/v1/bookings/{booking}/confirm"),
+            &tenant.admin,
+            json!({}),
+        )
+        .await;
+    assert_eq!(confirmed.status, StatusCode::OK, "{}", confirmed.body);
+    let codes = format!("/v1/bookings/{booking}/doorlock-codes");
+    let code = app.get(&codes, &tenant.admin).await.body["items"][0]["id"].clone();
+    assert!(code.is_string(), "a code was issued");
+
+    // The lock reports the code used; the device retries the same event.
+    let used = Event {
+        event_type: EventType::parse("code_used").unwrap(),
+        value: None,
+        unit: None,
+        metadata: json!({"code_id": code}).as_object().cloned(),
+        ..readings(tenant.device, 1).remove(0)
+    };
+    let rejected = Event {
+        event_id: uuid::Uuid::now_v7(),
+        event_type: EventType::parse("code_rejected").unwrap(),
+        ..used.clone()
+    };
+    for batch in [vec![used.clone(), rejected], vec![used]] {
+        state.devices.ingest.submit(&batch).await.unwrap();
+        store_everything(&state).await;
+    }
+    let seen = app.get(&codes, &tenant.admin).await;
+    assert_eq!(seen.body["items"][0]["usage_count"], 1, "{}", seen.body);
 }
 
 #[tokio::test]
