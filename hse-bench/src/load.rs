@@ -1,0 +1,365 @@
+//! The open-model device load generator: frames leave at their scheduled
+//! times whatever the acks do (constant arrival rate, never a closed loop),
+//! and every latency is measured from the *intended* send time, so a stall
+//! is charged to every frame it delayed (no coordinated omission).
+//!
+//! It reports what it sent, what was acknowledged and what PostgreSQL holds
+//! afterwards, so no throughput is reported that was not persisted.
+
+use std::fmt::Write as _;
+use std::net::SocketAddr;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex, PoisonError};
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+
+use anyhow::Context;
+use hdrhistogram::Histogram;
+use sqlx::PgPool;
+use tokio::io::{AsyncBufReadExt, AsyncWriteExt, BufReader};
+use tokio::net::TcpStream;
+use tokio::net::tcp::{OwnedReadHalf, OwnedWriteHalf};
+use uuid::Uuid;
+
+use crate::pipeline::Device;
+
+/// One load.
+#[derive(Clone, Copy, Debug)]
+pub(crate) struct LoadSpec {
+    /// Offered events per second, all devices together.
+    pub(crate) rate: f64,
+    /// How long frames are offered.
+    pub(crate) duration: Duration,
+    /// Events per frame.
+    pub(crate) per_frame: usize,
+    /// Every this many frames one is followed into PostgreSQL (0: none).
+    pub(crate) probe_every: u64,
+    /// How long to wait for the last acks and rows.
+    pub(crate) drain: Duration,
+}
+
+/// What came of it. Times in microseconds.
+#[derive(Debug)]
+pub(crate) struct LoadResult {
+    /// Events written.
+    pub(crate) sent: u64,
+    /// Events acknowledged.
+    pub(crate) acked: u64,
+    /// Events refused.
+    pub(crate) nacked: u64,
+    /// Events counted in PostgreSQL at the end.
+    pub(crate) stored: u64,
+    /// Ack latency per frame from its intended send time.
+    pub(crate) ack: Histogram<u64>,
+    /// How late the generator itself wrote frames.
+    pub(crate) lateness: Histogram<u64>,
+    /// Ack to row visible in PostgreSQL, for the probed frames.
+    pub(crate) lag: Histogram<u64>,
+    /// Acked events per second (first intended send to last ack).
+    pub(crate) acked_rate: f64,
+    /// Stored events per second (first intended send to all stored).
+    pub(crate) stored_rate: f64,
+}
+
+/// A frame to follow into PostgreSQL.
+#[derive(Debug)]
+struct Probe {
+    device: Uuid,
+    event: Uuid,
+    acked_at: Instant,
+}
+
+/// What every connection shares.
+#[derive(Debug)]
+struct Shared {
+    t0: Instant,
+    interval: Duration,
+    devices: u64,
+    per_frame: usize,
+    probe_every: u64,
+    base: u128,
+    sent: AtomicU64,
+    acked: AtomicU64,
+    nacked: AtomicU64,
+    last_ack_ns: AtomicU64,
+    probes: Mutex<Vec<Probe>>,
+    hists: Mutex<(Histogram<u64>, Histogram<u64>)>,
+}
+
+impl Shared {
+    fn intended(&self, k: u64) -> Instant {
+        self.t0 + self.interval.mul_f64(k as f64)
+    }
+
+    fn event_id(&self, k: u64, i: usize) -> Uuid {
+        Uuid::from_u128(self.base ^ (u128::from(k) << 16 | i as u128))
+    }
+}
+
+/// A histogram for microseconds up to an hour.
+pub(crate) fn histogram() -> Histogram<u64> {
+    Histogram::new_with_bounds(1, 3_600_000_000, 3).expect("constant bounds are valid")
+}
+
+fn micros(d: Duration) -> u64 {
+    u64::try_from(d.as_micros()).unwrap_or(u64::MAX)
+}
+
+/// Runs `spec` against the listener at `addr` with `devices`, then waits
+/// for PostgreSQL (on `pool`) to hold everything acknowledged.
+pub(crate) async fn run(
+    addr: SocketAddr,
+    devices: &[Device],
+    pool: &PgPool,
+    spec: LoadSpec,
+) -> anyhow::Result<LoadResult> {
+    let mut conns = Vec::with_capacity(devices.len());
+    for device in devices {
+        conns.push(hello(addr, device).await?);
+    }
+    let total_frames = (spec.rate * spec.duration.as_secs_f64() / spec.per_frame as f64) as u64;
+    let shared = Arc::new(Shared {
+        t0: Instant::now() + Duration::from_millis(50),
+        interval: Duration::from_secs_f64(spec.per_frame as f64 / spec.rate),
+        devices: devices.len() as u64,
+        per_frame: spec.per_frame,
+        probe_every: spec.probe_every,
+        base: Uuid::new_v4().as_u128() & !0xFFFF_FFFF_FFFF_FFFF_FFFF,
+        sent: AtomicU64::new(0),
+        acked: AtomicU64::new(0),
+        nacked: AtomicU64::new(0),
+        last_ack_ns: AtomicU64::new(0),
+        probes: Mutex::new(Vec::new()),
+        hists: Mutex::new((histogram(), histogram())),
+    });
+    let done = tokio_util::sync::CancellationToken::new();
+    let poller = tokio::spawn(poll_lag(pool.clone(), shared.clone(), done.clone()));
+    let (mut senders, mut receivers) = (Vec::new(), Vec::new());
+    for (d, (device, (read, write))) in devices.iter().zip(conns).enumerate() {
+        let d = d as u64;
+        let frames = (total_frames + shared.devices - 1 - d) / shared.devices;
+        let device = device.id.as_uuid();
+        senders.push(tokio::spawn(send(shared.clone(), d, frames, write)));
+        receivers.push(tokio::spawn(receive(
+            shared.clone(),
+            d,
+            device,
+            frames,
+            read,
+        )));
+    }
+    let deadline = shared.t0 + spec.duration + spec.drain;
+    for task in receivers {
+        tokio::time::timeout_at(deadline.into(), task)
+            .await
+            .context("acks did not arrive in time")???;
+    }
+    for task in senders {
+        drop(task.await??);
+    }
+    let acked = shared.acked.load(Ordering::Relaxed);
+    let mut stored = 0;
+    while Instant::now() < deadline + spec.drain {
+        stored = crate::pipeline::stored(pool).await?;
+        if stored >= acked {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    let stored_in = shared.t0.elapsed();
+    done.cancel();
+    let lag = poller.await??;
+    let acked_in = Duration::from_nanos(shared.last_ack_ns.load(Ordering::Relaxed));
+    let (ack, lateness) = std::mem::replace(
+        &mut *shared.hists.lock().unwrap_or_else(PoisonError::into_inner),
+        (histogram(), histogram()),
+    );
+    Ok(LoadResult {
+        sent: shared.sent.load(Ordering::Relaxed),
+        acked,
+        nacked: shared.nacked.load(Ordering::Relaxed),
+        stored,
+        ack,
+        lateness,
+        lag,
+        acked_rate: acked as f64 / acked_in.as_secs_f64().max(1e-9),
+        stored_rate: stored as f64 / stored_in.as_secs_f64(),
+    })
+}
+
+type Conn = (tokio::io::Lines<BufReader<OwnedReadHalf>>, OwnedWriteHalf);
+
+async fn hello(addr: SocketAddr, device: &Device) -> anyhow::Result<Conn> {
+    let stream = TcpStream::connect(addr).await?;
+    stream.set_nodelay(true)?;
+    let (read, mut write) = stream.into_split();
+    let mut lines = BufReader::new(read).lines();
+    let hello = serde_json::json!({"type":"hello","device_id":device.id,"token":device.secret.expose(),"protocol":1});
+    write.write_all(format!("{hello}\n").as_bytes()).await?;
+    let welcome = lines.next_line().await?.unwrap_or_default();
+    anyhow::ensure!(
+        welcome.contains("welcome"),
+        "device hello refused: {welcome}"
+    );
+    Ok((lines, write))
+}
+
+/// Writes device `d`'s frames at their scheduled times.
+async fn send(
+    shared: Arc<Shared>,
+    d: u64,
+    frames: u64,
+    mut write: OwnedWriteHalf,
+) -> anyhow::Result<OwnedWriteHalf> {
+    let mut lateness = histogram();
+    let mut line = String::with_capacity(shared.per_frame * 140 + 64);
+    for j in 0..frames {
+        let k = j * shared.devices + d;
+        let intended = shared.intended(k);
+        tokio::time::sleep_until(intended.into()).await;
+        let ts_ms = SystemTime::now().duration_since(UNIX_EPOCH)?.as_millis();
+        line.clear();
+        let _ = write!(line, r#"{{"type":"events","seq":{},"events":["#, j + 1);
+        for i in 0..shared.per_frame {
+            if i > 0 {
+                line.push(',');
+            }
+            let _ = write!(
+                line,
+                r#"{{"event_id":"{}","ts_ms":{ts_ms},"event_type":"temperature","value":{}.5,"unit":"C"}}"#,
+                shared.event_id(k, i),
+                k % 40
+            );
+        }
+        line.push_str("]}\n");
+        write.write_all(line.as_bytes()).await?;
+        lateness.saturating_record(micros(intended.elapsed()));
+        shared
+            .sent
+            .fetch_add(shared.per_frame as u64, Ordering::Relaxed);
+    }
+    let mut hists = shared.hists.lock().unwrap_or_else(PoisonError::into_inner);
+    hists.1.add(&lateness)?;
+    drop(hists);
+    // The socket stays open until every ack is in.
+    Ok(write)
+}
+
+#[derive(serde::Deserialize)]
+struct Reply {
+    #[serde(rename = "type")]
+    kind: String,
+    #[serde(default)]
+    seq: u64,
+    #[serde(default)]
+    upto: bool,
+}
+
+/// Reads device `d`'s acks, charging each frame from its intended time.
+async fn receive(
+    shared: Arc<Shared>,
+    d: u64,
+    device: Uuid,
+    frames: u64,
+    mut lines: tokio::io::Lines<BufReader<OwnedReadHalf>>,
+) -> anyhow::Result<()> {
+    let mut answered = vec![false; usize::try_from(frames)? + 1];
+    let (mut count, mut low) = (0u64, 1u64);
+    let mut ack = histogram();
+    while count < frames {
+        let line = lines
+            .next_line()
+            .await?
+            .context("connection closed before every ack")?;
+        let reply: Reply = serde_json::from_str(&line)?;
+        let now = Instant::now();
+        let (from, nack) = match reply.kind.as_str() {
+            "ack" if reply.upto => (low, false),
+            "ack" => (reply.seq, false),
+            "nack" => (reply.seq, true),
+            _ => continue,
+        };
+        for seq in from..=reply.seq.min(frames) {
+            let slot = &mut answered[usize::try_from(seq)?];
+            if std::mem::replace(slot, true) {
+                continue;
+            }
+            count += 1;
+            let k = (seq - 1) * shared.devices + d;
+            if nack {
+                shared
+                    .nacked
+                    .fetch_add(shared.per_frame as u64, Ordering::Relaxed);
+                continue;
+            }
+            shared
+                .acked
+                .fetch_add(shared.per_frame as u64, Ordering::Relaxed);
+            ack.saturating_record(micros(now.saturating_duration_since(shared.intended(k))));
+            if shared.probe_every > 0 && k.is_multiple_of(shared.probe_every) {
+                let probe = Probe {
+                    device,
+                    event: shared.event_id(k, 0),
+                    acked_at: now,
+                };
+                shared
+                    .probes
+                    .lock()
+                    .unwrap_or_else(PoisonError::into_inner)
+                    .push(probe);
+            }
+        }
+        while low <= frames && answered[usize::try_from(low)?] {
+            low += 1;
+        }
+        let ns = u64::try_from(now.duration_since(shared.t0).as_nanos()).unwrap_or(u64::MAX);
+        shared.last_ack_ns.fetch_max(ns, Ordering::Relaxed);
+    }
+    shared
+        .hists
+        .lock()
+        .unwrap_or_else(PoisonError::into_inner)
+        .0
+        .add(&ack)?;
+    Ok(())
+}
+
+/// Follows probed frames until their first event is visible in PostgreSQL.
+async fn poll_lag(
+    pool: PgPool,
+    shared: Arc<Shared>,
+    done: tokio_util::sync::CancellationToken,
+) -> anyhow::Result<Histogram<u64>> {
+    let mut lag = histogram();
+    let mut waiting: Vec<Probe> = Vec::new();
+    loop {
+        waiting.append(&mut shared.probes.lock().unwrap_or_else(PoisonError::into_inner));
+        if waiting.is_empty() && done.is_cancelled() {
+            return Ok(lag);
+        }
+        if !waiting.is_empty() {
+            let devices: Vec<Uuid> = waiting.iter().map(|p| p.device).collect();
+            let events: Vec<Uuid> = waiting.iter().map(|p| p.event).collect();
+            let found: Vec<Uuid> = sqlx::query_scalar(
+                "SELECT e.event_id FROM UNNEST($1::uuid[], $2::uuid[]) AS p(device_id, event_id)
+                 JOIN device_events e ON e.device_id = p.device_id AND e.event_id = p.event_id",
+            )
+            .bind(&devices)
+            .bind(&events)
+            .fetch_all(&pool)
+            .await?;
+            let now = Instant::now();
+            waiting.retain(|p| {
+                let seen = found.contains(&p.event);
+                if seen {
+                    lag.saturating_record(micros(now - p.acked_at));
+                }
+                !seen
+            });
+            if done.is_cancelled() && !waiting.is_empty() {
+                // Everything acked is stored by now (the caller checked).
+                return Ok(lag);
+            }
+        }
+        tokio::time::sleep(Duration::from_millis(2)).await;
+    }
+}

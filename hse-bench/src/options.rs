@@ -1,0 +1,96 @@
+//! The command line: `[--smoke] [--json out.json] [--only a,b,...]`.
+
+use anyhow::{Context, bail};
+
+/// One part of the benchmark.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum Section {
+    /// End-to-end ingest throughput vs raw `COPY`.
+    Ingest,
+    /// Ack latency at fixed rates vs `XADD`; storage lag.
+    Latency,
+    /// Chart query from rollups vs raw events.
+    Chart,
+    /// Resident memory per idle device connection.
+    Connections,
+    /// Authenticated reads vs liveness.
+    Api,
+    /// Create-booking on distinct areas and on one area.
+    Bookings,
+}
+
+impl Section {
+    const ALL: [Self; 6] = [
+        Self::Ingest,
+        Self::Latency,
+        Self::Chart,
+        Self::Connections,
+        Self::Api,
+        Self::Bookings,
+    ];
+
+    /// Its name on the command line.
+    pub(crate) fn name(self) -> &'static str {
+        match self {
+            Self::Ingest => "ingest",
+            Self::Latency => "latency",
+            Self::Chart => "chart",
+            Self::Connections => "connections",
+            Self::Api => "api",
+            Self::Bookings => "bookings",
+        }
+    }
+
+    fn parse(name: &str) -> anyhow::Result<Self> {
+        Self::ALL
+            .into_iter()
+            .find(|s| s.name() == name.trim())
+            .with_context(|| format!("--only: unknown section `{name}`"))
+    }
+}
+
+/// What to run.
+#[derive(Debug)]
+pub(crate) struct Options {
+    /// Tiny sizes, seconds in all.
+    pub(crate) smoke: bool,
+    /// Where to write the JSON report.
+    pub(crate) json: Option<String>,
+    /// Sections, in running order.
+    pub(crate) only: Vec<Section>,
+}
+
+impl Options {
+    /// Parses the arguments (without the program name).
+    pub(crate) fn parse(args: &[String]) -> anyhow::Result<Self> {
+        let mut options = Self {
+            smoke: false,
+            json: None,
+            only: Section::ALL.to_vec(),
+        };
+        let mut args = args.iter();
+        while let Some(arg) = args.next() {
+            match arg.as_str() {
+                "--smoke" => options.smoke = true,
+                "--json" => {
+                    options.json = Some(args.next().context("--json needs a path")?.clone())
+                }
+                "--only" => {
+                    let list = args.next().context("--only needs a list")?;
+                    let wanted = list
+                        .split(',')
+                        .map(Section::parse)
+                        .collect::<Result<Vec<_>, _>>()?;
+                    options.only = Section::ALL
+                        .into_iter()
+                        .filter(|s| wanted.contains(s))
+                        .collect();
+                }
+                other => bail!(
+                    "unknown argument `{other}`; usage: hse-bench [--smoke] [--json out.json] [--only ingest,latency,chart,connections,api,bookings]"
+                ),
+            }
+        }
+        Ok(options)
+    }
+}

@@ -1,0 +1,127 @@
+//! The device ingest pipeline in this process, through `hse-devices`'
+//! public API: the TCP listener, acks after the Redis `XADD`, and (when
+//! asked) the batch writer into PostgreSQL with rollups.
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::Duration;
+
+use hse_core::{DeviceId, Secret};
+use hse_devices::commands::Connections;
+use hse_devices::directory::MemoryDirectory;
+use hse_devices::dlq::MemoryDeadLetters;
+use hse_devices::feed::ChangeFeed;
+use hse_devices::ingest::Ingest;
+use hse_devices::postgres::PgEventStore;
+use hse_devices::redis::{Keys, RedisConsumer, RedisQueue, RedisState, connect};
+use hse_devices::session::{SessionConfig, SessionContext};
+use hse_devices::writer::{BatchWriter, WriterConfig};
+use sqlx::PgPool;
+use tokio::task::JoinHandle;
+use tokio_util::sync::CancellationToken;
+
+use crate::env::Env;
+
+/// A device's credentials.
+#[derive(Debug)]
+pub(crate) struct Device {
+    /// Its id.
+    pub(crate) id: DeviceId,
+    /// Its secret.
+    pub(crate) secret: Secret,
+}
+
+/// A running pipeline.
+#[derive(Debug)]
+pub(crate) struct Pipeline {
+    /// Device TCP address.
+    pub(crate) addr: SocketAddr,
+    directory: Arc<MemoryDirectory>,
+    stop: CancellationToken,
+    tasks: Vec<JoinHandle<()>>,
+    redis_url: String,
+    prefix: String,
+}
+
+impl Pipeline {
+    /// Starts the listener (and the batch writer on `pool` if given).
+    pub(crate) async fn start(env: &Env, pool: Option<&PgPool>) -> anyhow::Result<Self> {
+        let client = redis::Client::open(env.redis_url.as_str())?;
+        let prefix = Env::redis_prefix();
+        let keys = Keys::new(&prefix);
+        let conn = connect(&client, Duration::from_secs(5)).await?;
+        let queue = Arc::new(RedisQueue::new(conn.clone(), keys.clone()).await?);
+        let directory = Arc::new(MemoryDirectory::new());
+        let stop = CancellationToken::new();
+        let ctx = Arc::new(SessionContext {
+            directory: directory.clone(),
+            ingest: Ingest::new(queue, ChangeFeed::new(10_000), 1_000_000),
+            connections: Arc::new(Connections::new()),
+            state: Arc::new(RedisState::new(conn, keys.clone())),
+            config: SessionConfig::default(),
+            shutdown: stop.clone(),
+        });
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
+        let addr = listener.local_addr()?;
+        let mut tasks = vec![tokio::spawn(hse_devices::tcp::run_until_stopped(
+            listener, ctx, 50_000,
+        ))];
+        if let Some(pool) = pool {
+            let consumer = RedisConsumer::new(&client, keys, "bench-writer").await?;
+            let writer = BatchWriter::new(
+                Arc::new(consumer),
+                Arc::new(PgEventStore::new(pool.clone())),
+                Arc::new(MemoryDeadLetters::new()),
+                WriterConfig::default(),
+            );
+            tasks.push(tokio::spawn(writer.run_until_stopped(stop.clone())));
+        }
+        Ok(Self {
+            addr,
+            directory,
+            stop,
+            tasks,
+            redis_url: env.redis_url.clone(),
+            prefix,
+        })
+    }
+
+    /// Registers `n` devices and returns their credentials.
+    pub(crate) fn register(&self, n: usize) -> anyhow::Result<Vec<Device>> {
+        (0..n)
+            .map(|_| {
+                let device = Device {
+                    id: DeviceId::new(),
+                    secret: Secret::generate()?,
+                };
+                self.directory.register(device.id, device.secret.hash());
+                Ok(device)
+            })
+            .collect()
+    }
+
+    /// Stops sessions and the writer (which flushes), deletes the keys.
+    pub(crate) async fn stop(self) -> anyhow::Result<()> {
+        self.stop.cancel();
+        for task in self.tasks {
+            let _ = tokio::time::timeout(Duration::from_secs(10), task).await;
+        }
+        crate::env::delete_prefix(&self.redis_url, &self.prefix).await
+    }
+}
+
+/// Empties the event table and its rollups between runs.
+pub(crate) async fn truncate(pool: &PgPool) -> anyhow::Result<()> {
+    sqlx::raw_sql("TRUNCATE device_events, device_rollups_hourly, device_rollups_daily")
+        .execute(pool)
+        .await?;
+    Ok(())
+}
+
+/// Events stored in PostgreSQL.
+pub(crate) async fn stored(pool: &PgPool) -> anyhow::Result<u64> {
+    let n: i64 = sqlx::query_scalar("SELECT count(*) FROM device_events")
+        .fetch_one(pool)
+        .await?;
+    Ok(u64::try_from(n)?)
+}
