@@ -16,8 +16,12 @@ use hse_server::config::Roles;
 
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
-    let mut config = Config::from_env()?;
     let (command, roles) = parse_args(std::env::args().skip(1))?;
+    if command.as_deref() == Some("help") {
+        print!("{HELP}");
+        return Ok(());
+    }
+    let mut config = Config::from_env()?;
     if let Some(roles) = roles {
         config.roles = roles;
     }
@@ -44,7 +48,33 @@ async fn main() -> anyhow::Result<()> {
     }
 }
 
-/// `[serve|bootstrap-root] [--roles api,grpc,ingest,workers]`.
+/// What `--help` prints.
+const HELP: &str = "\
+hse-server: the HSE reference server (HTTP API, gRPC, device listeners, workers)
+
+USAGE:
+    hse-server [serve] [--roles LIST]    run the server (the default command)
+    hse-server bootstrap-root            create the first root account, print its password once, exit
+    hse-server --help                    this text
+
+OPTIONS:
+    --roles LIST    comma-separated subset of api,grpc,ingest,workers (default: all; or HSE_ROLES)
+
+ENVIRONMENT (a bad value stops start-up naming the variable):
+    HSE_HTTP_ADDR          HTTP listen address             [127.0.0.1:8080]
+    HSE_GRPC_ADDR          gRPC listen address             [127.0.0.1:50051]
+    HSE_DEVICE_TCP_ADDR    device TCP listen address       [127.0.0.1:7700]
+    HSE_DATABASE_URL       PostgreSQL; unset runs in memory (nothing durable)
+    HSE_REDIS_URL          Redis; unset uses in-process queues
+    HSE_JWT_SIGNING_KEY    Ed25519 seed, 64 hex chars      [random per start]
+    HSE_ROOT_EMAIL         root account to bootstrap       [root@hse.local]
+    HSE_ROOT_PASSWORD      its password                    [generated, printed once]
+    HSE_LOG_FORMAT         text or json                    [text]
+    HSE_SHUTDOWN_TIMEOUT_S drain deadline on SIGTERM       [10]
+    The full list is in hse-server/src/config.rs and the README.
+";
+
+/// `[serve|bootstrap-root|--help] [--roles api,grpc,ingest,workers]`.
 fn parse_args(
     args: impl Iterator<Item = String>,
 ) -> anyhow::Result<(Option<String>, Option<Roles>)> {
@@ -63,6 +93,7 @@ fn parse_args(
             Some(list) => {
                 roles = Some(Roles::parse(&list).map_err(|e| anyhow::anyhow!("--roles: {e}"))?)
             }
+            None if arg == "--help" || arg == "-h" => command = Some("help".to_owned()),
             None if command.is_none() && !arg.starts_with('-') => command = Some(arg),
             None => anyhow::bail!("unexpected argument `{arg}`"),
         }

@@ -136,3 +136,21 @@ fn an_unreachable_database_stops_start_up() {
     assert!(!output.status.success());
     assert!(String::from_utf8_lossy(&output.stderr).contains("HSE_DATABASE_URL"));
 }
+
+#[test]
+fn help_explains_commands_roles_and_variables() {
+    let output = Command::new(env!("CARGO_BIN_EXE_hse-server"))
+        .arg("--help")
+        .output()
+        .expect("binary runs");
+    assert!(output.status.success());
+    let text = String::from_utf8_lossy(&output.stdout);
+    for needle in [
+        "bootstrap-root",
+        "--roles",
+        "HSE_DATABASE_URL",
+        "HSE_HTTP_ADDR",
+    ] {
+        assert!(text.contains(needle), "{needle} missing from --help");
+    }
+}
