@@ -5,3 +5,4 @@ mod bookings;
 mod client;
 mod devices;
 mod flows;
+mod isolation;
