@@ -651,6 +651,12 @@ impl Tenancy {
     /// # Errors
     /// As [`Tenancy::user`], plus [`CoreError::Invalid`].
     pub async fn update_user(&self, who: &Principal, id: UserId, patch: UserPatch) -> Result<User> {
+        if who.user_id == id && patch.is_active == Some(false) {
+            return Err(CoreError::invalid(
+                "is_active",
+                "you cannot deactivate yourself",
+            ));
+        }
         let needed = if patch.is_active.is_some() {
             "delete_user"
         } else {

@@ -255,6 +255,17 @@ pub(crate) async fn users_are_created_only_with_roles_at_or_below_the_creator(
         err,
         Err(CoreError::Denied(Denied::CannotCreateUsers { .. }))
     ));
+    let myself = hse_core::model::UserPatch {
+        is_active: Some(false),
+        ..Default::default()
+    };
+    assert!(matches!(
+        t.update_user(&admin, admin.user_id, myself).await,
+        Err(CoreError::Invalid {
+            field: "is_active",
+            ..
+        })
+    ));
     let dup = NewUser {
         email: created.email.clone(),
         ..new(SystemRole::User, None, Some(org))
