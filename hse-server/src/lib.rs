@@ -2,8 +2,8 @@
 //!
 //! For now it assembles the backends (PostgreSQL and Redis, or the embedded
 //! in-memory default), serves the health endpoints, and shuts down cleanly
-//! on SIGTERM or Ctrl-C. The HTTP API, gRPC and device listeners arrive
-//! with their own issues.
+//! on SIGTERM or Ctrl-C. By role it also runs the device listeners (TCP
+//! and WebSocket), the ingest pipeline and the gRPC service ([`devices`]).
 //!
 //! # Layout
 //! - [`config`]: `HSE_*` variables, validated at start-up.

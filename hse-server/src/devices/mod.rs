@@ -19,7 +19,16 @@
 //! `workers` runs partition maintenance. On shutdown the listener stops
 //! accepting, sessions answer what they hold, the in-process queue is
 //! drained into storage, and the writer stores and acknowledges its last
-//! batch: nothing a device saw acknowledged is lost.
+//! batch: nothing a device saw acknowledged is lost. With Redis, what the
+//! stream still holds is stored by the next start of the same
+//! `HSE_NODE_NAME` (or by another node's writer).
+//!
+//! # The gRPC service is internal
+//! `proto/devices.proto` is the seed's service-to-service contract: it
+//! carries no credentials and is not tenant-scoped (a subscriber may
+//! follow every device). Keep `HSE_GRPC_ADDR` on loopback (the default)
+//! or a private network; tenants use the HTTP routes, which authorize
+//! every device.
 
 pub mod code_use;
 pub mod gauges;

@@ -194,6 +194,22 @@ async fn status_events_and_aggregates_follow_ingest() {
         .get(&format!("/v1/devices/{id}/events?limit=501"), &tenant.admin)
         .await;
     assert_problem(&bad_limit, StatusCode::BAD_REQUEST, "invalid_input");
+
+    hse_server::devices::gauges::sample(&state.devices).await;
+    let request = axum::http::Request::get("/metrics")
+        .body(axum::body::Body::empty())
+        .unwrap();
+    let metrics = app.raw_text(request).await;
+    for series in [
+        "hse_devices_events_enqueued_total",
+        "hse_devices_events_stored_total",
+        "hse_devices_batch_duration_seconds_bucket",
+        "hse_devices_queue_backlog",
+        "hse_devices_connected",
+        "hse_devices_dead_letters{state=\"permanent\"}",
+    ] {
+        assert!(metrics.contains(series), "{series} missing from /metrics");
+    }
 }
 
 #[tokio::test]
