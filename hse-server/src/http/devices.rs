@@ -38,8 +38,10 @@ type Answer<T> = Result<Json<T>, ApiError>;
 /// Default and largest page of events.
 const DEFAULT_LIMIT: u32 = 50;
 const MAX_LIMIT: u32 = 500;
-/// Longest command timeout a caller may ask for.
-const MAX_COMMAND_TIMEOUT: Duration = Duration::from_secs(60);
+/// Longest command timeout a caller may ask for: under the request
+/// timeout, so a silent device is always `device_timeout`, never a 408.
+const MAX_COMMAND_TIMEOUT_MS: u64 = 25_000;
+const _: () = assert!((MAX_COMMAND_TIMEOUT_MS as u128) < super::REQUEST_TIMEOUT.as_millis());
 /// Largest command params, serialized (a device frame is at most 64 KiB).
 const MAX_PARAMS_BYTES: usize = 16 * 1024;
 /// Longest aggregates range.
@@ -387,7 +389,7 @@ pub struct NewCommand {
     params: Map<String, Value>,
     /// Idempotency of the call; a fresh one when absent.
     request_id: Option<Uuid>,
-    /// How long to wait for the device, 1–60000 ms (default 10000).
+    /// How long to wait for the device, 1–25000 ms (default 10000).
     timeout_ms: Option<u64>,
 }
 
@@ -411,8 +413,8 @@ fn checked_command(body: NewCommand) -> Result<(Command, Duration), ApiError> {
     }
     let timeout = match body.timeout_ms {
         None => DEFAULT_COMMAND_TIMEOUT,
-        Some(ms @ 1..=60_000) => Duration::from_millis(ms).min(MAX_COMMAND_TIMEOUT),
-        Some(_) => return Err(ApiError::invalid("timeout_ms", "must be 1-60000")),
+        Some(ms @ 1..=MAX_COMMAND_TIMEOUT_MS) => Duration::from_millis(ms),
+        Some(_) => return Err(ApiError::invalid("timeout_ms", "must be 1-25000")),
     };
     let command = Command {
         request_id: body.request_id.unwrap_or_else(Uuid::now_v7),

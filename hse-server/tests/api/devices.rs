@@ -329,6 +329,10 @@ async fn commands_reach_a_connected_device_and_fail_clearly_otherwise() {
             json!({"command_type": "unlock", "timeout_ms": 0}),
             "timeout_ms",
         ),
+        (
+            json!({"command_type": "unlock", "timeout_ms": 30_000}),
+            "timeout_ms",
+        ),
         (json!({"command_type": "unlock", "extra": 1}), "body"),
     ] {
         let bad = app.post(&path, &tenant.admin, body).await;
