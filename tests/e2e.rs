@@ -92,9 +92,17 @@ impl Running {
     }
 }
 
-/// Root registers an organization, a hotel, a room and a door lock;
-/// returns root's client, the lock's id and its secret.
-async fn register_lock(api: &Api) -> (Api, String, String) {
+/// What root registered: an organization, a hotel, a room and its lock.
+struct Registered {
+    root: Api,
+    org: String,
+    room: String,
+    lock: String,
+    secret: String,
+}
+
+/// Root registers an organization, a hotel, a room and a door lock.
+async fn register_lock(api: &Api) -> Registered {
     let root = api.login(ROOT, ROOT_PASSWORD).await.unwrap();
     let org = root
         .post(
@@ -129,7 +137,85 @@ async fn register_lock(api: &Api) -> (Api, String, String) {
         .await
         .unwrap();
     let secret = lock["secret"].as_str().expect("secret once").to_owned();
-    (root, id(&lock).unwrap(), secret)
+    Registered {
+        root,
+        org: id(&org).unwrap(),
+        room: id(&area).unwrap(),
+        lock: id(&lock).unwrap(),
+        secret,
+    }
+}
+
+/// The lock's door code of `booking` once `done` holds for it.
+async fn code_when(root: &Api, booking: &str, done: impl Fn(&Value) -> bool) -> Value {
+    let deadline = tokio::time::Instant::now() + WAIT;
+    loop {
+        let codes = root
+            .get(&format!("/v1/bookings/{booking}/doorlock-codes"))
+            .await
+            .unwrap();
+        let code = codes["items"][0].clone();
+        if done(&code) || tokio::time::Instant::now() > deadline {
+            return code;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}
+
+/// A confirmed stay's code goes onto the lock, which acknowledges it; the
+/// lock then reports the code used, and booking counts it.
+async fn a_booked_code_is_programmed_and_its_use_counted(
+    registered: &Registered,
+    device: &mut Device,
+) {
+    let root = &registered.root;
+    let guest = root
+        .post(
+            "/v1/guests",
+            json!({"organization_id": registered.org, "first_name": "Ana", "email": "ana@guest.example"}),
+            StatusCode::CREATED,
+        )
+        .await
+        .unwrap();
+    let stay = json!({"check_in": "2030-06-01T14:00:00Z", "check_out": "2030-06-03T10:00:00Z"});
+    let booking = root
+        .post(
+            "/v1/bookings",
+            json!({"area_id": registered.room, "guest_id": id(&guest).unwrap(), "stay": stay}),
+            StatusCode::CREATED,
+        )
+        .await
+        .unwrap();
+    let booking = id(&booking).unwrap();
+    root.post(
+        &format!("/v1/bookings/{booking}/confirm"),
+        json!({}),
+        StatusCode::OK,
+    )
+    .await
+    .unwrap();
+    let program = device.recv().await.expect("program_code");
+    assert_eq!(program["command_type"], "program_code", "{program}");
+    device
+        .send(
+            &json!({"type": "command_result", "request_id": program["request_id"],
+                      "success": true, "message": "programmed"}),
+        )
+        .await
+        .unwrap();
+    let code = code_when(root, &booking, |c| c["state"] == "active").await;
+    assert_eq!(code["state"], "active", "{code}");
+    assert_eq!(program["params"]["code_id"], code["id"]);
+    device
+        .send(
+            &json!({"type": "event", "seq": 2, "event_type": "code_used",
+                      "metadata": {"code_id": code["id"]}}),
+        )
+        .await
+        .unwrap();
+    assert_eq!(device.recv().await.unwrap()["type"], "ack");
+    let used = code_when(root, &booking, |c| c["usage_count"] == 1).await;
+    assert_eq!(used["usage_count"], 1, "{used}");
 }
 
 /// A device speaking the line protocol.
@@ -189,10 +275,11 @@ async fn stored_events(api: &Api, lock: &str, n: usize) -> Vec<Value> {
 /// The story of the module doc, on the server started with `vars`.
 async fn a_lock_over_tcp_http_and_grpc(vars: &[(&str, String)]) {
     let server = start(vars).await;
-    let (root, lock, secret) = register_lock(&server.api).await;
+    let registered = register_lock(&server.api).await;
+    let (root, lock, secret) = (&registered.root, &registered.lock, &registered.secret);
 
     // A wrong secret is refused without saying whether the device exists.
-    let (_, refused) = Device::connect(server.device_tcp, &lock, "not the secret").await;
+    let (_, refused) = Device::connect(server.device_tcp, lock, "not the secret").await;
     assert_eq!(refused["code"], "unauthorized", "{refused}");
 
     // A service follows the lock's changes over gRPC from the start.
@@ -208,7 +295,7 @@ async fn a_lock_over_tcp_http_and_grpc(vars: &[(&str, String)]) {
         resume_cursor: "0".into(),
     });
 
-    let (mut device, welcome) = Device::connect(server.device_tcp, &lock, &secret).await;
+    let (mut device, welcome) = Device::connect(server.device_tcp, lock, secret).await;
     assert_eq!(welcome["type"], "welcome", "{welcome}");
     let ts = now_ms() - 1000;
     device
@@ -234,13 +321,13 @@ async fn a_lock_over_tcp_http_and_grpc(vars: &[(&str, String)]) {
             .expect("a live change")
             .unwrap()
             .unwrap();
-        assert_eq!(change.device_id, lock);
+        assert_eq!(&change.device_id, lock);
         seen.push(change.event_type);
     }
     assert_eq!(seen, ["temperature", "temperature", "alarm"]);
 
     // REST: stored events, current state, rollups.
-    let events = stored_events(&root, &lock, 4).await;
+    let events = stored_events(root, lock, 4).await;
     assert_eq!(events.len(), 4, "{events:?}");
     assert_eq!(events[0]["event_type"], "battery", "newest first");
     let status = root
@@ -290,6 +377,7 @@ async fn a_lock_over_tcp_http_and_grpc(vars: &[(&str, String)]) {
         (outcome["success"].as_bool(), outcome["message"].as_str()),
         (Some(true), Some("opened"))
     );
+    a_booked_code_is_programmed_and_its_use_counted(&registered, &mut device).await;
 
     let metrics = server
         .api
@@ -379,7 +467,9 @@ async fn a_device_over_websocket_is_acknowledged_and_stored() {
     use tokio_tungstenite::tungstenite::Message;
 
     let server = start(&[]).await;
-    let (root, lock, secret) = register_lock(&server.api).await;
+    let Registered {
+        root, lock, secret, ..
+    } = register_lock(&server.api).await;
     let stream = TcpStream::connect(server.http).await.unwrap();
     let url = format!("ws://{}/v1/devices/ws", server.http);
     let (mut socket, _) = tokio_tungstenite::client_async(url, stream).await.unwrap();
@@ -427,7 +517,7 @@ async fn a_device_over_websocket_is_acknowledged_and_stored() {
 #[tokio::test]
 async fn on_the_embedded_default_shutdown_stores_every_acknowledged_event() {
     let server = start(&[]).await;
-    let (_, lock, secret) = register_lock(&server.api).await;
+    let Registered { lock, secret, .. } = register_lock(&server.api).await;
     let (acked, devices) = acked_while_shutting_down(server, &lock, &secret).await;
     let mut query = hse_devices::history::EventQuery {
         device_id: lock.parse().unwrap(),
@@ -491,7 +581,7 @@ async fn on_postgres_and_redis_every_acknowledged_event_is_stored_after_a_restar
 ) {
     let vars = services(&options).await;
     let server = start(&vars).await;
-    let (_, lock, secret) = register_lock(&server.api).await;
+    let Registered { lock, secret, .. } = register_lock(&server.api).await;
     let (acked, _) = acked_while_shutting_down(server, &lock, &secret).await;
 
     // The next start of the same node stores what the stream still holds.
