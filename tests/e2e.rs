@@ -565,6 +565,25 @@ async fn services(options: &PgConnectOptions) -> Vec<(&'static str, String)> {
     ]
 }
 
+/// Deletes the test's Redis keys (its prefix) once it passed.
+async fn forget_redis(vars: &[(&str, String)]) {
+    let value = |name: &str| vars.iter().find(|(k, _)| *k == name).unwrap().1.clone();
+    let client = redis::Client::open(value("HSE_REDIS_URL")).unwrap();
+    let mut conn = client.get_multiplexed_async_connection().await.unwrap();
+    let keys: Vec<String> = redis::cmd("KEYS")
+        .arg(format!("{}*", value("HSE_REDIS_PREFIX")))
+        .query_async(&mut conn)
+        .await
+        .unwrap();
+    if !keys.is_empty() {
+        let () = redis::cmd("DEL")
+            .arg(keys)
+            .query_async(&mut conn)
+            .await
+            .unwrap();
+    }
+}
+
 #[sqlx::test(migrations = false)]
 async fn on_postgres_and_redis_a_lock_works_end_to_end(
     _: PgPoolOptions,
@@ -572,6 +591,7 @@ async fn on_postgres_and_redis_a_lock_works_end_to_end(
 ) {
     let vars = services(&options).await;
     a_lock_over_tcp_http_and_grpc(&vars).await;
+    forget_redis(&vars).await;
 }
 
 #[sqlx::test(migrations = false)]
@@ -603,4 +623,5 @@ async fn on_postgres_and_redis_every_acknowledged_event_is_stored_after_a_restar
     };
     assert_eq!(stored as usize, acked.len(), "acknowledged events lost");
     restarted.shut_down().await;
+    forget_redis(&vars).await;
 }
