@@ -32,11 +32,12 @@
 
 pub mod code_use;
 pub mod gauges;
+mod roles;
 pub mod websocket;
 
-use std::net::SocketAddr;
+pub use roles::{Bound, start};
+
 use std::sync::Arc;
-use std::time::Duration;
 
 use anyhow::Context;
 use hse_booking::Bookings;
@@ -46,24 +47,19 @@ use hse_devices::commands::{CommandSender, Connections};
 use hse_devices::directory::TenancyDirectory;
 use hse_devices::dlq::{DeadLetters, MemoryDeadLetters};
 use hse_devices::feed::ChangeFeed;
-use hse_devices::grpc::DevicesService;
 use hse_devices::history::EventHistory;
 use hse_devices::ingest::Ingest;
 use hse_devices::postgres::PgEventStore;
 use hse_devices::queue::{EventQueue, MemoryQueue, QueueConsumer};
-use hse_devices::redis::{
-    ChangeRelay, Keys, RedisConsumer, RedisDeadLetters, RedisQueue, RedisState,
-};
+use hse_devices::redis::{Keys, RedisConsumer, RedisDeadLetters, RedisQueue, RedisState};
 use hse_devices::session::{SessionConfig, SessionContext};
 use hse_devices::state::{MemoryState, StateStore};
 use hse_devices::writer::{BatchWriter, EventSink, MemorySink, WriterConfig};
-use tokio::net::TcpListener;
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
 use crate::backends::Backends;
 use crate::config::Config;
-use crate::state::AppState;
 
 /// Entries the in-process queue holds before it refuses.
 const MEMORY_QUEUE_CAPACITY: usize = 200_000;
@@ -75,14 +71,6 @@ const REDIS_HIGH_WATER: u64 = 2_000_000;
 const FEED_CAPACITY: usize = 10_000;
 /// Changes kept in the Redis change stream relayed to every node.
 const CHANGE_STREAM_KEEP: usize = 100_000;
-/// Device connections served at once per node.
-const MAX_DEVICE_CONNECTIONS: usize = 20_000;
-/// How often partitions are created ahead and expired ones dropped.
-const MAINTENANCE_EVERY: Duration = Duration::from_secs(3600);
-/// Daily partitions created ahead of today.
-const PARTITIONS_AHEAD_DAYS: i64 = 7;
-/// Raw events are kept this long (two years).
-const RETENTION_DAYS: i64 = 730;
 
 /// The device pipeline's handles, shared by the HTTP handlers, the
 /// WebSocket sessions and the background tasks. Cheap to clone.
@@ -326,154 +314,4 @@ impl Devices {
 /// to it), derived from the node name.
 fn node_id(config: &Config) -> String {
     format!("{}:{}", config.node_name, uuid::Uuid::now_v7())
-}
-
-/// Where the device listeners of a started server are bound.
-#[derive(Clone, Copy, Debug, Default)]
-pub struct Bound {
-    /// The device TCP listener (`ingest` role).
-    pub device_tcp: Option<SocketAddr>,
-    /// The gRPC server (`grpc` role).
-    pub grpc: Option<SocketAddr>,
-}
-
-/// Binds the listeners of the configured roles and spawns them, the batch
-/// writer and the workers on `tasks`; all stop when `shutdown` is
-/// cancelled, ingest in the order that loses nothing.
-///
-/// # Errors
-/// When an address cannot be bound.
-pub async fn start(
-    config: &Config,
-    state: &AppState,
-    tasks: &TaskTracker,
-    shutdown: &CancellationToken,
-) -> anyhow::Result<Bound> {
-    let devices = &state.devices;
-    let mut bound = Bound::default();
-    if config.roles.ingest {
-        let listener = TcpListener::bind(config.device_tcp_addr)
-            .await
-            .with_context(|| {
-                format!(
-                    "HSE_DEVICE_TCP_ADDR: cannot listen on {}",
-                    config.device_tcp_addr
-                )
-            })?;
-        bound.device_tcp = Some(listener.local_addr()?);
-        tracing::info!(device_tcp.addr = %listener.local_addr()?, "devices: TCP listener up");
-        spawn_ingest(devices, listener, config.shutdown_timeout, tasks, shutdown);
-    }
-    if config.roles.grpc {
-        let listener = TcpListener::bind(config.grpc_addr)
-            .await
-            .with_context(|| format!("HSE_GRPC_ADDR: cannot listen on {}", config.grpc_addr))?;
-        bound.grpc = Some(listener.local_addr()?);
-        tracing::info!(grpc.addr = %listener.local_addr()?, "devices: gRPC up");
-        tasks.spawn(serve_grpc(devices.clone(), listener, shutdown.clone()));
-    }
-    if let Some((client, keys)) = &devices.relay {
-        let relay = ChangeRelay::new(client, keys.clone())
-            .await
-            .context("HSE_REDIS_URL: cannot follow the device change stream")?;
-        tasks.spawn(relay.run_until_stopped(devices.ingest.feed().clone(), shutdown.clone()));
-    }
-    if config.roles.workers
-        && let Some(store) = devices.event_store.clone()
-    {
-        let stop = shutdown.clone();
-        tasks.spawn(async move {
-            store
-                .run_maintenance_until_stopped(
-                    MAINTENANCE_EVERY,
-                    PARTITIONS_AHEAD_DAYS,
-                    RETENTION_DAYS,
-                    stop,
-                )
-                .await;
-        });
-    }
-    if config.roles.ingest || config.roles.workers {
-        tasks.spawn(gauges::run_until_stopped(devices.clone(), shutdown.clone()));
-    }
-    Ok(bound)
-}
-
-/// TCP sessions, the batch writer, and the shutdown sequence between them.
-fn spawn_ingest(
-    devices: &Devices,
-    listener: TcpListener,
-    deadline: Duration,
-    tasks: &TaskTracker,
-    shutdown: &CancellationToken,
-) {
-    let listeners = TaskTracker::new();
-    listeners.spawn(hse_devices::tcp::run_until_stopped(
-        listener,
-        devices.sessions.clone(),
-        MAX_DEVICE_CONNECTIONS,
-    ));
-    let writer_stop = CancellationToken::new();
-    tasks.spawn(
-        devices
-            .writer(WriterConfig::default())
-            .run_until_stopped(writer_stop.clone()),
-    );
-    tasks.spawn(stop_ingest(
-        devices.clone(),
-        listeners,
-        shutdown.clone(),
-        writer_stop,
-        deadline,
-    ));
-}
-
-/// On shutdown: stop accepting and end the sessions (each answers the
-/// frames it holds), drain an in-process queue into storage, then stop the
-/// writer (which stores and acknowledges its batch in hand first).
-async fn stop_ingest(
-    devices: Devices,
-    listeners: TaskTracker,
-    shutdown: CancellationToken,
-    writer_stop: CancellationToken,
-    deadline: Duration,
-) {
-    shutdown.cancelled().await;
-    let started = tokio::time::Instant::now();
-    devices.sessions.shutdown.cancel();
-    listeners.close();
-    devices.session_tasks.close();
-    tokio::join!(listeners.wait(), devices.session_tasks.wait());
-    if !devices.durable_queue {
-        while devices.backlog() > 0 && started.elapsed() < deadline {
-            tokio::time::sleep(Duration::from_millis(10)).await;
-        }
-        if devices.backlog() > 0 {
-            tracing::error!(
-                events = devices.backlog(),
-                "shutdown deadline: in-process events not stored"
-            );
-        }
-    }
-    writer_stop.cancel();
-    tracing::info!("devices: sessions closed, writer flushed");
-}
-
-/// The gRPC service until `shutdown`.
-async fn serve_grpc(devices: Devices, listener: TcpListener, shutdown: CancellationToken) {
-    let service = DevicesService::new(
-        devices.ingest.clone(),
-        devices.commands.clone(),
-        devices.state.clone(),
-        devices.history.clone(),
-    )
-    .with_shutdown(shutdown.clone());
-    let incoming = tonic::transport::server::TcpIncoming::from(listener);
-    let served = tonic::transport::Server::builder()
-        .add_service(service.into_server())
-        .serve_with_incoming_shutdown(incoming, shutdown.cancelled_owned())
-        .await;
-    if let Err(e) = served {
-        tracing::error!(error = %e, "gRPC server failed");
-    }
 }

@@ -4,6 +4,7 @@
 pub mod api_keys;
 pub mod auth;
 pub mod bookings;
+pub mod dead_letters;
 pub mod devices;
 pub mod error;
 pub mod extract;
@@ -59,7 +60,8 @@ pub fn router(state: AppState, config: &Config) -> Router {
             .merge(api_keys::routes())
             .merge(tenancy::routes())
             .merge(bookings::routes())
-            .merge(devices::routes());
+            .merge(devices::routes())
+            .merge(dead_letters::routes());
     }
     if config.roles.ingest {
         app = app.merge(devices::ws_routes());

@@ -6,7 +6,7 @@ use axum::Json;
 use utoipa::openapi::security::{ApiKey, ApiKeyValue, HttpAuthScheme, HttpBuilder, SecurityScheme};
 use utoipa::{Modify, OpenApi};
 
-use super::{api_keys, auth, bookings, devices, tenancy};
+use super::{api_keys, auth, bookings, dead_letters, devices, tenancy};
 
 /// The document.
 #[derive(Debug, OpenApi)]
@@ -33,7 +33,7 @@ use super::{api_keys, auth, bookings, devices, tenancy};
         bookings::delete_booking, bookings::confirm, bookings::cancel, bookings::door_codes,
         bookings::notifications,
         devices::status, devices::events, devices::aggregates, devices::command,
-        devices::dead_letters, devices::replay_dead_letters, devices::device_socket,
+        dead_letters::dead_letters, dead_letters::replay_dead_letters, devices::device_socket,
     ),
     modifiers(&Security)
 )]
