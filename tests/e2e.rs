@@ -330,6 +330,15 @@ async fn a_lock_over_tcp_http_and_grpc(vars: &[(&str, String)]) {
     let events = stored_events(root, lock, 4).await;
     assert_eq!(events.len(), 4, "{events:?}");
     assert_eq!(events[0]["event_type"], "battery", "newest first");
+    let deadline = tokio::time::Instant::now() + WAIT;
+    while server.devices.queue_length().await > 0 && tokio::time::Instant::now() < deadline {
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    assert_eq!(
+        server.devices.queue_length().await,
+        0,
+        "stored events leave the queue"
+    );
     let status = root
         .get(&format!("/v1/devices/{lock}/status"))
         .await

@@ -42,7 +42,7 @@ pub async fn run_until_stopped(devices: Devices, shutdown: CancellationToken) {
 /// Refreshes the gauges once.
 pub async fn sample(devices: &Devices) {
     metrics::gauge!("hse_devices_connected").set(devices.connections.len() as f64);
-    metrics::gauge!("hse_devices_queue_backlog").set(devices.backlog() as f64);
+    metrics::gauge!("hse_devices_queue_backlog").set(devices.queue_length().await as f64);
     for (state, permanent) in [("retrying", false), ("permanent", true)] {
         match devices.dead_letters.list(permanent, DEAD_LETTER_CAP).await {
             Ok(letters) => {

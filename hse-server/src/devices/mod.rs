@@ -101,6 +101,8 @@ pub struct Devices {
     durable_queue: bool,
     /// Redis, when the live feed is relayed through its change stream.
     relay: Option<(redis::Client, Keys)>,
+    /// The Redis events stream, to measure its length.
+    stream: Option<(redis::aio::ConnectionManager, String)>,
 }
 
 impl std::fmt::Debug for Devices {
@@ -288,6 +290,11 @@ impl Devices {
             consumer: parts.consumer,
             event_store,
             durable_queue: parts.durable_queue,
+            stream: parts
+                .relay
+                .as_ref()
+                .zip(backends.redis.clone())
+                .map(|((_, keys), conn)| (conn, keys.events())),
             relay: parts.relay,
         }
     }
@@ -296,6 +303,21 @@ impl Devices {
     #[must_use]
     pub fn backlog(&self) -> u64 {
         self.queue.backlog()
+    }
+
+    /// Events in the queue now, not yet stored: the Redis stream's length
+    /// (asked, as entries are deleted once stored), else the in-process
+    /// queue's.
+    pub async fn queue_length(&self) -> u64 {
+        if let Some((conn, key)) = &self.stream {
+            let mut conn = conn.clone();
+            let len: Result<u64, redis::RedisError> =
+                redis::AsyncCommands::xlen(&mut conn, key).await;
+            if let Ok(len) = len {
+                return len;
+            }
+        }
+        self.backlog()
     }
 
     /// A batch writer from this pipeline's queue into its storage.
