@@ -85,7 +85,9 @@ pub fn spawn_workers(
     let clock = Arc::new(SystemClock);
     let stays = StayWorker::new(store.clone(), clock.clone());
     tasks.spawn(stays.run_until_stopped(shutdown.clone().cancelled_owned()));
-    let lock = Arc::new(LockBridge::new(state.connections.clone()));
+    // Through the command bus, so a lock connected to another node is
+    // reached too (with one node it is the local connections).
+    let lock = Arc::new(LockBridge::new(state.devices.commands.clone()));
     let programmer = CodeProgrammer::new(store, lock, clock);
     tasks.spawn(programmer.run_until_stopped(shutdown.clone().cancelled_owned()));
     match dispatcher(config, &state.backends) {

@@ -14,6 +14,8 @@ fn start(env: &[(&str, &str)]) -> (Child, String) {
     let mut cmd = Command::new(env!("CARGO_BIN_EXE_hse-server"));
     cmd.env_clear()
         .env("HSE_HTTP_ADDR", "127.0.0.1:0")
+        .env("HSE_GRPC_ADDR", "127.0.0.1:0")
+        .env("HSE_DEVICE_TCP_ADDR", "127.0.0.1:0")
         .env("RUST_LOG", "info")
         .stdout(Stdio::piped())
         .stderr(Stdio::piped());
@@ -130,6 +132,8 @@ fn an_unreachable_database_stops_start_up() {
     let output = Command::new(env!("CARGO_BIN_EXE_hse-server"))
         .env_clear()
         .env("HSE_HTTP_ADDR", "127.0.0.1:0")
+        .env("HSE_GRPC_ADDR", "127.0.0.1:0")
+        .env("HSE_DEVICE_TCP_ADDR", "127.0.0.1:0")
         .env("HSE_DATABASE_URL", "postgres://postgres@127.0.0.1:1/none")
         .output()
         .expect("binary runs");
