@@ -8,6 +8,7 @@
 //! | `HSE_REDIS_PREFIX` | `hse:` | prefix of the device pipeline's Redis keys (streams, state, dead letters) |
 //! | `HSE_NODE_NAME` | `$HOSTNAME`, else `hse-server` | this node's batch-writer consumer name; keep it stable across restarts |
 //! | `HSE_GRPC_ADDR` | `127.0.0.1:50051` | gRPC listen address |
+//! | `HSE_GRPC_TOKEN` | unset | bearer token gRPC clients must send (≥32 chars); required off loopback |
 //! | `HSE_DEVICE_TCP_ADDR` | `127.0.0.1:7700` | device TCP listen address |
 //! | `HSE_ROLES` | `api,grpc,ingest,workers` | what this process runs (also `--roles`) |
 //! | `HSE_CORS_ORIGINS` | unset | comma-separated browser origins allowed to call the API |
@@ -77,6 +78,8 @@ pub struct Config {
     pub http_addr: SocketAddr,
     /// gRPC listen address.
     pub grpc_addr: SocketAddr,
+    /// Bearer token gRPC clients must present; required off loopback.
+    pub grpc_token: Option<Secret>,
     /// Device TCP listen address.
     pub device_tcp_addr: SocketAddr,
     /// What this process runs.
@@ -196,6 +199,7 @@ impl Config {
         Ok(Self {
             http_addr,
             grpc_addr: parse(&get, "HSE_GRPC_ADDR", "127.0.0.1:50051")?,
+            grpc_token: grpc_token(&get)?,
             device_tcp_addr: parse(&get, "HSE_DEVICE_TCP_ADDR", "127.0.0.1:7700")?,
             roles: Roles::parse(&get("HSE_ROLES").unwrap_or_else(|| Roles::ALL.into()))
                 .map_err(|reason| bad("HSE_ROLES", reason))?,
@@ -287,6 +291,24 @@ fn seed(hex_text: &str) -> Result<SecretSeed, ConfigError> {
     Ok(SecretSeed(seed))
 }
 
+/// `HSE_GRPC_TOKEN`: at least 32 characters; without one, gRPC may only
+/// listen on loopback (the service is for trusted internal callers).
+fn grpc_token(get: &impl Fn(&str) -> Option<String>) -> Result<Option<Secret>, ConfigError> {
+    let addr: SocketAddr = parse(get, "HSE_GRPC_ADDR", "127.0.0.1:50051")?;
+    match get("HSE_GRPC_TOKEN") {
+        Some(token) if token.trim().len() >= 32 => Ok(Some(Secret(token.trim().to_owned()))),
+        Some(_) => Err(bad(
+            "HSE_GRPC_TOKEN",
+            "must be at least 32 characters".into(),
+        )),
+        None if addr.ip().is_loopback() => Ok(None),
+        None => Err(bad(
+            "HSE_GRPC_TOKEN",
+            "is required when HSE_GRPC_ADDR is not a loopback address".into(),
+        )),
+    }
+}
+
 fn bad(variable: &'static str, reason: String) -> ConfigError {
     ConfigError { variable, reason }
 }
@@ -354,6 +376,7 @@ mod tests {
             ("HSE_ROLES", "api,cooking"),
             ("HSE_ROLES", ","),
             ("HSE_GRPC_ADDR", "nowhere"),
+            ("HSE_GRPC_TOKEN", "short"),
         ] {
             let err = config(&[(var, value)]).unwrap_err();
             assert_eq!(err.variable, var);
@@ -412,6 +435,20 @@ mod tests {
         ] {
             assert_eq!(config(vars).unwrap_err().variable, variable, "{vars:?}");
         }
+    }
+
+    #[test]
+    fn grpc_off_loopback_needs_a_token() {
+        let open = config(&[("HSE_GRPC_ADDR", "0.0.0.0:50051")]).unwrap_err();
+        assert_eq!(open.variable, "HSE_GRPC_TOKEN");
+        let token = "t".repeat(32);
+        let guarded = config(&[
+            ("HSE_GRPC_ADDR", "0.0.0.0:50051"),
+            ("HSE_GRPC_TOKEN", &token),
+        ])
+        .unwrap();
+        assert!(guarded.grpc_token.is_some() && !format!("{guarded:?}").contains(&token));
+        assert!(config(&[]).unwrap().grpc_token.is_none());
     }
 
     #[test]

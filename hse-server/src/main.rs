@@ -63,6 +63,7 @@ OPTIONS:
 ENVIRONMENT (a bad value stops start-up naming the variable):
     HSE_HTTP_ADDR          HTTP listen address             [127.0.0.1:8080]
     HSE_GRPC_ADDR          gRPC listen address             [127.0.0.1:50051]
+    HSE_GRPC_TOKEN         bearer token for gRPC callers   [none: loopback only]
     HSE_DEVICE_TCP_ADDR    device TCP listen address       [127.0.0.1:7700]
     HSE_DATABASE_URL       PostgreSQL; unset runs in memory (nothing durable)
     HSE_REDIS_URL          Redis; unset uses in-process queues

@@ -7,6 +7,7 @@ use std::time::Duration;
 
 use anyhow::Context;
 use hse_devices::grpc::DevicesService;
+use hse_devices::grpc::pb::device_stream_server::DeviceStreamServer;
 use hse_devices::redis::ChangeRelay;
 use hse_devices::writer::WriterConfig;
 use tokio::net::TcpListener;
@@ -68,7 +69,13 @@ pub async fn start(
             .with_context(|| format!("HSE_GRPC_ADDR: cannot listen on {}", config.grpc_addr))?;
         bound.grpc = Some(listener.local_addr()?);
         tracing::info!(grpc.addr = %listener.local_addr()?, "devices: gRPC up");
-        tasks.spawn(serve_grpc(devices.clone(), listener, shutdown.clone()));
+        let token = config.grpc_token.as_ref().map(|t| t.expose().to_owned());
+        tasks.spawn(serve_grpc(
+            devices.clone(),
+            listener,
+            token,
+            shutdown.clone(),
+        ));
     }
     if let Some((client, keys)) = &devices.relay {
         let relay = ChangeRelay::new(client, keys.clone())
@@ -158,7 +165,16 @@ async fn stop_ingest(
 }
 
 /// The gRPC service until `shutdown`.
-async fn serve_grpc(devices: Devices, listener: TcpListener, shutdown: CancellationToken) {
+///
+/// With a `token`, every call must carry `authorization: Bearer <token>`
+/// (compared in constant time); without one the service only listens on
+/// loopback, which the configuration enforces.
+async fn serve_grpc(
+    devices: Devices,
+    listener: TcpListener,
+    token: Option<String>,
+    shutdown: CancellationToken,
+) {
     let service = DevicesService::new(
         devices.ingest.clone(),
         devices.commands.clone(),
@@ -168,10 +184,79 @@ async fn serve_grpc(devices: Devices, listener: TcpListener, shutdown: Cancellat
     .with_shutdown(shutdown.clone());
     let incoming = tonic::transport::server::TcpIncoming::from(listener);
     let served = tonic::transport::Server::builder()
-        .add_service(service.into_server())
+        .add_service(DeviceStreamServer::with_interceptor(
+            service,
+            move |request| check_grpc_token(token.as_deref(), request),
+        ))
         .serve_with_incoming_shutdown(incoming, shutdown.cancelled_owned())
         .await;
     if let Err(e) = served {
         tracing::error!(error = %e, "gRPC server failed");
+    }
+}
+
+/// The gRPC interceptor: lets a call through when no token is configured or
+/// when it carries the configured bearer token.
+fn check_grpc_token(
+    token: Option<&str>,
+    request: tonic::Request<()>,
+) -> Result<tonic::Request<()>, tonic::Status> {
+    let Some(expected) = token else {
+        return Ok(request);
+    };
+    let presented = request
+        .metadata()
+        .get("authorization")
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.strip_prefix("Bearer "))
+        .unwrap_or_default();
+    let same = presented.len() == expected.len()
+        && presented
+            .bytes()
+            .zip(expected.bytes())
+            .fold(0u8, |acc, (a, b)| acc | (a ^ b))
+            == 0;
+    if same {
+        Ok(request)
+    } else {
+        Err(tonic::Status::unauthenticated(
+            "a valid bearer token is required",
+        ))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn call(header: Option<&str>) -> tonic::Request<()> {
+        let mut request = tonic::Request::new(());
+        if let Some(h) = header {
+            request
+                .metadata_mut()
+                .insert("authorization", h.parse().unwrap());
+        }
+        request
+    }
+
+    #[test]
+    fn grpc_calls_need_the_configured_token() {
+        let token = Some("s3cret-token-s3cret-token-s3cret!");
+        assert!(
+            check_grpc_token(
+                token,
+                call(Some("Bearer s3cret-token-s3cret-token-s3cret!"))
+            )
+            .is_ok()
+        );
+        for bad in [
+            None,
+            Some("Bearer wrong"),
+            Some("s3cret-token-s3cret-token-s3cret!"),
+        ] {
+            let refused = check_grpc_token(token, call(bad)).unwrap_err();
+            assert_eq!(refused.code(), tonic::Code::Unauthenticated);
+        }
+        assert!(check_grpc_token(None, call(None)).is_ok());
     }
 }
