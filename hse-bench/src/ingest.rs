@@ -42,7 +42,7 @@ pub(crate) async fn run(env: &Env, report: &mut Report) -> anyhow::Result<f64> {
         )
     };
     let devices = pipeline.register(devices)?;
-    let result = load::run(pipeline.addr, &devices, &scratch.pool, spec).await?;
+    let result = load::run(&pipeline, &devices, &scratch.pool, spec).await?;
     pipeline.stop().await?;
     report.loads.push(LoadCounts {
         run: format!("ingest, offered {:.0} events/s", spec.rate),
@@ -50,6 +50,7 @@ pub(crate) async fn run(env: &Env, report: &mut Report) -> anyhow::Result<f64> {
         acked: result.acked,
         stored: result.stored,
         nacked: result.nacked,
+        nack_codes: result.nack_codes.clone(),
     });
     pipeline::truncate(&scratch.pool).await?;
     let ids: Vec<Uuid> = devices.iter().map(|d| d.id.as_uuid()).collect();

@@ -52,13 +52,14 @@ pub(crate) async fn run(
             probe_every: (frames / 1000).max(1),
             drain: Duration::from_secs(if env.smoke { 20 } else { 60 }),
         };
-        let result = load::run(pipeline.addr, &devices, &scratch.pool, spec).await?;
+        let result = load::run(&pipeline, &devices, &scratch.pool, spec).await?;
         report.loads.push(LoadCounts {
             run: format!("latency at {label} ({rate:.0} events/s)"),
             sent: result.sent,
             acked: result.acked,
             stored: result.stored,
             nacked: result.nacked,
+            nack_codes: result.nack_codes.clone(),
         });
         let at_10k = label == "10k/s";
         for (q, name) in [(0.5, "p50"), (0.99, "p99"), (0.999, "p99.9")] {

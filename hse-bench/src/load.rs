@@ -6,6 +6,7 @@
 //! It reports what it sent, what was acknowledged and what PostgreSQL holds
 //! afterwards, so no throughput is reported that was not persisted.
 
+use std::collections::BTreeMap;
 use std::fmt::Write as _;
 use std::net::SocketAddr;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -20,7 +21,7 @@ use tokio::net::TcpStream;
 use tokio::net::tcp::{OwnedReadHalf, OwnedWriteHalf};
 use uuid::Uuid;
 
-use crate::pipeline::Device;
+use crate::pipeline::{Device, Pipeline};
 
 /// One load.
 #[derive(Clone, Copy, Debug)]
@@ -46,6 +47,8 @@ pub(crate) struct LoadResult {
     pub(crate) acked: u64,
     /// Events refused.
     pub(crate) nacked: u64,
+    /// Refused events by `nack` code.
+    pub(crate) nack_codes: BTreeMap<String, u64>,
     /// Events counted in PostgreSQL at the end.
     pub(crate) stored: u64,
     /// Ack latency per frame from its intended send time.
@@ -82,6 +85,7 @@ struct Shared {
     nacked: AtomicU64,
     last_ack_ns: AtomicU64,
     probes: Mutex<Vec<Probe>>,
+    nack_codes: Mutex<BTreeMap<String, u64>>,
     hists: Mutex<(Histogram<u64>, Histogram<u64>)>,
 }
 
@@ -107,14 +111,14 @@ fn micros(d: Duration) -> u64 {
 /// Runs `spec` against the listener at `addr` with `devices`, then waits
 /// for PostgreSQL (on `pool`) to hold everything acknowledged.
 pub(crate) async fn run(
-    addr: SocketAddr,
+    pipeline: &Pipeline,
     devices: &[Device],
     pool: &PgPool,
     spec: LoadSpec,
 ) -> anyhow::Result<LoadResult> {
     let mut conns = Vec::with_capacity(devices.len());
     for device in devices {
-        conns.push(hello(addr, device).await?);
+        conns.push(hello(pipeline.addr, device).await?);
     }
     let total_frames = (spec.rate * spec.duration.as_secs_f64() / spec.per_frame as f64) as u64;
     let shared = Arc::new(Shared {
@@ -129,6 +133,7 @@ pub(crate) async fn run(
         nacked: AtomicU64::new(0),
         last_ack_ns: AtomicU64::new(0),
         probes: Mutex::new(Vec::new()),
+        nack_codes: Mutex::new(BTreeMap::new()),
         hists: Mutex::new((histogram(), histogram())),
     });
     let done = tokio_util::sync::CancellationToken::new();
@@ -157,15 +162,11 @@ pub(crate) async fn run(
         drop(task.await??);
     }
     let acked = shared.acked.load(Ordering::Relaxed);
-    let mut stored = 0;
-    while Instant::now() < deadline + spec.drain {
-        stored = crate::pipeline::stored(pool).await?;
-        if stored >= acked {
-            break;
-        }
-        tokio::time::sleep(Duration::from_millis(10)).await;
+    while Instant::now() < deadline + spec.drain && !pipeline.drained().await? {
+        tokio::time::sleep(Duration::from_millis(5)).await;
     }
     let stored_in = shared.t0.elapsed();
+    let stored = crate::pipeline::stored(pool).await?;
     done.cancel();
     let lag = poller.await??;
     let acked_in = Duration::from_nanos(shared.last_ack_ns.load(Ordering::Relaxed));
@@ -177,6 +178,12 @@ pub(crate) async fn run(
         sent: shared.sent.load(Ordering::Relaxed),
         acked,
         nacked: shared.nacked.load(Ordering::Relaxed),
+        nack_codes: std::mem::take(
+            &mut *shared
+                .nack_codes
+                .lock()
+                .unwrap_or_else(PoisonError::into_inner),
+        ),
         stored,
         ack,
         lateness,
@@ -252,6 +259,8 @@ struct Reply {
     seq: u64,
     #[serde(default)]
     upto: bool,
+    #[serde(default)]
+    code: String,
 }
 
 /// Reads device `d`'s acks, charging each frame from its intended time.
@@ -286,6 +295,12 @@ async fn receive(
             count += 1;
             let k = (seq - 1) * shared.devices + d;
             if nack {
+                *shared
+                    .nack_codes
+                    .lock()
+                    .unwrap_or_else(PoisonError::into_inner)
+                    .entry(reply.code.clone())
+                    .or_default() += shared.per_frame as u64;
                 shared
                     .nacked
                     .fetch_add(shared.per_frame as u64, Ordering::Relaxed);

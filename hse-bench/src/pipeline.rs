@@ -100,6 +100,23 @@ impl Pipeline {
             .collect()
     }
 
+    /// Whether the batch writer has committed and acknowledged every
+    /// queued entry (consumer group `lag` and `pending` both zero), read
+    /// from Redis so the wait does not load PostgreSQL.
+    pub(crate) async fn drained(&self) -> anyhow::Result<bool> {
+        let client = redis::Client::open(self.redis_url.as_str())?;
+        let mut conn = client.get_multiplexed_async_connection().await?;
+        let groups: Vec<std::collections::HashMap<String, redis::Value>> = redis::cmd("XINFO")
+            .arg("GROUPS")
+            .arg(Keys::new(&self.prefix).events())
+            .query_async(&mut conn)
+            .await?;
+        let zero = |v: Option<&redis::Value>| matches!(v, Some(redis::Value::Int(0)));
+        Ok(groups
+            .iter()
+            .all(|g| zero(g.get("pending")) && zero(g.get("lag"))))
+    }
+
     /// Stops sessions and the writer (which flushes), deletes the keys.
     pub(crate) async fn stop(self) -> anyhow::Result<()> {
         self.stop.cancel();

@@ -85,6 +85,8 @@ pub(crate) struct LoadCounts {
     pub(crate) stored: u64,
     /// Events refused (nack).
     pub(crate) nacked: u64,
+    /// Refused events by `nack` code.
+    pub(crate) nack_codes: std::collections::BTreeMap<String, u64>,
 }
 
 /// The whole run.
@@ -160,12 +162,12 @@ impl Report {
             );
         }
         let _ = writeln!(out, "\n| load | sent | acked | stored | nacked |");
-        let _ = writeln!(out, "|---|---:|---:|---:|---:|");
+        let _ = writeln!(out, "|---|---:|---:|---:|---|");
         for l in &self.loads {
             let _ = writeln!(
                 out,
-                "| {} | {} | {} | {} | {} |",
-                l.run, l.sent, l.acked, l.stored, l.nacked
+                "| {} | {} | {} | {} | {} {:?} |",
+                l.run, l.sent, l.acked, l.stored, l.nacked, l.nack_codes
             );
         }
         for n in &self.notes {
