@@ -54,6 +54,17 @@ async fn next(changes: &mut Changes) -> anyhow::Result<DeviceChangeEvent> {
     Ok(change?)
 }
 
+/// What `--help` prints.
+const USAGE: &str = "subscribe: follow device changes over gRPC, resuming from a cursor
+
+Without flags: starts an in-memory server, follows a door lock's changes, goes away
+and resumes without missing one.
+
+    --grpc URL          follow a running server instead (e.g. http://127.0.0.1:50051)
+    --device ID         only this device (repeatable)
+    --type EVENT_TYPE   also this event type besides alarm/state_change/error (repeatable)
+    --resume CURSOR     continue after this cursor";
+
 /// `--grpc URL [--device ID]... [--type T]... [--resume CURSOR]`.
 fn request_from_args() -> anyhow::Result<Option<(String, SubscriptionRequest)>> {
     let mut url = None;
@@ -63,6 +74,10 @@ fn request_from_args() -> anyhow::Result<Option<(String, SubscriptionRequest)>> 
     };
     let mut args = std::env::args().skip(1);
     while let Some(flag) = args.next() {
+        if flag == "--help" || flag == "-h" {
+            println!("{USAGE}");
+            std::process::exit(0);
+        }
         let value = args
             .next()
             .with_context(|| format!("{flag} needs a value"))?;

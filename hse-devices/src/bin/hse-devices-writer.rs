@@ -23,6 +23,18 @@ use hse_devices::redis::{Keys, RedisConsumer, RedisDeadLetters, connect};
 use hse_devices::writer::{BatchWriter, WriterConfig};
 use tokio_util::sync::CancellationToken;
 
+/// What `--help` prints.
+const USAGE: &str = "hse-devices-writer: the batch writer on its own, Redis Streams into PostgreSQL
+
+Configured by environment variables:
+    HSE_DATABASE_URL          PostgreSQL (required)
+    HSE_REDIS_URL             Redis                          [redis://127.0.0.1:6379]
+    HSE_REDIS_PREFIX          key prefix                     [hse:]
+    HSE_WRITER_NAME           consumer name, stable across restarts [writer-1]
+    HSE_WRITER_BATCH_SIZE     events per batch               [1000]
+    HSE_WRITER_BATCH_WAIT_MS  longest wait to fill a batch   [200]
+Stops on Ctrl-C / SIGTERM after storing the batch in hand.";
+
 fn var(name: &str, default: Option<&str>) -> Result<String, String> {
     std::env::var(name)
         .ok()
@@ -38,6 +50,10 @@ fn number(name: &str, default: u64) -> Result<u64, String> {
 
 #[tokio::main]
 async fn main() -> Result<(), Box<dyn Error>> {
+    if std::env::args().any(|a| a == "--help" || a == "-h") {
+        println!("{USAGE}");
+        return Ok(());
+    }
     let database_url = var("HSE_DATABASE_URL", None)?;
     let client = redis::Client::open(var("HSE_REDIS_URL", Some("redis://127.0.0.1:6379"))?)?;
     let keys = Keys::new(&var("HSE_REDIS_PREFIX", Some("hse:"))?);
