@@ -32,6 +32,12 @@ impl ActionName {
             .ok_or_else(|| CoreError::invalid("action", format!("unknown action `{name}`")))
     }
 
+    /// An action named in code (a catalogue constant); the catalogue tests
+    /// pin every such name, so this cannot fail at run time.
+    pub(crate) fn known(name: &str) -> Self {
+        Self::parse(name).unwrap_or_else(|_| unreachable!("`{name}` is in the catalogue"))
+    }
+
     /// The name as a string slice.
     #[must_use]
     pub fn as_str(&self) -> &str {

@@ -41,11 +41,6 @@ pub struct Tenancy {
     clock: Arc<dyn Clock>,
 }
 
-fn action(name: &str) -> ActionName {
-    // Only catalogue constants are passed here; the catalogue test pins them.
-    ActionName::parse(name).unwrap_or_else(|_| unreachable!("`{name}` is in the catalogue"))
-}
-
 /// Turns a refusal into the error a caller sees: out of scope is "not found".
 fn refused(entity: &'static str) -> impl FnOnce(Denied) -> CoreError {
     move |denied| match denied {
@@ -90,14 +85,14 @@ impl Tenancy {
             .locate(target)
             .await?
             .ok_or(CoreError::not_found(entity))?;
-        authorize(who, &action(name), &resource).map_err(refused(entity))?;
+        authorize(who, &ActionName::known(name), &resource).map_err(refused(entity))?;
         Ok(resource)
     }
 
     /// Lists need the read permission somewhere (role-wide or in an
     /// assigned establishment); the store then filters by scope.
     fn check_list(who: &Principal, name: &str) -> Result<()> {
-        let act = action(name);
+        let act = ActionName::known(name);
         let anywhere = who.permissions.contains(&act)
             || who
                 .establishments
@@ -138,7 +133,7 @@ impl Tenancy {
     ) -> Result<PartnerCompany> {
         authorize(
             who,
-            &action("create_partner_company"),
+            &ActionName::known("create_partner_company"),
             &Resource::platform(),
         )
         .map_err(refused("partner company"))?;
@@ -241,8 +236,12 @@ impl Tenancy {
                 self.check(who, "create_organization", parent, "partner company")
                     .await?;
             }
-            None => authorize(who, &action("create_organization"), &Resource::platform())
-                .map_err(refused("partner company"))?,
+            None => authorize(
+                who,
+                &ActionName::known("create_organization"),
+                &Resource::platform(),
+            )
+            .map_err(refused("partner company"))?,
         }
         let org = new.build(self.now())?;
         self.store.insert_organization(&who.scope(), &org).await?;
