@@ -2,6 +2,8 @@
 //! rate limits, the throttle and TOTP together, and turns every credential
 //! into an hse-core [`Principal`].
 
+use std::sync::Arc;
+
 use chrono::{DateTime, Duration, Utc};
 use hse_core::store::Credentials;
 use hse_core::value::Email;
@@ -9,6 +11,7 @@ use hse_core::{Principal, UserId};
 
 use crate::api_key::{self, ApiKeys, NewApiKey};
 use crate::audit::UsageRecorder;
+use crate::cache::PrincipalCache;
 use crate::config::{AuthConfig, AuthDeps};
 use crate::error::{AuthError, Result};
 use crate::model::{ApiKey, ApiKeyId, KeyUsage, Purged, RevokeReason, SecretString};
@@ -30,6 +33,7 @@ pub struct Authenticator {
     throttle: LoginThrottle,
     totp: Option<Totp>,
     usage: Option<UsageRecorder>,
+    principals: Arc<PrincipalCache>,
     config: AuthConfig,
 }
 
@@ -54,6 +58,7 @@ impl Authenticator {
             tokens,
             totp,
             usage: None,
+            principals: Arc::new(PrincipalCache::new(config.principal_ttl)),
             deps,
             config,
         })
@@ -495,10 +500,25 @@ impl Authenticator {
     }
 
     async fn active_principal(&self, user: UserId) -> Result<Principal> {
-        self.deps
+        let now = self.deps.clock.now();
+        if let Some(principal) = self.principals.get(user, now) {
+            return Ok(principal);
+        }
+        let principal = self
+            .deps
             .directory
             .principal(user)
             .await?
-            .ok_or(AuthError::InvalidToken)
+            .ok_or(AuthError::InvalidToken)?;
+        self.principals.insert(principal.clone(), now);
+        Ok(principal)
+    }
+
+    /// Forgets every cached principal, so the next request of each user
+    /// reads role, grants and assignments afresh. Call it after any change
+    /// to users, roles, grants, assignments or tenants made through this
+    /// process (the server does after every write request).
+    pub fn forget_principals(&self) {
+        self.principals.clear();
     }
 }

@@ -79,6 +79,13 @@ pub struct AuthConfig {
     pub totp_issuer: String,
     /// How long the password step waits for the second factor (5 minutes).
     pub second_factor_ttl: Duration,
+    /// How long a user's principal (role, grants, assignments, active flag)
+    /// read for one request serves the next ones. Zero (the default) reads
+    /// it on every request; a positive value bounds how late a change made
+    /// elsewhere (another process, or the store directly) is seen, while
+    /// [`Authenticator::forget_principals`](crate::Authenticator::forget_principals)
+    /// makes this process see its own changes at once.
+    pub principal_ttl: Duration,
 }
 
 impl AuthConfig {
@@ -99,6 +106,7 @@ impl AuthConfig {
             totp_key: None,
             totp_issuer: "HSE".into(),
             second_factor_ttl: Duration::minutes(5),
+            principal_ttl: Duration::zero(),
         }
     }
 }

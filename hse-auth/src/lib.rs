@@ -20,6 +20,7 @@
 //! - [`rate_limit`], [`throttle`]: GCRA limits and growing sign-in delays.
 //! - [`totp`]: the optional second factor and recovery codes.
 //! - [`audit`]: batched API-key usage records.
+//! - `cache`: bounded caches of verified tokens and principals.
 //! - [`cookie`]: `__Host-` cookie headers for browsers.
 //! - [`model`], [`error`]: data and the error enum. Time comes from
 //!   hse-core's injectable [`Clock`].
@@ -73,6 +74,7 @@
 pub mod api_key;
 pub mod audit;
 pub mod authenticator;
+mod cache;
 pub mod config;
 pub mod cookie;
 pub mod error;

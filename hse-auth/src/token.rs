@@ -9,6 +9,7 @@
 //! clock with a leeway of at most 60 s, and refuses any other `typ`.
 
 use std::fmt;
+use std::sync::Arc;
 
 use chrono::{DateTime, Duration, Utc};
 use ed25519_dalek::SigningKey as Ed25519Key;
@@ -19,6 +20,7 @@ use rand::rngs::SysRng;
 use serde::{Deserialize, Serialize};
 use uuid::Uuid;
 
+use crate::cache::BoundedMap;
 use crate::error::{AuthError, Result};
 use crate::model::SecretString;
 
@@ -198,7 +200,14 @@ pub struct AccessTokens {
     previous: Vec<SigningKey>,
     config: TokenConfig,
     validation: Validation,
+    /// Claims of tokens whose signature, issuer, audience and kind were
+    /// verified: a repeated token skips the signature check (its times
+    /// are still checked on every use).
+    verified: Arc<BoundedMap<String, AccessClaims>>,
 }
+
+/// How many verified tokens one process remembers.
+const VERIFIED_TOKENS: usize = 16_384;
 
 impl AccessTokens {
     /// Builds the issuer/verifier.
@@ -221,6 +230,7 @@ impl AccessTokens {
             previous: Vec::new(),
             config,
             validation,
+            verified: Arc::new(BoundedMap::new(VERIFIED_TOKENS)),
         })
     }
 
@@ -330,6 +340,20 @@ impl AccessTokens {
     /// [`AuthError::InvalidToken`] for anything but a well-signed token of
     /// this issuer, audience and kind, inside its validity window.
     pub fn verify(&self, token: &str, kind: TokenKind, now: DateTime<Utc>) -> Result<AccessClaims> {
+        let claims = match self.verified.get(token) {
+            Some(claims) => claims,
+            None => self.verify_signature(token)?,
+        };
+        if claims.typ != kind {
+            tracing::debug!(typ = ?claims.typ, "token of another kind refused");
+            return Err(AuthError::InvalidToken);
+        }
+        check_times(&claims, now, self.config.leeway)?;
+        Ok(claims)
+    }
+
+    /// Checks signature, issuer and audience, and remembers the claims.
+    fn verify_signature(&self, token: &str) -> Result<AccessClaims> {
         let data = jsonwebtoken::decode::<AccessClaims>(
             token,
             &self.key_for(token).decoding,
@@ -339,13 +363,8 @@ impl AccessTokens {
             tracing::debug!(error = %e, "token refused");
             AuthError::InvalidToken
         })?;
-        let claims = data.claims;
-        if claims.typ != kind {
-            tracing::debug!(typ = ?claims.typ, "token of another kind refused");
-            return Err(AuthError::InvalidToken);
-        }
-        check_times(&claims, now, self.config.leeway)?;
-        Ok(claims)
+        self.verified.insert(token.to_owned(), data.claims.clone());
+        Ok(data.claims)
     }
 }
 

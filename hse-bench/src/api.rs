@@ -55,7 +55,7 @@ impl ApiServer {
         let backends = hse_server::backends::Backends::connect(&config).await?;
         let tasks = TaskTracker::new();
         let mut state = hse_server::server::services(&config, backends, &tasks)?;
-        state.user_quota = hse_auth_quota();
+        state.services_mut().user_quota = hse_auth_quota();
         hse_server::bootstrap::bootstrap_root(&state, ROOT, Some(PASSWORD.into())).await?;
         let router = hse_server::http::router(state, &config);
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;

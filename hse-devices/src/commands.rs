@@ -77,7 +77,7 @@ impl CommandError {
 struct Link {
     connection: u64,
     since_ms: i64,
-    commands: mpsc::Sender<Command>,
+    commands: mpsc::Sender<Box<Command>>,
     replaced: CancellationToken,
 }
 
@@ -130,8 +130,10 @@ pub struct Connections {
 pub struct Registration {
     /// Identifies this connection (to deregister only itself).
     pub connection: u64,
-    /// Commands for the device.
-    pub commands: mpsc::Receiver<Command>,
+    /// Commands for the device. Boxed: a channel allocates its first
+    /// block of slots when created, so an idle connection's channel costs
+    /// slots × pointer, not slots × command.
+    pub commands: mpsc::Receiver<Box<Command>>,
     /// Cancelled when a newer connection of the device takes over.
     pub replaced: CancellationToken,
 }
@@ -259,7 +261,7 @@ impl Connections {
         }
         let outcome = tokio::time::timeout(timeout, async {
             sender
-                .send(command)
+                .send(Box::new(command))
                 .await
                 .map_err(|_| CommandError::DeviceOffline)?;
             rx.await.map_err(|_| CommandError::DeviceOffline)

@@ -284,7 +284,7 @@ impl Session {
                     send(&self.ctx, writer, answers(replies)).await
                 }
                 Some(command) = self.registration.commands.recv() => {
-                    send(&self.ctx, writer, vec![command_frame(command)]).await
+                    send(&self.ctx, writer, vec![command_frame(*command)]).await
                 }
                 frame = reader.next_frame(), if can_read => match self.on_frame(frame, writer).await {
                     Ok(()) => true,

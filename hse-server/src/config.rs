@@ -14,6 +14,7 @@
 //! | `HSE_CORS_ORIGINS` | unset | comma-separated browser origins allowed to call the API |
 //! | `HSE_LOG_FORMAT` | `text` | `text` or `json` |
 //! | `HSE_SHUTDOWN_TIMEOUT_S` | `10` | seconds to drain on SIGTERM before exiting |
+//! | `HSE_PRINCIPAL_CACHE_MS` | `1000` | how long a user's role and grants read for one request serve the next (0 = read every request); writes through this node clear it at once |
 //! | `HSE_JWT_SIGNING_KEY` | random per start | Ed25519 seed, 64 hex characters; share it between nodes |
 //! | `HSE_ROOT_EMAIL` | `root@hse.local` | the root account `bootstrap-root` creates |
 //! | `HSE_ROOT_PASSWORD` | unset | its password; unset generates one and prints it once |
@@ -99,6 +100,8 @@ pub struct Config {
     pub log_format: LogFormat,
     /// Drain deadline on shutdown.
     pub shutdown_timeout: Duration,
+    /// How long a principal read for one request serves the next ones.
+    pub principal_cache: Duration,
     /// Ed25519 seed for access tokens; `None` generates one per start.
     pub jwt_seed: Option<SecretSeed>,
     /// Token issuer.
@@ -233,6 +236,7 @@ impl Config {
                 }
             },
             shutdown_timeout: Duration::from_secs(parse(&get, "HSE_SHUTDOWN_TIMEOUT_S", "10")?),
+            principal_cache: Duration::from_millis(parse(&get, "HSE_PRINCIPAL_CACHE_MS", "1000")?),
             webhook: webhook(&get)?,
             smtp: smtp(&get)?,
         })
@@ -372,6 +376,7 @@ mod tests {
             ("HSE_REDIS_URL", "http://x"),
             ("HSE_LOG_FORMAT", "xml"),
             ("HSE_SHUTDOWN_TIMEOUT_S", "-1"),
+            ("HSE_PRINCIPAL_CACHE_MS", "soon"),
             ("HSE_JWT_SIGNING_KEY", "abcd"),
             ("HSE_ROLES", "api,cooking"),
             ("HSE_ROLES", ","),

@@ -72,6 +72,7 @@ ENVIRONMENT (a bad value stops start-up naming the variable):
     HSE_ROOT_PASSWORD      its password                    [generated, printed once]
     HSE_LOG_FORMAT         text or json                    [text]
     HSE_SHUTDOWN_TIMEOUT_S drain deadline on SIGTERM       [10]
+    HSE_PRINCIPAL_CACHE_MS ms a role/grants read is reused [1000]
     The full list is in hse-server/src/config.rs and the README.
 ";
 

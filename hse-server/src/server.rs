@@ -23,7 +23,7 @@ use tokio_util::task::TaskTracker;
 use crate::backends::Backends;
 use crate::config::Config;
 use crate::http;
-use crate::state::AppState;
+use crate::state::{AppState, Services};
 
 /// A bound, ready-to-run server.
 ///
@@ -63,7 +63,9 @@ pub fn services(
             SigningKey::generate_ed25519()?
         }
     };
-    let auth_config = AuthConfig::new(key, &config.public_url, AUDIENCE);
+    let mut auth_config = AuthConfig::new(key, &config.public_url, AUDIENCE);
+    auth_config.principal_ttl =
+        chrono::Duration::from_std(config.principal_cache).unwrap_or(chrono::Duration::zero());
     let deps = AuthDeps {
         directory: Arc::new(TenancyDirectory::new(backends.tenancy.clone())),
         store: backends.auth_store.clone(),
@@ -78,7 +80,7 @@ pub fn services(
     let connections = Arc::new(Connections::new());
     let devices =
         crate::devices::Devices::embedded(config, &backends, connections.clone(), bookings.clone());
-    Ok(AppState {
+    Ok(AppState::new(Services {
         tenancy: Tenancy::new(backends.tenancy.clone()),
         auth: Arc::new(auth),
         user_quota: Quota::new(USER_BURST, USER_INTERVAL),
@@ -86,7 +88,7 @@ pub fn services(
         connections,
         devices,
         backends,
-    })
+    }))
 }
 
 /// Requests a signed-in user may burst before being paced.
@@ -105,7 +107,7 @@ pub async fn build(config: &Config) -> anyhow::Result<Server> {
     let backends = Backends::connect(config).await?;
     let tasks = TaskTracker::new();
     let mut state = services(config, backends, &tasks)?;
-    state.devices = crate::devices::Devices::connect(
+    state.services_mut().devices = crate::devices::Devices::connect(
         config,
         &state.backends,
         state.connections.clone(),

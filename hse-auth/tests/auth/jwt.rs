@@ -235,6 +235,43 @@ async fn a_token_naming_a_deleted_or_deactivated_user_is_refused() {
     }
 }
 
+/// With a principal cache, a deactivation made elsewhere is seen once the
+/// cached principal is older than its time-to-live, and at once after
+/// `forget_principals` (what the server calls after each write).
+#[tokio::test]
+async fn a_cached_principal_expires_after_its_ttl_or_when_forgotten() {
+    let mut config = crate::support::config();
+    config.principal_ttl = Duration::seconds(1);
+    let h = Harness::build(
+        std::sync::Arc::new(hse_auth::memory::MemoryAuthStore::new()),
+        None,
+        config,
+    );
+    for forget in [false, true] {
+        let email = format!("cached{forget}@example.com");
+        let p = h.user(&email, "correct horse battery").await;
+        let Ok(LoginOutcome::SignedIn(session)) =
+            h.auth.login(&email, "correct horse battery").await
+        else {
+            panic!("sign-in failed");
+        };
+        let access = session.access.token.expose();
+        assert!(h.auth.authenticate(access).await.is_ok());
+        h.dir.deactivate(p.user_id);
+        // Within the time-to-live the cached principal still answers.
+        assert!(h.auth.authenticate(access).await.is_ok());
+        if forget {
+            h.auth.forget_principals();
+        } else {
+            h.clock.advance(Duration::seconds(1));
+        }
+        assert!(matches!(
+            h.auth.authenticate(access).await,
+            Err(AuthError::InvalidToken)
+        ));
+    }
+}
+
 #[tokio::test]
 async fn a_token_of_a_user_moved_to_another_tenant_is_refused() {
     let h = Harness::memory();

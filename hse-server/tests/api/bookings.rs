@@ -671,7 +671,7 @@ async fn notifications_go_out_through_the_configured_webhook() {
     .unwrap();
     let mut state = None;
     let app = App::with_state(Backends::in_memory(), |s| {
-        s.bookings = hse_server::bookings::service(&config, &s.backends);
+        s.services_mut().bookings = hse_server::bookings::service(&config, &s.backends);
         state = Some(s.clone());
     })
     .await;

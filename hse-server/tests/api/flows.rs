@@ -524,7 +524,7 @@ async fn a_user_past_its_request_quota_gets_429_with_retry_after() {
         std::time::Duration::from_secs(3600),
     );
     let app = App::with_state(hse_server::backends::Backends::in_memory(), |s| {
-        s.user_quota = quota
+        s.services_mut().user_quota = quota
     })
     .await;
     let root = app.root_token().await;
