@@ -75,7 +75,12 @@ impl Backends {
             None => None,
         };
         let redis = match &config.redis_url {
-            Some(url) => Some(connect_redis(url.expose()).await?),
+            Some(url) => {
+                let conn = connect_redis(url.expose()).await?;
+                crate::redis_durability::enforce(&mut conn.clone(), config.redis_durability)
+                    .await?;
+                Some(conn)
+            }
             None => None,
         };
         if postgres.is_none() {

@@ -5,6 +5,7 @@
 //! | `HSE_HTTP_ADDR` | `127.0.0.1:8080` | HTTP listen address (`:0` picks a free port) |
 //! | `HSE_DATABASE_URL` | unset | PostgreSQL URL; unset runs the embedded in-memory default |
 //! | `HSE_REDIS_URL` | unset | Redis URL; unset uses in-process queues and state |
+//! | `HSE_REDIS_DURABILITY` | `warn` | `warn` or `require`: what start-up does when Redis can lose acknowledged events ([`crate::redis_durability`]) |
 //! | `HSE_REDIS_PREFIX` | `hse:` | prefix of the device pipeline's Redis keys (streams, state, dead letters) |
 //! | `HSE_NODE_NAME` | `$HOSTNAME`, else `hse-server` | this node's batch-writer consumer name; keep it stable across restarts |
 //! | `HSE_GRPC_ADDR` | `127.0.0.1:50051` | gRPC listen address |
@@ -91,6 +92,8 @@ pub struct Config {
     pub database_url: Option<Secret>,
     /// Redis URL (may hold a password).
     pub redis_url: Option<Secret>,
+    /// What start-up does when Redis can lose acknowledged events.
+    pub redis_durability: crate::redis_durability::DurabilityMode,
     /// Prefix of the device pipeline's Redis keys.
     pub redis_prefix: String,
     /// This node's name: its batch writer's consumer name in the Redis
@@ -221,6 +224,11 @@ impl Config {
             public_url: get("HSE_PUBLIC_URL").unwrap_or_else(|| format!("http://{http_addr}")),
             database_url: url(&get, "HSE_DATABASE_URL", &["postgres://", "postgresql://"])?,
             redis_url: url(&get, "HSE_REDIS_URL", &["redis://", "rediss://"])?,
+            redis_durability: get("HSE_REDIS_DURABILITY")
+                .map(|v| crate::redis_durability::DurabilityMode::parse(&v))
+                .transpose()
+                .map_err(|reason| bad("HSE_REDIS_DURABILITY", reason))?
+                .unwrap_or_default(),
             redis_prefix: get("HSE_REDIS_PREFIX").unwrap_or_else(|| "hse:".to_owned()),
             node_name: get("HSE_NODE_NAME")
                 .or_else(|| get("HOSTNAME"))

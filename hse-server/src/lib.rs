@@ -16,6 +16,8 @@
 //!   dead letters, commands), the device listeners and the gRPC service.
 //! - [`health`]: `/health/liveness` and `/health/readiness`.
 //! - [`http`]: the HTTP API of API.md, errors as problem+json.
+//! - [`redis_durability`]: the start-up check of Redis's persistence
+//!   settings (`HSE_REDIS_DURABILITY`).
 //! - [`metrics`]: `/metrics` and the HTTP latency middleware.
 //! - [`state`]: the services every handler shares.
 //! - [`server`]: builds the router and runs it until stopped.
@@ -29,6 +31,7 @@ pub mod health;
 pub mod http;
 pub mod lock_bridge;
 pub mod metrics;
+pub mod redis_durability;
 pub mod server;
 pub mod state;
 pub mod telemetry;

@@ -1,0 +1,481 @@
+//! One soak run: services, proxies, supervised processes, tenants, load,
+//! the fault schedule with a recovery bound after each fault, the drain,
+//! and the checkers.
+
+use std::collections::HashSet;
+use std::net::SocketAddr;
+use std::path::Path;
+use std::time::Duration;
+
+use anyhow::Context;
+use sqlx::postgres::PgPoolOptions;
+use sqlx::{Connection, PgConnection, PgPool};
+use tokio::time::Instant;
+use tokio_util::sync::CancellationToken;
+
+use crate::Options;
+use crate::checks;
+use crate::http::Api;
+use crate::load::{self, DeviceOutcome};
+use crate::proxy::Proxy;
+use crate::report::{FaultRecord, Report};
+use crate::schedule::{Fault, Link, Step, schedule};
+use crate::services::{Postgres, Redis, free_port, signal};
+use crate::supervisor::Supervised;
+use crate::tenants::{self, Tenant};
+use crate::traffic::{self, TrafficOutcome};
+
+/// Readiness must come back within this after a fault ends.
+pub(crate) const RECOVERY_BOUND: Duration = Duration::from_secs(60);
+/// Frames per second per device (10 events each).
+const FRAMES_PER_S: f64 = 2.0;
+/// How long devices get to have everything acknowledged at the end.
+const ACK_DRAIN: Duration = Duration::from_secs(90);
+/// How long the writers get to store everything acknowledged.
+const STORE_DRAIN: Duration = Duration::from_secs(90);
+/// A fixed token-signing seed, so access tokens survive server restarts.
+const JWT_SEED: &str = "5eed5eed5eed5eed5eed5eed5eed5eed5eed5eed5eed5eed5eed5eed5eed5eed";
+
+/// Everything the faults act on.
+struct Rig {
+    pg: Postgres,
+    redis: Redis,
+    pg_proxy: Proxy,
+    redis_proxy: Proxy,
+    device_proxy: Proxy,
+    server: Supervised,
+    writer: Supervised,
+    api: Api,
+}
+
+/// Runs the soak of `options` and returns its report.
+pub(crate) async fn run(options: &Options) -> anyhow::Result<Report> {
+    let steps = print_schedule(options);
+    let dir =
+        std::env::temp_dir().join(format!("hse-soak-{}-{}", options.seed, std::process::id()));
+    std::fs::create_dir_all(&dir)?;
+    println!("soak: run directory {}", dir.display());
+    let rig = start(options, &dir).await?;
+    let result = exercise(options, &rig, &steps).await;
+    let report = match result {
+        Ok(report) => report,
+        Err(e) => {
+            stop(rig).await;
+            eprintln!("soak: logs kept in {}", dir.display());
+            return Err(e);
+        }
+    };
+    stop(rig).await;
+    if report.passed() && !options.keep {
+        let _ = std::fs::remove_dir_all(&dir);
+    } else {
+        println!("soak: logs and data kept in {}", dir.display());
+    }
+    Ok(report)
+}
+
+/// Prints the seed and its schedule; returns the schedule.
+pub(crate) fn print_schedule(options: &Options) -> Vec<Step> {
+    let steps = schedule(options.seed, options.minutes);
+    println!(
+        "soak: seed {} over {} min; schedule ({} faults):",
+        options.seed,
+        options.minutes,
+        steps.len()
+    );
+    for (i, step) in steps.iter().enumerate() {
+        println!(
+            "  {:>3}. after {:>2}s: {}",
+            i + 1,
+            step.pause.as_secs(),
+            step.fault
+        );
+    }
+    steps
+}
+
+async fn start(options: &Options, dir: &Path) -> anyhow::Result<Rig> {
+    let pg = Postgres::start(dir).await?;
+    let mut admin = PgConnection::connect(&pg.url("postgres")).await?;
+    sqlx::raw_sql("CREATE DATABASE hse")
+        .execute(&mut admin)
+        .await?;
+    drop(admin);
+    let redis = Redis::start(dir).await?;
+    let pg_proxy = Proxy::start(pg.addr()).await?;
+    let redis_proxy = Proxy::start(redis.addr()).await?;
+    let (http, grpc, devices) = (free_port()?, free_port()?, free_port()?);
+    let device_tcp = SocketAddr::from(([127, 0, 0, 1], devices));
+    let device_proxy = Proxy::start(device_tcp).await?;
+    let database_url = format!("postgres://postgres@{}/hse", pg_proxy.addr());
+    let redis_url = format!("redis://{}", redis_proxy.addr());
+    let server_env = vec![
+        env("HSE_HTTP_ADDR", format!("127.0.0.1:{http}")),
+        env("HSE_GRPC_ADDR", format!("127.0.0.1:{grpc}")),
+        env("HSE_DEVICE_TCP_ADDR", device_tcp.to_string()),
+        env("HSE_DATABASE_URL", database_url.clone()),
+        env("HSE_REDIS_URL", redis_url.clone()),
+        env("HSE_REDIS_DURABILITY", "require".into()),
+        env("HSE_NODE_NAME", "soak-server".into()),
+        env("HSE_JWT_SIGNING_KEY", JWT_SEED.into()),
+        env("HSE_ROOT_EMAIL", tenants::ROOT.into()),
+        env("HSE_ROOT_PASSWORD", tenants::ROOT_PASSWORD.into()),
+        env("HSE_SHUTDOWN_TIMEOUT_S", "5".into()),
+        env("RUST_LOG", "warn,hse_server=info".into()),
+    ];
+    let server = Supervised::start(
+        "server",
+        options.server.clone(),
+        Vec::new(),
+        server_env,
+        dir,
+    );
+    let api = Api::new(SocketAddr::from(([127, 0, 0, 1], http)));
+    wait_ready(&api, Duration::from_secs(120))
+        .await
+        .context("the server did not become ready")?;
+    let writer_env = vec![
+        env("HSE_DATABASE_URL", database_url),
+        env("HSE_REDIS_URL", redis_url),
+        env("HSE_WRITER_NAME", "soak-writer".into()),
+    ];
+    let writer = Supervised::start(
+        "writer",
+        options.writer.clone(),
+        Vec::new(),
+        writer_env,
+        dir,
+    );
+    Ok(Rig {
+        pg,
+        redis,
+        pg_proxy,
+        redis_proxy,
+        device_proxy,
+        server,
+        writer,
+        api,
+    })
+}
+
+fn env(name: &str, value: String) -> (String, String) {
+    (name.to_owned(), value)
+}
+
+/// Waits until readiness answers 200; the time it took.
+async fn wait_ready(api: &Api, bound: Duration) -> anyhow::Result<Duration> {
+    let started = Instant::now();
+    while started.elapsed() < bound {
+        let ready = tokio::time::timeout(Duration::from_secs(3), api.ready()).await;
+        if ready == Ok(true) {
+            return Ok(started.elapsed());
+        }
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    anyhow::bail!("not ready within {bound:?}")
+}
+
+/// Tenants, load, traffic, faults, drain, checks.
+async fn exercise(options: &Options, rig: &Rig, steps: &[Step]) -> anyhow::Result<Report> {
+    let tenants = tenants::set_up(&rig.api).await?;
+    let stop = CancellationToken::new();
+    let drain = CancellationToken::new();
+    let mut devices = Vec::new();
+    for tenant in &tenants {
+        for login in &tenant.devices {
+            devices.push(tokio::spawn(load::run_device(
+                rig.device_proxy.addr(),
+                login.clone(),
+                FRAMES_PER_S,
+                stop.clone(),
+                drain.clone(),
+            )));
+        }
+    }
+    let traffic: Vec<_> = tenants
+        .iter()
+        .enumerate()
+        .map(|(i, t)| {
+            tokio::spawn(traffic::run(
+                rig.api.clone(),
+                t.clone(),
+                options.seed ^ (i as u64 + 1),
+                stop.clone(),
+            ))
+        })
+        .collect();
+    let started = Instant::now();
+    let deadline = started + Duration::from_secs_f64(options.minutes * 60.0);
+    let mut faults = Vec::new();
+    for (i, step) in steps.iter().enumerate() {
+        tokio::time::sleep(step.pause).await;
+        let at = started.elapsed();
+        println!(
+            "soak: [{:>6.1}s] fault {}/{}: {}",
+            at.as_secs_f64(),
+            i + 1,
+            steps.len(),
+            step.fault
+        );
+        let record = inject(rig, step.fault, at).await;
+        println!(
+            "soak: [{:>6.1}s]   {}",
+            started.elapsed().as_secs_f64(),
+            record.outcome()
+        );
+        faults.push(record);
+    }
+    tokio::time::sleep_until(deadline).await;
+    println!(
+        "soak: [{:>6.1}s] load stops; draining",
+        started.elapsed().as_secs_f64()
+    );
+    stop.cancel();
+    let mut traffic_outcomes = Vec::new();
+    for t in traffic {
+        traffic_outcomes.push(t.await?);
+    }
+    let drain_timer = {
+        let drain = drain.clone();
+        tokio::spawn(async move {
+            tokio::time::sleep(ACK_DRAIN).await;
+            drain.cancel();
+        })
+    };
+    let mut device_outcomes = Vec::new();
+    for d in devices {
+        device_outcomes.push(d.await?);
+    }
+    drain_timer.abort();
+    let pool = PgPoolOptions::new()
+        .max_connections(2)
+        .connect(&rig.pg.url("hse"))
+        .await?;
+    let store_wait = wait_stored(&pool, &device_outcomes).await?;
+    let report = check(
+        options,
+        rig,
+        &pool,
+        &tenants,
+        Outcomes {
+            faults,
+            devices: device_outcomes,
+            traffic: traffic_outcomes,
+            store_wait,
+        },
+    )
+    .await?;
+    pool.close().await;
+    Ok(report)
+}
+
+/// What the run produced, for the checkers.
+struct Outcomes {
+    faults: Vec<FaultRecord>,
+    devices: Vec<DeviceOutcome>,
+    traffic: Vec<TrafficOutcome>,
+    store_wait: Duration,
+}
+
+/// Waits until every acknowledged event is stored (or the drain ends).
+async fn wait_stored(pool: &PgPool, devices: &[DeviceOutcome]) -> anyhow::Result<Duration> {
+    let started = Instant::now();
+    while started.elapsed() < STORE_DRAIN {
+        if checks::unstored(pool, devices).await? == 0 {
+            break;
+        }
+        tokio::time::sleep(Duration::from_secs(1)).await;
+    }
+    Ok(started.elapsed())
+}
+
+/// Injects `fault`, lifts it, and measures how long readiness takes to
+/// come back.
+async fn inject(rig: &Rig, fault: Fault, at: Duration) -> FaultRecord {
+    let server_starts = rig.server.starts();
+    let writer_starts = rig.writer.starts();
+    let injected = apply(rig, fault).await;
+    let mut record = FaultRecord {
+        fault,
+        at,
+        injected: injected.err().map(|e| format!("{e:#}")),
+        recovery: None,
+        restarted: true,
+    };
+    let recovered = wait_ready(&rig.api, RECOVERY_BOUND).await;
+    record.recovery = recovered.ok();
+    record.restarted = match fault {
+        Fault::KillServer => rig.server.starts() > server_starts,
+        Fault::KillWriter => {
+            let deadline = Instant::now() + RECOVERY_BOUND;
+            while rig.writer.starts() == writer_starts && Instant::now() < deadline {
+                tokio::time::sleep(Duration::from_millis(100)).await;
+            }
+            rig.writer.starts() > writer_starts
+        }
+        _ => true,
+    };
+    record
+}
+
+/// Puts the fault in force for its duration, then lifts it.
+async fn apply(rig: &Rig, fault: Fault) -> anyhow::Result<()> {
+    match fault {
+        Fault::KillServer => rig.server.kill().await,
+        Fault::KillWriter => rig.writer.kill().await,
+        Fault::PausePostgres(d) => {
+            let pids = rig.pg.pids();
+            signal("STOP", &pids).await?;
+            tokio::time::sleep(d).await;
+            signal("CONT", &pids).await
+        }
+        Fault::PauseRedis(d) => {
+            let pids: Vec<u32> = rig.redis.pid().into_iter().collect();
+            signal("STOP", &pids).await?;
+            tokio::time::sleep(d).await;
+            signal("CONT", &pids).await
+        }
+        Fault::RestartPostgres => {
+            rig.pg.crash().await?;
+            rig.pg.start_again().await
+        }
+        Fault::RestartRedis => restart_redis(rig).await,
+        Fault::Latency(link, delay, d) => {
+            let proxy = proxy(rig, link);
+            proxy.set_latency(delay);
+            tokio::time::sleep(d).await;
+            proxy.set_latency(Duration::ZERO);
+            Ok(())
+        }
+        Fault::Cut(link) => {
+            proxy(rig, link).cut();
+            Ok(())
+        }
+    }
+}
+
+/// Crashes Redis and starts it again on the same port and directory.
+async fn restart_redis(rig: &Rig) -> anyhow::Result<()> {
+    rig.redis.crash().await?;
+    rig.redis.start_again().await
+}
+
+fn proxy(rig: &Rig, link: Link) -> &Proxy {
+    match link {
+        Link::Postgres => &rig.pg_proxy,
+        Link::Redis => &rig.redis_proxy,
+        Link::Devices => &rig.device_proxy,
+    }
+}
+
+/// Runs the checkers and assembles the report.
+async fn check(
+    options: &Options,
+    rig: &Rig,
+    pool: &PgPool,
+    tenants: &[Tenant; 2],
+    outcomes: Outcomes,
+) -> anyhow::Result<Report> {
+    let events = checks::events(pool, &outcomes.devices).await?;
+    let mut verdicts = vec![checks::Verdict {
+        name: "every acknowledged event stored exactly once",
+        passed: events.holds() && events.acked > 0,
+        detail: format!(
+            "{} acked, {} stored once, {} missing, {} duplicated",
+            events.acked, events.acked_stored_once, events.missing, events.duplicated
+        ),
+    }];
+    verdicts.push(checks::bookings(pool).await?);
+    verdicts.push(checks::door_codes(pool).await?);
+    verdicts.push(isolation(pool, tenants, &outcomes).await?);
+    let unrecovered: Vec<String> = outcomes
+        .faults
+        .iter()
+        .filter(|f| !f.recovered())
+        .map(FaultRecord::outcome)
+        .collect();
+    let slowest = outcomes
+        .faults
+        .iter()
+        .filter_map(|f| f.recovery)
+        .max()
+        .unwrap_or_default();
+    verdicts.push(checks::Verdict {
+        name: "recovered after every fault, no manual step",
+        passed: unrecovered.is_empty(),
+        detail: if unrecovered.is_empty() {
+            format!(
+                "{} faults, slowest readiness {:.1}s (bound {}s)",
+                outcomes.faults.len(),
+                slowest.as_secs_f64(),
+                RECOVERY_BOUND.as_secs()
+            )
+        } else {
+            unrecovered.join("; ")
+        },
+    });
+    Ok(Report {
+        seed: options.seed,
+        minutes: options.minutes,
+        faults: outcomes.faults,
+        events,
+        devices: outcomes.devices,
+        traffic: outcomes.traffic,
+        verdicts,
+        store_wait: outcomes.store_wait,
+        server_starts: rig.server.starts(),
+        writer_starts: rig.writer.starts(),
+    })
+}
+
+/// No answer to one tenant carried another tenant's id or organization.
+async fn isolation(
+    pool: &PgPool,
+    tenants: &[Tenant; 2],
+    outcomes: &Outcomes,
+) -> anyhow::Result<checks::Verdict> {
+    let owners = checks::owners(pool).await?;
+    let events_of = |tenant: &Tenant| -> HashSet<String> {
+        let ids: HashSet<String> = tenant.devices.iter().map(|d| d.id.clone()).collect();
+        outcomes
+            .devices
+            .iter()
+            .filter(|d| ids.contains(&d.device.to_string()))
+            .flat_map(|d| d.acked.iter().map(ToString::to_string))
+            .collect()
+    };
+    let mut problems = Vec::new();
+    let mut seen = 0;
+    let mut reads = 0;
+    for (i, (tenant, traffic)) in tenants.iter().zip(&outcomes.traffic).enumerate() {
+        let other = &tenants[1 - i];
+        let foreign = checks::foreign_ids(
+            &traffic.seen,
+            &tenant.organization,
+            &owners,
+            &events_of(other),
+        );
+        seen += traffic.seen.len();
+        reads += traffic.reads.get(&200).copied().unwrap_or(0);
+        problems.extend(foreign.iter().map(|id| format!("{} saw {id}", tenant.name)));
+        problems.extend(traffic.foreign_organization.iter().cloned());
+    }
+    Ok(checks::Verdict {
+        name: "no answer carried another tenant's data",
+        passed: problems.is_empty() && reads > 0,
+        detail: if problems.is_empty() {
+            format!("{reads} reads answered 200, {seen} distinct ids checked")
+        } else {
+            problems.truncate(10);
+            problems.join("; ")
+        },
+    })
+}
+
+/// Stops everything the rig started.
+async fn stop(rig: Rig) {
+    rig.writer.stop().await;
+    rig.server.stop().await;
+    let _ = rig.pg.stop().await;
+    let _ = rig.redis.crash().await;
+}
