@@ -541,3 +541,39 @@ async fn a_user_past_its_request_quota_gets_429_with_retry_after() {
     assert_problem(&answer, StatusCode::TOO_MANY_REQUESTS, "rate_limited");
     assert!(answer.headers.contains_key("retry-after"));
 }
+
+/// The principal cache (`HSE_PRINCIPAL_CACHE_MS`, default 1 s) never lets
+/// a change made through this server arrive late: deactivating a user ends
+/// their very next request, though their principal was just cached.
+#[tokio::test]
+async fn a_deactivation_through_the_api_applies_to_the_next_request() {
+    let app = App::memory().await;
+    let root = app.root_token().await;
+    let company = app
+        .post("/v1/partner-companies", &root, json!({"name": "Cached"}))
+        .await;
+    let id = company.body["id"].as_str().unwrap().to_owned();
+    let partner = app
+        .onboard(
+            &root,
+            "cached@example.com",
+            &role(SystemRole::Partner),
+            json!({"kind": "partner_company", "id": id}),
+        )
+        .await;
+    let me = app.get("/v1/me", &partner).await;
+    assert_eq!(me.status, StatusCode::OK, "{}", me.body);
+    let user = me.body["user"]["id"].as_str().expect("my id").to_owned();
+    assert_eq!(app.get("/v1/me", &partner).await.status, StatusCode::OK);
+    let off = app
+        .call(
+            Method::PATCH,
+            &format!("/v1/users/{user}"),
+            Some(&root),
+            Some(json!({"is_active": false})),
+        )
+        .await;
+    assert_eq!(off.status, StatusCode::OK, "{}", off.body);
+    let after = app.get("/v1/me", &partner).await;
+    assert_problem(&after, StatusCode::UNAUTHORIZED, "unauthenticated");
+}
