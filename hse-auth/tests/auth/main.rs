@@ -4,6 +4,7 @@
 //! each); Redis tests read `HSE_REDIS_URL` (default
 //! `redis://127.0.0.1:6379`) and use a random key prefix each.
 
+mod adversarial;
 mod behaviour;
 mod jwt;
 mod limits;
