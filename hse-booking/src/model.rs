@@ -10,7 +10,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::confirmation::ConfirmationCode;
 use crate::error::BookingError;
-use crate::window::BookingWindow;
+use crate::window::{BookingWindow, StayTimes};
 
 hse_core::define_id!(
     /// Identifies a booking.
@@ -375,6 +375,27 @@ pub enum Stay {
         /// Departure date.
         departure: NaiveDate,
     },
+}
+
+impl Stay {
+    /// The window of this stay; dates resolve in `tz` at `times`.
+    ///
+    /// # Errors
+    /// [`BookingError::Invalid`] as [`BookingWindow::new`] and
+    /// [`StayTimes::resolve`] refuse.
+    pub fn window(
+        self,
+        tz: chrono_tz::Tz,
+        times: &StayTimes,
+    ) -> Result<BookingWindow, BookingError> {
+        match self {
+            Self::Instants {
+                check_in,
+                check_out,
+            } => BookingWindow::new(check_in, check_out),
+            Self::Dates { arrival, departure } => times.resolve(tz, arrival, departure),
+        }
+    }
 }
 
 /// Input to create a [`Booking`].

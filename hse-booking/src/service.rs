@@ -133,17 +133,7 @@ impl Bookings {
     }
 
     fn window(est: &Establishment, policy: &BookingPolicy, stay: Stay) -> Result<BookingWindow> {
-        match stay {
-            Stay::Instants {
-                check_in,
-                check_out,
-            } => BookingWindow::new(check_in, check_out),
-            Stay::Dates { arrival, departure } => {
-                policy
-                    .stay_times
-                    .resolve(est.timezone.tz(), arrival, departure)
-            }
-        }
+        stay.window(est.timezone.tz(), &policy.stay_times)
     }
 
     /// Books an area. A conflicting active booking of the area (after the

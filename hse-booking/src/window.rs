@@ -7,7 +7,7 @@
 //! must be at least `gap` after the previous check-out (seed 6.3.2:
 //! check-out 11:00 → next check-in 12:00 allowed, 11:59 refused).
 
-use chrono::{DateTime, Duration, LocalResult, NaiveDate, NaiveTime, TimeZone, Utc};
+use chrono::{DateTime, Datelike, Duration, LocalResult, NaiveDate, NaiveTime, TimeZone, Utc};
 use serde::{Deserialize, Serialize};
 
 use crate::error::BookingError;
@@ -41,9 +41,20 @@ impl BookingWindow {
     /// A window from `check_in` to `check_out`.
     ///
     /// # Errors
-    /// [`BookingError::Invalid`] naming `check_out` unless it is after
-    /// `check_in` and at most [`Self::MAX_DAYS`] later.
+    /// [`BookingError::Invalid`] naming `check_in` or `check_out` outside
+    /// years 1–9999 (so the turnover gap and code graces can never overflow
+    /// the calendar), and naming `check_out` unless it is after `check_in`
+    /// and at most [`Self::MAX_DAYS`] later.
     pub fn new(check_in: DateTime<Utc>, check_out: DateTime<Utc>) -> Result<Self, BookingError> {
+        if !in_range(check_in) {
+            return Err(BookingError::invalid("check_in", "must be in years 1-9999"));
+        }
+        if !in_range(check_out) {
+            return Err(BookingError::invalid(
+                "check_out",
+                "must be in years 1-9999",
+            ));
+        }
         if check_out <= check_in {
             return Err(BookingError::invalid("check_out", "must be after check_in"));
         }
@@ -202,18 +213,27 @@ impl StayTimes {
     }
 }
 
+/// Whether an instant is inside years 1–9999, where a week either side
+/// still is a valid instant.
+fn in_range(t: DateTime<Utc>) -> bool {
+    (1..=9999).contains(&t.year())
+}
+
 /// The instant of a local date and time in `tz`. A time skipped by a DST
 /// change resolves to the first valid instant after it; a repeated time
 /// resolves to its first occurrence.
 ///
 /// # Errors
-/// [`BookingError::Invalid`] naming `date` if no instant exists within a
-/// day after (never for real zones).
+/// [`BookingError::Invalid`] naming `date` outside years 1–9999, or if no
+/// instant exists within a day after (never for real zones).
 pub fn local_instant(
     tz: chrono_tz::Tz,
     date: NaiveDate,
     time: NaiveTime,
 ) -> Result<DateTime<Utc>, BookingError> {
+    if !(1..=9999).contains(&date.year()) {
+        return Err(BookingError::invalid("date", "must be in years 1-9999"));
+    }
     let mut local = date.and_time(time);
     for _ in 0..(24 * 4) {
         match tz.from_local_datetime(&local) {
@@ -277,6 +297,21 @@ mod tests {
         };
         assert_eq!(t.gap(), Duration::minutes(45));
         assert_eq!(Turnover::default().gap(), Duration::minutes(60));
+    }
+
+    #[test]
+    fn instants_at_the_ends_of_the_calendar_are_refused_not_overflowed() {
+        // The turnover gap after this check-out overflowed chrono (a panic).
+        let (late_in, late_out) = (at("+262142-12-30T00:00:00Z"), at("+262142-12-31T23:59:59Z"));
+        assert!(BookingWindow::new(late_in, late_out).is_err());
+        let (early_in, early_out) = (at("-262143-01-01T00:00:00Z"), at("-262143-01-02T00:00:00Z"));
+        assert!(BookingWindow::new(early_in, early_out).is_err());
+        let last = NaiveDate::from_ymd_opt(262_142, 12, 31).unwrap();
+        let tz: chrono_tz::Tz = "America/New_York".parse().unwrap();
+        let late = NaiveTime::from_hms_opt(23, 30, 0).unwrap();
+        assert!(local_instant(tz, last, late).is_err());
+        let w = window("9999-12-24T00:00:00Z", "9999-12-31T23:59:59Z");
+        assert!(Turnover::default().blocked_until(&w) > w.check_out());
     }
 
     #[test]

@@ -440,8 +440,13 @@ pub struct AreaPatch {
     /// New kind.
     #[serde(rename = "type")]
     pub kind: Option<String>,
-    /// New parent (`Some(None)`: none).
-    #[serde(default, with = "double_option")]
+    /// New parent (`Some(None)`: none). Absent stays absent when
+    /// serialized: `null` would detach the area.
+    #[serde(
+        default,
+        with = "double_option",
+        skip_serializing_if = "Option::is_none"
+    )]
     pub parent_area_id: Option<Option<AreaId>>,
     /// New floor.
     pub floor: Option<i32>,
@@ -877,6 +882,17 @@ mod tests {
         assert_eq!(absent.parent_area_id, None);
         let null: AreaPatch = serde_json::from_str(r#"{"parent_area_id":null}"#).unwrap();
         assert_eq!(null.parent_area_id, Some(None));
+    }
+
+    #[test]
+    fn a_serialized_area_patch_without_a_parent_does_not_detach() {
+        let patch = AreaPatch {
+            name: Some("Room 2".into()),
+            ..Default::default()
+        };
+        let text = serde_json::to_string(&patch).unwrap();
+        assert!(!text.contains("parent_area_id"), "{text}");
+        assert_eq!(serde_json::from_str::<AreaPatch>(&text).unwrap(), patch);
     }
 
     #[test]

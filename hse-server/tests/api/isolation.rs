@@ -19,7 +19,7 @@ struct Tenant {
     ids: BTreeMap<&'static str, String>,
 }
 
-fn id_of(answer: &crate::client::Answer) -> String {
+pub(crate) fn id_of(answer: &crate::client::Answer) -> String {
     assert!(
         answer.status.is_success(),
         "{} {}",

@@ -1,6 +1,7 @@
 //! The HTTP API used as a client would (through the router, no sockets):
 //! authentication, problem+json errors, tenant isolation and onboarding.
 
+mod adversarial;
 mod bookings;
 mod client;
 mod devices;
