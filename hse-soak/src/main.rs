@@ -13,7 +13,7 @@
 //!
 //! Run with `scripts/soak --seed N --minutes M` (which builds the binaries
 //! first), or `hse-soak --seed N --minutes M [--server PATH] [--writer
-//! PATH] [--keep] [--dry-run]`. The same seed replays the same schedule.
+//! PATH] [--keep] [--dry-run] [--sabotage WHAT]`. The same seed replays the same schedule.
 //!
 //! # Layout
 //! - [`schedule`]: the seeded fault schedule.
@@ -55,11 +55,17 @@ pub(crate) struct Options {
     pub(crate) keep: bool,
     /// Only print the schedule.
     pub(crate) dry_run: bool,
+    /// A guarantee to remove before the load (negative control).
+    pub(crate) sabotage: Option<soak::Sabotage>,
 }
 
 const USAGE: &str =
     "usage: hse-soak [--seed N] [--minutes M] [--server PATH] [--writer PATH] [--keep] [--dry-run]
-    --dry-run   print the seed's schedule and exit";
+    --dry-run   print the seed's schedule and exit
+    --sabotage idempotency|exclusion|codes
+                negative control: drop device_events' primary key, the bookings'
+                exclusion constraint or the door codes' one before the load; the
+                matching checker must then fail";
 
 impl Options {
     fn parse(args: impl Iterator<Item = String>) -> anyhow::Result<Self> {
@@ -76,6 +82,7 @@ impl Options {
             writer: here.join("hse-devices-writer"),
             keep: false,
             dry_run: false,
+            sabotage: None,
         };
         let mut args = args.peekable();
         while let Some(arg) = args.next() {
@@ -90,6 +97,7 @@ impl Options {
                 "--writer" => options.writer = value()?.into(),
                 "--keep" => options.keep = true,
                 "--dry-run" => options.dry_run = true,
+                "--sabotage" => options.sabotage = Some(soak::Sabotage::parse(&value()?)?),
                 "--help" | "-h" => {
                     println!("{USAGE}");
                     std::process::exit(0);

@@ -62,6 +62,8 @@ impl FaultRecord {
 pub(crate) struct Report {
     /// The seed.
     pub(crate) seed: u64,
+    /// The guarantee removed, if any.
+    pub(crate) sabotage: Option<crate::soak::Sabotage>,
     /// Minutes of load.
     pub(crate) minutes: f64,
     /// Every fault.
@@ -91,9 +93,13 @@ impl Report {
     /// The Markdown tables.
     pub(crate) fn table(&self) -> String {
         let mut t = String::new();
+        let sabotage = self
+            .sabotage
+            .map(|s| format!(", sabotaged: {s:?}"))
+            .unwrap_or_default();
         let _ = writeln!(
             t,
-            "\n## Soak: seed {}, {} min, {}\n",
+            "\n## Soak: seed {}, {} min{sabotage}, {}\n",
             self.seed,
             self.minutes,
             if self.passed() { "PASSED" } else { "FAILED" }

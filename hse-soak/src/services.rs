@@ -12,9 +12,28 @@ use std::time::Duration;
 use anyhow::Context;
 use tokio::process::{Child, Command};
 
-/// Where PostgreSQL 15's programs are (Debian's layout), unless
-/// `HSE_SOAK_PG_BIN` says otherwise.
-const PG_BIN: &str = "/usr/lib/postgresql/15/bin";
+/// Where Debian puts each PostgreSQL version's programs.
+const PG_LIB: &str = "/usr/lib/postgresql";
+
+/// PostgreSQL's programs: `HSE_SOAK_PG_BIN`, else the newest
+/// `/usr/lib/postgresql/<version>/bin` holding `initdb`, else the
+/// directory of `initdb` on `PATH`.
+fn pg_bin() -> PathBuf {
+    if let Ok(dir) = std::env::var("HSE_SOAK_PG_BIN") {
+        return PathBuf::from(dir);
+    }
+    let newest = std::fs::read_dir(PG_LIB).ok().and_then(|versions| {
+        versions
+            .filter_map(|v| {
+                let name = v.ok()?.file_name();
+                let version: u32 = name.to_str()?.parse().ok()?;
+                let bin = Path::new(PG_LIB).join(name).join("bin");
+                bin.join("initdb").exists().then_some((version, bin))
+            })
+            .max()
+    });
+    newest.map_or_else(PathBuf::new, |(_, bin)| bin)
+}
 
 /// A free loopback port (bound and released).
 pub(crate) fn free_port() -> anyhow::Result<u16> {
@@ -95,10 +114,9 @@ pub(crate) struct Postgres {
 impl Postgres {
     /// `initdb` into `dir/pg` and starts it on a free port.
     pub(crate) async fn start(dir: &Path) -> anyhow::Result<Self> {
-        let bin = std::env::var("HSE_SOAK_PG_BIN").unwrap_or_else(|_| PG_BIN.into());
         let as_postgres = is_root();
         let pg = Self {
-            bin: PathBuf::from(bin),
+            bin: pg_bin(),
             data: dir.join("pg"),
             log: dir.join("postgres.log"),
             port: free_port()?,
@@ -123,7 +141,9 @@ impl Postgres {
             ],
         )
         .await
-        .context("initdb (is postgresql-15 installed? set HSE_SOAK_PG_BIN)")?;
+        .context(
+            "initdb (is PostgreSQL 15+ installed? set HSE_SOAK_PG_BIN to its bin directory)",
+        )?;
         pg.start_again().await?;
         Ok(pg)
     }

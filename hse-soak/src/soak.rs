@@ -36,6 +36,38 @@ const STORE_DRAIN: Duration = Duration::from_secs(90);
 /// A fixed token-signing seed, so access tokens survive server restarts.
 const JWT_SEED: &str = "5eed5eed5eed5eed5eed5eed5eed5eed5eed5eed5eed5eed5eed5eed5eed5eed";
 
+/// A guarantee the soak removes to show its checker fails without it.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum Sabotage {
+    /// Drop `device_events`' primary key (the idempotency key).
+    Idempotency,
+    /// Drop the bookings' exclusion constraint.
+    Exclusion,
+    /// Drop the door codes' exclusion constraint.
+    Codes,
+}
+
+impl Sabotage {
+    /// `idempotency`, `exclusion` or `codes`.
+    pub(crate) fn parse(name: &str) -> anyhow::Result<Self> {
+        match name {
+            "idempotency" => Ok(Self::Idempotency),
+            "exclusion" => Ok(Self::Exclusion),
+            "codes" => Ok(Self::Codes),
+            other => anyhow::bail!("--sabotage `{other}`: use idempotency, exclusion or codes"),
+        }
+    }
+
+    /// The statement that removes the guarantee.
+    fn statement(self) -> &'static str {
+        match self {
+            Self::Idempotency => "ALTER TABLE device_events DROP CONSTRAINT device_events_pkey",
+            Self::Exclusion => "ALTER TABLE bookings DROP CONSTRAINT bookings_no_overlap",
+            Self::Codes => "ALTER TABLE door_codes DROP CONSTRAINT door_codes_unique_per_lock",
+        }
+    }
+}
+
 /// Everything the faults act on.
 struct Rig {
     pg: Postgres,
@@ -177,6 +209,16 @@ async fn wait_ready(api: &Api, bound: Duration) -> anyhow::Result<Duration> {
 
 /// Tenants, load, traffic, faults, drain, checks.
 async fn exercise(options: &Options, rig: &Rig, steps: &[Step]) -> anyhow::Result<Report> {
+    if let Some(sabotage) = options.sabotage {
+        println!(
+            "soak: SABOTAGE (negative control): {}",
+            sabotage.statement()
+        );
+        let mut conn = PgConnection::connect(&rig.pg.url("hse")).await?;
+        sqlx::raw_sql(sabotage.statement())
+            .execute(&mut conn)
+            .await?;
+    }
     let tenants = tenants::set_up(&rig.api).await?;
     let stop = CancellationToken::new();
     let drain = CancellationToken::new();
@@ -416,6 +458,7 @@ async fn check(
     });
     Ok(Report {
         seed: options.seed,
+        sabotage: options.sabotage,
         minutes: options.minutes,
         faults: outcomes.faults,
         events,
