@@ -132,6 +132,7 @@ async fn start(options: &Options, dir: &Path) -> anyhow::Result<Rig> {
     sqlx::raw_sql("CREATE DATABASE hse")
         .execute(&mut admin)
         .await?;
+    sqlx::raw_sql(APP_ROLE).execute(&mut admin).await?;
     drop(admin);
     let redis = Redis::start(dir).await?;
     let pg_proxy = Proxy::start(pg.addr()).await?;
@@ -139,13 +140,19 @@ async fn start(options: &Options, dir: &Path) -> anyhow::Result<Rig> {
     let (http, grpc, devices) = (free_port()?, free_port()?, free_port()?);
     let device_tcp = SocketAddr::from(([127, 0, 0, 1], devices));
     let device_proxy = Proxy::start(device_tcp).await?;
-    let database_url = format!("postgres://postgres@{}/hse", pg_proxy.addr());
+    let owner_url = format!("postgres://postgres@{}/hse", pg_proxy.addr());
+    let database_url = if knows(&options.server, MIGRATION_URL)? {
+        format!("postgres://hse_app@{}/hse", pg_proxy.addr())
+    } else {
+        owner_url.clone()
+    };
     let redis_url = format!("redis://{}", redis_proxy.addr());
     let server_env = vec![
         env("HSE_HTTP_ADDR", format!("127.0.0.1:{http}")),
         env("HSE_GRPC_ADDR", format!("127.0.0.1:{grpc}")),
         env("HSE_DEVICE_TCP_ADDR", device_tcp.to_string()),
         env("HSE_DATABASE_URL", database_url.clone()),
+        env(MIGRATION_URL, owner_url.clone()),
         env("HSE_REDIS_URL", redis_url.clone()),
         env("HSE_REDIS_DURABILITY", "require".into()),
         env("HSE_NODE_NAME", "soak-server".into()),
@@ -168,6 +175,7 @@ async fn start(options: &Options, dir: &Path) -> anyhow::Result<Rig> {
         .context("the server did not become ready")?;
     let writer_env = vec![
         env("HSE_DATABASE_URL", database_url),
+        env(MIGRATION_URL, owner_url),
         env("HSE_REDIS_URL", redis_url),
         env("HSE_WRITER_NAME", "soak-writer".into()),
     ];
@@ -188,6 +196,26 @@ async fn start(options: &Options, dir: &Path) -> anyhow::Result<Rig> {
         writer,
         api,
     })
+}
+
+/// The variable of the schema owner's URL (row-level security: the server
+/// connects as an application role that owns nothing and migrates as the
+/// owner).
+const MIGRATION_URL: &str = "HSE_DATABASE_MIGRATION_URL";
+
+/// The application role, made as `scripts/services` makes it: a login role
+/// with neither SUPERUSER nor BYPASSRLS, privileged through the group the
+/// migrations grant to.
+const APP_ROLE: &str = "CREATE ROLE hse_app_group NOLOGIN NOSUPERUSER NOBYPASSRLS;
+    CREATE ROLE hse_app LOGIN NOSUPERUSER NOBYPASSRLS NOCREATEDB NOCREATEROLE;
+    GRANT hse_app_group TO hse_app;";
+
+/// Whether the `binary` reads the variable `name` (its name is among the
+/// binary's strings): a server that takes a migration URL connects as the
+/// application role, an older one as the owner.
+fn knows(binary: &Path, name: &str) -> anyhow::Result<bool> {
+    let bytes = std::fs::read(binary).with_context(|| format!("reading {}", binary.display()))?;
+    Ok(bytes.windows(name.len()).any(|w| w == name.as_bytes()))
 }
 
 fn env(name: &str, value: String) -> (String, String) {
