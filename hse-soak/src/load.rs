@@ -3,8 +3,12 @@
 //! Like real firmware it keeps every frame until it is acknowledged: on a
 //! lost connection, a refused hello or a retryable `nack` it reconnects and
 //! sends the same events again (same `event_id`, same `ts_ms`), so retries
-//! are idempotent. It records the id of every acknowledged event for the
-//! exactly-once checker, and answers lock commands with success.
+//! are idempotent. After a retryable `nack` it holds back (250 ms, doubling
+//! to 5 s, reset by the next ack), as firmware must: the first 30-minute
+//! run resent refused frames at once, and that retry storm (35 000 Redis
+//! ops/s for 200 events/s offered) kept Redis saturated and readiness down
+//! after a restart (SOAK.md). It records the id of every acknowledged event
+//! for the exactly-once checker, and answers lock commands with success.
 
 use std::collections::{BTreeMap, HashSet, VecDeque};
 use std::fmt::Write as _;
@@ -27,6 +31,10 @@ const PER_FRAME: usize = 10;
 const WINDOW: usize = 64;
 /// Codes after which a frame is sent again.
 const RETRYABLE: [&str; 3] = ["overloaded", "unavailable", "shutting_down"];
+/// The first hold-back after a retryable nack.
+const BACKOFF_MIN: Duration = Duration::from_millis(250);
+/// The longest hold-back.
+const BACKOFF_MAX: Duration = Duration::from_secs(5);
 
 /// What one device's run came to.
 #[derive(Debug, Default)]
@@ -132,11 +140,26 @@ struct State {
     acked: Vec<Uuid>,
     acked_set: HashSet<Uuid>,
     created: u64,
+    /// No frame is sent before this (after a retryable nack).
+    hold_until: Option<Instant>,
+    /// The next hold-back.
+    backoff: Duration,
 }
 
 impl State {
     fn is_empty(&self) -> bool {
         self.queue.is_empty() && self.in_flight.is_empty()
+    }
+
+    /// Holds sending back after a refusal, longer each time.
+    fn back_off(&mut self) {
+        self.backoff = (self.backoff * 2).clamp(BACKOFF_MIN, BACKOFF_MAX);
+        self.hold_until = Some(Instant::now() + self.backoff);
+    }
+
+    /// Whether a frame may be sent now.
+    fn may_send(&self) -> bool {
+        self.in_flight.len() < WINDOW && self.hold_until.is_none_or(|t| t <= Instant::now())
     }
 
     /// The connection is gone: everything in flight goes back to the front.
@@ -223,7 +246,7 @@ async fn talk(link: &Link<'_>, outcome: &mut DeviceOutcome) -> anyhow::Result<()
     loop {
         let next = {
             let mut state = lock(state);
-            if state.in_flight.len() < WINDOW {
+            if state.may_send() {
                 state.queue.pop_front().map(|batch| {
                     seq += 1;
                     let line = batch.frame(seq);
@@ -276,6 +299,9 @@ async fn answer(
             } else {
                 vec![seq]
             };
+            if !done.is_empty() {
+                state.backoff = Duration::ZERO;
+            }
             for k in done {
                 if let Some(batch) = state.in_flight.remove(&k) {
                     for id in batch.events {
@@ -295,6 +321,7 @@ async fn answer(
             {
                 outcome.resent_frames += 1;
                 state.queue.push_front(batch);
+                state.back_off();
             }
         }
         "command" => {
