@@ -14,11 +14,15 @@ use crate::error::CoreError;
 use crate::role::SystemRole;
 
 /// The name of an action, e.g. `create_user`: 1–64 chars of `[a-z_]`,
-/// and present in the [`catalogue`].
-#[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+/// and present in the [`catalogue`]. It holds its catalogue entry, so it
+/// is a pointer to copy (principals clone their permission sets on every
+/// request) and its [`definition`](Self::definition) exists by
+/// construction.
+#[derive(Clone, Serialize, Deserialize)]
 #[serde(try_from = "String", into = "String")]
 #[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
-pub struct ActionName(String);
+#[cfg_attr(feature = "openapi", schema(value_type = String))]
+pub struct ActionName(&'static Action);
 
 impl ActionName {
     /// Parses a name, refusing anything not in the catalogue.
@@ -28,7 +32,7 @@ impl ActionName {
     /// unknown.
     pub fn parse(name: &str) -> Result<Self, CoreError> {
         find(name)
-            .map(|def| Self(def.name.to_owned()))
+            .map(Self)
             .ok_or_else(|| CoreError::invalid("action", format!("unknown action `{name}`")))
     }
 
@@ -40,19 +44,46 @@ impl ActionName {
 
     /// The name as a string slice.
     #[must_use]
-    pub fn as_str(&self) -> &str {
-        &self.0
+    pub fn as_str(&self) -> &'static str {
+        self.0.name
     }
 
     /// The catalogue entry of this action.
     #[must_use]
     pub fn definition(&self) -> &'static Action {
-        // Every ActionName was checked against the catalogue when built.
-        find(&self.0).unwrap_or(&CATALOGUE[0])
+        self.0
     }
+}
 
-    fn from_def(def: &Action) -> Self {
-        Self(def.name.to_owned())
+impl PartialEq for ActionName {
+    fn eq(&self, other: &Self) -> bool {
+        self.0.name == other.0.name
+    }
+}
+
+impl Eq for ActionName {}
+
+impl PartialOrd for ActionName {
+    fn partial_cmp(&self, other: &Self) -> Option<std::cmp::Ordering> {
+        Some(self.cmp(other))
+    }
+}
+
+impl Ord for ActionName {
+    fn cmp(&self, other: &Self) -> std::cmp::Ordering {
+        self.0.name.cmp(other.0.name)
+    }
+}
+
+impl std::hash::Hash for ActionName {
+    fn hash<H: std::hash::Hasher>(&self, state: &mut H) {
+        self.0.name.hash(state);
+    }
+}
+
+impl fmt::Debug for ActionName {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_tuple("ActionName").field(&self.0.name).finish()
     }
 }
 
@@ -66,13 +97,13 @@ impl TryFrom<String> for ActionName {
 
 impl From<ActionName> for String {
     fn from(value: ActionName) -> Self {
-        value.0
+        value.0.name.to_owned()
     }
 }
 
 impl fmt::Display for ActionName {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(&self.0)
+        f.write_str(self.0.name)
     }
 }
 
@@ -98,8 +129,8 @@ pub struct Action {
 impl Action {
     /// The action's name as an [`ActionName`].
     #[must_use]
-    pub fn action_name(&self) -> ActionName {
-        ActionName::from_def(self)
+    pub fn action_name(&'static self) -> ActionName {
+        ActionName(self)
     }
 
     /// Whether a role of system level `level` holds this action by default.
