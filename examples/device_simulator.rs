@@ -20,6 +20,8 @@
 mod devices;
 #[path = "support/http.rs"]
 mod http;
+#[path = "support/line_device.rs"]
+mod line_device;
 
 use std::collections::{BTreeMap, HashSet};
 use std::net::SocketAddr;
@@ -30,8 +32,9 @@ use serde_json::{Value, json};
 use tokio::io::AsyncWriteExt;
 use tokio::time::Instant;
 
-use devices::{Embedded, LineDevice, ROOT, register_locks};
+use devices::{Embedded, ROOT};
 use http::Api;
+use line_device::{LineDevice, register_locks};
 
 /// The command line.
 #[derive(Debug)]

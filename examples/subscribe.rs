@@ -19,6 +19,8 @@
 mod devices;
 #[path = "support/http.rs"]
 mod http;
+#[path = "support/line_device.rs"]
+mod line_device;
 
 use std::time::Duration;
 
@@ -29,7 +31,8 @@ use hse_devices::grpc::pb::{DeviceChangeEvent, SubscriptionRequest};
 use serde_json::json;
 use tokio::sync::mpsc::Receiver;
 
-use devices::{Embedded, LineDevice, register_locks};
+use devices::Embedded;
+use line_device::{LineDevice, register_locks};
 
 type Changes = Receiver<Result<DeviceChangeEvent, tonic::Status>>;
 

@@ -1,13 +1,18 @@
 //! A Rust client of the devices gRPC service (feature `grpc`) for other
 //! services: calls go through a [`CircuitBreaker`], and a subscription
 //! re-subscribes by itself from the last cursor it delivered, so a
-//! reconnecting client misses nothing the feed still holds.
+//! reconnecting client misses nothing the feed still holds. A server
+//! started with a service token (`HSE_GRPC_TOKEN`) is called with
+//! [`DevicesClient::with_token`].
 
 use std::sync::{Arc, Mutex, PoisonError};
 use std::time::Duration;
 
 use tokio::sync::mpsc;
 use tokio::time::Instant;
+use tonic::metadata::{AsciiMetadataValue, MetadataValue};
+use tonic::service::Interceptor;
+use tonic::service::interceptor::InterceptedService;
 use tonic::transport::{Channel, Endpoint};
 use tonic::{Code, Status};
 
@@ -27,8 +32,27 @@ const MAX_RETRY: Duration = Duration::from_secs(5);
 /// The client.
 #[derive(Clone, Debug)]
 pub struct DevicesClient {
-    inner: DeviceStreamClient<Channel>,
+    inner: Inner,
+    channel: Channel,
     breaker: Arc<Mutex<CircuitBreaker>>,
+}
+
+/// The generated client, adding the bearer token (if any) to every call.
+type Inner = DeviceStreamClient<InterceptedService<Channel, Bearer>>;
+
+/// Adds `authorization: Bearer <token>` to each call when there is a token.
+#[derive(Clone, Debug, Default)]
+struct Bearer(Option<AsciiMetadataValue>);
+
+impl Interceptor for Bearer {
+    fn call(&mut self, mut request: tonic::Request<()>) -> Result<tonic::Request<()>, Status> {
+        if let Some(value) = &self.0 {
+            request
+                .metadata_mut()
+                .insert("authorization", value.clone());
+        }
+        Ok(request)
+    }
 }
 
 /// Whether a failure says the service is unhealthy (counts for the breaker)
@@ -54,9 +78,25 @@ impl DevicesClient {
         let endpoint = Endpoint::from_shared(url.to_owned())
             .map_err(|_| Status::invalid_argument("not a valid endpoint URL"))?
             .connect_timeout(Duration::from_secs(2));
+        let channel = endpoint.connect_lazy();
         Ok(Self {
-            inner: DeviceStreamClient::new(endpoint.connect_lazy()),
+            inner: DeviceStreamClient::with_interceptor(channel.clone(), Bearer::default()),
+            channel,
             breaker: Arc::new(Mutex::new(CircuitBreaker::new(settings, Instant::now()))),
+        })
+    }
+
+    /// The same client sending `token` as `authorization: Bearer <token>`
+    /// on every call (the server's `HSE_GRPC_TOKEN`).
+    ///
+    /// # Errors
+    /// [`Status`] `InvalidArgument` when the token is not printable ASCII.
+    pub fn with_token(self, token: &str) -> Result<Self, Status> {
+        let value: AsciiMetadataValue = MetadataValue::try_from(format!("Bearer {token}"))
+            .map_err(|_| Status::invalid_argument("the token must be printable ASCII"))?;
+        Ok(Self {
+            inner: DeviceStreamClient::with_interceptor(self.channel.clone(), Bearer(Some(value))),
+            ..self
         })
     }
 
@@ -144,7 +184,7 @@ impl DevicesClient {
 }
 
 async fn resubscribing(
-    mut client: DeviceStreamClient<Channel>,
+    mut client: Inner,
     mut request: SubscriptionRequest,
     tx: mpsc::Sender<Result<DeviceChangeEvent, Status>>,
 ) {

@@ -3,7 +3,8 @@
 //!
 //! With the `workers` role the server runs, on its task tracker and until
 //! its shutdown token is cancelled:
-//! - the stay worker (automatic check-in and check-out);
+//! - the stay worker (automatic check-in and check-out), a pass every
+//!   `HSE_STAY_INTERVAL_MS`;
 //! - the door-code programmer, sending codes to the locks through
 //!   [`LockBridge`] over this node's [`Connections`](hse_devices::commands::Connections);
 //! - the notification dispatcher, with the channels configured by
@@ -83,7 +84,8 @@ pub fn spawn_workers(
 ) {
     let store = state.backends.booking_store.clone();
     let clock = Arc::new(SystemClock);
-    let stays = StayWorker::new(store.clone(), clock.clone());
+    let mut stays = StayWorker::new(store.clone(), clock.clone());
+    stays.interval = config.stay_interval;
     tasks.spawn(stays.run_until_stopped(shutdown.clone().cancelled_owned()));
     // Through the command bus, so a lock connected to another node is
     // reached too (with one node it is the local connections).

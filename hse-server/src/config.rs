@@ -16,6 +16,7 @@
 //! | `HSE_LOG_FORMAT` | `text` | `text` or `json` |
 //! | `HSE_SHUTDOWN_TIMEOUT_S` | `10` | seconds to drain on SIGTERM before exiting |
 //! | `HSE_PRINCIPAL_CACHE_MS` | `1000` | how long a user's role and grants read for one request serve the next (0 = read every request); writes through this node clear it at once |
+//! | `HSE_STAY_INTERVAL_MS` | `30000` | milliseconds between passes of the automatic check-in/check-out worker (100 to 3600000) |
 //! | `HSE_JWT_SIGNING_KEY` | random per start | Ed25519 seed, 64 hex characters; share it between nodes |
 //! | `HSE_ROOT_EMAIL` | `root@hse.local` | the root account `bootstrap-root` creates |
 //! | `HSE_ROOT_PASSWORD` | unset | its password; unset generates one and prints it once |
@@ -105,6 +106,8 @@ pub struct Config {
     pub shutdown_timeout: Duration,
     /// How long a principal read for one request serves the next ones.
     pub principal_cache: Duration,
+    /// Pause between passes of the check-in/check-out worker.
+    pub stay_interval: Duration,
     /// Ed25519 seed for access tokens; `None` generates one per start.
     pub jwt_seed: Option<SecretSeed>,
     /// Token issuer.
@@ -245,6 +248,7 @@ impl Config {
             },
             shutdown_timeout: Duration::from_secs(parse(&get, "HSE_SHUTDOWN_TIMEOUT_S", "10")?),
             principal_cache: Duration::from_millis(parse(&get, "HSE_PRINCIPAL_CACHE_MS", "1000")?),
+            stay_interval: stay_interval(&get)?,
             webhook: webhook(&get)?,
             smtp: smtp(&get)?,
         })
@@ -290,6 +294,26 @@ fn smtp(get: &impl Fn(&str) -> Option<String>) -> Result<Option<SmtpChannel>, Co
         hse_core::value::Email::parse(&from).map_err(|e| bad("HSE_SMTP_FROM", e.to_string()))?;
     Ok(Some(SmtpChannel::new(host, port, from)))
 }
+
+/// `HSE_STAY_INTERVAL_MS`: whole milliseconds within [`STAY_INTERVAL_MS`].
+fn stay_interval(get: &impl Fn(&str) -> Option<String>) -> Result<Duration, ConfigError> {
+    let ms: u64 = parse(get, "HSE_STAY_INTERVAL_MS", "30000")?;
+    if !STAY_INTERVAL_MS.contains(&ms) {
+        return Err(bad(
+            "HSE_STAY_INTERVAL_MS",
+            format!(
+                "`{ms}` is outside {}..={} milliseconds",
+                STAY_INTERVAL_MS.start(),
+                STAY_INTERVAL_MS.end()
+            ),
+        ));
+    }
+    Ok(Duration::from_millis(ms))
+}
+
+/// The accepted check-in/check-out pass intervals: from 100 ms (tests,
+/// demos) to an hour.
+const STAY_INTERVAL_MS: std::ops::RangeInclusive<u64> = 100..=3_600_000;
 
 fn seed(hex_text: &str) -> Result<SecretSeed, ConfigError> {
     let bytes = hex::decode(hex_text.trim())
@@ -374,6 +398,7 @@ mod tests {
         assert_eq!(c.http_addr.to_string(), "127.0.0.1:8080");
         assert!(c.database_url.is_none() && c.redis_url.is_none());
         assert_eq!(c.shutdown_timeout, Duration::from_secs(10));
+        assert_eq!(c.stay_interval, Duration::from_secs(30));
     }
 
     #[test]
@@ -390,10 +415,19 @@ mod tests {
             ("HSE_ROLES", ","),
             ("HSE_GRPC_ADDR", "nowhere"),
             ("HSE_GRPC_TOKEN", "short"),
+            ("HSE_STAY_INTERVAL_MS", "fast"),
+            ("HSE_STAY_INTERVAL_MS", "99"),
+            ("HSE_STAY_INTERVAL_MS", "3600001"),
         ] {
             let err = config(&[(var, value)]).unwrap_err();
             assert_eq!(err.variable, var);
         }
+    }
+
+    #[test]
+    fn the_stay_interval_is_read_in_milliseconds() {
+        let c = config(&[("HSE_STAY_INTERVAL_MS", "500")]).unwrap();
+        assert_eq!(c.stay_interval, Duration::from_millis(500));
     }
 
     #[test]

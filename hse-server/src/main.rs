@@ -61,19 +61,34 @@ OPTIONS:
     --roles LIST    comma-separated subset of api,grpc,ingest,workers (default: all; or HSE_ROLES)
 
 ENVIRONMENT (a bad value stops start-up naming the variable):
-    HSE_HTTP_ADDR          HTTP listen address             [127.0.0.1:8080]
-    HSE_GRPC_ADDR          gRPC listen address             [127.0.0.1:50051]
-    HSE_GRPC_TOKEN         bearer token for gRPC callers   [none: loopback only]
-    HSE_DEVICE_TCP_ADDR    device TCP listen address       [127.0.0.1:7700]
-    HSE_DATABASE_URL       PostgreSQL; unset runs in memory (nothing durable)
-    HSE_REDIS_URL          Redis; unset uses in-process queues
-    HSE_JWT_SIGNING_KEY    Ed25519 seed, 64 hex chars      [random per start]
-    HSE_ROOT_EMAIL         root account to bootstrap       [root@hse.local]
-    HSE_ROOT_PASSWORD      its password                    [generated, printed once]
-    HSE_LOG_FORMAT         text or json                    [text]
-    HSE_SHUTDOWN_TIMEOUT_S drain deadline on SIGTERM       [10]
-    HSE_PRINCIPAL_CACHE_MS ms a role/grants read is reused [1000]
-    The full list is in hse-server/src/config.rs and the README.
+    HSE_HTTP_ADDR          HTTP listen address (port 0: any free port)   [127.0.0.1:8080]
+    HSE_GRPC_ADDR          gRPC listen address                           [127.0.0.1:50051]
+    HSE_GRPC_TOKEN         bearer token gRPC callers must send, >= 32 chars
+                           (gRPC is a service interface, not per tenant)  [none: loopback only]
+    HSE_DEVICE_TCP_ADDR    device TCP listen address                     [127.0.0.1:7700]
+    HSE_ROLES              same as --roles                               [api,grpc,ingest,workers]
+    HSE_DATABASE_URL       PostgreSQL URL; unset runs in memory (NOTHING IS DURABLE)
+    HSE_REDIS_URL          Redis URL; unset uses in-process queues
+    HSE_REDIS_PREFIX       prefix of the device pipeline's Redis keys    [hse:]
+    HSE_REDIS_DURABILITY   warn or require: start-up on a Redis that can lose
+                           acknowledged events (appendonly, fsync, eviction) [warn]
+    HSE_NODE_NAME          this node's writer name, stable across restarts [$HOSTNAME]
+    HSE_JWT_SIGNING_KEY    Ed25519 seed, 64 hex chars; share between nodes [random per start]
+    HSE_PUBLIC_URL         token issuer (iss)                            [http://HSE_HTTP_ADDR]
+    HSE_ROOT_EMAIL         root account to bootstrap                     [root@hse.local]
+    HSE_ROOT_PASSWORD      its password                                  [generated, printed once]
+    HSE_CORS_ORIGINS       comma-separated browser origins allowed       [none]
+    HSE_WEBHOOK_URL        http://host[:port][/path] for booking notifications (HMAC-signed)
+    HSE_WEBHOOK_SECRET     its signing secret, >= 16 bytes (required with the URL)
+    HSE_SMTP_ADDR          host:port of an SMTP relay for guest emails
+    HSE_SMTP_FROM          sender address (required with the relay)
+    HSE_STAY_INTERVAL_MS   pause between automatic check-in/check-out passes,
+                           100..=3600000                                 [30000]
+    HSE_SHUTDOWN_TIMEOUT_S drain deadline on SIGTERM, seconds            [10]
+    HSE_PRINCIPAL_CACHE_MS ms a user's role/grants read is reused (0: never) [1000]
+    HSE_LOG_FORMAT         text or json (logs go to stdout)              [text]
+    RUST_LOG               log filter                                    [info]
+    Details: hse-server/src/config.rs and the README.
 ";
 
 /// `[serve|bootstrap-root|--help] [--roles api,grpc,ingest,workers]`.

@@ -1,0 +1,103 @@
+//! The server as an operator sees it: the real binary starts, answers its
+//! health endpoints, refuses bad configuration by name, explains itself in
+//! `--help`, and exits cleanly on SIGTERM.
+
+use std::process::Command;
+use std::time::Duration;
+
+use hyper::{Method, StatusCode};
+
+use crate::binary;
+
+const STOP: Duration = Duration::from_secs(10);
+
+#[tokio::test]
+async fn the_embedded_server_is_alive_ready_and_stops_on_sigterm() {
+    let server = binary::start::<&str, &str>([]);
+    let api = server.api();
+    let (status, body) = api
+        .send(Method::GET, "/health/liveness", None)
+        .await
+        .unwrap();
+    assert_eq!(status, StatusCode::OK, "{body}");
+    let (status, body) = api
+        .send(Method::GET, "/health/readiness", None)
+        .await
+        .unwrap();
+    assert_eq!(status, StatusCode::OK, "{body}");
+    assert_eq!(body["postgres"], "embedded", "{body}");
+    let (status, _) = api.send(Method::GET, "/no/such/route", None).await.unwrap();
+    assert_eq!(status, StatusCode::NOT_FOUND);
+    assert!(server.terminate(STOP).await.success());
+}
+
+#[tokio::test]
+async fn with_postgres_and_redis_readiness_checks_both() {
+    let database = std::env::var("HSE_DATABASE_URL")
+        .unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432/postgres".into());
+    let redis = std::env::var("HSE_REDIS_URL").unwrap_or_else(|_| "redis://127.0.0.1:6379".into());
+    let server = binary::start([("HSE_DATABASE_URL", &database), ("HSE_REDIS_URL", &redis)]);
+    let (status, body) = server
+        .api()
+        .send(Method::GET, "/health/readiness", None)
+        .await
+        .unwrap();
+    assert_eq!(status, StatusCode::OK, "{body}");
+    assert_eq!(
+        (&body["postgres"], &body["redis"]),
+        (&"up".into(), &"up".into()),
+        "{body}"
+    );
+    assert!(server.terminate(STOP).await.success());
+}
+
+#[test]
+fn bad_configuration_stops_start_up_naming_the_variable() {
+    for (var, value) in [
+        ("HSE_HTTP_ADDR", "not-an-address"),
+        ("HSE_DATABASE_URL", "mysql://nope"),
+        ("HSE_STAY_INTERVAL_MS", "soon"),
+    ] {
+        let output = Command::new(env!("CARGO_BIN_EXE_hse-server"))
+            .env_clear()
+            .env(var, value)
+            .output()
+            .expect("binary runs");
+        assert!(!output.status.success());
+        let stderr = String::from_utf8_lossy(&output.stderr);
+        assert!(stderr.contains(var), "{stderr}");
+    }
+}
+
+#[test]
+fn an_unreachable_database_stops_start_up() {
+    let output = Command::new(env!("CARGO_BIN_EXE_hse-server"))
+        .env_clear()
+        .env("HSE_HTTP_ADDR", "127.0.0.1:0")
+        .env("HSE_GRPC_ADDR", "127.0.0.1:0")
+        .env("HSE_DEVICE_TCP_ADDR", "127.0.0.1:0")
+        .env("HSE_DATABASE_URL", "postgres://postgres@127.0.0.1:1/none")
+        .output()
+        .expect("binary runs");
+    assert!(!output.status.success());
+    assert!(String::from_utf8_lossy(&output.stderr).contains("HSE_DATABASE_URL"));
+}
+
+#[test]
+fn help_explains_commands_roles_and_every_variable() {
+    let output = Command::new(env!("CARGO_BIN_EXE_hse-server"))
+        .arg("--help")
+        .output()
+        .expect("binary runs");
+    assert!(output.status.success());
+    let text = String::from_utf8_lossy(&output.stdout);
+    let config = include_str!("../../src/config.rs");
+    let variables = config.split('`').filter(|word| {
+        word.starts_with("HSE_")
+            && word.len() > 4
+            && word.chars().all(|c| c.is_ascii_uppercase() || c == '_')
+    });
+    for needle in ["bootstrap-root", "--roles"].into_iter().chain(variables) {
+        assert!(text.contains(needle), "{needle} missing from --help");
+    }
+}
