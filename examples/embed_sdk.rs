@@ -24,8 +24,20 @@ use hse_core::model::{NewArea, NewDevice, NewEstablishment, NewOrganization, New
 use hse_core::value::{Email, Metadata, Timezone};
 use hse_core::{DeviceId, OrganizationId, Principal, Scope, SystemRole, Tenancy, TenancyStore};
 
+/// What `--help` prints.
+const USAGE: &str = "embed_sdk: HSE embedded in a partner's own service, in-process
+
+root opens an organization with an admin; the admin sets up a hotel, a room and its
+door lock, a guest and a booking; an overlapping booking is refused, one at the
+turnover gap accepted; confirming issues a door code that the partner's own lock
+integration programs. Memory adapters only: no server, database or flags.";
+
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
+    if std::env::args().any(|a| a == "--help" || a == "-h") {
+        println!("{USAGE}");
+        return Ok(());
+    }
     // 1. Storage: the in-memory adapters (swap in the PostgreSQL ones in
     //    production; the service code does not change).
     let tenancy_store: Arc<dyn TenancyStore> = Arc::new(hse_core::memory::MemoryStore::new());

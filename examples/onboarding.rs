@@ -17,8 +17,26 @@ use anyhow::Context;
 
 use onboarding::onboard;
 
+/// What `--help` prints.
+const USAGE: &str = "onboarding: the onboarding story over HTTP
+
+root creates a partner company and invites its first user, who accepts, creates an
+organization and invites its admin; the admin builds a hotel with a floor, two rooms
+and a door lock in each.
+
+Without HSE_URL it starts an embedded in-memory server first.
+
+ENVIRONMENT:
+    HSE_URL             a running server to talk to, e.g. http://127.0.0.1:8080
+    HSE_ROOT_EMAIL      its root account                     [root@hse.local]
+    HSE_ROOT_PASSWORD   the root password it printed (required with HSE_URL)";
+
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
+    if std::env::args().any(|a| a == "--help" || a == "-h") {
+        println!("{USAGE}");
+        return Ok(());
+    }
     let (url, root_email, root_password, _server) = match std::env::var("HSE_URL") {
         Ok(url) => (
             url,

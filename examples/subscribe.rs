@@ -13,7 +13,8 @@
 //!
 //! Against a running server it just follows and prints, until Ctrl-C:
 //! `cargo run --example subscribe -- --grpc http://127.0.0.1:50051
-//! [--device ID]... [--type temperature]... [--resume CURSOR]`
+//! [--device ID]... [--type temperature]... [--resume CURSOR]`, sending
+//! `HSE_GRPC_TOKEN` from the environment when set.
 
 #[path = "support/devices.rs"]
 mod devices;
@@ -66,7 +67,10 @@ and resumes without missing one.
     --grpc URL          follow a running server instead (e.g. http://127.0.0.1:50051)
     --device ID         only this device (repeatable)
     --type EVENT_TYPE   also this event type besides alarm/state_change/error (repeatable)
-    --resume CURSOR     continue after this cursor";
+    --resume CURSOR     continue after this cursor
+
+ENVIRONMENT:
+    HSE_GRPC_TOKEN      the server's gRPC service token, sent as a bearer token (with --grpc)";
 
 /// `--grpc URL [--device ID]... [--type T]... [--resume CURSOR]`.
 fn request_from_args() -> anyhow::Result<Option<(String, SubscriptionRequest)>> {
@@ -97,7 +101,10 @@ fn request_from_args() -> anyhow::Result<Option<(String, SubscriptionRequest)>> 
 
 /// Follows a running server until Ctrl-C, then says how to resume.
 async fn follow(url: &str, request: SubscriptionRequest) -> anyhow::Result<()> {
-    let client = DevicesClient::connect_lazy(url, BreakerSettings::default())?;
+    let mut client = DevicesClient::connect_lazy(url, BreakerSettings::default())?;
+    if let Ok(token) = std::env::var("HSE_GRPC_TOKEN") {
+        client = client.with_token(&token)?;
+    }
     let mut changes = client.subscribe(request);
     let mut last = String::new();
     loop {

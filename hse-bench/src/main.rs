@@ -42,6 +42,10 @@ use report::Report;
 
 fn main() -> anyhow::Result<()> {
     let args: Vec<String> = std::env::args().skip(1).collect();
+    if args.iter().any(|a| a == "--help" || a == "-h") {
+        print!("{}", options::USAGE);
+        return Ok(());
+    }
     if args.first().map(String::as_str) == Some(connections::HOLD_COMMAND) {
         return connections::hold(&args[1..]);
     }

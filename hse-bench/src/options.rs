@@ -60,6 +60,28 @@ pub(crate) struct Options {
     pub(crate) only: Vec<Section>,
 }
 
+/// What `--help` prints.
+pub(crate) const USAGE: &str = "\
+hse-bench: the HSE benchmarks, each figure beside a baseline measured in the same run
+
+USAGE:
+    cargo run --release -p hse-bench -- [--smoke] [--json out.json] [--only LIST]
+
+OPTIONS:
+    --smoke          tiny sizes, seconds in all (what scripts/test runs)
+    --json PATH      also write the report as JSON
+    --only LIST      comma-separated sections: ingest,latency,chart,connections,api,bookings
+                     [all, in that order]
+    -h, --help       this text
+
+ENVIRONMENT:
+    HSE_DATABASE_URL   PostgreSQL; each section makes and drops its own database
+                       [postgres://postgres@127.0.0.1:5432/hse]
+    HSE_REDIS_URL      Redis; a random key prefix, deleted afterwards [redis://127.0.0.1:6379]
+
+The results and their analysis: BENCHMARKS.md.
+";
+
 impl Options {
     /// Parses the arguments (without the program name).
     pub(crate) fn parse(args: &[String]) -> anyhow::Result<Self> {
@@ -86,9 +108,7 @@ impl Options {
                         .filter(|s| wanted.contains(s))
                         .collect();
                 }
-                other => bail!(
-                    "unknown argument `{other}`; usage: hse-bench [--smoke] [--json out.json] [--only ingest,latency,chart,connections,api,bookings]"
-                ),
+                other => bail!("unknown argument `{other}`\n\n{USAGE}"),
             }
         }
         Ok(options)

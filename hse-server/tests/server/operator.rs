@@ -101,3 +101,49 @@ fn help_explains_commands_roles_and_every_variable() {
         assert!(text.contains(needle), "{needle} missing from --help");
     }
 }
+
+#[test]
+fn the_documented_error_codes_are_the_ones_the_server_returns() {
+    let doc = include_str!("../../../docs/errors.md");
+    let codes = doc.split("## Codes").nth(1).expect("a Codes section");
+    let documented: Vec<&str> = codes
+        .split("\n## ")
+        .next()
+        .unwrap_or_default()
+        .lines()
+        .filter(|line| line.starts_with("| 4") || line.starts_with("| 5"))
+        .filter_map(|line| line.split('`').nth(1))
+        .collect();
+    let sources = [
+        include_str!("../../src/http/error.rs"),
+        include_str!("../../src/http/extract.rs"),
+        include_str!("../../src/http/devices.rs"),
+        include_str!("../../src/http/mod.rs"),
+    ]
+    .concat();
+    let returned: Vec<&str> = sources
+        .split('"')
+        .skip(1)
+        .step_by(2)
+        .filter(|s| !s.is_empty() && s.chars().all(|c| c.is_ascii_lowercase() || c == '_'))
+        .collect();
+    for code in &documented {
+        assert!(
+            returned.contains(code),
+            "docs/errors.md lists `{code}`, which the server never returns"
+        );
+    }
+    for code in [
+        "invalid_input",
+        "unauthenticated",
+        "not_found",
+        "booking_conflict",
+        "rate_limited",
+        "unavailable",
+    ] {
+        assert!(
+            documented.contains(&code),
+            "`{code}` missing from docs/errors.md"
+        );
+    }
+}
