@@ -7,6 +7,7 @@ mod support;
 mod behaviour;
 mod codes;
 mod concurrency;
+mod isolation;
 mod notify;
 mod property;
 mod secrecy;
