@@ -308,6 +308,10 @@ async fn a_stay_is_coded_used_and_moved_by_the_clock(story: &Onboarded, lock: &m
         )
         .await
         .unwrap();
+    let confirmed = admin.get(&format!("/v1/bookings/{booking}")).await.unwrap();
+    if Utc::now() < check_in {
+        assert_eq!(confirmed["status"], "confirmed", "not checked in early");
+    }
     let program = lock
         .expect(|f| f["type"] == "command" && f["command_type"] == "program_code")
         .await;
