@@ -39,6 +39,7 @@
 //! # Ok(()) }
 //! ```
 
+mod app_role;
 mod areas;
 mod devices;
 mod establishments;
@@ -48,6 +49,7 @@ mod principals;
 mod roles;
 mod scoped;
 mod tenants;
+mod tx;
 mod users;
 mod violation;
 
@@ -55,11 +57,16 @@ use async_trait::async_trait;
 use chrono::{DateTime, Utc};
 use sqlx::PgPool;
 
+pub use self::app_role::{
+    APP_GROUP_ROLE, APP_LOGIN_ROLE, TABLES_WITHOUT_TENANT_DATA, app_pool, app_role_problems,
+    ensure_app_login_role,
+};
 use self::areas::AreaRow;
 use self::devices::DeviceRow;
 use self::establishments::EstablishmentRow;
 use self::scoped::{delete, get, list};
 use self::tenants::{OrganizationRow, PartnerCompanyRow};
+pub use self::tx::{DbScope, begin_in, scoped_tx, set_scope, system_tx};
 use self::users::UserRow;
 use crate::action::catalogue;
 use crate::error::{CoreError, Result};

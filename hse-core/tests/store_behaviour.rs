@@ -1873,10 +1873,14 @@ mod pg {
 
     use super::*;
 
-    /// A store on a freshly migrated test database.
+    /// A store on a freshly migrated test database, connected as the
+    /// application role (so row-level security is exercised too).
     pub(super) async fn store(pool: PgPool) -> PgStore {
         migrate(&pool).await.expect("migrations apply");
-        PgStore::new(pool)
+        let app = hse_core::postgres::app_pool(&pool, 4)
+            .await
+            .expect("the application role connects");
+        PgStore::new(app)
     }
 
     /// The SQLSTATE of a failed raw statement.

@@ -2,9 +2,10 @@
 //! reads in scope, and the conditional moves of the stay worker.
 
 use chrono::{DateTime, Utc};
+use hse_core::postgres::{scoped_tx, system_tx};
 use hse_core::{AreaId, Listing, Page, Scope};
 use sqlx::postgres::PgRow;
-use sqlx::{PgPool, Postgres, Row, Transaction};
+use sqlx::{PgConnection, PgPool, Postgres, Row, Transaction};
 use uuid::Uuid;
 
 use super::rows::{self, BOOKING_COLUMNS};
@@ -26,8 +27,8 @@ pub(super) async fn insert(
     if !scope.contains(&booking.resource()) {
         return Err(BookingError::not_found("area"));
     }
-    with_overlap(pool, || async {
-        try_insert(pool, booking, outbox)
+    with_overlap(pool, scope, || async {
+        try_insert(pool, scope, booking, outbox)
             .await
             .map_err(|e| (e, Some(booking.clone())))
     })
@@ -35,6 +36,14 @@ pub(super) async fn insert(
 }
 
 pub(super) async fn get(pool: &PgPool, scope: &Scope, id: BookingId) -> Result<Booking> {
+    let mut tx = scoped_tx(pool, scope).await?;
+    let booking = get_in(&mut tx, scope, id).await?;
+    tx.commit().await?;
+    Ok(booking)
+}
+
+/// [`get`] in a transaction open in `scope`.
+async fn get_in(tx: &mut PgConnection, scope: &Scope, id: BookingId) -> Result<Booking> {
     let sql = format!(
         "SELECT {BOOKING_COLUMNS} FROM bookings b JOIN organizations o ON o.id = b.organization_id
          WHERE b.id = $5 AND {}",
@@ -42,7 +51,7 @@ pub(super) async fn get(pool: &PgPool, scope: &Scope, id: BookingId) -> Result<B
     );
     let row = scoped(&sql, scope)
         .bind(id.as_uuid())
-        .fetch_optional(pool)
+        .fetch_optional(tx)
         .await?
         .ok_or_else(|| BookingError::not_found("booking"))?;
     rows::booking(&row)
@@ -60,13 +69,15 @@ pub(super) async fn list(
            AND ($7::uuid IS NULL OR b.id > $7) ORDER BY b.id LIMIT $8",
         in_scope!("b")
     );
+    let mut tx = scoped_tx(pool, scope).await?;
     let rows = scoped(&sql, scope)
         .bind(filter.area_id.map(|a| a.as_uuid()))
         .bind(filter.guest_id.map(|g| g.as_uuid()))
         .bind(page.after())
         .bind(i64::from(page.limit()) + 1)
-        .fetch_all(pool)
+        .fetch_all(&mut *tx)
         .await?;
+    tx.commit().await?;
     Ok(Listing::from_overfetch(
         collect(&rows, rows::booking)?,
         page,
@@ -88,12 +99,14 @@ pub(super) async fn blocked(
          ORDER BY b.check_in",
         in_scope!("b")
     );
+    let mut tx = scoped_tx(pool, scope).await?;
     let rows = scoped(&sql, scope)
         .bind(area.as_uuid())
         .bind(from)
         .bind(until)
-        .fetch_all(pool)
+        .fetch_all(&mut *tx)
         .await?;
+    tx.commit().await?;
     rows.iter()
         .map(|r| {
             Ok(Blocked {
@@ -111,7 +124,7 @@ pub(super) async fn update(
     edit: Edit<'_>,
     now: DateTime<Utc>,
 ) -> Result<Booking> {
-    with_overlap(pool, || try_update(pool, scope, id, edit, now)).await
+    with_overlap(pool, scope, || try_update(pool, scope, id, edit, now)).await
 }
 
 pub(super) async fn delete(
@@ -121,7 +134,7 @@ pub(super) async fn delete(
     check: DeleteCheck<'_>,
     now: DateTime<Utc>,
 ) -> Result<()> {
-    let mut tx = pool.begin().await?;
+    let mut tx = scoped_tx(pool, scope).await?;
     let current = lock_booking(&mut tx, scope, id).await?;
     check(&current)?;
     codes::follow(&mut tx, id, None, now).await?;
@@ -138,7 +151,7 @@ pub(super) async fn advance_stays(
     now: DateTime<Utc>,
     limit: u32,
 ) -> Result<StayMoves> {
-    let mut tx = pool.begin().await?;
+    let mut tx = system_tx(pool).await?;
     let checked_in =
         move_stays(&mut tx, "confirmed", "in-progress", "check_in", now, limit).await?;
     let checked_out =
@@ -187,7 +200,8 @@ async fn move_stays(
 }
 
 /// The active booking of `b`'s area that conflicts with it, if any.
-async fn conflicting(pool: &PgPool, b: &Booking) -> Result<Option<BookingId>> {
+async fn conflicting(pool: &PgPool, scope: &Scope, b: &Booking) -> Result<Option<BookingId>> {
+    let mut tx = scoped_tx(pool, scope).await?;
     let id: Option<Uuid> = sqlx::query_scalar(
         "SELECT id FROM bookings WHERE area_id = $1 AND id <> $2 AND status <> 'cancelled'
            AND tstzrange(check_in, blocked_until, '[)') && tstzrange($3, $4, '[)')
@@ -197,8 +211,9 @@ async fn conflicting(pool: &PgPool, b: &Booking) -> Result<Option<BookingId>> {
     .bind(b.id.as_uuid())
     .bind(b.window.check_in())
     .bind(b.blocked_until)
-    .fetch_optional(pool)
+    .fetch_optional(&mut *tx)
     .await?;
+    tx.commit().await?;
     Ok(id.map(Into::into))
 }
 
@@ -210,17 +225,19 @@ pub(super) async fn rows_of<T>(
     sql: &str,
     decode: fn(&PgRow) -> Result<T>,
 ) -> Result<Vec<T>> {
-    get(pool, scope, booking).await?;
+    let mut tx = scoped_tx(pool, scope).await?;
+    get_in(&mut tx, scope, booking).await?;
     let rows = sqlx::query(sql)
         .bind(booking.as_uuid())
-        .fetch_all(pool)
+        .fetch_all(&mut *tx)
         .await?;
+    tx.commit().await?;
     collect(&rows, decode)
 }
 
 /// Runs `write` until it succeeds or fails for a reason other than an
 /// overlap whose other booking has gone meanwhile.
-async fn with_overlap<T, F, Fut>(pool: &PgPool, write: F) -> Result<T>
+async fn with_overlap<T, F, Fut>(pool: &PgPool, scope: &Scope, write: F) -> Result<T>
 where
     F: Fn() -> Fut + Send + Sync,
     Fut: Future<Output = Result<T, (WriteError, Option<Booking>)>> + Send,
@@ -234,7 +251,7 @@ where
                 let Some(b) = booking else {
                     return Err(BookingError::Storage("overlap without a booking".into()));
                 };
-                if let Some(with) = conflicting(pool, &b).await? {
+                if let Some(with) = conflicting(pool, scope, &b).await? {
                     return Err(BookingError::Overlap { with });
                 }
             }
@@ -245,10 +262,11 @@ where
 
 async fn try_insert(
     pool: &PgPool,
+    scope: &Scope,
     booking: &Booking,
     outbox: &[Notification],
 ) -> Result<(), WriteError> {
-    let mut tx = pool.begin().await?;
+    let mut tx = scoped_tx(pool, scope).await?;
     booking_query(
         "INSERT INTO bookings (organization_id, establishment_id, area_id, guest_id, check_in, check_out,
              blocked_until, status, confirmation_code, special_requests, total_guests, metadata, created_by,
@@ -270,7 +288,7 @@ async fn try_update(
     edit: Edit<'_>,
     now: DateTime<Utc>,
 ) -> Result<Booking, (WriteError, Option<Booking>)> {
-    let mut tx = pool.begin().await.map_err(|e| (e.into(), None))?;
+    let mut tx = scoped_tx(pool, scope).await.map_err(|e| (e.into(), None))?;
     let current = lock_booking(&mut tx, scope, id)
         .await
         .map_err(|e| (e.into(), None))?;

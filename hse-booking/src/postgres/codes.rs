@@ -2,6 +2,7 @@
 //! exclusion constraint (uniqueness), claims and version-checked results.
 
 use chrono::{DateTime, Duration, Utc};
+use hse_core::postgres::system_tx;
 use hse_core::{DeviceId, Scope};
 use sqlx::{PgPool, Postgres, Transaction};
 use uuid::Uuid;
@@ -20,7 +21,7 @@ pub(super) async fn insert(
     cap: u32,
     outbox: &[Notification],
 ) -> Result<()> {
-    let mut tx = pool.begin().await?;
+    let mut tx = system_tx(pool).await?;
     let wants: Option<bool> = sqlx::query_scalar(
         "SELECT status IN ('confirmed', 'in-progress') AND area_id = $2 FROM bookings WHERE id = $1 FOR SHARE",
     )
@@ -101,17 +102,19 @@ pub(super) async fn claim(
              FROM due WHERE d.id = due.id RETURNING d.*)
          SELECT {CODE_COLUMNS} FROM claimed d JOIN organizations o ON o.id = d.organization_id"
     );
+    let mut tx = system_tx(pool).await?;
     let rows = sqlx::query(&sql)
         .bind(now)
         .bind(now + lease)
         .bind(i64::from(limit))
-        .fetch_all(pool)
+        .fetch_all(&mut *tx)
         .await?;
+    tx.commit().await?;
     collect(&rows, rows::code)
 }
 
 pub(super) async fn finish(pool: &PgPool, next: &DoorCodeRecord) -> Result<bool> {
-    let mut tx = pool.begin().await?;
+    let mut tx = system_tx(pool).await?;
     let done = store(&mut tx, next, Some(next.version))
         .await
         .map_err(on_write)?;
@@ -125,7 +128,7 @@ pub(super) async fn record_use(
     code: DoorCodeId,
     now: DateTime<Utc>,
 ) -> Result<DoorCodeRecord> {
-    let mut tx = pool.begin().await?;
+    let mut tx = system_tx(pool).await?;
     let mut c = locked_where(&mut tx, "d.id = $1", code.as_uuid())
         .await?
         .into_iter()

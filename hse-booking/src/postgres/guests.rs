@@ -1,8 +1,9 @@
 //! Guests and companion links.
 
 use chrono::{DateTime, Utc};
+use hse_core::postgres::scoped_tx;
 use hse_core::{Listing, Page, Scope};
-use sqlx::{PgPool, Row};
+use sqlx::{PgConnection, PgPool, Row};
 use uuid::Uuid;
 
 use super::collect;
@@ -20,7 +21,8 @@ pub(super) async fn insert(pool: &PgPool, scope: &Scope, guest: &Guest) -> Resul
     if !scope.contains(&resource) {
         return Err(BookingError::not_found("organization"));
     }
-    sqlx::query(
+    let mut tx = scoped_tx(pool, scope).await?;
+    let done = sqlx::query(
         "INSERT INTO guests (id, organization_id, first_name, last_name, email, phone, document_type,
              document_number, country, metadata, created_at, updated_at)
          SELECT $1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12
@@ -40,23 +42,32 @@ pub(super) async fn insert(pool: &PgPool, scope: &Scope, guest: &Guest) -> Resul
     .bind(guest.created_at)
     .bind(guest.updated_at)
     .bind(guest.tenancy.partner_company_id.map(|p| p.as_uuid()))
-    .execute(pool)
+    .execute(&mut *tx)
     .await
-    .map_err(on_write)
-    .and_then(|r| match r.rows_affected() {
-        1 => Ok(()),
-        _ => Err(BookingError::not_found("organization")),
-    })
+    .map_err(on_write)?;
+    if done.rows_affected() != 1 {
+        return Err(BookingError::not_found("organization"));
+    }
+    tx.commit().await?;
+    Ok(())
 }
 
 pub(super) async fn get(pool: &PgPool, scope: &Scope, id: GuestId) -> Result<Guest> {
+    let mut tx = scoped_tx(pool, scope).await?;
+    let guest = get_in(&mut tx, scope, id).await?;
+    tx.commit().await?;
+    Ok(guest)
+}
+
+/// [`get`] in a transaction open in `scope`.
+async fn get_in(tx: &mut PgConnection, scope: &Scope, id: GuestId) -> Result<Guest> {
     let sql = format!(
         "SELECT {GUEST_COLUMNS} FROM guests g JOIN organizations o ON o.id = g.organization_id
          WHERE g.id = $5 AND {GUEST_IN_SCOPE}"
     );
     let row = scoped(&sql, scope)
         .bind(id.as_uuid())
-        .fetch_optional(pool)
+        .fetch_optional(tx)
         .await?
         .ok_or_else(|| BookingError::not_found("guest"))?;
     rows::guest(&row)
@@ -67,11 +78,13 @@ pub(super) async fn list(pool: &PgPool, scope: &Scope, page: Page) -> Result<Lis
         "SELECT {GUEST_COLUMNS} FROM guests g JOIN organizations o ON o.id = g.organization_id
          WHERE {GUEST_IN_SCOPE} AND ($5::uuid IS NULL OR g.id > $5) ORDER BY g.id LIMIT $6"
     );
+    let mut tx = scoped_tx(pool, scope).await?;
     let rows = scoped(&sql, scope)
         .bind(page.after())
         .bind(i64::from(page.limit()) + 1)
-        .fetch_all(pool)
+        .fetch_all(&mut *tx)
         .await?;
+    tx.commit().await?;
     Ok(Listing::from_overfetch(
         collect(&rows, rows::guest)?,
         page,
@@ -86,7 +99,7 @@ pub(super) async fn update(
     patch: GuestPatch,
     now: DateTime<Utc>,
 ) -> Result<Guest> {
-    let mut tx = pool.begin().await?;
+    let mut tx = scoped_tx(pool, scope).await?;
     let sql = format!(
         "SELECT {GUEST_COLUMNS} FROM guests g JOIN organizations o ON o.id = g.organization_id
          WHERE g.id = $5 AND {GUEST_IN_SCOPE} FOR UPDATE OF g"
@@ -120,8 +133,9 @@ pub(super) async fn update(
 }
 
 pub(super) async fn add_companion(pool: &PgPool, scope: &Scope, link: &Companion) -> Result<()> {
-    let a = get(pool, scope, link.guest_id).await?;
-    let b = get(pool, scope, link.companion_id).await?;
+    let mut tx = scoped_tx(pool, scope).await?;
+    let a = get_in(&mut tx, scope, link.guest_id).await?;
+    let b = get_in(&mut tx, scope, link.companion_id).await?;
     if a.tenancy.organization_id != b.tenancy.organization_id || a.id == b.id {
         return Err(BookingError::invalid(
             "companion_id",
@@ -137,9 +151,10 @@ pub(super) async fn add_companion(pool: &PgPool, scope: &Scope, link: &Companion
     .bind(a.tenancy.organization_id.as_uuid())
     .bind(link.relationship.clone())
     .bind(link.added_at)
-    .execute(pool)
+    .execute(&mut *tx)
     .await
     .map_err(on_write)?;
+    tx.commit().await?;
     Ok(())
 }
 
@@ -148,14 +163,16 @@ pub(super) async fn companions(
     scope: &Scope,
     guest: GuestId,
 ) -> Result<Vec<Companion>> {
-    get(pool, scope, guest).await?;
+    let mut tx = scoped_tx(pool, scope).await?;
+    get_in(&mut tx, scope, guest).await?;
     let rows = sqlx::query(
         "SELECT guest_id, companion_id, relationship, added_at FROM guest_companions
          WHERE guest_id = $1 OR companion_id = $1 ORDER BY added_at",
     )
     .bind(guest.as_uuid())
-    .fetch_all(pool)
+    .fetch_all(&mut *tx)
     .await?;
+    tx.commit().await?;
     let mut out = Vec::with_capacity(rows.len());
     for row in rows {
         let link = Companion {

@@ -3,6 +3,7 @@
 
 use chrono::{DateTime, Duration, Utc};
 use hse_core::Scope;
+use hse_core::postgres::system_tx;
 use sqlx::{PgPool, Postgres, Transaction};
 
 use super::rows::{self, NOTIFICATION_COLUMNS, int};
@@ -56,16 +57,19 @@ pub(super) async fn claim(
              UPDATE notifications n SET next_attempt_at = $2 FROM due WHERE n.id = due.id RETURNING n.*)
          SELECT {NOTIFICATION_COLUMNS} FROM claimed n JOIN organizations o ON o.id = n.organization_id"
     );
+    let mut tx = system_tx(pool).await?;
     let rows = sqlx::query(&sql)
         .bind(now)
         .bind(now + lease)
         .bind(i64::from(limit))
-        .fetch_all(pool)
+        .fetch_all(&mut *tx)
         .await?;
+    tx.commit().await?;
     collect(&rows, rows::notification)
 }
 
 pub(super) async fn finish(pool: &PgPool, n: &Notification) -> Result<()> {
+    let mut tx = system_tx(pool).await?;
     sqlx::query(
         "UPDATE notifications SET status = $2, attempts = $3, next_attempt_at = $4, last_error = $5,
              sent_at = $6 WHERE id = $1",
@@ -76,8 +80,9 @@ pub(super) async fn finish(pool: &PgPool, n: &Notification) -> Result<()> {
     .bind(n.next_attempt_at)
     .bind(n.last_error.clone())
     .bind(n.sent_at)
-    .execute(pool)
+    .execute(&mut *tx)
     .await?;
+    tx.commit().await?;
     Ok(())
 }
 

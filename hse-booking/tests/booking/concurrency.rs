@@ -22,7 +22,11 @@ async fn exactly_one_of_64_concurrent_overlapping_requests_wins_every_round(pool
     let wide = PgPoolOptions::new()
         .max_connections(CLIENTS as u32)
         .min_connections(CLIENTS as u32)
-        .connect_with((*pool.connect_options()).clone())
+        .connect_with(
+            (*pool.connect_options())
+                .clone()
+                .username(hse_core::postgres::APP_LOGIN_ROLE),
+        )
         .await
         .unwrap();
     let store = Arc::new(hse_booking::postgres::PgStore::new(wide.clone()));
@@ -38,12 +42,14 @@ async fn exactly_one_of_64_concurrent_overlapping_requests_wins_every_round(pool
           AND a.status <> 'cancelled' AND b.status <> 'cancelled'
           AND tstzrange(a.check_in, a.blocked_until) && tstzrange(b.check_in, b.blocked_until)",
     )
-    .fetch_one(&wide)
+    .fetch_one(&pool)
     .await
     .unwrap();
     assert_eq!(pairs, 0);
+    // Counted as the owner: the application role outside a scoped
+    // transaction sees no booking at all.
     let total: i64 = sqlx::query_scalar("SELECT count(*) FROM bookings")
-        .fetch_one(&wide)
+        .fetch_one(&pool)
         .await
         .unwrap();
     assert_eq!(total, ROUNDS);

@@ -68,39 +68,47 @@ pub(crate) struct World {
 
 impl World {
     pub(crate) async fn memory() -> Self {
-        Self::build(Arc::new(MemoryStore::new()), None, 3, true).await
+        Self::with_rooms(None, 3, true).await
     }
 
     pub(crate) async fn postgres(pool: PgPool) -> Self {
-        hse_core::postgres::migrate(&pool).await.unwrap();
-        hse_booking::postgres::migrate(&pool).await.unwrap();
-        let store = Arc::new(hse_booking::postgres::PgStore::new(pool.clone()));
-        Self::build(store, Some(pool), 3, true).await
+        Self::with_rooms(Some(pool), 3, true).await
     }
 
     pub(crate) async fn with_rooms(pool: Option<PgPool>, rooms: usize, room_locks: bool) -> Self {
         match pool {
-            None => Self::build(Arc::new(MemoryStore::new()), None, rooms, room_locks).await,
+            None => {
+                let tenancy = Arc::new(hse_core::memory::MemoryStore::new());
+                Self::build(
+                    Arc::new(MemoryStore::new()),
+                    tenancy,
+                    None,
+                    rooms,
+                    room_locks,
+                )
+                .await
+            }
             Some(pool) => {
                 hse_core::postgres::migrate(&pool).await.unwrap();
                 hse_booking::postgres::migrate(&pool).await.unwrap();
-                let store = Arc::new(hse_booking::postgres::PgStore::new(pool.clone()));
-                Self::build(store, Some(pool), rooms, room_locks).await
+                // The stores connect as the application role, so row-level
+                // security is exercised; `pool` (the owner) stays for checks.
+                let app = hse_core::postgres::app_pool(&pool, 8).await.unwrap();
+                let store = Arc::new(hse_booking::postgres::PgStore::new(app.clone()));
+                let tenancy = Arc::new(hse_core::postgres::PgStore::new(app));
+                Self::build(store, tenancy, Some(pool), rooms, room_locks).await
             }
         }
     }
 
     async fn build(
         store: Arc<dyn BookingStore>,
+        tenancy: Arc<dyn TenancyStore>,
         pool: Option<PgPool>,
         rooms: usize,
         room_locks: bool,
     ) -> Self {
         let now = Utc::now();
-        let tenancy: Arc<dyn TenancyStore> = match &pool {
-            Some(pool) => Arc::new(hse_core::postgres::PgStore::new(pool.clone())),
-            None => Arc::new(hse_core::memory::MemoryStore::new()),
-        };
         let partner = NewPartnerCompany {
             name: "Reseller".into(),
             ..Default::default()

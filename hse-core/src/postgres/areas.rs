@@ -7,6 +7,7 @@ use uuid::Uuid;
 
 use super::establishments::EstablishmentRow;
 use super::scoped::{EstablishmentColumn, Lock, Placement, Record, Table, fetch, stored};
+use super::tx::scoped_tx;
 use super::violation::on_write;
 use crate::error::{CoreError, Result};
 use crate::id::{AreaId, EstablishmentId};
@@ -74,7 +75,7 @@ fn no_parent() -> CoreError {
 /// Stores a new area of an establishment in scope; its parent must be an
 /// area of the same establishment.
 pub(super) async fn insert(pool: &PgPool, scope: &Scope, area: &Area) -> Result<()> {
-    let mut tx = pool.begin().await?;
+    let mut tx = scoped_tx(pool, scope).await?;
     fetch::<EstablishmentRow>(&mut *tx, scope, area.establishment_id.0, Lock::None).await?;
     if let Some(parent) = area.parent_area_id {
         let path = ancestry(&mut tx, area.establishment_id, parent).await?;
@@ -112,7 +113,7 @@ pub(super) async fn update(
     patch: AreaPatch,
     now: DateTime<Utc>,
 ) -> Result<Area> {
-    let mut tx = pool.begin().await?;
+    let mut tx = scoped_tx(pool, scope).await?;
     let mut area = fetch::<AreaRow>(&mut *tx, scope, id.0, Lock::Update)
         .await?
         .into_model()?;

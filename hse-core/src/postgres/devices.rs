@@ -7,6 +7,7 @@ use uuid::Uuid;
 
 use super::areas::AreaRow;
 use super::scoped::{EstablishmentColumn, Lock, Placement, Record, Table, fetch, stored};
+use super::tx::{scoped_tx, system_tx};
 use super::violation::on_write;
 use crate::error::{CoreError, Result};
 use crate::id::DeviceId;
@@ -98,7 +99,7 @@ pub(super) async fn insert(
     device: &Device,
     secret: SecretHash,
 ) -> Result<()> {
-    let mut tx = pool.begin().await?;
+    let mut tx = scoped_tx(pool, scope).await?;
     check_area(&mut tx, scope, device).await?;
     sqlx::query(
         "INSERT INTO devices (id, establishment_id, area_id, device_type, manufacturer, model, \
@@ -135,7 +136,7 @@ pub(super) async fn update(
     patch: DevicePatch,
     now: DateTime<Utc>,
 ) -> Result<Device> {
-    let mut tx = pool.begin().await?;
+    let mut tx = scoped_tx(pool, scope).await?;
     let mut device = fetch::<DeviceRow>(&mut *tx, scope, id.0, Lock::Update)
         .await?
         .into_model()?;
@@ -165,10 +166,12 @@ pub(super) async fn update(
 
 /// The stored hash of a device's secret (system path).
 pub(super) async fn secret_hash(pool: &PgPool, id: DeviceId) -> Result<Option<SecretHash>> {
+    let mut tx = system_tx(pool).await?;
     let hash: Option<Vec<u8>> = sqlx::query_scalar("SELECT secret_hash FROM devices WHERE id = $1")
         .bind(id.0)
-        .fetch_optional(pool)
+        .fetch_optional(&mut *tx)
         .await?;
+    tx.commit().await?;
     hash.map(|h| SecretHash::from_slice(&h)).transpose()
 }
 
@@ -179,12 +182,14 @@ pub(super) async fn set_status(
     status: DeviceStatus,
     now: DateTime<Utc>,
 ) -> Result<()> {
+    let mut tx = system_tx(pool).await?;
     let done = sqlx::query("UPDATE devices SET status = $2, updated_at = $3 WHERE id = $1")
         .bind(id.0)
         .bind(status.as_str())
         .bind(now)
-        .execute(pool)
+        .execute(&mut *tx)
         .await?;
+    tx.commit().await?;
     if done.rows_affected() == 0 {
         return Err(CoreError::not_found("device"));
     }

@@ -7,6 +7,7 @@ use uuid::Uuid;
 
 use super::scoped::{EstablishmentColumn, Lock, Placement, Record, Table, fetch, stored};
 use super::tenants::OrganizationRow;
+use super::tx::{DbScope, scoped_tx, set_scope};
 use super::violation::on_write;
 use crate::error::Result;
 use crate::id::{EstablishmentId, UserId};
@@ -80,7 +81,7 @@ pub(super) async fn insert(
     est: &Establishment,
     assign_to: Option<UserId>,
 ) -> Result<()> {
-    let mut tx = pool.begin().await?;
+    let mut tx = scoped_tx(pool, scope).await?;
     fetch::<OrganizationRow>(&mut *tx, scope, est.organization_id.0, Lock::None).await?;
     sqlx::query(
         "INSERT INTO establishments (id, organization_id, name, address, location_lat, \
@@ -102,9 +103,30 @@ pub(super) async fn insert(
     .await
     .map_err(|e| on_write(e, "establishment"))?;
     if let Some(user) = assign_to {
+        widen(&mut tx, scope, est).await?;
         assign_creator(&mut tx, est, user).await?;
     }
     tx.commit().await?;
+    Ok(())
+}
+
+/// Adds a new establishment to an organization scope for the rest of the
+/// transaction: its creator is assigned to it there, and the policies of
+/// `user_establishments` must see it.
+async fn widen(tx: &mut PgConnection, scope: &Scope, est: &Establishment) -> Result<()> {
+    if let Scope::Organization {
+        organization_id,
+        establishments,
+    } = scope
+    {
+        let mut establishments = establishments.clone();
+        establishments.insert(est.id);
+        let wider = Scope::Organization {
+            organization_id: *organization_id,
+            establishments,
+        };
+        set_scope(tx, DbScope::Tenant(&wider)).await?;
+    }
     Ok(())
 }
 
@@ -133,7 +155,7 @@ pub(super) async fn update(
     patch: EstablishmentPatch,
     now: DateTime<Utc>,
 ) -> Result<Establishment> {
-    let mut tx = pool.begin().await?;
+    let mut tx = scoped_tx(pool, scope).await?;
     let row = fetch::<EstablishmentRow>(&mut *tx, scope, id.0, Lock::Update).await?;
     let mut est = row.into_model()?;
     patch.apply(&mut est, now)?;

@@ -6,6 +6,7 @@ use uuid::Uuid;
 
 use super::scoped::{Lock, fetch, stored};
 use super::tenants::{OrganizationRow, PartnerCompanyRow};
+use super::tx::{scoped_tx, system_tx};
 use super::users::{check_role, insert_unchecked, reread};
 use super::violation::on_write;
 use crate::error::{CoreError, Result};
@@ -64,7 +65,7 @@ pub(super) async fn insert(pool: &PgPool, scope: &Scope, inv: &Invitation) -> Re
     let token = inv
         .token_hash
         .ok_or_else(|| CoreError::invalid("token", "an invitation needs its token's hash"))?;
-    let mut tx = pool.begin().await?;
+    let mut tx = scoped_tx(pool, scope).await?;
     let (partner, org) = match inv.target {
         InvitationTarget::PartnerCompany(p) => {
             fetch::<PartnerCompanyRow>(&mut *tx, scope, p.0, Lock::None).await?;
@@ -101,10 +102,12 @@ pub(super) async fn insert(pool: &PgPool, scope: &Scope, inv: &Invitation) -> Re
 
 /// An invitation by its token's hash (system path).
 pub(super) async fn by_token(pool: &PgPool, token: SecretHash) -> Result<Option<Invitation>> {
+    let mut tx = system_tx(pool).await?;
     let row: Option<InvitationRow> = sqlx::query_as(SELECT)
         .bind(&token.0[..])
-        .fetch_optional(pool)
+        .fetch_optional(&mut *tx)
         .await?;
+    tx.commit().await?;
     row.map(InvitationRow::into_model).transpose()
 }
 
@@ -152,7 +155,7 @@ pub(super) async fn accept(
     password_hash: &str,
     now: DateTime<Utc>,
 ) -> Result<User> {
-    let mut tx = pool.begin().await?;
+    let mut tx = system_tx(pool).await?;
     let mut inv = lock_open(&mut tx, token, now).await?;
     inv.check_fits(user)?;
     insert_unchecked(&mut tx, user, Some(password_hash)).await?;
@@ -169,7 +172,7 @@ pub(super) async fn decline(
     token: SecretHash,
     now: DateTime<Utc>,
 ) -> Result<Invitation> {
-    let mut tx = pool.begin().await?;
+    let mut tx = system_tx(pool).await?;
     let mut inv = lock_open(&mut tx, token, now).await?;
     close(&mut tx, &mut inv, InvitationStatus::Declined, now).await?;
     tx.commit().await?;

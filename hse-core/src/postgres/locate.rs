@@ -3,6 +3,7 @@
 use sqlx::PgPool;
 use uuid::Uuid;
 
+use super::tx::system_tx;
 use crate::error::Result;
 use crate::principal::Resource;
 use crate::role::SystemRole;
@@ -59,8 +60,12 @@ pub(super) async fn locate(pool: &PgPool, target: Target) -> Result<Option<Resou
         return Ok(Some(Resource::platform()));
     }
     let (sql, id) = query(target);
-    let row: Option<(Option<Uuid>, Option<Uuid>, Option<Uuid>)> =
-        sqlx::query_as(sql).bind(id).fetch_optional(pool).await?;
+    let mut tx = system_tx(pool).await?;
+    let row: Option<(Option<Uuid>, Option<Uuid>, Option<Uuid>)> = sqlx::query_as(sql)
+        .bind(id)
+        .fetch_optional(&mut *tx)
+        .await?;
+    tx.commit().await?;
     Ok(row.map(|(partner, org, est)| Resource {
         partner_company_id: partner.map(Into::into),
         organization_id: org.map(Into::into),

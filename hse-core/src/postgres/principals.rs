@@ -6,6 +6,7 @@ use sqlx::{FromRow, PgPool};
 use uuid::Uuid;
 
 use super::roles::{actions, permissions_of, stored_hierarchy};
+use super::tx::{DbScope, begin_in};
 use crate::action::ActionName;
 use crate::error::{CoreError, Result};
 use crate::id::{EstablishmentId, UserId};
@@ -25,10 +26,12 @@ struct PrincipalRow {
 /// assignments agree with each other.
 #[tracing::instrument(skip_all, fields(user.id = %id))]
 pub(super) async fn principal(pool: &PgPool, id: UserId) -> Result<Principal> {
-    let mut tx = pool.begin().await?;
-    sqlx::query("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ, READ ONLY")
-        .execute(&mut *tx)
-        .await?;
+    let mut tx = begin_in(
+        pool,
+        DbScope::System,
+        "BEGIN ISOLATION LEVEL REPEATABLE READ, READ ONLY",
+    )
+    .await?;
     let row: PrincipalRow = sqlx::query_as(
         "SELECT u.role_id, r.hierarchy, \
          COALESCE(u.partner_company_id, o.partner_company_id) AS partner_company_id, \

@@ -10,9 +10,8 @@ use sqlx::{FromRow, PgConnection, PgExecutor, PgPool};
 use uuid::Uuid;
 
 use super::establishments::EstablishmentRow;
-use super::scoped::{
-    EstablishmentColumn, Lock, Placement, Record, Table, delete, fetch, get, list,
-};
+use super::scoped::{EstablishmentColumn, Lock, Placement, Record, Table, delete, fetch, list_in};
+use super::tx::scoped_tx;
 use super::violation::on_write;
 use crate::action::ActionName;
 use crate::error::{CoreError, Result};
@@ -132,9 +131,9 @@ pub(super) async fn permissions_of<'c>(
 }
 
 /// Fills the permissions of the custom roles among `roles`.
-async fn with_permissions(pool: &PgPool, mut roles: Vec<Role>) -> Result<Vec<Role>> {
+async fn with_permissions(tx: &mut PgConnection, mut roles: Vec<Role>) -> Result<Vec<Role>> {
     let custom = roles.iter().filter(|r| !r.is_system()).map(|r| r.id.0);
-    let mut grants = grants_by_role(pool, custom.collect()).await?;
+    let mut grants = grants_by_role(tx, custom.collect()).await?;
     for role in roles.iter_mut().filter(|r| !r.is_system()) {
         role.permissions = grants.remove(&role.id.0).unwrap_or_default();
     }
@@ -143,16 +142,23 @@ async fn with_permissions(pool: &PgPool, mut roles: Vec<Role>) -> Result<Vec<Rol
 
 /// One role: system roles for everyone, custom roles in scope.
 pub(super) async fn role(pool: &PgPool, scope: &Scope, id: RoleId) -> Result<Role> {
-    let role = get::<RoleRow>(pool, scope, id.0).await?;
-    let mut roles = with_permissions(pool, vec![role]).await?;
+    let mut tx = scoped_tx(pool, scope).await?;
+    let role = fetch::<RoleRow>(&mut *tx, scope, id.0, Lock::None)
+        .await?
+        .into_model()?;
+    let mut roles = with_permissions(&mut tx, vec![role]).await?;
+    tx.commit().await?;
     roles.pop().ok_or(CoreError::not_found("role"))
 }
 
 /// System roles and the custom roles in scope.
 pub(super) async fn list_roles(pool: &PgPool, scope: &Scope, page: Page) -> Result<Listing<Role>> {
-    let listing = list::<RoleRow>(pool, scope, None, page).await?;
+    let mut tx = scoped_tx(pool, scope).await?;
+    let listing = list_in::<RoleRow>(&mut tx, scope, None, page).await?;
+    let items = with_permissions(&mut tx, listing.items).await?;
+    tx.commit().await?;
     Ok(Listing {
-        items: with_permissions(pool, listing.items).await?,
+        items,
         next_cursor: listing.next_cursor,
     })
 }
@@ -166,13 +172,15 @@ pub(super) async fn grants(
     if let Some(system) = SystemRole::from_id(id) {
         return Ok(system.grants());
     }
-    fetch::<RoleRow>(pool, scope, id.0, Lock::None).await?;
+    let mut tx = scoped_tx(pool, scope).await?;
+    fetch::<RoleRow>(&mut *tx, scope, id.0, Lock::None).await?;
     let rows: Vec<(String, Option<Uuid>, DateTime<Utc>)> = sqlx::query_as(
         "SELECT action, granted_by, granted_at FROM permissions WHERE role_id = $1 ORDER BY action COLLATE \"C\"",
     )
     .bind(id.0)
-    .fetch_all(pool)
+    .fetch_all(&mut *tx)
     .await?;
+    tx.commit().await?;
     Ok(rows
         .into_iter()
         .filter_map(|(action, by, at)| {
@@ -199,7 +207,7 @@ pub(super) async fn insert(pool: &PgPool, scope: &Scope, role: &Role) -> Result<
     let org = role
         .organization_id
         .ok_or_else(|| CoreError::invalid("organization_id", "a custom role needs one"))?;
-    let mut tx = pool.begin().await?;
+    let mut tx = scoped_tx(pool, scope).await?;
     fetch::<super::tenants::OrganizationRow>(&mut *tx, scope, org.0, Lock::None).await?;
     if let Some(est) = role.establishment_id {
         let est = fetch::<EstablishmentRow>(&mut *tx, scope, est.0, Lock::None)

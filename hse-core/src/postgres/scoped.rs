@@ -6,9 +6,10 @@
 //! outside the scope is never read and answers `NotFound` like a missing one.
 
 use sqlx::postgres::PgRow;
-use sqlx::{FromRow, PgExecutor, PgPool, Postgres, QueryBuilder};
+use sqlx::{FromRow, PgConnection, PgExecutor, PgPool, Postgres, QueryBuilder};
 use uuid::Uuid;
 
+use super::tx::scoped_tx;
 use super::violation::on_delete;
 use crate::error::{CoreError, Result};
 use crate::principal::Scope;
@@ -177,17 +178,30 @@ pub(super) async fn fetch<'c, R: Record>(
 }
 
 /// The model of `id` if it is in `scope`, else `NotFound`.
-pub(super) async fn get<'c, R: Record>(
-    exec: impl PgExecutor<'c>,
-    scope: &Scope,
-    id: Uuid,
-) -> Result<R::Model> {
-    fetch::<R>(exec, scope, id, Lock::None).await?.into_model()
+pub(super) async fn get<R: Record>(pool: &PgPool, scope: &Scope, id: Uuid) -> Result<R::Model> {
+    let mut tx = scoped_tx(pool, scope).await?;
+    let row = fetch::<R>(&mut *tx, scope, id, Lock::None).await?;
+    tx.commit().await?;
+    row.into_model()
 }
 
-/// One page of the rows in `scope`, optionally with `column = value`.
+/// One page of the rows in `scope`, optionally with `column = value`, in
+/// a transaction of that scope.
 pub(super) async fn list<R: Record>(
     pool: &PgPool,
+    scope: &Scope,
+    filter: Option<(&'static str, Uuid)>,
+    page: Page,
+) -> Result<Listing<R::Model>> {
+    let mut tx = scoped_tx(pool, scope).await?;
+    let listing = list_in::<R>(&mut tx, scope, filter, page).await?;
+    tx.commit().await?;
+    Ok(listing)
+}
+
+/// [`list`] in a transaction already open in `scope`.
+pub(super) async fn list_in<R: Record>(
+    tx: &mut PgConnection,
     scope: &Scope,
     filter: Option<(&'static str, Uuid)>,
     page: Page,
@@ -202,7 +216,7 @@ pub(super) async fn list<R: Record>(
     }
     qb.push(" ORDER BY ").push(alias).push(".id LIMIT ");
     qb.push_bind(i64::from(page.limit()) + 1);
-    let rows = qb.build_query_as::<R>().fetch_all(pool).await?;
+    let rows = qb.build_query_as::<R>().fetch_all(tx).await?;
     let page_of_rows = Listing::from_overfetch(rows, page, R::id);
     Ok(Listing {
         items: page_of_rows
@@ -217,7 +231,7 @@ pub(super) async fn list<R: Record>(
 /// Deletes the row of `id` if it is in `scope`; `InUse` while something
 /// still refers to it.
 pub(super) async fn delete<R: Record>(pool: &PgPool, scope: &Scope, id: Uuid) -> Result<()> {
-    let mut tx = pool.begin().await?;
+    let mut tx = scoped_tx(pool, scope).await?;
     fetch::<R>(&mut *tx, scope, id, Lock::Delete).await?;
     sqlx::query(R::TABLE.delete)
         .bind(id)

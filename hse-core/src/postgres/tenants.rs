@@ -5,6 +5,7 @@ use sqlx::{FromRow, PgPool};
 use uuid::Uuid;
 
 use super::scoped::{EstablishmentColumn, Lock, Placement, Record, Table, fetch, stored};
+use super::tx::scoped_tx;
 use super::violation::on_write;
 use crate::error::{CoreError, Result};
 use crate::id::PartnerCompanyId;
@@ -132,6 +133,7 @@ pub(super) async fn insert_partner_company(
     company: &PartnerCompany,
 ) -> Result<()> {
     require_platform(scope, "partner company")?;
+    let mut tx = scoped_tx(pool, scope).await?;
     sqlx::query(
         "INSERT INTO partner_companies (id, name, contact_email, contact_phone, address, \
          is_active, created_at, updated_at) VALUES ($1, $2, $3, $4, $5, $6, $7, $8)",
@@ -144,9 +146,10 @@ pub(super) async fn insert_partner_company(
     .bind(company.is_active)
     .bind(company.created_at)
     .bind(company.updated_at)
-    .execute(pool)
+    .execute(&mut *tx)
     .await
     .map_err(|e| on_write(e, "partner company"))?;
+    tx.commit().await?;
     Ok(())
 }
 
@@ -158,7 +161,7 @@ pub(super) async fn update_partner_company(
     patch: PartnerCompanyPatch,
     now: DateTime<Utc>,
 ) -> Result<PartnerCompany> {
-    let mut tx = pool.begin().await?;
+    let mut tx = scoped_tx(pool, scope).await?;
     let row = fetch::<PartnerCompanyRow>(&mut *tx, scope, id.0, Lock::Update).await?;
     let mut company = row.into_model()?;
     patch.apply(&mut company, now)?;
@@ -187,7 +190,7 @@ pub(super) async fn insert_organization(
     scope: &Scope,
     org: &Organization,
 ) -> Result<()> {
-    let mut tx = pool.begin().await?;
+    let mut tx = scoped_tx(pool, scope).await?;
     match org.partner_company_id {
         Some(partner) => {
             fetch::<PartnerCompanyRow>(&mut *tx, scope, partner.0, Lock::None).await?;
@@ -224,7 +227,7 @@ pub(super) async fn update_organization(
     patch: OrganizationPatch,
     now: DateTime<Utc>,
 ) -> Result<Organization> {
-    let mut tx = pool.begin().await?;
+    let mut tx = scoped_tx(pool, scope).await?;
     let row = fetch::<OrganizationRow>(&mut *tx, scope, id.0, Lock::Update).await?;
     let mut org = row.into_model()?;
     patch.apply(&mut org, now)?;

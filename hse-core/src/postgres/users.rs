@@ -11,6 +11,7 @@ use uuid::Uuid;
 use super::establishments::EstablishmentRow;
 use super::scoped::{EstablishmentColumn, Lock, Placement, Record, Table, fetch, stored};
 use super::tenants::{OrganizationRow, PartnerCompanyRow, require_platform};
+use super::tx::{scoped_tx, system_tx};
 use super::violation::on_write;
 use crate::error::{CoreError, Result};
 use crate::id::{OrganizationId, RoleId, UserId};
@@ -103,7 +104,7 @@ pub(super) async fn insert(
     user: &User,
     password_hash: Option<&str>,
 ) -> Result<()> {
-    let mut tx = pool.begin().await?;
+    let mut tx = scoped_tx(pool, scope).await?;
     check_placement(&mut tx, scope, user).await?;
     insert_unchecked(&mut tx, user, password_hash).await?;
     tx.commit().await?;
@@ -204,7 +205,7 @@ pub(super) async fn update(
     patch: UserPatch,
     now: DateTime<Utc>,
 ) -> Result<User> {
-    let mut tx = pool.begin().await?;
+    let mut tx = scoped_tx(pool, scope).await?;
     let mut user = fetch::<UserRow>(&mut *tx, scope, id.0, Lock::Update)
         .await?
         .into_model()?;
@@ -227,6 +228,7 @@ pub(super) async fn update(
 
 /// A user and its password hash by email (system path).
 pub(super) async fn credentials(pool: &PgPool, email: &Email) -> Result<Option<Credentials>> {
+    let mut tx = system_tx(pool).await?;
     let row: Option<CredentialsRow> = sqlx::query_as(concat!(
         "SELECT ",
         user_columns!(),
@@ -235,8 +237,9 @@ pub(super) async fn credentials(pool: &PgPool, email: &Email) -> Result<Option<C
         " WHERE u.email = $1"
     ))
     .bind(email.as_str())
-    .fetch_optional(pool)
+    .fetch_optional(&mut *tx)
     .await?;
+    tx.commit().await?;
     row.map(|r| {
         Ok(Credentials {
             user: r.user.into_model()?,
@@ -253,12 +256,14 @@ pub(super) async fn set_password_hash(
     password_hash: &str,
     now: DateTime<Utc>,
 ) -> Result<()> {
+    let mut tx = system_tx(pool).await?;
     let done = sqlx::query("UPDATE users SET password_hash = $2, updated_at = $3 WHERE id = $1")
         .bind(id.0)
         .bind(password_hash)
         .bind(now)
-        .execute(pool)
+        .execute(&mut *tx)
         .await?;
+    tx.commit().await?;
     if done.rows_affected() == 0 {
         return Err(CoreError::not_found("user"));
     }
@@ -290,7 +295,7 @@ impl From<AssignmentRow> for UserEstablishment {
 /// Assigns a user in scope to an establishment in scope of its own
 /// organization, replacing an earlier assignment's role.
 pub(super) async fn assign(pool: &PgPool, scope: &Scope, a: &UserEstablishment) -> Result<()> {
-    let mut tx = pool.begin().await?;
+    let mut tx = scoped_tx(pool, scope).await?;
     let est = fetch::<EstablishmentRow>(&mut *tx, scope, a.establishment_id.0, Lock::None)
         .await?
         .into_model()?;
@@ -327,7 +332,8 @@ pub(super) async fn assignments(
     scope: &Scope,
     user: UserId,
 ) -> Result<Vec<UserEstablishment>> {
-    fetch::<UserRow>(pool, scope, user.0, Lock::None).await?;
+    let mut tx = scoped_tx(pool, scope).await?;
+    fetch::<UserRow>(&mut *tx, scope, user.0, Lock::None).await?;
     let mut qb = QueryBuilder::<Postgres>::new(
         "SELECT ue.user_id, ue.establishment_id, ue.role_id, ue.assigned_at, ue.assigned_by \
          FROM user_establishments ue JOIN organizations o ON o.id = ue.organization_id \
@@ -336,7 +342,8 @@ pub(super) async fn assignments(
     qb.push_bind(user.0).push(" AND ");
     ASSIGNMENT.push_filter(&mut qb, scope);
     qb.push(" ORDER BY ue.establishment_id");
-    let rows: Vec<AssignmentRow> = qb.build_query_as().fetch_all(pool).await?;
+    let rows: Vec<AssignmentRow> = qb.build_query_as().fetch_all(&mut *tx).await?;
+    tx.commit().await?;
     Ok(rows.into_iter().map(Into::into).collect())
 }
 

@@ -22,7 +22,11 @@ pub(crate) async fn postgres(pool: sqlx::PgPool) -> Arc<dyn TenancyStore> {
     hse_core::postgres::migrate(&pool)
         .await
         .expect("migrations apply");
-    Arc::new(hse_core::postgres::PgStore::new(pool))
+    // As the application role, so row-level security is exercised too.
+    let app = hse_core::postgres::app_pool(&pool, 4)
+        .await
+        .expect("the application role connects");
+    Arc::new(hse_core::postgres::PgStore::new(app))
 }
 
 /// Inserts a user directly (system set-up) and returns its principal.
