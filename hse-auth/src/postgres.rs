@@ -5,9 +5,15 @@
 //! rotation is one conditional `UPDATE`: under concurrency PostgreSQL's row
 //! lock lets exactly one transaction spend a token, and the loser sees it
 //! spent and revokes the family.
+//!
+//! Every statement runs in a transaction of the system scope
+//! ([`hse_core::postgres::system_tx`]): these tables have no tenant
+//! columns, are reached for a token, key or user the server already
+//! resolved, and their row-level security policies let only that scope in.
 
 use async_trait::async_trait;
 use chrono::{DateTime, Duration, Utc};
+use hse_core::postgres::system_tx;
 use hse_core::{ActionName, Scope, SecretHash, UserId};
 use sqlx::types::Json;
 use sqlx::{PgPool, Postgres, Transaction};
@@ -172,7 +178,7 @@ async fn revoke_family(
 #[async_trait]
 impl AuthStore for PgAuthStore {
     async fn create_family(&self, family: &RefreshFamily, first: SecretHash) -> Result<()> {
-        let mut tx = self.pool.begin().await?;
+        let mut tx = system_tx(&self.pool).await?;
         sqlx::query(
             "INSERT INTO auth_refresh_families (id, user_id, created_at, expires_at)
              VALUES ($1, $2, $3, $4)",
@@ -203,7 +209,7 @@ impl AuthStore for PgAuthStore {
         now: DateTime<Utc>,
         grace: Duration,
     ) -> Result<Rotation> {
-        let mut tx = self.pool.begin().await?;
+        let mut tx = system_tx(&self.pool).await?;
         if let Some((family, user, expires_at)) = spend(&mut tx, presented, now).await? {
             sqlx::query(
                 "INSERT INTO auth_refresh_tokens (token_hash, family_id, issued_at) VALUES ($1, $2, $3)",
@@ -247,7 +253,7 @@ impl AuthStore for PgAuthStore {
         reason: RevokeReason,
         now: DateTime<Utc>,
     ) -> Result<Option<FamilyId>> {
-        let mut tx = self.pool.begin().await?;
+        let mut tx = system_tx(&self.pool).await?;
         let Some((family, ..)) = token_state(&mut tx, token).await? else {
             return Ok(None);
         };
@@ -262,6 +268,7 @@ impl AuthStore for PgAuthStore {
         reason: RevokeReason,
         now: DateTime<Utc>,
     ) -> Result<u64> {
+        let mut tx = system_tx(&self.pool).await?;
         let done = sqlx::query(
             "UPDATE auth_refresh_families SET revoked_at = $2, revoke_reason = $3
              WHERE user_id = $1 AND revoked_at IS NULL",
@@ -269,35 +276,41 @@ impl AuthStore for PgAuthStore {
         .bind(user.as_uuid())
         .bind(now)
         .bind(reason.as_str())
-        .execute(&self.pool)
+        .execute(&mut *tx)
         .await?;
+        tx.commit().await?;
         Ok(done.rows_affected())
     }
 
     async fn family_revoked(&self, id: FamilyId) -> Result<bool> {
+        let mut tx = system_tx(&self.pool).await?;
         let live: Option<(bool,)> =
             sqlx::query_as("SELECT revoked_at IS NULL FROM auth_refresh_families WHERE id = $1")
                 .bind(id.as_uuid())
-                .fetch_optional(&self.pool)
+                .fetch_optional(&mut *tx)
                 .await?;
+        tx.commit().await?;
         Ok(!live.is_some_and(|(l,)| l))
     }
 
     async fn purge(&self, now: DateTime<Utc>, usage_before: DateTime<Utc>) -> Result<Purged> {
+        let mut tx = system_tx(&self.pool).await?;
         let families = sqlx::query("DELETE FROM auth_refresh_families WHERE expires_at < $1")
             .bind(now)
-            .execute(&self.pool)
+            .execute(&mut *tx)
             .await?
             .rows_affected();
         let usage = sqlx::query("DELETE FROM auth_api_key_usage WHERE at < $1")
             .bind(usage_before)
-            .execute(&self.pool)
+            .execute(&mut *tx)
             .await?
             .rows_affected();
+        tx.commit().await?;
         Ok(Purged { families, usage })
     }
 
     async fn insert_api_key(&self, key: &ApiKey) -> Result<()> {
+        let mut tx = system_tx(&self.pool).await?;
         let hash = key
             .secret_hash
             .ok_or_else(|| AuthError::invalid("secret_hash", "an API key needs its hash"))?;
@@ -315,44 +328,52 @@ impl AuthStore for PgAuthStore {
         .bind(key.created_at)
         .bind(key.expires_at)
         .bind(key.revoked_at)
-        .execute(&self.pool)
+        .execute(&mut *tx)
         .await
         .map_err(on_constraint)?;
+        tx.commit().await?;
         Ok(())
     }
 
     async fn api_key(&self, id: ApiKeyId) -> Result<Option<ApiKey>> {
+        let mut tx = system_tx(&self.pool).await?;
         let row: Option<KeyRow> = sqlx::query_as(&format!(
             "SELECT {KEY_COLUMNS} FROM auth_api_keys WHERE id = $1"
         ))
         .bind(id.as_uuid())
-        .fetch_optional(&self.pool)
+        .fetch_optional(&mut *tx)
         .await?;
+        tx.commit().await?;
         row.map(key_from_row).transpose()
     }
 
     async fn api_keys_created_by(&self, user: UserId) -> Result<Vec<ApiKey>> {
+        let mut tx = system_tx(&self.pool).await?;
         let rows: Vec<KeyRow> = sqlx::query_as(&format!(
             "SELECT {KEY_COLUMNS} FROM auth_api_keys WHERE created_by = $1 ORDER BY id"
         ))
         .bind(user.as_uuid())
-        .fetch_all(&self.pool)
+        .fetch_all(&mut *tx)
         .await?;
+        tx.commit().await?;
         rows.into_iter().map(key_from_row).collect()
     }
 
     async fn revoke_api_key(&self, id: ApiKeyId, now: DateTime<Utc>) -> Result<bool> {
+        let mut tx = system_tx(&self.pool).await?;
         let done = sqlx::query(
             "UPDATE auth_api_keys SET revoked_at = $2 WHERE id = $1 AND revoked_at IS NULL",
         )
         .bind(id.as_uuid())
         .bind(now)
-        .execute(&self.pool)
+        .execute(&mut *tx)
         .await?;
+        tx.commit().await?;
         Ok(done.rows_affected() == 1)
     }
 
     async fn insert_usage(&self, batch: &[KeyUsage]) -> Result<()> {
+        let mut tx = system_tx(&self.pool).await?;
         let keys: Vec<Uuid> = batch.iter().map(|u| u.key_id.as_uuid()).collect();
         let routes: Vec<&str> = batch.iter().map(|u| u.route.as_str()).collect();
         let statuses: Vec<i16> = batch
@@ -368,20 +389,23 @@ impl AuthStore for PgAuthStore {
         .bind(routes)
         .bind(statuses)
         .bind(ats)
-        .execute(&self.pool)
+        .execute(&mut *tx)
         .await?;
+        tx.commit().await?;
         Ok(())
     }
 
     async fn key_usage(&self, id: ApiKeyId, limit: u32) -> Result<Vec<KeyUsage>> {
+        let mut tx = system_tx(&self.pool).await?;
         let rows: Vec<(String, i16, DateTime<Utc>)> = sqlx::query_as(
             "SELECT route, status, at FROM auth_api_key_usage WHERE key_id = $1
              ORDER BY at DESC, id DESC LIMIT $2",
         )
         .bind(id.as_uuid())
         .bind(i64::from(limit))
-        .fetch_all(&self.pool)
+        .fetch_all(&mut *tx)
         .await?;
+        tx.commit().await?;
         Ok(rows
             .into_iter()
             .map(|(route, status, at)| KeyUsage {
@@ -394,6 +418,7 @@ impl AuthStore for PgAuthStore {
     }
 
     async fn put_totp(&self, e: &TotpEnrollment) -> Result<bool> {
+        let mut tx = system_tx(&self.pool).await?;
         let done = sqlx::query(
             "INSERT INTO auth_totp (user_id, sealed_secret, confirmed_at, last_step, created_at)
              VALUES ($1, $2, $3, $4, $5)
@@ -407,19 +432,22 @@ impl AuthStore for PgAuthStore {
         .bind(e.confirmed_at)
         .bind(e.last_step)
         .bind(e.created_at)
-        .execute(&self.pool)
+        .execute(&mut *tx)
         .await?;
+        tx.commit().await?;
         Ok(done.rows_affected() == 1)
     }
 
     async fn totp(&self, user: UserId) -> Result<Option<TotpEnrollment>> {
+        let mut tx = system_tx(&self.pool).await?;
         type Row = (Vec<u8>, Option<DateTime<Utc>>, Option<i64>, DateTime<Utc>);
         let row: Option<Row> = sqlx::query_as(
             "SELECT sealed_secret, confirmed_at, last_step, created_at FROM auth_totp WHERE user_id = $1",
         )
         .bind(user.as_uuid())
-        .fetch_optional(&self.pool)
+        .fetch_optional(&mut *tx)
         .await?;
+        tx.commit().await?;
         Ok(row.map(
             |(sealed_secret, confirmed_at, last_step, created_at)| TotpEnrollment {
                 user_id: user,
@@ -432,6 +460,7 @@ impl AuthStore for PgAuthStore {
     }
 
     async fn use_totp_step(&self, user: UserId, step: i64, now: DateTime<Utc>) -> Result<bool> {
+        let mut tx = system_tx(&self.pool).await?;
         let done = sqlx::query(
             "UPDATE auth_totp SET last_step = $2, confirmed_at = COALESCE(confirmed_at, $3)
              WHERE user_id = $1 AND (last_step IS NULL OR last_step < $2)",
@@ -439,13 +468,14 @@ impl AuthStore for PgAuthStore {
         .bind(user.as_uuid())
         .bind(step)
         .bind(now)
-        .execute(&self.pool)
+        .execute(&mut *tx)
         .await?;
+        tx.commit().await?;
         Ok(done.rows_affected() == 1)
     }
 
     async fn delete_totp(&self, user: UserId) -> Result<()> {
-        let mut tx = self.pool.begin().await?;
+        let mut tx = system_tx(&self.pool).await?;
         for table in ["auth_recovery_codes", "auth_totp"] {
             sqlx::query(&format!("DELETE FROM {table} WHERE user_id = $1"))
                 .bind(user.as_uuid())
@@ -463,7 +493,7 @@ impl AuthStore for PgAuthStore {
         now: DateTime<Utc>,
     ) -> Result<()> {
         let hashes: Vec<&[u8]> = codes.iter().map(|c| c.0.as_slice()).collect();
-        let mut tx = self.pool.begin().await?;
+        let mut tx = system_tx(&self.pool).await?;
         sqlx::query("DELETE FROM auth_recovery_codes WHERE user_id = $1")
             .bind(user.as_uuid())
             .execute(&mut *tx)
@@ -487,6 +517,7 @@ impl AuthStore for PgAuthStore {
         code: SecretHash,
         now: DateTime<Utc>,
     ) -> Result<bool> {
+        let mut tx = system_tx(&self.pool).await?;
         let done = sqlx::query(
             "UPDATE auth_recovery_codes SET used_at = $3
              WHERE user_id = $1 AND code_hash = $2 AND used_at IS NULL",
@@ -494,18 +525,21 @@ impl AuthStore for PgAuthStore {
         .bind(user.as_uuid())
         .bind(code.0.as_slice())
         .bind(now)
-        .execute(&self.pool)
+        .execute(&mut *tx)
         .await?;
+        tx.commit().await?;
         Ok(done.rows_affected() == 1)
     }
 
     async fn recovery_codes_left(&self, user: UserId) -> Result<u32> {
+        let mut tx = system_tx(&self.pool).await?;
         let (left,): (i64,) = sqlx::query_as(
             "SELECT count(*) FROM auth_recovery_codes WHERE user_id = $1 AND used_at IS NULL",
         )
         .bind(user.as_uuid())
-        .fetch_one(&self.pool)
+        .fetch_one(&mut *tx)
         .await?;
+        tx.commit().await?;
         Ok(u32::try_from(left).unwrap_or(u32::MAX))
     }
 }

@@ -43,9 +43,11 @@ impl ApiServer {
     /// lifted (its Redis check still runs on every request), and signs in.
     pub(crate) async fn start(env: &Env, report: &mut Report) -> anyhow::Result<Self> {
         let scratch = env.scratch().await?;
+        hse_core::postgres::ensure_app_login_role(&scratch.pool).await?;
         let prefix = Env::redis_prefix();
         let lookup = |name: &str| match name {
-            "HSE_DATABASE_URL" => Some(scratch.url.clone()),
+            "HSE_DATABASE_URL" => Some(hse_core::postgres::app_role_url(&scratch.url)),
+            "HSE_DATABASE_MIGRATION_URL" => Some(scratch.url.clone()),
             "HSE_REDIS_URL" => Some(env.redis_url.clone()),
             "HSE_REDIS_PREFIX" => Some(prefix.clone()),
             "HSE_HTTP_ADDR" | "HSE_GRPC_ADDR" | "HSE_DEVICE_TCP_ADDR" => Some("127.0.0.1:0".into()),

@@ -16,13 +16,16 @@ pub(crate) struct Env {
 }
 
 impl Env {
-    /// From `HSE_DATABASE_URL` and `HSE_REDIS_URL`, with the defaults
-    /// `scripts/services` prints.
+    /// From `HSE_DATABASE_MIGRATION_URL` (the owner, which may create
+    /// databases; else `HSE_DATABASE_URL`) and `HSE_REDIS_URL`, with the
+    /// defaults `scripts/services` prints.
     pub(crate) fn from_env(smoke: bool) -> Self {
         let var =
             |name: &str, default: &str| std::env::var(name).unwrap_or_else(|_| default.into());
+        let db_url = std::env::var("HSE_DATABASE_MIGRATION_URL")
+            .unwrap_or_else(|_| var("HSE_DATABASE_URL", "postgres://postgres@127.0.0.1:5432/hse"));
         Self {
-            db_url: var("HSE_DATABASE_URL", "postgres://postgres@127.0.0.1:5432/hse"),
+            db_url,
             redis_url: var("HSE_REDIS_URL", "redis://127.0.0.1:6379"),
             smoke,
         }

@@ -59,7 +59,7 @@ use sqlx::PgPool;
 
 pub use self::app_role::{
     APP_GROUP_ROLE, APP_LOGIN_ROLE, TABLES_WITHOUT_TENANT_DATA, app_pool, app_role_problems,
-    ensure_app_login_role,
+    app_role_url, ensure_app_login_role,
 };
 use self::areas::AreaRow;
 use self::devices::DeviceRow;

@@ -8,12 +8,19 @@
 //! hourly and daily rollups, so a redelivered batch changes nothing.
 //! SQLSTATE classes 22 (data), 23 (integrity) and 54 (limits) are content
 //! errors (split and dead-letter); everything else is transient (retry).
+//!
+//! Row-level security: the writer and the reads run in the system scope
+//! (`hse_core::postgres::system_tx`). The writer acts for no user; reads
+//! ([`crate::history::EventHistory`] carries no scope) are made by the
+//! server only after it has located the device and checked the caller's
+//! scope and permission through the (scoped) tenancy store.
 
 use std::collections::HashSet;
 use std::sync::{Mutex, PoisonError};
 
 use async_trait::async_trait;
 use chrono::{DateTime, Duration as Days, NaiveDate, TimeZone, Utc};
+use hse_core::postgres::system_tx;
 use sqlx::{PgPool, Row};
 use uuid::Uuid;
 
@@ -287,6 +294,9 @@ impl EventSink for PgEventStore {
         }
         self.ensure_days(events).await.map_err(|e| classify(&e))?;
         let c = Columns::of(events)?;
+        // One transaction per batch, its scope set once (in the BEGIN
+        // round trip); the policies test the system scope first, per row.
+        let mut tx = system_tx(&self.pool).await.map_err(|e| classify(&e))?;
         let row = sqlx::query(INSERT)
             .bind(&c.time)
             .bind(&c.device_id)
@@ -296,9 +306,10 @@ impl EventSink for PgEventStore {
             .bind(&c.unit)
             .bind(&c.metadata)
             .bind(&c.source)
-            .fetch_one(&self.pool)
+            .fetch_one(&mut *tx)
             .await
             .map_err(|e| classify(&e))?;
+        tx.commit().await.map_err(|e| classify(&e))?;
         let inserted: i64 = row.try_get("inserted").map_err(|e| classify(&e))?;
         Ok(u64::try_from(inserted).unwrap_or(0))
     }

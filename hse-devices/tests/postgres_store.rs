@@ -24,7 +24,9 @@ async fn store(pool: PgPool) -> PgEventStore {
     hse_core::postgres::migrate(&pool).await.unwrap();
     migrate(&pool).await.unwrap();
     migrate(&pool).await.unwrap();
-    PgEventStore::new(pool)
+    // As the application role (row-level security applies); `pool`, the
+    // owner, stays with the test for its counts.
+    PgEventStore::new(hse_core::postgres::app_pool(&pool, 4).await.unwrap())
 }
 
 fn now_hour() -> i64 {

@@ -18,7 +18,7 @@ use serde::Serialize;
 use sqlx::PgPool;
 use sqlx::postgres::PgPoolOptions;
 
-use crate::config::Config;
+use crate::config::{Config, Secret};
 
 /// How long a readiness check may take before it counts as down.
 const CHECK_TIMEOUT: Duration = Duration::from_secs(2);
@@ -64,14 +64,19 @@ pub enum Check {
 }
 
 impl Backends {
-    /// Connects to the configured services and applies migrations; with
-    /// none configured, builds the in-memory default.
+    /// Connects to the configured services, applies migrations (as the
+    /// owner, with `HSE_DATABASE_MIGRATION_URL`) and checks the application
+    /// role ([`check_app_role`]); with none configured, builds the
+    /// in-memory default.
     ///
     /// # Errors
     /// When a configured service cannot be reached or migrated.
     pub async fn connect(config: &Config) -> anyhow::Result<Self> {
         let postgres = match &config.database_url {
-            Some(url) => Some(connect_postgres(url.expose()).await?),
+            Some(url) => {
+                let owner = config.database_migration_url.as_ref().map(Secret::expose);
+                Some(connect_postgres(url.expose(), owner).await?)
+            }
             None => None,
         };
         let redis = match &config.redis_url {
@@ -165,19 +170,56 @@ impl Backends {
     }
 }
 
-/// Connects to PostgreSQL and applies every crate's migrations.
+/// Applies every crate's migrations as the schema owner (`migration_url`,
+/// when given), then connects as the application role (`url`) and refuses
+/// it unless row-level security binds it ([`check_app_role`]).
 ///
 /// # Errors
-/// When PostgreSQL is unreachable or a migration fails.
-pub async fn connect_postgres(url: &str) -> anyhow::Result<PgPool> {
+/// When PostgreSQL is unreachable, a migration fails, or the application
+/// role is unfit.
+pub async fn connect_postgres(url: &str, migration_url: Option<&str>) -> anyhow::Result<PgPool> {
+    if let Some(owner_url) = migration_url {
+        let owner = PgPoolOptions::new()
+            .max_connections(1)
+            .acquire_timeout(Duration::from_secs(5))
+            .connect(owner_url)
+            .await
+            .context("HSE_DATABASE_MIGRATION_URL: cannot connect to PostgreSQL")?;
+        migrate(&owner)
+            .await
+            .context("HSE_DATABASE_MIGRATION_URL")?;
+        owner.close().await;
+    }
     let pool = PgPoolOptions::new()
         .max_connections(16)
         .acquire_timeout(Duration::from_secs(5))
         .connect(url)
         .await
         .context("HSE_DATABASE_URL: cannot connect to PostgreSQL")?;
-    migrate(&pool).await?;
+    check_app_role(&pool).await?;
     Ok(pool)
+}
+
+/// The start-up check of the tenant wall: refuses, naming each problem,
+/// an application role that is a superuser, has `BYPASSRLS`, owns a table
+/// (or may act as its owner), or reaches a table without forced row-level
+/// security, and a database that is not migrated.
+///
+/// # Errors
+/// The problems found, or the database error.
+pub async fn check_app_role(pool: &PgPool) -> anyhow::Result<()> {
+    let problems = hse_core::postgres::app_role_problems(pool)
+        .await
+        .context("HSE_DATABASE_URL: checking the application role")?;
+    if problems.is_empty() {
+        return Ok(());
+    }
+    anyhow::bail!(
+        "HSE_DATABASE_URL: refusing to serve with this database role: {}. Connect as a role \
+         that owns no table and has neither SUPERUSER nor BYPASSRLS (scripts/services creates \
+         `hse_app`), and migrate as the owner with HSE_DATABASE_MIGRATION_URL",
+        problems.join("; ")
+    )
 }
 
 /// Applies every crate's migrations, in dependency order.

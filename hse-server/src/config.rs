@@ -3,7 +3,8 @@
 //! | variable | default | meaning |
 //! |---|---|---|
 //! | `HSE_HTTP_ADDR` | `127.0.0.1:8080` | HTTP listen address (`:0` picks a free port) |
-//! | `HSE_DATABASE_URL` | unset | PostgreSQL URL; unset runs the embedded in-memory default |
+//! | `HSE_DATABASE_URL` | unset | PostgreSQL URL of the application role (owns no table, no SUPERUSER, no BYPASSRLS; checked at start); unset runs the embedded in-memory default |
+//! | `HSE_DATABASE_MIGRATION_URL` | unset | PostgreSQL URL of the schema owner; set, migrations run with it at start; unset, none run (the start-up check then needs a migrated database) |
 //! | `HSE_REDIS_URL` | unset | Redis URL; unset uses in-process queues and state |
 //! | `HSE_REDIS_DURABILITY` | `warn` | `warn` or `require`: what start-up does when Redis can lose acknowledged events ([`crate::redis_durability`]) |
 //! | `HSE_REDIS_PREFIX` | `hse:` | prefix of the device pipeline's Redis keys (streams, state, dead letters) |
@@ -89,8 +90,10 @@ pub struct Config {
     pub roles: Roles,
     /// Browser origins allowed by CORS (none by default).
     pub cors_origins: Vec<String>,
-    /// PostgreSQL URL (may hold a password).
+    /// PostgreSQL URL of the application role (may hold a password).
     pub database_url: Option<Secret>,
+    /// PostgreSQL URL of the schema owner, to migrate with at start.
+    pub database_migration_url: Option<Secret>,
     /// Redis URL (may hold a password).
     pub redis_url: Option<Secret>,
     /// What start-up does when Redis can lose acknowledged events.
@@ -226,6 +229,11 @@ impl Config {
             root_password: get("HSE_ROOT_PASSWORD").map(Secret),
             public_url: get("HSE_PUBLIC_URL").unwrap_or_else(|| format!("http://{http_addr}")),
             database_url: url(&get, "HSE_DATABASE_URL", &["postgres://", "postgresql://"])?,
+            database_migration_url: url(
+                &get,
+                "HSE_DATABASE_MIGRATION_URL",
+                &["postgres://", "postgresql://"],
+            )?,
             redis_url: url(&get, "HSE_REDIS_URL", &["redis://", "rediss://"])?,
             redis_durability: get("HSE_REDIS_DURABILITY")
                 .map(|v| crate::redis_durability::DurabilityMode::parse(&v))
@@ -500,7 +508,12 @@ mod tests {
 
     #[test]
     fn urls_are_never_printed() {
-        let c = config(&[("HSE_DATABASE_URL", "postgres://u:hunter2@h/db")]).unwrap();
+        let c = config(&[
+            ("HSE_DATABASE_URL", "postgres://u:hunter2@h/db"),
+            ("HSE_DATABASE_MIGRATION_URL", "postgres://o:hunter3@h/db"),
+        ])
+        .unwrap();
         assert!(!format!("{c:?}").contains("hunter2"));
+        assert!(!format!("{c:?}").contains("hunter3"));
     }
 }

@@ -418,7 +418,8 @@ macro_rules! suite {
                 async fn $case(pool: PgPool) {
                     migrate(&pool).await;
                     let users = pg_users(&pool, 3).await;
-                    super::$case(Arc::new(PgAuthStore::new(pool)), users).await;
+                    let app = hse_core::postgres::app_pool(&pool, 4).await.unwrap();
+                    super::$case(Arc::new(PgAuthStore::new(app)), users).await;
                 }
             )*
         }

@@ -180,7 +180,12 @@ impl Harness {
 
     pub(crate) async fn postgres(pool: PgPool) -> Self {
         migrate(&pool).await;
-        let store = Arc::new(hse_auth::postgres::PgAuthStore::new(pool.clone()));
+        // The store connects as the application role, so row-level
+        // security is exercised; `pool` (the owner) inserts the test users.
+        let app = hse_core::postgres::app_pool(&pool, 8)
+            .await
+            .expect("the application role connects");
+        let store = Arc::new(hse_auth::postgres::PgAuthStore::new(app));
         Self::build(store, Some(pool), config())
     }
 

@@ -159,3 +159,38 @@ async fn unprotected_tables(pool: &PgPool) -> Result<Vec<String>, sqlx::Error> {
     .fetch_all(pool)
     .await
 }
+
+/// `owner_url` with its user (and password) replaced by
+/// [`APP_LOGIN_ROLE`]: `postgres://postgres@h:5432/db` →
+/// `postgres://hse_app@h:5432/db`. For development and tests, where the
+/// login role needs no password.
+#[must_use]
+pub fn app_role_url(owner_url: &str) -> String {
+    let (scheme, rest) = owner_url
+        .split_once("://")
+        .unwrap_or(("postgres", owner_url));
+    let authority_end = rest.find(['/', '?']).unwrap_or(rest.len());
+    let host = match rest[..authority_end].rfind('@') {
+        Some(at) => &rest[at + 1..],
+        None => rest,
+    };
+    format!("{scheme}://{APP_LOGIN_ROLE}@{host}")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::app_role_url;
+
+    #[test]
+    fn the_app_url_swaps_only_the_user() {
+        assert_eq!(
+            app_role_url("postgres://postgres:pw@127.0.0.1:5432/hse?sslmode=disable"),
+            "postgres://hse_app@127.0.0.1:5432/hse?sslmode=disable"
+        );
+        assert_eq!(
+            app_role_url("postgresql://h/db"),
+            "postgresql://hse_app@h/db"
+        );
+        assert_eq!(app_role_url("postgres://a@b@h"), "postgres://hse_app@h");
+    }
+}

@@ -5,7 +5,8 @@
 //!
 //! | variable | default |
 //! |---|---|
-//! | `HSE_DATABASE_URL` | required |
+//! | `HSE_DATABASE_URL` | required (the application role; its transactions set the system scope) |
+//! | `HSE_DATABASE_MIGRATION_URL` | `HSE_DATABASE_URL` (the schema owner, to apply hse-devices' migrations) |
 //! | `HSE_REDIS_URL` | `redis://127.0.0.1:6379` |
 //! | `HSE_REDIS_PREFIX` | `hse:` |
 //! | `HSE_WRITER_NAME` | `writer-1` (stable across restarts: it resumes its own pending entries) |
@@ -27,7 +28,8 @@ use tokio_util::sync::CancellationToken;
 const USAGE: &str = "hse-devices-writer: the batch writer on its own, Redis Streams into PostgreSQL
 
 Configured by environment variables:
-    HSE_DATABASE_URL          PostgreSQL (required)
+    HSE_DATABASE_URL          PostgreSQL, the application role (required)
+    HSE_DATABASE_MIGRATION_URL  PostgreSQL, the schema owner, to migrate with [HSE_DATABASE_URL]
     HSE_REDIS_URL             Redis                          [redis://127.0.0.1:6379]
     HSE_REDIS_PREFIX          key prefix                     [hse:]
     HSE_WRITER_NAME           consumer name, stable across restarts [writer-1]
@@ -64,8 +66,11 @@ async fn main() -> Result<(), Box<dyn Error>> {
         ..WriterConfig::default()
     };
 
+    let migration_url = var("HSE_DATABASE_MIGRATION_URL", Some(&database_url))?;
+    let owner = sqlx::PgPool::connect(&migration_url).await?;
+    migrate(&owner).await?;
+    owner.close().await;
     let pool = sqlx::PgPool::connect(&database_url).await?;
-    migrate(&pool).await?;
     let conn = connect(&client, Duration::from_secs(5)).await?;
     let consumer = RedisConsumer::new(&client, keys.clone(), &name).await?;
     let writer = BatchWriter::new(

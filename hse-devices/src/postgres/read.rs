@@ -4,6 +4,7 @@
 
 use chrono::{DateTime, TimeZone, Utc};
 use hse_core::DeviceId;
+use hse_core::postgres::system_tx;
 use sqlx::Row;
 use sqlx::postgres::PgRow;
 use uuid::Uuid;
@@ -41,6 +42,7 @@ impl EventHistory for PgEventStore {
     async fn events(&self, query: &EventQuery) -> Result<EventPage, ReadError> {
         let cursor = query.checked_cursor()?;
         let types: Vec<String> = query.types.iter().map(ToString::to_string).collect();
+        let mut tx = system_tx(self.pool()).await.map_err(storage)?;
         let rows = sqlx::query(
             "SELECT time, device_id, event_id, event_type, value, unit, metadata::text AS metadata, source
              FROM device_events
@@ -59,9 +61,10 @@ impl EventHistory for PgEventStore {
         .bind(cursor.map(|c| c.0))
         .bind(cursor.map(|c| c.1))
         .bind(i64::from(query.limit) + 1)
-        .fetch_all(self.pool())
+        .fetch_all(&mut *tx)
         .await
         .map_err(storage)?;
+        tx.commit().await.map_err(storage)?;
         let events = rows.iter().map(event_of).collect::<Result<Vec<_>, _>>();
         Ok(EventPage::from_probe(events.map_err(storage)?, query.limit))
     }
@@ -84,14 +87,16 @@ impl EventHistory for PgEventStore {
              WHERE device_id = $1 AND event_type = $2 AND bucket >= $3 AND bucket < $4
              ORDER BY bucket"
         );
+        let mut tx = system_tx(self.pool()).await.map_err(storage)?;
         let rows = sqlx::query(&sql)
             .bind(device_id.as_uuid())
             .bind(event_type.as_str())
             .bind(time(Some(from_ms)))
             .bind(time(Some(to_ms)))
-            .fetch_all(self.pool())
+            .fetch_all(&mut *tx)
             .await
             .map_err(storage)?;
+        tx.commit().await.map_err(storage)?;
         rows.iter()
             .map(aggregate_of)
             .collect::<Result<_, sqlx::Error>>()

@@ -204,7 +204,10 @@ async fn overlaps_are_409_naming_the_booking_and_the_gap_is_honoured() {
 #[sqlx::test(migrations = false)]
 async fn overlaps_are_409_naming_the_booking_on_postgres(pool: sqlx::PgPool) {
     backends::migrate(&pool).await.expect("migrations apply");
-    let app = App::new(Backends::from_parts(Some(pool), None)).await;
+    // As the application role, so row-level security binds every request.
+    let app_role = hse_core::postgres::app_pool(&pool, 8).await.unwrap();
+    backends::check_app_role(&app_role).await.unwrap();
+    let app = App::new(Backends::from_parts(Some(app_role), None)).await;
     let (tenant, first) = conflict_flow(&app).await;
     let confirmed = app
         .post(
