@@ -11,6 +11,7 @@ use std::collections::BTreeSet;
 
 use hse_core::postgres::{DbScope, app_pool, begin_in, scoped_tx};
 use hse_core::{EstablishmentId, OrganizationId, PartnerCompanyId, Scope};
+use hse_devices::postgres::PgEventStore;
 use hse_server::backends::{check_app_role, migrate};
 use sqlx::postgres::{PgConnectOptions, PgPoolOptions};
 use sqlx::{PgConnection, PgPool};
@@ -469,4 +470,79 @@ async fn the_start_up_check_refuses_an_unmigrated_database(owner: PgPool) {
     let refused = format!("{:#}", check_app_role(&app).await.unwrap_err());
     assert!(refused.contains("not migrated"), "{refused}");
     app.close().await;
+}
+
+/// `batches` batches of `size` events stored through `store`; events/s.
+async fn ingest_rate(store: &PgEventStore, batches: usize, size: usize) -> f64 {
+    use hse_devices::writer::EventSink;
+    let device = hse_core::DeviceId::new();
+    let base = chrono::Utc::now().timestamp_millis() - 3_600_000;
+    let kind = hse_devices::EventType::parse("temperature").unwrap();
+    let started = std::time::Instant::now();
+    for b in 0..batches {
+        let events: Vec<_> = (0..size)
+            .map(|i| hse_devices::Event {
+                event_id: Uuid::now_v7(),
+                device_id: device,
+                ts_ms: base + i64::try_from(b * size + i).unwrap(),
+                event_type: kind.clone(),
+                value: Some(1.0),
+                unit: None,
+                metadata: None,
+                source: Some("bench".into()),
+            })
+            .collect();
+        assert_eq!(store.store(&events).await.unwrap(), size as u64);
+    }
+    (batches * size) as f64 / started.elapsed().as_secs_f64()
+}
+
+/// What row-level security costs the ingest writer: batches stored as the
+/// application role (policies evaluated; the system scope short-circuits
+/// them) against the same batches as the owner, a superuser that RLS does
+/// not bind, alternating rounds on one database. Prints the figures; run
+/// with `-- --ignored --nocapture`.
+#[sqlx::test(migrations = false)]
+#[ignore = "a measurement, not a check"]
+async fn ingest_cost_of_row_level_security(owner: PgPool) {
+    let (_world, app) = setup(&owner, 2).await;
+    let as_app = PgEventStore::new(app.clone());
+    let as_owner = PgEventStore::new(owner.clone());
+    let (batches, size) = (40, 1000);
+    ingest_rate(&as_app, 5, size).await;
+    ingest_rate(&as_owner, 5, size).await;
+    let (mut app_rates, mut owner_rates) = (Vec::new(), Vec::new());
+    for _ in 0..5 {
+        app_rates.push(ingest_rate(&as_app, batches, size).await);
+        owner_rates.push(ingest_rate(&as_owner, batches, size).await);
+    }
+    let median = |v: &mut Vec<f64>| {
+        v.sort_by(f64::total_cmp);
+        v[v.len() / 2]
+    };
+    let (a, o) = (median(&mut app_rates), median(&mut owner_rates));
+    println!(
+        "ingest, {batches} batches of {size} per round, 5 rounds (median): \
+         app role with RLS {a:.0} events/s, owner without RLS {o:.0} events/s, ratio {:.3}",
+        a / o
+    );
+    // The scoped transaction itself: BEGIN + set_config in one round trip,
+    // then COMMIT, against a bare statement.
+    let rounds = 2000;
+    let started = std::time::Instant::now();
+    for _ in 0..rounds {
+        begin_in(&app, DbScope::System, "BEGIN")
+            .await
+            .unwrap()
+            .commit()
+            .await
+            .unwrap();
+    }
+    let scoped = started.elapsed().as_secs_f64() * 1e6 / f64::from(rounds);
+    let started = std::time::Instant::now();
+    for _ in 0..rounds {
+        sqlx::query("SELECT 1").execute(&app).await.unwrap();
+    }
+    let bare = started.elapsed().as_secs_f64() * 1e6 / f64::from(rounds);
+    println!("scoped transaction open+commit {scoped:.0} µs; one bare statement {bare:.0} µs");
 }
