@@ -68,6 +68,10 @@ ENVIRONMENT (a bad value stops start-up naming the variable):
     HSE_DEVICE_TCP_ADDR    device TCP listen address                     [127.0.0.1:7700]
     HSE_ROLES              same as --roles                               [api,grpc,ingest,workers]
     HSE_DATABASE_URL       PostgreSQL URL; unset runs in memory (NOTHING IS DURABLE)
+                           (a role bound by row-level security: no SUPERUSER,
+                           no BYPASSRLS, owns no table; checked at start)
+    HSE_DATABASE_MIGRATION_URL  PostgreSQL URL of the schema owner; migrations
+                           run with it at start (unset: none run)
     HSE_REDIS_URL          Redis URL; unset uses in-process queues
     HSE_REDIS_PREFIX       prefix of the device pipeline's Redis keys    [hse:]
     HSE_REDIS_DURABILITY   warn or require: start-up on a Redis that can lose

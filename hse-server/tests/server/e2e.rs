@@ -388,7 +388,7 @@ async fn on_postgres_and_redis_the_whole_story_runs_on_the_real_binary(
     _: PgPoolOptions,
     options: PgConnectOptions,
 ) {
-    let services = services::env(&options);
+    let services = services::env(&options).await;
     the_whole_story(&story_env(services.clone())).await;
     services::forget_redis(&services).await;
 }

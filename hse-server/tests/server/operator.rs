@@ -33,10 +33,18 @@ async fn the_embedded_server_is_alive_ready_and_stops_on_sigterm() {
 
 #[tokio::test]
 async fn with_postgres_and_redis_readiness_checks_both() {
+    // As scripts/services prints them: the application role, and the owner
+    // to migrate with.
     let database = std::env::var("HSE_DATABASE_URL")
-        .unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432/postgres".into());
+        .unwrap_or_else(|_| "postgres://hse_app@127.0.0.1:5432/hse".into());
+    let owner = std::env::var("HSE_DATABASE_MIGRATION_URL")
+        .unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432/hse".into());
     let redis = std::env::var("HSE_REDIS_URL").unwrap_or_else(|_| "redis://127.0.0.1:6379".into());
-    let server = binary::start([("HSE_DATABASE_URL", &database), ("HSE_REDIS_URL", &redis)]);
+    let server = binary::start([
+        ("HSE_DATABASE_URL", &database),
+        ("HSE_DATABASE_MIGRATION_URL", &owner),
+        ("HSE_REDIS_URL", &redis),
+    ]);
     let (status, body) = server
         .api()
         .send(Method::GET, "/health/readiness", None)

@@ -5,8 +5,9 @@ use sqlx::postgres::PgConnectOptions;
 use uuid::Uuid;
 
 /// The variables pointing the binary at the test's database (it applies
-/// the migrations itself) and at Redis under a key prefix of its own.
-pub(crate) fn env(options: &PgConnectOptions) -> Vec<(&'static str, String)> {
+/// the migrations itself, as the owner, and serves as the application
+/// role, made here if missing) and at Redis under a key prefix of its own.
+pub(crate) async fn env(options: &PgConnectOptions) -> Vec<(&'static str, String)> {
     let base = std::env::var("DATABASE_URL")
         .unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432/postgres".into());
     let (server, _) = base.rsplit_once('/').expect("a database URL");
@@ -14,8 +15,15 @@ pub(crate) fn env(options: &PgConnectOptions) -> Vec<(&'static str, String)> {
         .get_database()
         .expect("sqlx::test names the database");
     let redis = std::env::var("HSE_REDIS_URL").unwrap_or_else(|_| "redis://127.0.0.1:6379".into());
+    let owner = format!("{server}/{database}");
+    let pool = sqlx::PgPool::connect(&owner).await.unwrap();
+    hse_core::postgres::ensure_app_login_role(&pool)
+        .await
+        .unwrap();
+    pool.close().await;
     vec![
-        ("HSE_DATABASE_URL", format!("{server}/{database}")),
+        ("HSE_DATABASE_URL", hse_core::postgres::app_role_url(&owner)),
+        ("HSE_DATABASE_MIGRATION_URL", owner),
         ("HSE_REDIS_URL", redis),
         ("HSE_REDIS_PREFIX", format!("hse-e2e-{}:", Uuid::now_v7())),
         ("HSE_NODE_NAME", "e2e-node".into()),

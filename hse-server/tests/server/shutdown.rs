@@ -112,7 +112,7 @@ async fn sigterm_under_load_then_restart_stores_every_acknowledged_event_once(
     _: PgPoolOptions,
     options: PgConnectOptions,
 ) {
-    let mut env = services::env(&options);
+    let mut env = services::env(&options).await;
     env.push(("HSE_ROOT_PASSWORD", ROOT_PASSWORD.to_owned()));
     let server = binary::start(env.iter().map(|(k, v)| (*k, v)));
     let root = server.api().login(ROOT, ROOT_PASSWORD).await.unwrap();
@@ -151,7 +151,8 @@ async fn sigterm_under_load_then_restart_stores_every_acknowledged_event_once(
     // The next start of the same node stores what the stream still holds.
     let restarted = binary::start(env.iter().map(|(k, v)| (*k, v)));
     let pool = PgPoolOptions::new()
-        .connect(services::value(&env, "HSE_DATABASE_URL"))
+        // As the owner: the application role sees nothing unscoped.
+        .connect(services::value(&env, "HSE_DATABASE_MIGRATION_URL"))
         .await
         .unwrap();
     let deadline = Instant::now() + Duration::from_secs(30);
