@@ -246,7 +246,16 @@ fn uuid(text: &str) -> uuid::Uuid {
 
 impl Target {
     async fn new() -> Self {
-        let app = App::memory().await;
+        // The user quota answers 429 before a body is read; this test is
+        // about bodies, so root gets room for every case.
+        let quota = hse_auth::rate_limit::Quota::new(
+            std::num::NonZeroU32::new(100_000).expect("non-zero"),
+            std::time::Duration::from_millis(1),
+        );
+        let app = App::with_state(hse_server::backends::Backends::in_memory(), |s| {
+            s.services_mut().user_quota = quota;
+        })
+        .await;
         let root = app.root_token().await;
         let company = id_of(
             &app.post("/v1/partner-companies", &root, json!({"name": "Adversary"}))
