@@ -127,10 +127,13 @@ proptest! {
             assert_eq!(c.api_key(&text).await, Verdict::Refused);
             let mutated = mutate(&c.api_key, &edits);
             // Only a change of case inside the (hex, public) id may still be the key.
-            let same = mutated.len() == c.api_key.len()
-                && mutated[..4] == c.api_key[..4]
-                && mutated[4..36].eq_ignore_ascii_case(&c.api_key[4..36])
-                && mutated[36..] == c.api_key[36..];
+            // Compared as bytes: a mutation may put a multi-byte character
+            // across any of these boundaries.
+            let (m, k) = (mutated.as_bytes(), c.api_key.as_bytes());
+            let same = m.len() == k.len()
+                && m[..4] == k[..4]
+                && m[4..36].eq_ignore_ascii_case(&k[4..36])
+                && m[36..] == k[36..];
             let verdict = c.api_key(&mutated).await;
             if !same {
                 assert_eq!(verdict, Verdict::Refused, "{mutated}");
