@@ -577,3 +577,20 @@ async fn a_deactivation_through_the_api_applies_to_the_next_request() {
     let after = app.get("/v1/me", &partner).await;
     assert_problem(&after, StatusCode::UNAUTHORIZED, "unauthenticated");
 }
+
+/// PostgreSQL cannot store U+0000 in text or jsonb: such a body is a 400
+/// naming the body (schemathesis found it answered 503 at write time).
+#[tokio::test]
+async fn a_nul_character_in_a_body_is_400_and_creates_nothing() {
+    let app = App::memory().await;
+    let root = app.root_token().await;
+    for body in [
+        json!({"name": "Acme\u{0}"}),
+        json!({"name": "Acme", "metadata": {"k\u{0}": true}}),
+    ] {
+        let answer = app.post("/v1/organizations", &root, body).await;
+        assert_problem(&answer, StatusCode::BAD_REQUEST, "invalid_input");
+    }
+    let listed = app.get("/v1/organizations", &root).await;
+    assert_eq!(listed.body["items"].as_array().map(Vec::len), Some(0));
+}
