@@ -5,6 +5,7 @@
 use std::sync::Arc;
 
 use chrono::{DateTime, Duration, Utc};
+use hse_core::cache::Revision;
 use hse_core::store::Credentials;
 use hse_core::value::Email;
 use hse_core::{Principal, UserId};
@@ -58,7 +59,7 @@ impl Authenticator {
             tokens,
             totp,
             usage: None,
-            principals: Arc::new(PrincipalCache::new(config.principal_ttl)),
+            principals: Arc::new(PrincipalCache::new(config.principal_ttl, Revision::new())),
             deps,
             config,
         })
@@ -504,20 +505,32 @@ impl Authenticator {
         if let Some(principal) = self.principals.get(user, now) {
             return Ok(principal);
         }
+        let revision = self.principals.revision();
         let principal = self
             .deps
             .directory
             .principal(user)
             .await?
             .ok_or(AuthError::InvalidToken)?;
-        self.principals.insert(principal.clone(), now);
+        self.principals.insert(principal.clone(), now, revision);
         Ok(principal)
     }
 
+    /// Retires cached principals whenever `revision` moves: pass the
+    /// [`Tenancy::revision`](hse_core::Tenancy::revision) of the service
+    /// this process changes users, roles, grants, assignments and tenants
+    /// through, and those changes apply to the very next request.
+    #[must_use]
+    pub fn with_tenancy_revision(mut self, revision: Revision) -> Self {
+        self.principals = Arc::new(PrincipalCache::new(self.config.principal_ttl, revision));
+        self
+    }
+
     /// Forgets every cached principal, so the next request of each user
-    /// reads role, grants and assignments afresh. Call it after any change
-    /// to users, roles, grants, assignments or tenants made through this
-    /// process (the server does after every write request).
+    /// reads role, grants and assignments afresh. Needed only after changes
+    /// made around the [`Tenancy`](hse_core::Tenancy) service (the store
+    /// directly); changes through it retire the cache by its revision (see
+    /// [`Authenticator::with_tenancy_revision`]).
     pub fn forget_principals(&self) {
         self.principals.clear();
     }

@@ -6,149 +6,55 @@
 //! (cleared whole when full, so memory cannot grow with hostile input) and
 //! only ever hold answers that were fully checked: a token's claims after
 //! its signature, issuer, audience and kind verified; a principal read from
-//! the directory, kept for a configured time-to-live.
-
-use std::collections::HashMap;
-use std::hash::Hash;
-use std::sync::Mutex;
+//! the directory, kept for a configured time-to-live and retired at once by
+//! any write through the tenancy service whose [`Revision`] it shares.
 
 use chrono::{DateTime, Duration, Utc};
+use hse_core::cache::{Revision, RevisionCache};
 use hse_core::{Principal, UserId};
 
-/// A map of at most `capacity` entries, emptied when it would overflow.
-/// Its `Debug` shows sizes only: keys may be credentials.
-pub(crate) struct BoundedMap<K, V> {
-    entries: Mutex<HashMap<K, V>>,
-    capacity: usize,
-}
+pub(crate) use hse_core::cache::BoundedMap;
 
-impl<K: Eq + Hash, V: Clone> BoundedMap<K, V> {
-    /// An empty map holding up to `capacity` entries.
-    pub(crate) fn new(capacity: usize) -> Self {
-        Self {
-            entries: Mutex::new(HashMap::new()),
-            capacity,
-        }
-    }
-
-    /// A copy of the value under `key`.
-    pub(crate) fn get<Q>(&self, key: &Q) -> Option<V>
-    where
-        K: std::borrow::Borrow<Q>,
-        Q: Eq + Hash + ?Sized,
-    {
-        self.lock().get(key).cloned()
-    }
-
-    /// Stores `value` under `key`, first emptying a full map.
-    pub(crate) fn insert(&self, key: K, value: V) {
-        if self.capacity == 0 {
-            return;
-        }
-        let mut entries = self.lock();
-        if entries.len() >= self.capacity {
-            entries.clear();
-        }
-        entries.insert(key, value);
-    }
-
-    /// Forgets `key`.
-    pub(crate) fn remove<Q>(&self, key: &Q)
-    where
-        K: std::borrow::Borrow<Q>,
-        Q: Eq + Hash + ?Sized,
-    {
-        self.lock().remove(key);
-    }
-
-    /// Forgets everything.
-    pub(crate) fn clear(&self) {
-        self.lock().clear();
-    }
-
-    fn lock(&self) -> std::sync::MutexGuard<'_, HashMap<K, V>> {
-        // A panic while holding the lock cannot leave a half-written map
-        // (every operation is one HashMap call), so a poisoned lock is safe
-        // to keep using.
-        self.entries
-            .lock()
-            .unwrap_or_else(std::sync::PoisonError::into_inner)
-    }
-}
-
-impl<K, V> std::fmt::Debug for BoundedMap<K, V> {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        let len = self.entries.lock().map_or(0, |e| e.len());
-        f.debug_struct("BoundedMap")
-            .field("len", &len)
-            .field("capacity", &self.capacity)
-            .finish()
-    }
-}
-
-/// Principals of active users, each for at most `ttl` after it was read.
+/// Principals of active users, each for at most `ttl` after it was read
+/// and only until the tenancy [`Revision`] moves.
 #[derive(Debug)]
 pub(crate) struct PrincipalCache {
-    entries: BoundedMap<UserId, (Principal, DateTime<Utc>)>,
-    ttl: Duration,
+    entries: RevisionCache<UserId, Principal>,
+    revision: Revision,
 }
 
 /// How many principals one process keeps.
 const PRINCIPALS: usize = 65_536;
 
 impl PrincipalCache {
-    /// A cache keeping each principal for `ttl`; zero turns it off.
-    pub(crate) fn new(ttl: Duration) -> Self {
-        let capacity = if ttl > Duration::zero() {
-            PRINCIPALS
-        } else {
-            0
-        };
+    /// A cache keeping each principal for `ttl` (zero turns it off), retired
+    /// early by writes counted in `revision`.
+    pub(crate) fn new(ttl: Duration, revision: Revision) -> Self {
         Self {
-            entries: BoundedMap::new(capacity),
-            ttl,
+            entries: RevisionCache::new(PRINCIPALS, ttl),
+            revision,
         }
     }
 
-    /// The principal of `user` if it was read less than `ttl` before `now`.
+    /// The revision to note before reading a principal.
+    pub(crate) fn revision(&self) -> u64 {
+        self.revision.current()
+    }
+
+    /// The principal of `user` if it was read less than `ttl` before `now`
+    /// and no tenancy write was counted since.
     pub(crate) fn get(&self, user: UserId, now: DateTime<Utc>) -> Option<Principal> {
-        let (principal, read_at) = self.entries.get(&user)?;
-        if now - read_at < self.ttl && now >= read_at {
-            return Some(principal);
-        }
-        self.entries.remove(&user);
-        None
+        self.entries.get(&user, now, self.revision.current())
     }
 
-    /// Keeps `principal`, read at `now`.
-    pub(crate) fn insert(&self, principal: Principal, now: DateTime<Utc>) {
-        self.entries.insert(principal.user_id, (principal, now));
+    /// Keeps `principal`, read at `now` after noting `revision`.
+    pub(crate) fn insert(&self, principal: Principal, now: DateTime<Utc>, revision: u64) {
+        self.entries
+            .insert(principal.user_id, principal, now, revision);
     }
 
     /// Forgets every principal (after a change that may affect any).
     pub(crate) fn clear(&self) {
         self.entries.clear();
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn a_full_map_is_emptied_before_the_next_insert() {
-        let map = BoundedMap::new(2);
-        map.insert(1, "a");
-        map.insert(2, "b");
-        map.insert(3, "c");
-        assert_eq!(map.get(&1), None);
-        assert_eq!(map.get(&3), Some("c"));
-    }
-
-    #[test]
-    fn a_zero_capacity_map_keeps_nothing() {
-        let map = BoundedMap::new(0);
-        map.insert(1, "a");
-        assert_eq!(map.get(&1), None);
     }
 }

@@ -83,7 +83,7 @@ pub struct AuthConfig {
     /// read for one request serves the next ones. Zero (the default) reads
     /// it on every request; a positive value bounds how late a change made
     /// elsewhere (another process, or the store directly) is seen, while
-    /// [`Authenticator::forget_principals`](crate::Authenticator::forget_principals)
+    /// [`Authenticator::with_tenancy_revision`](crate::Authenticator::with_tenancy_revision)
     /// makes this process see its own changes at once.
     pub principal_ttl: Duration,
 }

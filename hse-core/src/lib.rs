@@ -15,6 +15,8 @@
 //! - [`invitation`], [`secret`]: onboarding and hashed secrets.
 //! - [`store`]: the storage port; [`memory`] and `postgres` adapters.
 //! - [`tenancy`]: the service that ties rules and store together.
+//! - [`cache`]: short-lived answers (principals, placements) retired by the
+//!   service's write [`cache::Revision`].
 //!
 //! # Example
 //! ```
@@ -37,6 +39,7 @@
 //! ```
 
 pub mod action;
+pub mod cache;
 pub mod clock;
 pub mod error;
 pub mod id;

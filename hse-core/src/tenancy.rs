@@ -9,10 +9,10 @@
 
 use std::sync::Arc;
 
-use chrono::DateTime;
-use chrono::Utc;
+use chrono::{DateTime, Duration, Utc};
 
 use crate::action::{Action, ActionName, catalogue};
+use crate::cache::{Revision, RevisionCache};
 use crate::clock::{Clock, SystemClock};
 use crate::error::{CoreError, Result};
 use crate::id::{
@@ -34,12 +34,18 @@ use crate::rules::{Denied, authorize, may_create_role, may_create_user, may_give
 use crate::secret::Secret;
 use crate::store::{Listing, Page, Target, TenancyStore};
 
-/// The tenancy service. Cheap to clone.
+/// The tenancy service. Cheap to clone; clones share the write
+/// [`Revision`] and the placement cache.
 #[derive(Clone, Debug)]
 pub struct Tenancy {
     store: Arc<dyn TenancyStore>,
     clock: Arc<dyn Clock>,
+    revision: Revision,
+    placements: Arc<RevisionCache<Target, Resource>>,
 }
+
+/// How many placements one process keeps.
+const PLACEMENTS: usize = 65_536;
 
 /// Turns a refusal into the error a caller sees: out of scope is "not found".
 fn refused(entity: &'static str) -> impl FnOnce(Denied) -> CoreError {
@@ -59,7 +65,29 @@ impl Tenancy {
     /// A service over `store` on `clock` (tests).
     #[must_use]
     pub fn with_clock(store: Arc<dyn TenancyStore>, clock: Arc<dyn Clock>) -> Self {
-        Self { store, clock }
+        Self {
+            store,
+            clock,
+            revision: Revision::new(),
+            placements: Arc::new(RevisionCache::new(PLACEMENTS, Duration::zero())),
+        }
+    }
+
+    /// Keeps where things live in the tenant tree for up to `ttl` (zero,
+    /// the default, reads it for every check). Writes through this service
+    /// (and its clones) retire the cache at once; `ttl` bounds how late a
+    /// change made elsewhere (another process, the store directly) is seen.
+    #[must_use]
+    pub fn with_placement_cache(mut self, ttl: Duration) -> Self {
+        self.placements = Arc::new(RevisionCache::new(PLACEMENTS, ttl));
+        self
+    }
+
+    /// The count of writes made through this service, for caches of
+    /// answers those writes may change (e.g. principals in hse-auth).
+    #[must_use]
+    pub fn revision(&self) -> Revision {
+        self.revision.clone()
     }
 
     /// The underlying store, for system paths (sign-in, device hello).
@@ -72,7 +100,55 @@ impl Tenancy {
         self.clock.now()
     }
 
-    /// Locates `target` and authorizes `name` on it.
+    /// Counts a write (whatever its outcome: a failed one changed nothing,
+    /// and counting it only retires cached answers early) and passes its
+    /// result on.
+    fn wrote<T>(&self, result: Result<T>) -> Result<T> {
+        self.revision.bump();
+        result
+    }
+
+    /// Where `target` lives in the tenant tree, or `None` if it does not
+    /// exist. *System path*: answers are cached as
+    /// [`Tenancy::with_placement_cache`] says.
+    ///
+    /// # Errors
+    /// [`CoreError::Storage`] when the store fails.
+    pub async fn locate(&self, target: Target) -> Result<Option<Resource>> {
+        let now = self.now();
+        let revision = self.revision.current();
+        if let Some(resource) = self.placements.get(&target, now, revision) {
+            return Ok(Some(resource));
+        }
+        let found = self.store.locate(target).await?;
+        if let Some(resource) = &found {
+            self.placements.insert(target, *resource, now, revision);
+        }
+        Ok(found)
+    }
+
+    /// Authorizes `name` on `target`, returning where it lives.
+    ///
+    /// # Errors
+    /// [`CoreError::NotFound`] naming `entity` when the target is absent or
+    /// outside the principal's scope; [`CoreError::Denied`] without the
+    /// permission there.
+    pub async fn authorize(
+        &self,
+        who: &Principal,
+        action: &ActionName,
+        target: Target,
+        entity: &'static str,
+    ) -> Result<Resource> {
+        let resource = self
+            .locate(target)
+            .await?
+            .ok_or(CoreError::not_found(entity))?;
+        authorize(who, action, &resource).map_err(refused(entity))?;
+        Ok(resource)
+    }
+
+    /// [`Tenancy::authorize`] for an action named in this file.
     async fn check(
         &self,
         who: &Principal,
@@ -80,13 +156,8 @@ impl Tenancy {
         target: Target,
         entity: &'static str,
     ) -> Result<Resource> {
-        let resource = self
-            .store
-            .locate(target)
-            .await?
-            .ok_or(CoreError::not_found(entity))?;
-        authorize(who, &ActionName::known(name), &resource).map_err(refused(entity))?;
-        Ok(resource)
+        self.authorize(who, &ActionName::known(name), target, entity)
+            .await
     }
 
     /// Lists need the read permission somewhere (role-wide or in an
@@ -138,9 +209,11 @@ impl Tenancy {
         )
         .map_err(refused("partner company"))?;
         let company = new.build(self.now())?;
-        self.store
-            .insert_partner_company(&who.scope(), &company)
-            .await?;
+        self.wrote(
+            self.store
+                .insert_partner_company(&who.scope(), &company)
+                .await,
+        )?;
         Ok(company)
     }
 
@@ -193,9 +266,11 @@ impl Tenancy {
             "partner company",
         )
         .await?;
-        self.store
-            .update_partner_company(&who.scope(), id, patch, self.now())
-            .await
+        self.wrote(
+            self.store
+                .update_partner_company(&who.scope(), id, patch, self.now())
+                .await,
+        )
     }
 
     /// Deletes a partner company that nothing refers to any more.
@@ -214,7 +289,7 @@ impl Tenancy {
             "partner company",
         )
         .await?;
-        self.store.delete_partner_company(&who.scope(), id).await
+        self.wrote(self.store.delete_partner_company(&who.scope(), id).await)
     }
 
     // ----- organizations -----------------------------------------------
@@ -244,7 +319,7 @@ impl Tenancy {
             .map_err(refused("partner company"))?,
         }
         let org = new.build(self.now())?;
-        self.store.insert_organization(&who.scope(), &org).await?;
+        self.wrote(self.store.insert_organization(&who.scope(), &org).await)?;
         Ok(org)
     }
 
@@ -293,9 +368,11 @@ impl Tenancy {
             "organization",
         )
         .await?;
-        self.store
-            .update_organization(&who.scope(), id, patch, self.now())
-            .await
+        self.wrote(
+            self.store
+                .update_organization(&who.scope(), id, patch, self.now())
+                .await,
+        )
     }
 
     /// Deletes an organization that nothing refers to any more.
@@ -310,7 +387,7 @@ impl Tenancy {
             "organization",
         )
         .await?;
-        self.store.delete_organization(&who.scope(), id).await
+        self.wrote(self.store.delete_organization(&who.scope(), id).await)
     }
 
     // ----- establishments ----------------------------------------------
@@ -335,9 +412,11 @@ impl Tenancy {
         .await?;
         let est = new.build(self.now())?;
         let assign_to = (who.organization_id == Some(org)).then_some(who.user_id);
-        self.store
-            .insert_establishment(&who.scope(), &est, assign_to)
-            .await?;
+        self.wrote(
+            self.store
+                .insert_establishment(&who.scope(), &est, assign_to)
+                .await,
+        )?;
         Ok(est)
     }
 
@@ -390,9 +469,11 @@ impl Tenancy {
             "establishment",
         )
         .await?;
-        self.store
-            .update_establishment(&who.scope(), id, patch, self.now())
-            .await
+        self.wrote(
+            self.store
+                .update_establishment(&who.scope(), id, patch, self.now())
+                .await,
+        )
     }
 
     /// Deletes an establishment without areas.
@@ -407,7 +488,7 @@ impl Tenancy {
             "establishment",
         )
         .await?;
-        self.store.delete_establishment(&who.scope(), id).await
+        self.wrote(self.store.delete_establishment(&who.scope(), id).await)
     }
 
     /// Assigns a user of the organization to an establishment, optionally
@@ -436,9 +517,11 @@ impl Tenancy {
             assigned_at: self.now(),
             assigned_by: Some(who.user_id),
         };
-        self.store
-            .assign_establishment(&who.scope(), &assignment)
-            .await?;
+        self.wrote(
+            self.store
+                .assign_establishment(&who.scope(), &assignment)
+                .await,
+        )?;
         Ok(assignment)
     }
 
@@ -453,7 +536,7 @@ impl Tenancy {
         self.check(who, "create_area", target, "establishment")
             .await?;
         let area = new.build(self.now())?;
-        self.store.insert_area(&who.scope(), &area).await?;
+        self.wrote(self.store.insert_area(&who.scope(), &area).await)?;
         Ok(area)
     }
 
@@ -490,9 +573,11 @@ impl Tenancy {
     pub async fn update_area(&self, who: &Principal, id: AreaId, patch: AreaPatch) -> Result<Area> {
         self.check(who, "update_area", Target::Area(id), "area")
             .await?;
-        self.store
-            .update_area(&who.scope(), id, patch, self.now())
-            .await
+        self.wrote(
+            self.store
+                .update_area(&who.scope(), id, patch, self.now())
+                .await,
+        )
     }
 
     /// Deletes an area without sub-areas or devices.
@@ -502,7 +587,7 @@ impl Tenancy {
     pub async fn delete_area(&self, who: &Principal, id: AreaId) -> Result<()> {
         self.check(who, "delete_area", Target::Area(id), "area")
             .await?;
-        self.store.delete_area(&who.scope(), id).await
+        self.wrote(self.store.delete_area(&who.scope(), id).await)
     }
 
     // ----- devices -----------------------------------------------------
@@ -520,9 +605,11 @@ impl Tenancy {
             .ok_or(CoreError::not_found("area"))?;
         let device = new.build(establishment, self.now())?;
         let secret = Secret::generate()?;
-        self.store
-            .insert_device(&who.scope(), &device, secret.hash())
-            .await?;
+        self.wrote(
+            self.store
+                .insert_device(&who.scope(), &device, secret.hash())
+                .await,
+        )?;
         Ok((device, secret))
     }
 
@@ -562,9 +649,11 @@ impl Tenancy {
     ) -> Result<Device> {
         self.check(who, "update_device", Target::Device(id), "device")
             .await?;
-        self.store
-            .update_device(&who.scope(), id, patch, self.now())
-            .await
+        self.wrote(
+            self.store
+                .update_device(&who.scope(), id, patch, self.now())
+                .await,
+        )
     }
 
     /// Removes a device.
@@ -574,7 +663,7 @@ impl Tenancy {
     pub async fn delete_device(&self, who: &Principal, id: DeviceId) -> Result<()> {
         self.check(who, "delete_device", Target::Device(id), "device")
             .await?;
-        self.store.delete_device(&who.scope(), id).await
+        self.wrote(self.store.delete_device(&who.scope(), id).await)
     }
 
     // ----- users -------------------------------------------------------
@@ -587,12 +676,10 @@ impl Tenancy {
     ) -> Result<Resource> {
         match (partner, org) {
             (_, Some(o)) => self
-                .store
                 .locate(Target::Organization(o))
                 .await?
                 .ok_or(CoreError::not_found("organization")),
             (Some(p), None) => self
-                .store
                 .locate(Target::PartnerCompany(p))
                 .await?
                 .ok_or(CoreError::not_found("partner company")),
@@ -619,9 +706,11 @@ impl Tenancy {
         let role = self.store.role(&who.scope(), new.role_id).await?;
         may_create_user(who, &role, &placement).map_err(refused("organization"))?;
         let user = new.build(placement.partner_company_id, false, self.now())?;
-        self.store
-            .insert_user(&who.scope(), &user, password_hash)
-            .await?;
+        self.wrote(
+            self.store
+                .insert_user(&who.scope(), &user, password_hash)
+                .await,
+        )?;
         Ok(user)
     }
 
@@ -667,9 +756,11 @@ impl Tenancy {
         if who.user_id != id {
             may_give_role(who, &role)?;
         }
-        self.store
-            .update_user(&who.scope(), id, patch, self.now())
-            .await
+        self.wrote(
+            self.store
+                .update_user(&who.scope(), id, patch, self.now())
+                .await,
+        )
     }
 
     // ----- roles -------------------------------------------------------
@@ -685,7 +776,6 @@ impl Tenancy {
             None => Target::Organization(new.organization_id),
         };
         let placement = self
-            .store
             .locate(target)
             .await?
             .ok_or(CoreError::not_found("organization"))?;
@@ -704,7 +794,7 @@ impl Tenancy {
             permissions: new.permissions,
             created_at: self.now(),
         };
-        self.store.insert_role(&who.scope(), &role).await?;
+        self.wrote(self.store.insert_role(&who.scope(), &role).await)?;
         Ok(role)
     }
 
@@ -747,7 +837,7 @@ impl Tenancy {
     pub async fn delete_role(&self, who: &Principal, id: RoleId) -> Result<()> {
         self.check(who, "delete_role", Target::Role(id), "role")
             .await?;
-        self.store.delete_role(&who.scope(), id).await
+        self.wrote(self.store.delete_role(&who.scope(), id).await)
     }
 
     // ----- onboarding --------------------------------------------------
@@ -792,9 +882,11 @@ impl Tenancy {
             created_at: now,
             responded_at: None,
         };
-        self.store
-            .insert_invitation(&who.scope(), &invitation)
-            .await?;
+        self.wrote(
+            self.store
+                .insert_invitation(&who.scope(), &invitation)
+                .await,
+        )?;
         Ok((invitation, token))
     }
 
@@ -832,9 +924,11 @@ impl Tenancy {
         }
         .build(placement.partner_company_id, true, self.now())?;
         let hash = hasher.hash_password(&answer.password).await?;
-        self.store
-            .accept_invitation(token.hash(), &user, &hash, self.now())
-            .await
+        self.wrote(
+            self.store
+                .accept_invitation(token.hash(), &user, &hash, self.now())
+                .await,
+        )
     }
 
     /// Declines an open invitation.
@@ -842,9 +936,11 @@ impl Tenancy {
     /// # Errors
     /// [`CoreError::NotFound`] for an unknown token, [`CoreError::InvitationClosed`].
     pub async fn decline_invitation(&self, token: &Secret) -> Result<Invitation> {
-        self.store
-            .decline_invitation(token.hash(), self.now())
-            .await
+        self.wrote(
+            self.store
+                .decline_invitation(token.hash(), self.now())
+                .await,
+        )
     }
 }
 

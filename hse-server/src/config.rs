@@ -16,7 +16,8 @@
 //! | `HSE_CORS_ORIGINS` | unset | comma-separated browser origins allowed to call the API |
 //! | `HSE_LOG_FORMAT` | `text` | `text` or `json` |
 //! | `HSE_SHUTDOWN_TIMEOUT_S` | `10` | seconds to drain on SIGTERM before exiting |
-//! | `HSE_PRINCIPAL_CACHE_MS` | `1000` | how long a user's role and grants read for one request serve the next (0 = read every request); writes through this node clear it at once |
+//! | `HSE_PRINCIPAL_CACHE_MS` | `1000` | how long a user's role and grants read for one request serve the next (0 = read every request); tenancy writes through this node retire it at once |
+//! | `HSE_PLACEMENT_CACHE_MS` | `1000` | how long where a device, area, user… lives in the tenant tree serves later authorization checks (0 = read every check); tenancy writes through this node retire it at once |
 //! | `HSE_STAY_INTERVAL_MS` | `30000` | milliseconds between passes of the automatic check-in/check-out worker (100 to 3600000) |
 //! | `HSE_JWT_SIGNING_KEY` | random per start | Ed25519 seed, 64 hex characters; share it between nodes |
 //! | `HSE_ROOT_EMAIL` | `root@hse.local` | the root account `bootstrap-root` creates |
@@ -109,6 +110,8 @@ pub struct Config {
     pub shutdown_timeout: Duration,
     /// How long a principal read for one request serves the next ones.
     pub principal_cache: Duration,
+    /// How long a resource's place in the tenant tree serves later checks.
+    pub placement_cache: Duration,
     /// Pause between passes of the check-in/check-out worker.
     pub stay_interval: Duration,
     /// Ed25519 seed for access tokens; `None` generates one per start.
@@ -256,6 +259,7 @@ impl Config {
             },
             shutdown_timeout: Duration::from_secs(parse(&get, "HSE_SHUTDOWN_TIMEOUT_S", "10")?),
             principal_cache: Duration::from_millis(parse(&get, "HSE_PRINCIPAL_CACHE_MS", "1000")?),
+            placement_cache: Duration::from_millis(parse(&get, "HSE_PLACEMENT_CACHE_MS", "1000")?),
             stay_interval: stay_interval(&get)?,
             webhook: webhook(&get)?,
             smtp: smtp(&get)?,
@@ -418,6 +422,7 @@ mod tests {
             ("HSE_LOG_FORMAT", "xml"),
             ("HSE_SHUTDOWN_TIMEOUT_S", "-1"),
             ("HSE_PRINCIPAL_CACHE_MS", "soon"),
+            ("HSE_PLACEMENT_CACHE_MS", "-5"),
             ("HSE_JWT_SIGNING_KEY", "abcd"),
             ("HSE_ROLES", "api,cooking"),
             ("HSE_ROLES", ","),

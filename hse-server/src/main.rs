@@ -90,6 +90,7 @@ ENVIRONMENT (a bad value stops start-up naming the variable):
                            100..=3600000                                 [30000]
     HSE_SHUTDOWN_TIMEOUT_S drain deadline on SIGTERM, seconds            [10]
     HSE_PRINCIPAL_CACHE_MS ms a user's role/grants read is reused (0: never) [1000]
+    HSE_PLACEMENT_CACHE_MS ms a resource's place in the tenant tree is reused [1000]
     HSE_LOG_FORMAT         text or json (logs go to stdout)              [text]
     RUST_LOG               log filter                                    [info]
     Details: hse-server/src/config.rs and the README.

@@ -75,13 +75,18 @@ pub fn services(
     };
     let (recorder, writer) = usage_audit(backends.auth_store.clone(), AuditConfig::default());
     tasks.spawn(writer.run());
-    let auth = Authenticator::build(deps, auth_config)?.with_usage_audit(recorder);
+    let tenancy = Tenancy::new(backends.tenancy.clone()).with_placement_cache(
+        chrono::Duration::from_std(config.placement_cache).unwrap_or(chrono::Duration::zero()),
+    );
+    let auth = Authenticator::build(deps, auth_config)?
+        .with_usage_audit(recorder)
+        .with_tenancy_revision(tenancy.revision());
     let bookings = crate::bookings::service(config, &backends);
     let connections = Arc::new(Connections::new());
     let devices =
         crate::devices::Devices::embedded(config, &backends, connections.clone(), bookings.clone());
     Ok(AppState::new(Services {
-        tenancy: Tenancy::new(backends.tenancy.clone()),
+        tenancy,
         auth: Arc::new(auth),
         user_quota: Quota::new(USER_BURST, USER_INTERVAL),
         bookings,

@@ -235,20 +235,34 @@ async fn a_token_naming_a_deleted_or_deactivated_user_is_refused() {
     }
 }
 
+/// How a cached principal is retired.
+#[derive(Clone, Copy, Debug)]
+enum Retire {
+    /// Its time-to-live passes (a change made by another process).
+    Ttl,
+    /// `forget_principals` (a change made around the tenancy service).
+    Forget,
+    /// The tenancy service counts a write (a change made through it).
+    Revision,
+}
+
 /// With a principal cache, a deactivation made elsewhere is seen once the
-/// cached principal is older than its time-to-live, and at once after
-/// `forget_principals` (what the server calls after each write).
+/// cached principal is older than its time-to-live, at once after
+/// `forget_principals`, and at once after a write through the tenancy
+/// service whose revision the authenticator shares.
 #[tokio::test]
-async fn a_cached_principal_expires_after_its_ttl_or_when_forgotten() {
+async fn a_cached_principal_is_retired_by_ttl_forgetting_or_a_tenancy_write() {
     let mut config = crate::support::config();
     config.principal_ttl = Duration::seconds(1);
-    let h = Harness::build(
+    let mut h = Harness::build(
         std::sync::Arc::new(hse_auth::memory::MemoryAuthStore::new()),
         None,
         config,
     );
-    for forget in [false, true] {
-        let email = format!("cached{forget}@example.com");
+    let revision = hse_core::cache::Revision::new();
+    h.auth = h.auth.with_tenancy_revision(revision.clone());
+    for retire in [Retire::Ttl, Retire::Forget, Retire::Revision] {
+        let email = format!("cached-{retire:?}@example.com").to_lowercase();
         let p = h.user(&email, "correct horse battery").await;
         let Ok(LoginOutcome::SignedIn(session)) =
             h.auth.login(&email, "correct horse battery").await
@@ -259,16 +273,19 @@ async fn a_cached_principal_expires_after_its_ttl_or_when_forgotten() {
         assert!(h.auth.authenticate(access).await.is_ok());
         h.dir.deactivate(p.user_id);
         // Within the time-to-live the cached principal still answers.
-        assert!(h.auth.authenticate(access).await.is_ok());
-        if forget {
-            h.auth.forget_principals();
-        } else {
-            h.clock.advance(Duration::seconds(1));
+        assert!(h.auth.authenticate(access).await.is_ok(), "{retire:?}");
+        match retire {
+            Retire::Ttl => h.clock.advance(Duration::seconds(1)),
+            Retire::Forget => h.auth.forget_principals(),
+            Retire::Revision => revision.bump(),
         }
-        assert!(matches!(
-            h.auth.authenticate(access).await,
-            Err(AuthError::InvalidToken)
-        ));
+        assert!(
+            matches!(
+                h.auth.authenticate(access).await,
+                Err(AuthError::InvalidToken)
+            ),
+            "{retire:?}"
+        );
     }
 }
 

@@ -14,7 +14,7 @@ use hse_core::role::NewRole;
 use hse_core::value::{Email, Metadata, Timezone};
 use hse_core::{
     ActionName, CoreError, Denied, Hierarchy, OrganizationId, Page, PartnerCompanyId, Principal,
-    Resource, Secret, SystemRole, Tenancy, TenancyStore,
+    Resource, Scope, Secret, SystemRole, Tenancy, TenancyStore,
 };
 
 use crate::support::{FakeHasher, root, user};
@@ -345,30 +345,32 @@ pub(crate) async fn invitations_onboard_once(store: Arc<dyn TenancyStore>) {
     ));
 }
 
+/// An organization with one establishment and its room 101.
+async fn room_101(
+    t: &Tenancy,
+    root: &Principal,
+) -> (OrganizationId, hse_core::Establishment, hse_core::Area) {
+    let org = organization(t, root, None).await;
+    let est = t
+        .create_establishment(root, establishment(org))
+        .await
+        .unwrap();
+    let room = t
+        .create_area(root, area(est.id, None, "101"))
+        .await
+        .unwrap();
+    (org, est, room)
+}
+
 pub(crate) async fn devices_get_a_secret_once_and_stay_in_their_tenant(
     store: Arc<dyn TenancyStore>,
 ) {
     let (t, root) = root(&store).await;
-    let org = organization(&t, &root, None).await;
-    let est = t
-        .create_establishment(&root, establishment(org))
+    let (_, est, room) = room_101(&t, &root).await;
+    let (device, secret) = t
+        .create_device(&root, doorlock(room.id, "S1"))
         .await
         .unwrap();
-    let room = t
-        .create_area(&root, area(est.id, None, "101"))
-        .await
-        .unwrap();
-    let new = NewDevice {
-        area_id: room.id,
-        device_type: "doorlock".into(),
-        manufacturer: "Acme".into(),
-        model: "L6".into(),
-        serial_number: "S1".into(),
-        mac_address: None,
-        protocol: "hse-tcp".into(),
-        metadata: Metadata::default(),
-    };
-    let (device, secret) = t.create_device(&root, new).await.unwrap();
     assert_eq!(device.establishment_id, est.id);
     let stored = store.device_secret_hash(device.id).await.unwrap().unwrap();
     assert!(stored.matches(&secret));
@@ -383,6 +385,74 @@ pub(crate) async fn devices_get_a_secret_once_and_stay_in_their_tenant(
         Err(CoreError::NotFound { .. })
     ));
     assert!(t.device(&root, device.id).await.is_ok());
+}
+
+fn doorlock(area_id: hse_core::AreaId, serial: &str) -> NewDevice {
+    NewDevice {
+        area_id,
+        device_type: "doorlock".into(),
+        manufacturer: "Acme".into(),
+        model: "L6".into(),
+        serial_number: serial.into(),
+        mac_address: None,
+        protocol: "hse-tcp".into(),
+        metadata: Metadata::default(),
+    }
+}
+
+/// With a placement cache, where a device lives is read once per
+/// time-to-live; a change made around the service (the store directly) is
+/// seen when it expires, a change through the service (or a clone) at once;
+/// without a cache every check reads the store.
+pub(crate) async fn placements_are_cached_until_a_write_or_their_ttl(store: Arc<dyn TenancyStore>) {
+    let clock = Arc::new(ManualClock::new(Utc::now()));
+    let (_, root) = root(&store).await;
+    let t = Tenancy::with_clock(store.clone(), clock.clone())
+        .with_placement_cache(Duration::seconds(1));
+    let (org, est, room) = room_101(&t, &root).await;
+    let placed = Some(Resource::organization(None, org).in_establishment(est.id));
+    let device = |serial: &'static str| {
+        let t = t.clone();
+        let root = root.clone();
+        async move {
+            t.create_device(&root, doorlock(room.id, serial))
+                .await
+                .unwrap()
+                .0
+                .id
+        }
+    };
+    let target = |id| hse_core::Target::Device(id);
+
+    // Removed around the service: still placed until the answer expires.
+    let d1 = device("S1").await;
+    assert_eq!(t.locate(target(d1)).await.unwrap(), placed);
+    store.delete_device(&Scope::Platform, d1).await.unwrap();
+    assert_eq!(
+        t.locate(target(d1)).await.unwrap(),
+        placed,
+        "served from the cache"
+    );
+    clock.advance(Duration::milliseconds(1000));
+    assert_eq!(t.locate(target(d1)).await.unwrap(), None);
+
+    // Removed through a clone of the service: gone at once.
+    let d2 = device("S2").await;
+    assert_eq!(t.locate(target(d2)).await.unwrap(), placed);
+    t.clone().delete_device(&root, d2).await.unwrap();
+    assert_eq!(t.locate(target(d2)).await.unwrap(), None);
+    assert!(matches!(
+        t.authorize(&root, &act("read_device"), target(d2), "device")
+            .await,
+        Err(CoreError::NotFound { .. })
+    ));
+
+    // Without a cache, every check reads the store.
+    let uncached = Tenancy::with_clock(store.clone(), clock.clone());
+    let d3 = device("S3").await;
+    assert_eq!(uncached.locate(target(d3)).await.unwrap(), placed);
+    store.delete_device(&Scope::Platform, d3).await.unwrap();
+    assert_eq!(uncached.locate(target(d3)).await.unwrap(), None);
 }
 
 pub(crate) async fn areas_nest_without_cycles(store: Arc<dyn TenancyStore>) {
@@ -516,4 +586,5 @@ on_both_adapters!(
     devices_get_a_secret_once_and_stay_in_their_tenant,
     areas_nest_without_cycles,
     establishment_roles_grant_only_in_their_establishment,
+    placements_are_cached_until_a_write_or_their_ttl,
 );

@@ -1,10 +1,12 @@
 //! Devices over HTTP: current state, stored events and rollups, commands,
 //! and the device WebSocket (dead letters: [`super::dead_letters`]).
 //!
-//! Every device route first resolves the device as the caller
-//! ([`hse_core::Tenancy::device`], which needs `read_device`), so a device
-//! of another tenant is 404 whatever the route; commands then need
-//! `command_device` on it.
+//! Every device route first authorizes the caller on the device's place in
+//! the tenant tree (`read_device`, through [`hse_core::Tenancy::authorize`]
+//! and its placement cache), so a device of another tenant is 404 whatever
+//! the route; commands then need `command_device` on it. The status read
+//! then touches only Redis: no PostgreSQL round trip while the placement
+//! is cached.
 
 use std::collections::BTreeMap;
 use std::time::Duration;
@@ -82,7 +84,6 @@ pub(super) async fn may(
 ) -> Result<(), ApiError> {
     let resource = s
         .tenancy
-        .store()
         .locate(Target::Device(device))
         .await?
         .unwrap_or_else(Resource::platform);
@@ -152,7 +153,10 @@ pub(crate) async fn status(
     c: Caller,
     ApiPath(id): ApiPath<DeviceId>,
 ) -> Answer<DeviceStatusView> {
-    s.tenancy.device(&c.principal, id).await?;
+    let read = ActionName::parse("read_device")?;
+    s.tenancy
+        .authorize(&c.principal, &read, Target::Device(id), "device")
+        .await?;
     let state = s.devices.state.get(id).await?;
     Ok(Json(status_view(id, state)))
 }

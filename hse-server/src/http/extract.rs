@@ -202,24 +202,3 @@ pub async fn audit_key_use(
     }
     response
 }
-
-/// After every request that may change data (anything but `GET`, `HEAD`
-/// and `OPTIONS`), forgets the cached principals, so this node's own
-/// changes to users, roles, grants, assignments and tenants apply to the
-/// next request at once (other nodes see them within
-/// `HSE_PRINCIPAL_CACHE_MS`).
-pub async fn forget_principals_after_writes(
-    State(state): State<AppState>,
-    request: Request,
-    next: Next,
-) -> Response {
-    let writes = !matches!(
-        *request.method(),
-        axum::http::Method::GET | axum::http::Method::HEAD | axum::http::Method::OPTIONS
-    );
-    let response = next.run(request).await;
-    if writes {
-        state.auth.forget_principals();
-    }
-    response
-}

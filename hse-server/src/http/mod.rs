@@ -72,10 +72,6 @@ pub fn router(state: AppState, config: &Config) -> Router {
             state.clone(),
             extract::audit_key_use,
         ))
-        .route_layer(axum::middleware::from_fn_with_state(
-            state.clone(),
-            extract::forget_principals_after_writes,
-        ))
         .route_layer(axum::middleware::from_fn(metrics::track))
         .layer(DefaultBodyLimit::max(MAX_BODY_BYTES))
         .layer(TimeoutLayer::with_status_code(

@@ -110,6 +110,27 @@ async fn store_everything(state: &AppState) {
     assert_eq!(state.devices.backlog(), 0);
 }
 
+/// The placement cache (`HSE_PLACEMENT_CACHE_MS`, default 1 s) never lets a
+/// change made through this server arrive late: a device deleted through
+/// the API is 404 on the very next status read, though where it lived was
+/// cached by the read just before.
+#[tokio::test]
+async fn a_device_deleted_through_the_api_is_gone_from_the_next_status_read() {
+    let (app, _) = app().await;
+    let root = app.root_token().await;
+    let tenant = Tenant::new(&app, &root, "Acme").await;
+    let status = format!("/v1/devices/{}/status", tenant.device);
+    let before = app.get(&status, &tenant.admin).await;
+    assert_eq!(before.status, StatusCode::OK, "{}", before.body);
+    let device = format!("/v1/devices/{}", tenant.device);
+    let gone = app
+        .call(axum::http::Method::DELETE, &device, Some(&root), None)
+        .await;
+    assert_eq!(gone.status, StatusCode::NO_CONTENT, "{}", gone.body);
+    let after = app.get(&status, &tenant.admin).await;
+    assert_problem(&after, StatusCode::NOT_FOUND, "not_found");
+}
+
 #[tokio::test]
 async fn status_events_and_aggregates_follow_ingest() {
     let (app, state) = app().await;
