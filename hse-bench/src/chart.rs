@@ -6,7 +6,7 @@
 use std::time::{Duration, Instant};
 
 use chrono::{DurationRound, TimeDelta, Utc};
-use hse_core::DeviceId;
+use hse_core::{DeviceId, Scope};
 use hse_devices::history::{Bucket, EventHistory};
 use hse_devices::model::EventType;
 use hse_devices::postgres::PgEventStore;
@@ -43,7 +43,14 @@ pub(crate) async fn run(env: &Env, report: &mut Report) -> anyhow::Result<()> {
     for _ in 0..=rollup_runs {
         let at = Instant::now();
         let series = store
-            .aggregates(device, &kind, Bucket::Hour, from_ms, to_ms)
+            .aggregates(
+                &Scope::Platform,
+                device,
+                &kind,
+                Bucket::Hour,
+                from_ms,
+                to_ms,
+            )
             .await?;
         rollup.push(at.elapsed());
         buckets = series.len();

@@ -10,13 +10,17 @@
 //! before querying the store means a result computed from data older than
 //! a commit is only ever cached under the old version, which nobody reads
 //! after the bump.
+//!
+//! Cache keys also carry the reader's scope (a digest of it), so an
+//! answer computed inside one scope is only ever served to that scope:
+//! the cache never lets a read skip row-level security.
 
 use std::collections::BTreeSet;
 use std::fmt;
 use std::sync::Arc;
 
 use async_trait::async_trait;
-use hse_core::DeviceId;
+use hse_core::{DeviceId, Scope};
 use redis::AsyncCommands;
 use redis::aio::ConnectionManager;
 
@@ -36,6 +40,16 @@ fn width(bucket: Bucket) -> i64 {
         Bucket::Hour => HOUR_MS,
         Bucket::Day => DAY_MS,
     }
+}
+
+/// A short stable name of `scope` for cache keys (`all` for the platform).
+fn scope_digest(scope: &Scope) -> String {
+    use sha2::{Digest, Sha256};
+    if *scope == Scope::Platform {
+        return "all".into();
+    }
+    let digest = Sha256::digest(format!("{scope:?}").as_bytes());
+    digest[..12].iter().map(|b| format!("{b:02x}")).collect()
 }
 
 fn now_ms() -> i64 {
@@ -104,6 +118,7 @@ impl CachedHistory {
 
     async fn closed_range(
         &self,
+        scope: &Scope,
         device_id: DeviceId,
         event_type: &EventType,
         bucket: Bucket,
@@ -113,8 +128,9 @@ impl CachedHistory {
         let version = self.cache.version(device_id, event_type.as_str()).await;
         let key = version.as_ref().ok().map(|v| {
             format!(
-                "{}agg:{v}:{device_id}:{event_type}:{bucket:?}:{from_ms}:{to_ms}",
-                self.cache.prefix
+                "{}agg:{v}:{}:{device_id}:{event_type}:{bucket:?}:{from_ms}:{to_ms}",
+                self.cache.prefix,
+                scope_digest(scope),
             )
         });
         let mut conn = self.cache.conn.clone();
@@ -126,7 +142,7 @@ impl CachedHistory {
         }
         let fresh = self
             .inner
-            .aggregates(device_id, event_type, bucket, from_ms, to_ms)
+            .aggregates(scope, device_id, event_type, bucket, from_ms, to_ms)
             .await?;
         if let (Some(key), Ok(text)) = (key, serde_json::to_string(&fresh)) {
             let stored: redis::RedisResult<()> = conn.set_ex(key, text, TTL_SECONDS).await;
@@ -140,12 +156,13 @@ impl CachedHistory {
 
 #[async_trait]
 impl EventHistory for CachedHistory {
-    async fn events(&self, query: &EventQuery) -> Result<EventPage, ReadError> {
-        self.inner.events(query).await
+    async fn events(&self, scope: &Scope, query: &EventQuery) -> Result<EventPage, ReadError> {
+        self.inner.events(scope, query).await
     }
 
     async fn aggregates(
         &self,
+        scope: &Scope,
         device_id: DeviceId,
         event_type: &EventType,
         bucket: Bucket,
@@ -157,14 +174,14 @@ impl EventHistory for CachedHistory {
         let mut series = Vec::new();
         if from_ms < closed_to {
             series = self
-                .closed_range(device_id, event_type, bucket, from_ms, closed_to)
+                .closed_range(scope, device_id, event_type, bucket, from_ms, closed_to)
                 .await?;
         }
         let open_from = from_ms.max(open_start);
         if open_from < to_ms {
             let open = self
                 .inner
-                .aggregates(device_id, event_type, bucket, open_from, to_ms)
+                .aggregates(scope, device_id, event_type, bucket, open_from, to_ms)
                 .await?;
             series.extend(open);
         }

@@ -20,7 +20,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use futures_util::Stream;
-use hse_core::DeviceId;
+use hse_core::{DeviceId, Scope};
 use tokio::sync::mpsc;
 use tokio_util::sync::CancellationToken;
 use tonic::{Request, Response, Status};
@@ -440,7 +440,10 @@ impl DeviceStream for DevicesService {
             },
             cursor: (!req.cursor.is_empty()).then_some(req.cursor),
         };
-        let page = self.history.events(&query).await.map_err(|e| match e {
+        // The gRPC service is an operator's, platform-wide interface (its
+        // bearer token is `HSE_GRPC_TOKEN`), so it reads in the platform scope.
+        let page = self.history.events(&Scope::Platform, &query).await;
+        let page = page.map_err(|e| match e {
             ReadError::Invalid(e) => Status::invalid_argument(e.to_string()),
             other => {
                 tracing::warn!(error = %other, "event history unavailable");

@@ -5,12 +5,19 @@
 //! PostgreSQL store implements it from `device_events` and the rollups (so
 //! a year of hourly points costs the same whatever the raw volume), and
 //! [`MemorySink`] implements it for the embedded mode.
+//!
+//! Every read names the caller's [`Scope`]: PostgreSQL answers inside it
+//! (row-level security on `device_events` and the rollups shows a scope
+//! only its own devices' rows), so a read that skipped its authorization
+//! check still could not cross tenants. The memory sink keeps no tenant
+//! tree and answers whatever it is asked; in the embedded mode its caller
+//! (the server) authorizes the device first.
 
 use std::fmt;
 
 use async_trait::async_trait;
 use chrono::{DateTime, TimeZone, Utc};
-use hse_core::DeviceId;
+use hse_core::{DeviceId, Scope};
 use uuid::Uuid;
 
 use crate::error::Invalid;
@@ -118,11 +125,13 @@ pub struct Aggregate {
 /// Reads stored events.
 #[async_trait]
 pub trait EventHistory: Send + Sync + fmt::Debug {
-    /// Raw events of a device, newest first.
-    async fn events(&self, query: &EventQuery) -> Result<EventPage, ReadError>;
-    /// The series of one device and event type, oldest bucket first.
+    /// Raw events of a device, newest first, as `scope` may see them.
+    async fn events(&self, scope: &Scope, query: &EventQuery) -> Result<EventPage, ReadError>;
+    /// The series of one device and event type, oldest bucket first, as
+    /// `scope` may see it.
     async fn aggregates(
         &self,
+        scope: &Scope,
         device_id: DeviceId,
         event_type: &EventType,
         bucket: Bucket,
@@ -169,7 +178,7 @@ fn bucket_start(ts_ms: i64, bucket: Bucket) -> i64 {
 
 #[async_trait]
 impl EventHistory for MemorySink {
-    async fn events(&self, query: &EventQuery) -> Result<EventPage, ReadError> {
+    async fn events(&self, _scope: &Scope, query: &EventQuery) -> Result<EventPage, ReadError> {
         let cursor = query.checked_cursor()?;
         let key = |e: &Event| (e.ts_ms, e.event_id);
         let mut events: Vec<Event> = self
@@ -188,6 +197,7 @@ impl EventHistory for MemorySink {
 
     async fn aggregates(
         &self,
+        _scope: &Scope,
         device_id: DeviceId,
         event_type: &EventType,
         bucket: Bucket,
@@ -281,14 +291,14 @@ mod tests {
         };
         let mut seen = Vec::new();
         loop {
-            let page = sink.events(&query).await.unwrap();
+            let page = sink.events(&Scope::Platform, &query).await.unwrap();
             seen.extend(page.events.iter().map(|e| e.ts_ms / 1_000_000));
             let Some(next) = page.next_cursor else { break };
             query.cursor = Some(next);
         }
         assert_eq!(seen, vec![6, 5, 4, 3, 2, 1, 0]);
         let hours = sink
-            .aggregates(device, &kind, Bucket::Hour, 0, 10_000_000)
+            .aggregates(&Scope::Platform, device, &kind, Bucket::Hour, 0, 10_000_000)
             .await
             .unwrap();
         assert_eq!(

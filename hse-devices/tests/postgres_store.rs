@@ -6,7 +6,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use chrono::{TimeZone, Utc};
-use hse_core::DeviceId;
+use hse_core::{DeviceId, Scope};
 use hse_devices::dlq::{DeadLetters, MemoryDeadLetters};
 use hse_devices::history::{Bucket, EventHistory, EventQuery};
 use hse_devices::postgres::{PgEventStore, classify, migrate};
@@ -85,7 +85,14 @@ async fn batches_are_idempotent_and_rollups_count_only_inserted_rows(pool: PgPoo
 
     let kind = EventType::parse("temperature").unwrap();
     let hours = store
-        .aggregates(device, &kind, Bucket::Hour, base, base + 2 * HOUR_MS)
+        .aggregates(
+            &Scope::Platform,
+            device,
+            &kind,
+            Bucket::Hour,
+            base,
+            base + 2 * HOUR_MS,
+        )
         .await
         .unwrap();
     assert_eq!(
@@ -128,7 +135,7 @@ async fn events_are_read_newest_first_with_cursor_paging_and_type_filter(pool: P
     };
     let mut seen = Vec::new();
     loop {
-        let page = store.events(&query).await.unwrap();
+        let page = store.events(&Scope::Platform, &query).await.unwrap();
         seen.extend(page.events.iter().map(|e| e.ts_ms));
         match page.next_cursor {
             Some(c) => query.cursor = Some(c),
@@ -142,14 +149,14 @@ async fn events_are_read_newest_first_with_cursor_paging_and_type_filter(pool: P
         cursor: None,
         ..query
     };
-    let newest = store.events(&all).await.unwrap();
+    let newest = store.events(&Scope::Platform, &all).await.unwrap();
     assert_eq!(newest.events[0].event_type.as_str(), "alarm");
     assert_eq!(newest.events[0].metadata.as_ref().unwrap()["fw"], "1.2.3");
     let bad = EventQuery {
         cursor: Some("junk".into()),
         ..all
     };
-    assert!(store.events(&bad).await.is_err());
+    assert!(store.events(&Scope::Platform, &bad).await.is_err());
 }
 
 #[sqlx::test(migrations = false)]
@@ -495,6 +502,7 @@ async fn a_writer_process_sigkilled_repeatedly_loses_and_duplicates_nothing(pool
     let spawn = || {
         std::process::Command::new(env!("CARGO_BIN_EXE_hse-devices-writer"))
             .env("HSE_DATABASE_URL", &database_url)
+            .env("HSE_DATABASE_MIGRATION_URL", &database_url)
             .env("HSE_REDIS_URL", &url)
             .env("HSE_REDIS_PREFIX", &prefix)
             .env("HSE_WRITER_BATCH_SIZE", "1000")
@@ -591,26 +599,29 @@ async fn closed_buckets_are_cached_and_a_late_event_invalidates_them(pool: PgPoo
     ])
     .await
     .unwrap();
-    let counts = |series: Vec<hse_devices::history::Aggregate>| {
+    let range = (past - HOUR_MS, now + HOUR_MS);
+    let counts = || async {
+        let series = history
+            .aggregates(
+                &Scope::Platform,
+                device,
+                &kind,
+                Bucket::Hour,
+                range.0,
+                range.1,
+            )
+            .await
+            .unwrap();
         series.iter().map(|a| a.count).collect::<Vec<_>>()
     };
-    let range = (past - HOUR_MS, now + HOUR_MS);
-    let first = history
-        .aggregates(device, &kind, Bucket::Hour, range.0, range.1)
-        .await
-        .unwrap();
-    assert_eq!(counts(first), vec![1, 1]);
+    assert_eq!(counts().await, vec![1, 1]);
 
     store
         .store(&[event(device, "t", past + 1, Some(2.0))])
         .await
         .unwrap();
-    let cached = history
-        .aggregates(device, &kind, Bucket::Hour, range.0, range.1)
-        .await
-        .unwrap();
     assert_eq!(
-        counts(cached),
+        counts().await,
         vec![1, 1],
         "the closed bucket came from the cache"
     );
@@ -618,11 +629,7 @@ async fn closed_buckets_are_cached_and_a_late_event_invalidates_them(pool: PgPoo
     sink.store(&[event(device, "t", past + 2, Some(3.0))])
         .await
         .unwrap();
-    let fresh = history
-        .aggregates(device, &kind, Bucket::Hour, range.0, range.1)
-        .await
-        .unwrap();
-    assert_eq!(counts(fresh), vec![3, 1]);
+    assert_eq!(counts().await, vec![3, 1]);
     assert_eq!(fresh_sum(&history, device, &kind, range).await, 11.0);
 
     let mut c = conn.clone();
@@ -639,8 +646,158 @@ async fn fresh_sum(
     range: (i64, i64),
 ) -> f64 {
     let series = history
-        .aggregates(device, kind, Bucket::Hour, range.0, range.1)
+        .aggregates(
+            &Scope::Platform,
+            device,
+            kind,
+            Bucket::Hour,
+            range.0,
+            range.1,
+        )
         .await
         .unwrap();
     series.iter().map(|a| a.sum).sum()
+}
+
+/// A device in a fresh organization (inserted by the owner), and the scope
+/// of that organization's admin assigned to its establishment.
+async fn placed_device(pool: &PgPool) -> (DeviceId, Scope) {
+    use hse_core::TenancyStore as _;
+    use hse_core::model::{NewArea, NewDevice, NewEstablishment, NewOrganization};
+    use hse_core::value::Metadata;
+
+    let tenancy = hse_core::postgres::PgStore::new(pool.clone());
+    let now = Utc::now();
+    let all = Scope::Platform;
+    let org = NewOrganization {
+        name: "Hotels SA".into(),
+        ..Default::default()
+    }
+    .build(now)
+    .unwrap();
+    tenancy.insert_organization(&all, &org).await.unwrap();
+    // As a client would send it (address, location and metadata default).
+    let est: NewEstablishment = serde_json::from_value(serde_json::json!({
+        "organization_id": org.id,
+        "name": "Hotel Sol",
+        "timezone": "Europe/Madrid",
+    }))
+    .unwrap();
+    let est = est.build(now).unwrap();
+    tenancy
+        .insert_establishment(&all, &est, None)
+        .await
+        .unwrap();
+    let area = NewArea {
+        establishment_id: est.id,
+        parent_area_id: None,
+        name: "101".into(),
+        kind: "room".into(),
+        floor: None,
+        metadata: Metadata::default(),
+    }
+    .build(now)
+    .unwrap();
+    tenancy.insert_area(&all, &area).await.unwrap();
+    let device = NewDevice {
+        area_id: area.id,
+        device_type: "thermostat".into(),
+        manufacturer: "Acme".into(),
+        model: "T1".into(),
+        serial_number: uuid::Uuid::new_v4().to_string(),
+        mac_address: None,
+        protocol: "hse-tcp".into(),
+        metadata: Metadata::default(),
+    }
+    .build(est.id, now)
+    .unwrap();
+    let secret = hse_core::Secret::generate().unwrap();
+    tenancy
+        .insert_device(&all, &device, secret.hash())
+        .await
+        .unwrap();
+    let scope = Scope::Organization {
+        organization_id: org.id,
+        establishments: [est.id].into(),
+    };
+    (device.id, scope)
+}
+
+/// Reads run inside the caller's scope: row-level security shows a tenant
+/// its own devices' events and rollups and nothing of another's, even when
+/// asked for the other device by id; the aggregate cache keys answers by
+/// scope, so the platform's cached answer is not served to a tenant.
+#[sqlx::test(migrations = false)]
+async fn reads_see_only_the_devices_of_their_scope(pool: PgPool) {
+    use hse_devices::cache::{CachedHistory, RollupCache};
+
+    let store = Arc::new(store(pool.clone()).await);
+    let (mine, my_scope) = placed_device(&pool).await;
+    let (theirs, _) = placed_device(&pool).await;
+    let past = now_hour() - 3 * HOUR_MS;
+    let events: Vec<_> = [mine, theirs]
+        .into_iter()
+        .flat_map(|d| (0..3).map(move |i| event(d, "t", past + i * 60_000, Some(1.0))))
+        .collect();
+    assert_eq!(store.store(&events).await.unwrap(), 6);
+    let query = |device_id| EventQuery {
+        device_id,
+        from_ms: None,
+        to_ms: None,
+        types: vec![],
+        limit: 10,
+        cursor: None,
+    };
+    let seen = |page: hse_devices::history::EventPage| page.events.len();
+    let everyone = Scope::Platform;
+    assert_eq!(
+        seen(store.events(&my_scope, &query(mine)).await.unwrap()),
+        3
+    );
+    assert_eq!(
+        seen(store.events(&my_scope, &query(theirs)).await.unwrap()),
+        0
+    );
+    assert_eq!(
+        seen(store.events(&everyone, &query(theirs)).await.unwrap()),
+        3
+    );
+
+    let url = std::env::var("HSE_REDIS_URL").unwrap_or_else(|_| "redis://127.0.0.1:6379".into());
+    let client = redis::Client::open(url).unwrap();
+    let prefix = format!("hse-test:{}:", uuid::Uuid::new_v4());
+    let conn = connect(&client, Duration::from_secs(5)).await.unwrap();
+    let history = CachedHistory::new(
+        store.clone(),
+        RollupCache::new(conn.clone(), &Keys::new(&prefix)),
+    );
+    let kind = EventType::parse("t").unwrap();
+    let range = (past - HOUR_MS, past + HOUR_MS);
+    let buckets = |scope: Scope, device| {
+        let (history, kind) = (&history, &kind);
+        async move {
+            let series = history
+                .aggregates(&scope, device, kind, Bucket::Hour, range.0, range.1)
+                .await
+                .unwrap();
+            series.iter().map(|a| a.count).sum::<i64>()
+        }
+    };
+    assert_eq!(
+        buckets(everyone.clone(), theirs).await,
+        3,
+        "cached for the platform"
+    );
+    assert_eq!(
+        buckets(my_scope.clone(), theirs).await,
+        0,
+        "not served to a tenant"
+    );
+    assert_eq!(buckets(my_scope.clone(), mine).await, 3);
+
+    let mut c = conn.clone();
+    let leftovers: Vec<String> = c.keys(format!("{prefix}*")).await.unwrap();
+    if !leftovers.is_empty() {
+        let _: () = c.del(leftovers).await.unwrap();
+    }
 }

@@ -6,7 +6,7 @@
 //! | variable | default |
 //! |---|---|
 //! | `HSE_DATABASE_URL` | required (the application role; its transactions set the system scope) |
-//! | `HSE_DATABASE_MIGRATION_URL` | `HSE_DATABASE_URL` (the schema owner, to apply hse-devices' migrations) |
+//! | `HSE_DATABASE_MIGRATION_URL` | `HSE_DATABASE_URL` (the schema owner, to apply hse-core's and hse-devices' migrations: the event tables' row-level security builds on hse-core's) |
 //! | `HSE_REDIS_URL` | `redis://127.0.0.1:6379` |
 //! | `HSE_REDIS_PREFIX` | `hse:` |
 //! | `HSE_WRITER_NAME` | `writer-1` (stable across restarts: it resumes its own pending entries) |
@@ -68,6 +68,7 @@ async fn main() -> Result<(), Box<dyn Error>> {
 
     let migration_url = var("HSE_DATABASE_MIGRATION_URL", Some(&database_url))?;
     let owner = sqlx::PgPool::connect(&migration_url).await?;
+    hse_core::postgres::migrate(&owner).await?;
     migrate(&owner).await?;
     owner.close().await;
     let pool = sqlx::PgPool::connect(&database_url).await?;

@@ -1,10 +1,11 @@
 //! [`EventHistory`] over PostgreSQL: raw events from `device_events`
 //! (index `(device_id, time DESC, event_id DESC)`), aggregates from the
-//! rollups.
+//! rollups, each in a transaction scoped to the caller (row-level security
+//! shows a scope only its own devices' rows).
 
 use chrono::{DateTime, TimeZone, Utc};
-use hse_core::DeviceId;
-use hse_core::postgres::system_tx;
+use hse_core::postgres::scoped_tx;
+use hse_core::{DeviceId, Scope};
 use sqlx::Row;
 use sqlx::postgres::PgRow;
 use uuid::Uuid;
@@ -39,10 +40,10 @@ fn event_of(row: &PgRow) -> Result<Event, sqlx::Error> {
 
 #[async_trait::async_trait]
 impl EventHistory for PgEventStore {
-    async fn events(&self, query: &EventQuery) -> Result<EventPage, ReadError> {
+    async fn events(&self, scope: &Scope, query: &EventQuery) -> Result<EventPage, ReadError> {
         let cursor = query.checked_cursor()?;
         let types: Vec<String> = query.types.iter().map(ToString::to_string).collect();
-        let mut tx = system_tx(self.pool()).await.map_err(storage)?;
+        let mut tx = scoped_tx(self.pool(), scope).await.map_err(storage)?;
         let rows = sqlx::query(
             "SELECT time, device_id, event_id, event_type, value, unit, metadata::text AS metadata, source
              FROM device_events
@@ -71,6 +72,7 @@ impl EventHistory for PgEventStore {
 
     async fn aggregates(
         &self,
+        scope: &Scope,
         device_id: DeviceId,
         event_type: &EventType,
         bucket: Bucket,
@@ -87,7 +89,7 @@ impl EventHistory for PgEventStore {
              WHERE device_id = $1 AND event_type = $2 AND bucket >= $3 AND bucket < $4
              ORDER BY bucket"
         );
-        let mut tx = system_tx(self.pool()).await.map_err(storage)?;
+        let mut tx = scoped_tx(self.pool(), scope).await.map_err(storage)?;
         let rows = sqlx::query(&sql)
             .bind(device_id.as_uuid())
             .bind(event_type.as_str())

@@ -90,6 +90,15 @@ pub(super) async fn may(
     authorize(who, &action(name)?, &resource).map_err(|d| ApiError::from(CoreError::Denied(d)))
 }
 
+/// May `who` read `device`? Absent or another tenant's is 404.
+async fn read_device(s: &AppState, who: &Principal, device: DeviceId) -> Result<(), ApiError> {
+    let read = action("read_device")?;
+    s.tenancy
+        .authorize(who, &read, Target::Device(device), "device")
+        .await?;
+    Ok(())
+}
+
 // ----- status ---------------------------------------------------------
 
 /// A device's current state, from the state cache.
@@ -153,10 +162,7 @@ pub(crate) async fn status(
     c: Caller,
     ApiPath(id): ApiPath<DeviceId>,
 ) -> Answer<DeviceStatusView> {
-    let read = ActionName::parse("read_device")?;
-    s.tenancy
-        .authorize(&c.principal, &read, Target::Device(id), "device")
-        .await?;
+    read_device(&s, &c.principal, id).await?;
     let state = s.devices.state.get(id).await?;
     Ok(Json(status_view(id, state)))
 }
@@ -241,7 +247,7 @@ pub(crate) async fn events(
     ApiPath(id): ApiPath<DeviceId>,
     ApiQuery(q): ApiQuery<EventsQuery>,
 ) -> Answer<EventPageView> {
-    s.tenancy.device(&c.principal, id).await?;
+    read_device(&s, &c.principal, id).await?;
     let limit = q.limit.unwrap_or(DEFAULT_LIMIT);
     if !(1..=MAX_LIMIT).contains(&limit) {
         return Err(ApiError::invalid("limit", "must be 1-500"));
@@ -254,7 +260,11 @@ pub(crate) async fn events(
         limit,
         cursor: q.cursor,
     };
-    let page = s.devices.history.events(&query).await?;
+    let page = s
+        .devices
+        .history
+        .events(&c.principal.scope(), &query)
+        .await?;
     Ok(Json(EventPageView {
         items: page.events.into_iter().map(EventView::from).collect(),
         next_cursor: page.next_cursor,
@@ -343,7 +353,7 @@ pub(crate) async fn aggregates(
     ApiPath(id): ApiPath<DeviceId>,
     ApiQuery(q): ApiQuery<AggregatesQuery>,
 ) -> Answer<AggregatesView> {
-    s.tenancy.device(&c.principal, id).await?;
+    read_device(&s, &c.principal, id).await?;
     let kind =
         EventType::parse(&q.event_type).map_err(|e| ApiError::invalid("event_type", e.reason))?;
     let (bucket, default_span) = match q.bucket {
@@ -362,6 +372,7 @@ pub(crate) async fn aggregates(
         .devices
         .history
         .aggregates(
+            &c.principal.scope(),
             id,
             &kind,
             bucket,
@@ -434,7 +445,7 @@ pub(crate) async fn command(
     ApiPath(id): ApiPath<DeviceId>,
     ApiJson(body): ApiJson<NewCommand>,
 ) -> Answer<CommandOutcome> {
-    s.tenancy.device(&c.principal, id).await?;
+    read_device(&s, &c.principal, id).await?;
     may(&s, &c.principal, id, "command_device").await?;
     let (command, timeout) = checked_command(body)?;
     let request_id = command.request_id;
