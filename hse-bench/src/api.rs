@@ -42,6 +42,15 @@ impl ApiServer {
     /// Builds the services on a fresh database, with the per-user quota
     /// lifted (its Redis check still runs on every request), and signs in.
     pub(crate) async fn start(env: &Env, report: &mut Report) -> anyhow::Result<Self> {
+        Self::start_with(env, report, &[]).await
+    }
+
+    /// [`ApiServer::start`] with some settings given (`HSE_…` name, value).
+    pub(crate) async fn start_with(
+        env: &Env,
+        report: &mut Report,
+        settings: &[(&str, &str)],
+    ) -> anyhow::Result<Self> {
         let scratch = env.scratch().await?;
         hse_core::postgres::ensure_app_login_role(&scratch.pool).await?;
         let prefix = Env::redis_prefix();
@@ -51,7 +60,10 @@ impl ApiServer {
             "HSE_REDIS_URL" => Some(env.redis_url.clone()),
             "HSE_REDIS_PREFIX" => Some(prefix.clone()),
             "HSE_HTTP_ADDR" | "HSE_GRPC_ADDR" | "HSE_DEVICE_TCP_ADDR" => Some("127.0.0.1:0".into()),
-            _ => None,
+            other => settings
+                .iter()
+                .find(|(name, _)| *name == other)
+                .map(|(_, value)| (*value).to_owned()),
         };
         let config = hse_server::Config::from_lookup(lookup)?;
         let backends = hse_server::backends::Backends::connect(&config).await?;
@@ -173,9 +185,13 @@ pub(crate) fn request(
     builder.body(body).unwrap_or_default()
 }
 
-/// Runs the section.
-pub(crate) async fn run(env: &Env, report: &mut Report) -> anyhow::Result<()> {
-    let server = ApiServer::start(env, report).await?;
+/// A server with one device; the path of its status read.
+async fn with_device(
+    env: &Env,
+    report: &mut Report,
+    settings: &[(&str, &str)],
+) -> anyhow::Result<(ApiServer, String)> {
+    let server = ApiServer::start_with(env, report, settings).await?;
     let (_, est) = server.establishment().await?;
     let area = server
         .create(
@@ -189,14 +205,24 @@ pub(crate) async fn run(env: &Env, report: &mut Report) -> anyhow::Result<()> {
             json!({"area_id": area, "device_type": "sensor", "protocol": "hse-tcp"}),
         )
         .await?;
-    let status_path = format!("/v1/devices/{device}/status");
-    let path = if server.call("GET", &status_path, None).await?.0 == 200 {
-        status_path
-    } else {
-        report.note("api: GET /v1/devices/{id}/status is not served yet; measured GET /v1/devices/{id} (same authentication and tenancy check, read from PostgreSQL)");
-        format!("/v1/devices/{device}")
-    };
+    let path = format!("/v1/devices/{device}/status");
+    let (status, body) = server.call("GET", &path, None).await?;
+    anyhow::ensure!(status == 200, "GET {path} answered {status}: {body}");
+    Ok((server, path))
+}
+
+/// The caches of the authorization path turned off.
+const UNCACHED: [(&str, &str); 2] = [
+    ("HSE_PRINCIPAL_CACHE_MS", "0"),
+    ("HSE_PLACEMENT_CACHE_MS", "0"),
+];
+
+/// Runs the section: status reads on the default settings (principal and
+/// placement cached for 1 s), then with both caches off, each beside
+/// liveness on the same server.
+pub(crate) async fn run(env: &Env, report: &mut Report) -> anyhow::Result<()> {
     let (clients, duration) = (64, Duration::from_secs(if env.smoke { 1 } else { 10 }));
+    let (server, path) = with_device(env, report, &[]).await?;
     let live = http_load::run(
         server.addr,
         clients,
@@ -212,15 +238,12 @@ pub(crate) async fn run(env: &Env, report: &mut Report) -> anyhow::Result<()> {
     )
     .await?;
     report.note(format!(
-        "api: {path} answers {:?}; liveness answers {:?}",
+        "api: the status read answers {:?}; liveness answers {:?}",
         read.by_status, live.by_status
     ));
     let rps = Figure::new(
         "api",
-        format!(
-            "authenticated GET {}, 64 clients",
-            path.replace(&device, "{id}")
-        ),
+        "authenticated GET /v1/devices/{id}/status, 64 clients",
         read.rps(&[200]),
         "req/s",
         "GET /health/liveness",
@@ -238,6 +261,36 @@ pub(crate) async fn run(env: &Env, report: &mut Report) -> anyhow::Result<()> {
     );
     let met = p99.value <= 10.0;
     report.add(p99.target("≤ 10 ms", met));
+    server.stop().await?;
+
+    let (server, path) = with_device(env, report, &UNCACHED).await?;
+    let cold = http_load::run(
+        server.addr,
+        clients,
+        duration,
+        get(path, server.token.clone()),
+    )
+    .await?;
+    report.note(format!(
+        "api: with caches off the status read answers {:?}",
+        cold.by_status
+    ));
+    report.add(Figure::new(
+        "api",
+        "same read, principal and placement caches off (every request reads PostgreSQL)",
+        cold.rps(&[200]),
+        "req/s",
+        "cached, same run",
+        read.rps(&[200]),
+    ));
+    report.add(Figure::new(
+        "api",
+        "same read p99, caches off",
+        cold.ms(0.99),
+        "ms",
+        "cached p99",
+        read.ms(0.99),
+    ));
     server.stop().await
 }
 

@@ -3,6 +3,12 @@
 //! and every latency is measured from the *intended* send time, so a stall
 //! is charged to every frame it delayed (no coordinated omission).
 //!
+//! Frames are written by one pacing thread of their own (a blocking thread,
+//! not a task on the runtime the server under test shares), which sleeps
+//! with the operating system's timer (tens of microseconds) rather than
+//! tokio's millisecond wheel, so the generator's own lateness stays small
+//! and is reported beside the figures it is part of.
+//!
 //! It reports what it sent, what was acknowledged and what PostgreSQL holds
 //! afterwards, so no throughput is reported that was not persisted.
 
@@ -16,9 +22,8 @@ use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 use anyhow::Context;
 use hdrhistogram::Histogram;
 use sqlx::PgPool;
-use tokio::io::{AsyncBufReadExt, AsyncWriteExt, BufReader};
+use tokio::io::{AsyncBufReadExt, AsyncWriteExt, BufReader, Lines};
 use tokio::net::TcpStream;
-use tokio::net::tcp::{OwnedReadHalf, OwnedWriteHalf};
 use uuid::Uuid;
 
 use crate::pipeline::{Device, Pipeline};
@@ -138,12 +143,12 @@ pub(crate) async fn run(
     });
     let done = tokio_util::sync::CancellationToken::new();
     let poller = tokio::spawn(poll_lag(pool.clone(), shared.clone(), done.clone()));
-    let (mut senders, mut receivers) = (Vec::new(), Vec::new());
+    let (mut writers, mut receivers) = (Vec::new(), Vec::new());
     for (d, (device, (read, write))) in devices.iter().zip(conns).enumerate() {
         let d = d as u64;
         let frames = (total_frames + shared.devices - 1 - d) / shared.devices;
         let device = device.id.as_uuid();
-        senders.push(tokio::spawn(send(shared.clone(), d, frames, write)));
+        writers.push(write);
         receivers.push(tokio::spawn(receive(
             shared.clone(),
             d,
@@ -152,15 +157,18 @@ pub(crate) async fn run(
             read,
         )));
     }
+    let pacer = {
+        let shared = shared.clone();
+        tokio::task::spawn_blocking(move || pace(&shared, writers, total_frames))
+    };
     let deadline = shared.t0 + spec.duration + spec.drain;
     for task in receivers {
         tokio::time::timeout_at(deadline.into(), task)
             .await
             .context("acks did not arrive in time")???;
     }
-    for task in senders {
-        drop(task.await??);
-    }
+    // The sockets stayed open until every ack was in.
+    drop(pacer.await??);
     let acked = shared.acked.load(Ordering::Relaxed);
     while Instant::now() < deadline + spec.drain && !pipeline.drained().await? {
         tokio::time::sleep(Duration::from_millis(5)).await;
@@ -193,62 +201,100 @@ pub(crate) async fn run(
     })
 }
 
-type Conn = (tokio::io::Lines<BufReader<OwnedReadHalf>>, OwnedWriteHalf);
+/// A device connection: its acks to read, and a blocking handle on the
+/// same socket for the pacing thread to write frames with.
+type Conn = (Lines<BufReader<TcpStream>>, std::net::TcpStream);
 
 async fn hello(addr: SocketAddr, device: &Device) -> anyhow::Result<Conn> {
-    let stream = TcpStream::connect(addr).await?;
+    let mut stream = TcpStream::connect(addr).await?;
     stream.set_nodelay(true)?;
-    let (read, mut write) = stream.into_split();
-    let mut lines = BufReader::new(read).lines();
     let hello = serde_json::json!({"type":"hello","device_id":device.id,"token":device.secret.expose(),"protocol":1});
-    write.write_all(format!("{hello}\n").as_bytes()).await?;
-    let welcome = lines.next_line().await?.unwrap_or_default();
+    stream.write_all(format!("{hello}\n").as_bytes()).await?;
+    let mut reader = BufReader::new(stream);
+    let mut welcome = String::new();
+    reader.read_line(&mut welcome).await?;
     anyhow::ensure!(
         welcome.contains("welcome"),
         "device hello refused: {welcome}"
     );
-    Ok((lines, write))
+    // Nothing follows the welcome until frames are sent, so the buffer is
+    // empty and the socket can be shared: tokio reads, the pacer writes.
+    let socket = reader.into_inner().into_std()?;
+    let writer = socket.try_clone()?;
+    Ok((BufReader::new(TcpStream::from_std(socket)?).lines(), writer))
 }
 
-/// Writes device `d`'s frames at their scheduled times.
-async fn send(
-    shared: Arc<Shared>,
-    d: u64,
-    frames: u64,
-    mut write: OwnedWriteHalf,
-) -> anyhow::Result<OwnedWriteHalf> {
+/// Writes every frame at its scheduled time, in schedule order (frame `k`
+/// belongs to device `k % devices`), on the calling (blocking) thread.
+fn pace(
+    shared: &Shared,
+    mut writers: Vec<std::net::TcpStream>,
+    total_frames: u64,
+) -> anyhow::Result<Vec<std::net::TcpStream>> {
     let mut lateness = histogram();
     let mut line = String::with_capacity(shared.per_frame * 140 + 64);
-    for j in 0..frames {
-        let k = j * shared.devices + d;
+    for k in 0..total_frames {
         let intended = shared.intended(k);
-        tokio::time::sleep_until(intended.into()).await;
-        let ts_ms = SystemTime::now().duration_since(UNIX_EPOCH)?.as_millis();
-        line.clear();
-        let _ = write!(line, r#"{{"type":"events","seq":{},"events":["#, j + 1);
-        for i in 0..shared.per_frame {
-            if i > 0 {
-                line.push(',');
-            }
-            let _ = write!(
-                line,
-                r#"{{"event_id":"{}","ts_ms":{ts_ms},"event_type":"temperature","value":{}.5,"unit":"C"}}"#,
-                shared.event_id(k, i),
-                k % 40
-            );
+        let early = intended.saturating_duration_since(Instant::now());
+        if !early.is_zero() {
+            std::thread::sleep(early);
         }
-        line.push_str("]}\n");
-        write.write_all(line.as_bytes()).await?;
+        let (d, j) = (k % shared.devices, k / shared.devices);
+        frame(shared, k, j + 1, &mut line)?;
+        let writer = writers
+            .get_mut(usize::try_from(d)?)
+            .context("a device per connection")?;
+        write_fully(writer, line.as_bytes())?;
         lateness.saturating_record(micros(intended.elapsed()));
         shared
             .sent
             .fetch_add(shared.per_frame as u64, Ordering::Relaxed);
     }
-    let mut hists = shared.hists.lock().unwrap_or_else(PoisonError::into_inner);
-    hists.1.add(&lateness)?;
-    drop(hists);
-    // The socket stays open until every ack is in.
-    Ok(write)
+    shared
+        .hists
+        .lock()
+        .unwrap_or_else(PoisonError::into_inner)
+        .1
+        .add(&lateness)?;
+    Ok(writers)
+}
+
+/// Frame `k` of the schedule, its device's `seq`-th, as one line.
+fn frame(shared: &Shared, k: u64, seq: u64, line: &mut String) -> anyhow::Result<()> {
+    let ts_ms = SystemTime::now().duration_since(UNIX_EPOCH)?.as_millis();
+    line.clear();
+    let _ = write!(line, r#"{{"type":"events","seq":{seq},"events":["#);
+    for i in 0..shared.per_frame {
+        if i > 0 {
+            line.push(',');
+        }
+        let _ = write!(
+            line,
+            r#"{{"event_id":"{}","ts_ms":{ts_ms},"event_type":"temperature","value":{}.5,"unit":"C"}}"#,
+            shared.event_id(k, i),
+            k % 40
+        );
+    }
+    line.push_str("]}\n");
+    Ok(())
+}
+
+/// Writes all of `bytes` to a socket that tokio keeps non-blocking: a full
+/// send buffer is waited out in 50 µs naps.
+fn write_fully(socket: &mut std::net::TcpStream, mut bytes: &[u8]) -> std::io::Result<()> {
+    use std::io::{ErrorKind, Write as _};
+    while !bytes.is_empty() {
+        match socket.write(bytes) {
+            Ok(0) => return Err(ErrorKind::WriteZero.into()),
+            Ok(n) => bytes = &bytes[n..],
+            Err(e) if e.kind() == ErrorKind::WouldBlock => {
+                std::thread::sleep(Duration::from_micros(50));
+            }
+            Err(e) if e.kind() == ErrorKind::Interrupted => {}
+            Err(e) => return Err(e),
+        }
+    }
+    Ok(())
 }
 
 #[derive(serde::Deserialize)]
@@ -269,7 +315,7 @@ async fn receive(
     d: u64,
     device: Uuid,
     frames: u64,
-    mut lines: tokio::io::Lines<BufReader<OwnedReadHalf>>,
+    mut lines: Lines<BufReader<TcpStream>>,
 ) -> anyhow::Result<()> {
     let mut answered = vec![false; usize::try_from(frames)? + 1];
     let (mut count, mut low) = (0u64, 1u64);
