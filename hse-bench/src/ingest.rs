@@ -17,7 +17,7 @@ use crate::report::{Figure, LoadCounts, Report};
 pub(crate) async fn run(env: &Env, report: &mut Report) -> anyhow::Result<f64> {
     let scratch = env.scratch().await?;
     scratch.migrate_devices().await?;
-    let pipeline = Pipeline::start(env, Some(&scratch.pool)).await?;
+    let mut pipeline = Pipeline::start(env, Some(&scratch.pool)).await?;
     let (devices, spec) = if env.smoke {
         (
             4,
@@ -27,6 +27,7 @@ pub(crate) async fn run(env: &Env, report: &mut Report) -> anyhow::Result<f64> {
                 per_frame: 10,
                 probe_every: 0,
                 drain: Duration::from_secs(20),
+                defer_storage: false,
             },
         )
     } else {
@@ -38,11 +39,12 @@ pub(crate) async fn run(env: &Env, report: &mut Report) -> anyhow::Result<f64> {
                 per_frame: 10,
                 probe_every: 0,
                 drain: Duration::from_secs(120),
+                defer_storage: false,
             },
         )
     };
     let devices = pipeline.register(devices)?;
-    let result = load::run(&pipeline, &devices, &scratch.pool, spec).await?;
+    let result = load::run(&mut pipeline, &devices, &scratch.pool, spec).await?;
     pipeline.stop().await?;
     report.loads.push(LoadCounts {
         run: format!("ingest, offered {:.0} events/s", spec.rate),

@@ -41,6 +41,9 @@ pub(crate) struct LoadSpec {
     pub(crate) probe_every: u64,
     /// How long to wait for the last acks and rows.
     pub(crate) drain: Duration,
+    /// Hold the batch writer back until every frame is answered (storage
+    /// then runs alone; storage lag is not meaningful).
+    pub(crate) defer_storage: bool,
 }
 
 /// What came of it. Times in microseconds.
@@ -116,7 +119,7 @@ fn micros(d: Duration) -> u64 {
 /// Runs `spec` against the listener at `addr` with `devices`, then waits
 /// for PostgreSQL (on `pool`) to hold everything acknowledged.
 pub(crate) async fn run(
-    pipeline: &Pipeline,
+    pipeline: &mut Pipeline,
     devices: &[Device],
     pool: &PgPool,
     spec: LoadSpec,
@@ -124,6 +127,9 @@ pub(crate) async fn run(
     let mut conns = Vec::with_capacity(devices.len());
     for device in devices {
         conns.push(hello(pipeline.addr, device).await?);
+    }
+    if spec.defer_storage {
+        pipeline.pause_writer().await;
     }
     let total_frames = (spec.rate * spec.duration.as_secs_f64() / spec.per_frame as f64) as u64;
     let shared = Arc::new(Shared {
@@ -169,6 +175,7 @@ pub(crate) async fn run(
     }
     // The sockets stayed open until every ack was in.
     drop(pacer.await??);
+    pipeline.resume_writer().await?;
     let acked = shared.acked.load(Ordering::Relaxed);
     while Instant::now() < deadline + spec.drain && !pipeline.drained().await? {
         tokio::time::sleep(Duration::from_millis(5)).await;

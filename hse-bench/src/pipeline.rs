@@ -1,6 +1,8 @@
 //! The device ingest pipeline in this process, through `hse-devices`'
 //! public API: the TCP listener, acks after the Redis `XADD`, and (when
-//! asked) the batch writer into PostgreSQL with rollups.
+//! asked) the batch writer into PostgreSQL with rollups. The writer can
+//! be held back while a load runs and started afterwards, to tell the
+//! acknowledgement path's own latency from what co-located storage adds.
 
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -41,6 +43,42 @@ pub(crate) struct Pipeline {
     tasks: Vec<JoinHandle<()>>,
     redis_url: String,
     prefix: String,
+    writer: Option<Writer>,
+}
+
+/// What the batch writer needs, and the running one.
+#[derive(Debug)]
+struct Writer {
+    client: redis::Client,
+    keys: Keys,
+    pool: PgPool,
+    running: Option<(CancellationToken, JoinHandle<()>)>,
+}
+
+impl Writer {
+    async fn start(&mut self, stop: &CancellationToken) -> anyhow::Result<()> {
+        if self.running.is_some() {
+            return Ok(());
+        }
+        let consumer = RedisConsumer::new(&self.client, self.keys.clone(), "bench-writer").await?;
+        let writer = BatchWriter::new(
+            Arc::new(consumer),
+            Arc::new(PgEventStore::new(self.pool.clone())),
+            Arc::new(MemoryDeadLetters::new()),
+            WriterConfig::default(),
+        );
+        let token = stop.child_token();
+        let task = tokio::spawn(writer.run_until_stopped(token.clone()));
+        self.running = Some((token, task));
+        Ok(())
+    }
+
+    async fn stop(&mut self) {
+        if let Some((token, task)) = self.running.take() {
+            token.cancel();
+            let _ = tokio::time::timeout(Duration::from_secs(10), task).await;
+        }
+    }
 }
 
 impl Pipeline {
@@ -63,18 +101,17 @@ impl Pipeline {
         });
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
         let addr = listener.local_addr()?;
-        let mut tasks = vec![tokio::spawn(hse_devices::tcp::run_until_stopped(
+        let tasks = vec![tokio::spawn(hse_devices::tcp::run_until_stopped(
             listener, ctx, 50_000,
         ))];
-        if let Some(pool) = pool {
-            let consumer = RedisConsumer::new(&client, keys, "bench-writer").await?;
-            let writer = BatchWriter::new(
-                Arc::new(consumer),
-                Arc::new(PgEventStore::new(pool.clone())),
-                Arc::new(MemoryDeadLetters::new()),
-                WriterConfig::default(),
-            );
-            tasks.push(tokio::spawn(writer.run_until_stopped(stop.clone())));
+        let mut writer = pool.map(|pool| Writer {
+            client,
+            keys,
+            pool: pool.clone(),
+            running: None,
+        });
+        if let Some(writer) = &mut writer {
+            writer.start(&stop).await?;
         }
         Ok(Self {
             addr,
@@ -83,7 +120,24 @@ impl Pipeline {
             tasks,
             redis_url: env.redis_url.clone(),
             prefix,
+            writer,
         })
+    }
+
+    /// Stops the batch writer (it flushes what it holds); entries wait in
+    /// the Redis stream until [`Pipeline::resume_writer`].
+    pub(crate) async fn pause_writer(&mut self) {
+        if let Some(writer) = &mut self.writer {
+            writer.stop().await;
+        }
+    }
+
+    /// Starts the batch writer again (it resumes from the consumer group).
+    pub(crate) async fn resume_writer(&mut self) -> anyhow::Result<()> {
+        match &mut self.writer {
+            Some(writer) => writer.start(&self.stop).await,
+            None => Ok(()),
+        }
     }
 
     /// Registers `n` devices and returns their credentials.
@@ -118,7 +172,8 @@ impl Pipeline {
     }
 
     /// Stops sessions and the writer (which flushes), deletes the keys.
-    pub(crate) async fn stop(self) -> anyhow::Result<()> {
+    pub(crate) async fn stop(mut self) -> anyhow::Result<()> {
+        self.pause_writer().await;
         self.stop.cancel();
         for task in self.tasks {
             let _ = tokio::time::timeout(Duration::from_secs(10), task).await;
