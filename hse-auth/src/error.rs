@@ -186,8 +186,13 @@ impl From<AuthError> for CoreError {
 
 #[cfg(feature = "postgres")]
 impl From<sqlx::Error> for AuthError {
+    /// A value PostgreSQL refused (SQLSTATE class `22`, e.g. a NUL
+    /// character) is invalid input; anything else is a storage failure.
     fn from(e: sqlx::Error) -> Self {
-        Self::Storage(e.to_string())
+        match hse_core::postgres::refused_value(&e) {
+            Some(reason) => Self::invalid("value", reason),
+            None => Self::Storage(e.to_string()),
+        }
     }
 }
 

@@ -94,8 +94,13 @@ impl From<CoreError> for BookingError {
 
 #[cfg(feature = "postgres")]
 impl From<sqlx::Error> for BookingError {
+    /// A value PostgreSQL refused (SQLSTATE class `22`, e.g. a NUL
+    /// character) is invalid input; anything else is a storage failure.
     fn from(e: sqlx::Error) -> Self {
-        Self::Storage(e.to_string())
+        match hse_core::postgres::refused_value(&e) {
+            Some(reason) => Self::invalid("value", reason),
+            None => Self::Storage(e.to_string()),
+        }
     }
 }
 

@@ -77,8 +77,13 @@ impl CoreError {
 
 #[cfg(feature = "postgres")]
 impl From<sqlx::Error> for CoreError {
+    /// A value PostgreSQL refused (SQLSTATE class `22`, e.g. a NUL
+    /// character) is invalid input; anything else is a storage failure.
     fn from(e: sqlx::Error) -> Self {
-        Self::Storage(e.to_string())
+        match crate::postgres::refused_value(&e) {
+            Some(reason) => Self::invalid("value", reason),
+            None => Self::Storage(e.to_string()),
+        }
     }
 }
 

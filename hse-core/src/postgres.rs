@@ -19,7 +19,8 @@
 //!
 //! # Layout
 //! - `scoped`: scope filters, scoped fetch/list/delete shared by entities.
-//! - `violation`: SQLSTATE → [`CoreError`] mapping.
+//! - `violation`: SQLSTATE → [`CoreError`] mapping of integrity violations;
+//!   `data_exception`: values PostgreSQL refuses (class `22`), [`refused_value`].
 //! - `tenants`, `establishments`, `areas`, `devices`, `users`, `roles`,
 //!   `invitations`: one module per entity; `principals`, `locate`: the
 //!   system paths that resolve who and where.
@@ -41,6 +42,7 @@
 
 mod app_role;
 mod areas;
+mod data_exception;
 mod devices;
 mod establishments;
 mod invitations;
@@ -62,6 +64,7 @@ pub use self::app_role::{
     app_role_url, ensure_app_login_role,
 };
 use self::areas::AreaRow;
+pub use self::data_exception::refused_value;
 use self::devices::DeviceRow;
 use self::establishments::EstablishmentRow;
 use self::scoped::{delete, get, list};

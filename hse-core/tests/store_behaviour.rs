@@ -1937,6 +1937,47 @@ mod pg {
         assert_eq!(sqlstate(&pool, relocate, &binds).await, "23514");
     }
 
+    /// PostgreSQL refuses U+0000 in `text` and `jsonb` (SQLSTATE class
+    /// `22`): the caller's input is at fault, so the store answers
+    /// `Invalid` (not `Storage`), without SQL in the reason, and writes
+    /// nothing.
+    #[sqlx::test(migrations = false)]
+    async fn a_value_postgres_refuses_is_invalid_input_and_writes_nothing(pool: PgPool) {
+        let s = store(pool).await;
+        let w = world(&s).await;
+        let mut org = new_org(Some(w.p1));
+        org.name = "Acme\0".into();
+        let refused = s.insert_organization(&root(), &org).await;
+        refused!(&refused, CoreError::Invalid { field: "value", .. });
+        let reason = refused.unwrap_err().to_string();
+        assert!(reason.contains("could not be stored"), "{reason}");
+        assert!(!reason.contains("INSERT"), "{reason}");
+        refused!(
+            s.organization(&root(), org.id).await,
+            CoreError::NotFound { .. }
+        );
+        let mut est = new_est(w.o1);
+        est.metadata = Metadata::parse(serde_json::json!({"k\u{0}": true})).unwrap();
+        refused!(
+            s.insert_establishment(&root(), &est, None).await,
+            CoreError::Invalid { .. }
+        );
+        refused!(
+            s.establishment(&root(), est.id).await,
+            CoreError::NotFound { .. }
+        );
+        let before = s.establishment(&root(), w.e1).await.unwrap();
+        let patch = EstablishmentPatch {
+            metadata: Some(Metadata::parse(serde_json::json!({"note": "a\u{0}b"})).unwrap()),
+            ..Default::default()
+        };
+        refused!(
+            s.update_establishment(&root(), w.e1, patch, now()).await,
+            CoreError::Invalid { .. }
+        );
+        assert_eq!(s.establishment(&root(), w.e1).await.unwrap(), before);
+    }
+
     #[sqlx::test(migrations = false)]
     async fn migrations_and_the_catalogue_seed_run_twice(pool: PgPool) {
         let s = store(pool.clone()).await;

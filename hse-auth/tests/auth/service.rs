@@ -588,6 +588,31 @@ async fn a_dump_of_the_auth_tables_holds_no_password_token_or_key_secret(pool: P
     assert!(dump.contains(&key.last_four));
 }
 
+/// PostgreSQL refuses U+0000 in `text` (SQLSTATE class `22`): a key
+/// named with one is the caller's mistake, answered `Invalid` (400, not
+/// a storage failure's 503), and no key is stored.
+#[sqlx::test(migrations = false)]
+async fn a_key_name_postgres_refuses_is_invalid_input_and_stores_nothing(pool: PgPool) {
+    let h = Harness::postgres(pool).await;
+    let p = h.user("nul@example.com", PASSWORD).await;
+    let new = NewApiKey {
+        name: "ops\u{0}".into(),
+        permissions: actions(&["read_device"]),
+        expires_at: None,
+    };
+    let created = h.auth.create_api_key(&p, new).await;
+    let Err(refused) = created else {
+        panic!("a NUL in the key name was stored");
+    };
+    assert!(
+        matches!(&refused, AuthError::Invalid { field: "value", reason }
+            if reason.contains("could not be stored")),
+        "{refused:?}"
+    );
+    assert_eq!(refused.http_status(), 400);
+    assert!(h.auth.list_api_keys(&p).await.unwrap().is_empty());
+}
+
 /// A measurement, not a check: sign-in times with the production Argon2
 /// parameters for a wrong password and an unknown email. Run with
 /// `cargo test -p hse-auth --test auth -- --ignored --nocapture timing`.

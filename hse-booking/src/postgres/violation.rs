@@ -1,7 +1,8 @@
 //! Integrity violations, mapped where the query is made: `23P01` on
 //! `bookings_no_overlap` → overlap, on `door_codes_unique_per_lock` → code
 //! collision, `23505` → already exists, `23503` → not found, `23514` →
-//! invalid.
+//! invalid. A data exception (class `22`, e.g. a NUL character in a guest's
+//! metadata) is invalid too, through `From<sqlx::Error> for BookingError`.
 
 use crate::error::BookingError;
 

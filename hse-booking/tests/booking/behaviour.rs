@@ -1,11 +1,12 @@
 //! The booking rules through the service, on both adapters.
 
 use chrono::{Duration, NaiveDate, Utc};
-use hse_booking::model::{BookingPatch, Stay};
+use hse_booking::model::{BookingPatch, GuestPatch, NewGuest, Stay};
 use hse_booking::notification::NotificationKind;
 use hse_booking::status::BookingAction;
 use hse_booking::{BookingError, BookingStatus, BookingWindow, IllegalTransition};
-use hse_core::OrganizationId;
+use hse_core::value::Metadata;
+use hse_core::{OrganizationId, Page, Scope};
 
 use crate::support::{World, admin, at, both};
 
@@ -392,4 +393,53 @@ async fn store_reads_agree_with_scope_contains(w: World) {
         let guests = s.list_guests(scope, Page::first_max()).await.unwrap();
         assert_eq!(guests.items.len(), usize::from(sees_guest), "{scope:?}");
     }
+}
+
+/// PostgreSQL refuses U+0000 in `text` and `jsonb` (SQLSTATE class `22`):
+/// the caller's input is at fault, so creating or changing a guest, or
+/// booking, with one answers `Invalid` (not `Storage`) and writes nothing.
+#[sqlx::test(migrations = false)]
+async fn a_value_postgres_refuses_is_invalid_input_and_writes_nothing(pool: sqlx::PgPool) {
+    let w = World::postgres(pool).await;
+    let now = Utc::now();
+    let ana = w.service.guest(&w.admin, w.guest.id).await.unwrap();
+    let nul = || Metadata::parse(serde_json::json!({"k\u{0}": "a\u{0}b"})).unwrap();
+    let new = NewGuest {
+        first_name: "Luis".into(),
+        metadata: nul(),
+        ..Default::default()
+    };
+    let created = w.service.create_guest(&w.admin, new, now).await;
+    assert!(
+        matches!(&created, Err(BookingError::Invalid { field: "value", reason })
+            if reason.contains("could not be stored")),
+        "{created:?}"
+    );
+    let guests = w.service.list_guests(&w.admin, Page::first_max()).await;
+    let ids: Vec<_> = guests.unwrap().items.iter().map(|g| g.id).collect();
+    assert_eq!(ids, [ana.id]);
+    let patch = GuestPatch {
+        metadata: Some(nul()),
+        ..Default::default()
+    };
+    let updated = w
+        .service
+        .update_guest(&w.admin, w.guest.id, patch, now)
+        .await;
+    assert!(
+        matches!(updated, Err(BookingError::Invalid { .. })),
+        "{updated:?}"
+    );
+    assert_eq!(w.service.guest(&w.admin, w.guest.id).await.unwrap(), ana);
+    let mut request = w.request(w.rooms[0], 0, 24);
+    request.metadata = nul();
+    let booked = w.service.create_booking(&w.admin, request, now).await;
+    assert!(
+        matches!(booked, Err(BookingError::Invalid { .. })),
+        "{booked:?}"
+    );
+    let all = w
+        .store
+        .list_bookings(&Scope::Platform, Default::default(), Page::first_max());
+    assert!(all.await.unwrap().items.is_empty());
 }
