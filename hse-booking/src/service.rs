@@ -5,6 +5,11 @@
 //!
 //! Bookings live here; the submodules `guests`, `codes` and `modify` add
 //! the methods for guests, door codes and modifications.
+//!
+//! A refused or failed call is logged at DEBUG on its span: most are the
+//! caller's mistake or an expected conflict (overlap, illegal transition,
+//! not found, invalid), and a genuine failure (storage) is logged once, at
+//! ERROR, by the caller that handles it (hse-server's 503).
 
 mod codes;
 mod guests;
@@ -17,7 +22,7 @@ use hse_core::{
     ActionName, AreaId, Establishment, Listing, Page, Principal, Resource, Scope, Target,
     TenancyStore, authorize, rules::Denied,
 };
-use tracing::instrument;
+use tracing::{Level, instrument};
 
 use crate::confirmation::ConfirmationCode;
 use crate::door_code::{CodeSource, OsCodes};
@@ -141,7 +146,7 @@ impl Bookings {
     ///
     /// # Errors
     /// `Overlap { with }`, `NotFound` (area or guest), `Denied`, `Invalid`.
-    #[instrument(skip_all, fields(area.id = %new.area_id), err)]
+    #[instrument(skip_all, fields(area.id = %new.area_id), err(level = Level::DEBUG))]
     pub async fn create_booking(
         &self,
         p: &Principal,
@@ -255,7 +260,7 @@ impl Bookings {
     /// `IllegalTransition { from }`, `NotFound`, `Denied`; `CodeCapReached`
     /// if a lock is full (the booking stays confirmed; call
     /// [`Self::issue_codes`] again later).
-    #[instrument(skip_all, fields(booking.id = %id), err)]
+    #[instrument(skip_all, fields(booking.id = %id), err(level = Level::DEBUG))]
     pub async fn confirm(
         &self,
         p: &Principal,
@@ -293,7 +298,7 @@ impl Bookings {
     ///
     /// # Errors
     /// `IllegalTransition { from }`, `NotFound`, `Denied`, `Invalid`.
-    #[instrument(skip_all, fields(booking.id = %id), err)]
+    #[instrument(skip_all, fields(booking.id = %id), err(level = Level::DEBUG))]
     pub async fn cancel(
         &self,
         p: &Principal,
@@ -338,7 +343,7 @@ impl Bookings {
     ///
     /// # Errors
     /// `IllegalTransition { from }`, `NotFound`, `Denied`.
-    #[instrument(skip_all, fields(booking.id = %id), err)]
+    #[instrument(skip_all, fields(booking.id = %id), err(level = Level::DEBUG))]
     pub async fn delete(&self, p: &Principal, id: BookingId, now: DateTime<Utc>) -> Result<()> {
         self.booking_for(p, id, "delete_booking").await?;
         let check = |b: &Booking| -> Result<()> {

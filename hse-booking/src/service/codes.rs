@@ -4,7 +4,7 @@
 
 use chrono::{DateTime, Utc};
 use hse_core::{AreaId, Device, DeviceId, Page, Principal, Resource, Scope};
-use tracing::instrument;
+use tracing::{Level, instrument};
 
 use super::{Bookings, LOCK_TYPES, MAX_AREA_DEPTH};
 use crate::codes::{self, DoorCodeRecord};
@@ -20,7 +20,7 @@ impl Bookings {
     ///
     /// # Errors
     /// `CodeCapReached`, `NotFound`, `Denied`.
-    #[instrument(skip_all, fields(booking.id = %id), err)]
+    #[instrument(skip_all, fields(booking.id = %id), err(level = Level::DEBUG))]
     pub async fn issue_codes(
         &self,
         p: &Principal,

@@ -3,7 +3,7 @@
 use chrono::{DateTime, Utc};
 use hse_core::rules::Denied;
 use hse_core::{Listing, Page, Principal, Resource, Target};
-use tracing::instrument;
+use tracing::{Level, instrument};
 
 use super::{Bookings, action, check};
 use crate::error::{BookingError, Result};
@@ -14,7 +14,7 @@ impl Bookings {
     ///
     /// # Errors
     /// `NotFound` for an organization out of scope, `Denied`, `Invalid`.
-    #[instrument(skip_all, err)]
+    #[instrument(skip_all, err(level = Level::DEBUG))]
     pub async fn create_guest(
         &self,
         p: &Principal,

@@ -4,7 +4,7 @@
 use chrono::{DateTime, Utc};
 use hse_core::value::Metadata;
 use hse_core::{AreaId, Principal, Target};
-use tracing::instrument;
+use tracing::{Level, instrument};
 
 use super::{Bookings, check};
 use crate::codes;
@@ -57,7 +57,7 @@ impl Bookings {
     /// # Errors
     /// `IllegalTransition { from }`, `Overlap { with }`, `NotFound`,
     /// `Denied`, `Invalid`.
-    #[instrument(skip_all, fields(booking.id = %id), err)]
+    #[instrument(skip_all, fields(booking.id = %id), err(level = Level::DEBUG))]
     pub async fn modify(
         &self,
         p: &Principal,

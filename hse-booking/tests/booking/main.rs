@@ -8,6 +8,7 @@ mod behaviour;
 mod codes;
 mod concurrency;
 mod isolation;
+mod logging;
 mod notify;
 mod property;
 mod secrecy;

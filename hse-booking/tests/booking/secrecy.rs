@@ -2,8 +2,7 @@
 //! refuses, a channel that fails, a cancellation) runs under a subscriber
 //! that records every event and span at TRACE level.
 
-use std::io::Write;
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 
 use async_trait::async_trait;
 use chrono::Utc;
@@ -13,31 +12,9 @@ use hse_booking::lock::{LockProgrammer, ProgramCode};
 use hse_booking::notification::{ChannelKind, Notification};
 use hse_booking::{CodeProgrammer, Dispatcher, DoorCodeId, NotificationChannel};
 use hse_core::DeviceId;
-use tracing_subscriber::fmt::MakeWriter;
 use tracing_subscriber::fmt::format::FmtSpan;
 
-use crate::support::World;
-
-#[derive(Clone, Default)]
-struct Captured(Arc<Mutex<Vec<u8>>>);
-
-impl Write for Captured {
-    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
-        self.0.lock().unwrap().extend_from_slice(buf);
-        Ok(buf.len())
-    }
-
-    fn flush(&mut self) -> std::io::Result<()> {
-        Ok(())
-    }
-}
-
-impl<'a> MakeWriter<'a> for Captured {
-    type Writer = Captured;
-    fn make_writer(&'a self) -> Self::Writer {
-        self.clone()
-    }
-}
+use crate::support::{Captured, World};
 
 #[derive(Debug)]
 struct Refusing;
@@ -90,7 +67,7 @@ async fn door_codes_never_appear_in_logs_or_traces() {
     let again = w.service.confirm(&w.admin, b.id, now).await;
     assert!(again.is_err());
 
-    let log = String::from_utf8(captured.0.lock().unwrap().clone()).unwrap();
+    let log = captured.text();
     assert!(
         log.contains("lock refused a door code"),
         "the flow logged: {log}"
