@@ -20,13 +20,15 @@
 //! - [`services`]: the private PostgreSQL and Redis.
 //! - [`proxy`]: the latency/cut TCP proxy.
 //! - [`supervisor`]: restarts what ends.
-//! - [`http`], [`tenants`]: the API client and the two tenants.
+//! - [`http`] (the examples' client, shared), [`tenants`]: the API client
+//!   and the two tenants.
 //! - [`load`]: the reconnecting device load.
 //! - [`traffic`]: bookings and reads.
 //! - [`checks`]: the checkers.
 //! - [`soak`]: the run itself; [`report`]: the result table.
 
 mod checks;
+#[path = "../../examples/support/http.rs"]
 mod http;
 mod load;
 mod proxy;

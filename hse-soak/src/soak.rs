@@ -169,7 +169,8 @@ async fn start(options: &Options, dir: &Path) -> anyhow::Result<Rig> {
         server_env,
         dir,
     );
-    let api = Api::new(SocketAddr::from(([127, 0, 0, 1], http)));
+    let address = SocketAddr::from(([127, 0, 0, 1], http));
+    let api = Api::new(&format!("http://{address}")).with_timeout(CALL_TIMEOUT);
     wait_ready(&api, Duration::from_secs(120))
         .await
         .context("the server did not become ready")?;
@@ -197,6 +198,9 @@ async fn start(options: &Options, dir: &Path) -> anyhow::Result<Rig> {
         api,
     })
 }
+
+/// Longest an API call may take before it counts as failed.
+const CALL_TIMEOUT: Duration = Duration::from_secs(10);
 
 /// The variable of the schema owner's URL (row-level security: the server
 /// connects as an application role that owns nothing and migrates as the
@@ -226,8 +230,8 @@ fn env(name: &str, value: String) -> (String, String) {
 async fn wait_ready(api: &Api, bound: Duration) -> anyhow::Result<Duration> {
     let started = Instant::now();
     while started.elapsed() < bound {
-        let ready = tokio::time::timeout(Duration::from_secs(3), api.ready()).await;
-        if ready == Ok(true) {
+        let ready = tokio::time::timeout(Duration::from_secs(3), api.get("/health/readiness"));
+        if matches!(ready.await, Ok(Ok(_))) {
             return Ok(started.elapsed());
         }
         tokio::time::sleep(Duration::from_millis(200)).await;

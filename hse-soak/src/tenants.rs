@@ -3,9 +3,11 @@
 //! rooms sit in a building with a door lock at the entrance (every
 //! confirmed booking gets a code on it), room sensors, and guests.
 
-use serde_json::json;
+use anyhow::Context;
+use hyper::StatusCode;
+use serde_json::{Value, json};
 
-use crate::http::Api;
+use crate::http::{Api, id};
 
 /// The root account the soak's server bootstraps.
 pub(crate) const ROOT: &str = "root@soak.example";
@@ -49,9 +51,12 @@ pub(crate) struct Tenant {
 /// Creates both tenants.
 pub(crate) async fn set_up(api: &Api) -> anyhow::Result<[Tenant; 2]> {
     let root = api.login(ROOT, ROOT_PASSWORD).await?;
-    let company = root
-        .create("/v1/partner-companies", json!({"name": "Soak Partners"}))
-        .await?;
+    let company = create(
+        &root,
+        "/v1/partner-companies",
+        json!({"name": "Soak Partners"}),
+    )
+    .await?;
     let a = tenant(api, &root, &company, "A").await?;
     let b = tenant(api, &root, &company, "B").await?;
     Ok([a, b])
@@ -63,26 +68,26 @@ async fn tenant(
     company: &str,
     name: &'static str,
 ) -> anyhow::Result<Tenant> {
-    let organization = root
-        .create(
-            "/v1/organizations",
-            json!({"partner_company_id": company, "name": format!("Soak {name}")}),
-        )
-        .await?;
+    let organization = create(
+        root,
+        "/v1/organizations",
+        json!({"partner_company_id": company, "name": format!("Soak {name}")}),
+    )
+    .await?;
     let email = format!("admin@{}.soak.example", name.to_lowercase());
     let admin = onboard(api, root, &email, &organization).await?;
-    let est = admin
-        .create(
-            "/v1/establishments",
-            json!({"organization_id": organization, "name": format!("Hotel {name}"), "timezone": "UTC"}),
-        )
-        .await?;
-    let building = admin
-        .create(
-            "/v1/areas",
-            json!({"establishment_id": est, "name": "Building", "type": "building"}),
-        )
-        .await?;
+    let est = create(
+        &admin,
+        "/v1/establishments",
+        json!({"organization_id": organization, "name": format!("Hotel {name}"), "timezone": "UTC"}),
+    )
+    .await?;
+    let building = create(
+        &admin,
+        "/v1/areas",
+        json!({"establishment_id": est, "name": "Building", "type": "building"}),
+    )
+    .await?;
     let mut devices = vec![
         device(
             &admin,
@@ -94,24 +99,24 @@ async fn tenant(
     ];
     let mut rooms = Vec::new();
     for room in 1..=ROOMS {
-        let area = admin
-            .create(
-                "/v1/areas",
-                json!({"establishment_id": est, "parent_area_id": building, "name": format!("Room {room}"), "type": "room"}),
-            )
-            .await?;
+        let area = create(
+            &admin,
+            "/v1/areas",
+            json!({"establishment_id": est, "parent_area_id": building, "name": format!("Room {room}"), "type": "room"}),
+        )
+        .await?;
         devices.push(device(&admin, &area, "sensor", json!({})).await?);
         rooms.push(area);
     }
     let mut guests = Vec::new();
     for g in 1..=GUESTS {
         guests.push(
-            admin
-                .create(
-                    "/v1/guests",
-                    json!({"organization_id": organization, "first_name": format!("Guest{g}"), "email": format!("guest{g}@{}.soak.example", name.to_lowercase())}),
-                )
-                .await?,
+            create(
+                &admin,
+                "/v1/guests",
+                json!({"organization_id": organization, "first_name": format!("Guest{g}"), "email": format!("guest{g}@{}.soak.example", name.to_lowercase())}),
+            )
+            .await?,
         );
     }
     Ok(Tenant {
@@ -137,24 +142,24 @@ impl Tenant {
 async fn onboard(api: &Api, root: &Api, email: &str, organization: &str) -> anyhow::Result<Api> {
     let role = hse_core::SystemRole::Admin.id().to_string();
     let invitation = json!({"email": email, "role_id": role, "target": {"kind": "organization", "id": organization}});
-    let (status, invited) = root
-        .call("POST", "/v1/invitations", Some(&invitation))
+    let invited = root
+        .post("/v1/invitations", invitation, StatusCode::CREATED)
         .await?;
-    anyhow::ensure!(status == 201, "invitation: {status} {invited}");
     let token = invited["token"].as_str().unwrap_or_default();
     let accept = json!({"first_name": "Admin", "password": ADMIN_PASSWORD});
-    let (status, accepted) = api
-        .call(
-            "POST",
-            &format!("/v1/invitations/{token}/accept"),
-            Some(&accept),
-        )
-        .await?;
-    anyhow::ensure!(
-        status == 201,
-        "accepting the invitation: {status} {accepted}"
-    );
+    api.post(
+        &format!("/v1/invitations/{token}/accept"),
+        accept,
+        StatusCode::CREATED,
+    )
+    .await
+    .context("accepting the invitation")?;
     api.login(email, ADMIN_PASSWORD).await
+}
+
+/// POSTs and returns the new id; fails on anything but 201.
+async fn create(api: &Api, path: &str, body: Value) -> anyhow::Result<String> {
+    id(&api.post(path, body, StatusCode::CREATED).await?)
 }
 
 async fn device(
@@ -165,8 +170,7 @@ async fn device(
 ) -> anyhow::Result<DeviceLogin> {
     let body =
         json!({"area_id": area, "device_type": kind, "protocol": "hse-tcp", "metadata": metadata});
-    let (status, answer) = admin.call("POST", "/v1/devices", Some(&body)).await?;
-    anyhow::ensure!(status == 201, "POST /v1/devices: {status} {answer}");
+    let answer = admin.post("/v1/devices", body, StatusCode::CREATED).await?;
     let field = |k: &str| answer[k].as_str().map(str::to_owned);
     Ok(DeviceLogin {
         id: field("id").unwrap_or_default(),

@@ -12,6 +12,7 @@ use std::sync::{Arc, Mutex, PoisonError};
 use std::time::Duration;
 
 use chrono::{DurationRound, TimeDelta, Utc};
+use hyper::{Method, StatusCode};
 use serde_json::{Value, json};
 use tokio_util::sync::CancellationToken;
 
@@ -70,26 +71,27 @@ pub(crate) async fn run(
 async fn call(
     api: &Api,
     tenant: &tokio::sync::RwLock<Tenant>,
-    method: &str,
+    method: Method,
     path: &str,
     body: Option<&Value>,
 ) -> (u16, Value) {
     let admin = tenant.read().await.admin.clone();
-    match admin.call(method, path, body).await {
-        Ok((401, _)) => {
+    match admin.send(method.clone(), path, body).await {
+        Ok((StatusCode::UNAUTHORIZED, _)) => {
             let again = tenant.write().await.sign_in_again(api).await;
             if again.is_err() {
                 return (401, Value::Null);
             }
             let admin = tenant.read().await.admin.clone();
-            admin
-                .call(method, path, body)
-                .await
-                .unwrap_or((0, Value::Null))
+            numbered(admin.send(method, path, body).await)
         }
-        Ok(answer) => answer,
-        Err(_) => (0, Value::Null),
+        answer => numbered(answer),
     }
+}
+
+/// The status as a number and the body; `(0, Null)` for no answer.
+fn numbered(answer: anyhow::Result<(StatusCode, Value)>) -> (u16, Value) {
+    answer.map_or((0, Value::Null), |(status, body)| (status.as_u16(), body))
 }
 
 async fn book(
@@ -116,7 +118,7 @@ async fn book(
             "guest_id": guests[rng.below(guests.len())],
             "stay": {"check_in": check_in.to_rfc3339(), "check_out": check_out.to_rfc3339()},
         });
-        let (status, answer) = call(&api, &tenant, "POST", "/v1/bookings", Some(&body)).await;
+        let (status, answer) = call(&api, &tenant, Method::POST, "/v1/bookings", Some(&body)).await;
         *lock(&outcome).bookings.entry(status).or_default() += 1;
         if status == 201
             && let Some(id) = answer["id"].as_str()
@@ -129,7 +131,7 @@ async fn book(
             if let Some(action) = action {
                 let body = json!({"reason": "soak"});
                 let path = format!("/v1/bookings/{id}/{action}");
-                let (status, _) = call(&api, &tenant, "POST", &path, Some(&body)).await;
+                let (status, _) = call(&api, &tenant, Method::POST, &path, Some(&body)).await;
                 *lock(&outcome).transitions.entry(status).or_default() += 1;
             }
         }
@@ -167,7 +169,7 @@ async fn read(
     while !stop.is_cancelled() {
         let path = &paths[turn % paths.len()];
         turn += 1;
-        let (status, answer) = call(&api, &tenant, "GET", path, None).await;
+        let (status, answer) = call(&api, &tenant, Method::GET, path, None).await;
         if let Some(codes) = record(&outcome, status, &answer, &organization, path) {
             paths.push(codes);
         }
