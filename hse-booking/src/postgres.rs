@@ -12,7 +12,8 @@
 //! already exists, `23503` → not found.
 //!
 //! One submodule per table group: `guests`, `bookings`, `codes`, `outbox`;
-//! `scope` puts the caller's scope into SQL; `rows` decodes.
+//! `scope` puts the caller's scope into SQL; `rows` decodes; `statements`
+//! holds the SQL the isolation tests run as the store does.
 
 mod bookings;
 mod codes;
@@ -20,6 +21,8 @@ mod guests;
 mod outbox;
 mod rows;
 mod scope;
+#[doc(hidden)]
+pub mod statements;
 mod violation;
 
 use async_trait::async_trait;

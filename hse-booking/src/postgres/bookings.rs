@@ -10,6 +10,7 @@ use uuid::Uuid;
 
 use super::rows::{self, BOOKING_COLUMNS};
 use super::scope::{Q, in_scope, scoped};
+use super::statements;
 use super::violation::{OVERLAP_RETRIES, WriteError};
 use super::{codes, collect, outbox};
 use crate::error::{BookingError, Result};
@@ -267,15 +268,9 @@ async fn try_insert(
     outbox: &[Notification],
 ) -> Result<(), WriteError> {
     let mut tx = scoped_tx(pool, scope).await?;
-    booking_query(
-        "INSERT INTO bookings (organization_id, establishment_id, area_id, guest_id, check_in, check_out,
-             blocked_until, status, confirmation_code, special_requests, total_guests, metadata, created_by,
-             created_at, updated_at, cancelled_at, cancelled_by, cancellation_reason, id)
-         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17, $18, $19)",
-        booking,
-    )
-    .execute(&mut *tx)
-    .await?;
+    booking_query(statements::INSERT_BOOKING, booking)
+        .execute(&mut *tx)
+        .await?;
     outbox::insert(&mut tx, outbox).await?;
     tx.commit().await?;
     Ok(())

@@ -8,6 +8,7 @@ use sqlx::{PgPool, Postgres, Transaction};
 use uuid::Uuid;
 
 use super::rows::{self, CODE_COLUMNS, int, minutes};
+use super::statements;
 use super::violation::on_write;
 use super::{bookings, collect, outbox};
 use crate::codes::{self, DoorCodeRecord};
@@ -22,13 +23,11 @@ pub(super) async fn insert(
     outbox: &[Notification],
 ) -> Result<()> {
     let mut tx = system_tx(pool).await?;
-    let wants: Option<bool> = sqlx::query_scalar(
-        "SELECT status IN ('confirmed', 'in-progress') AND area_id = $2 FROM bookings WHERE id = $1 FOR SHARE",
-    )
-    .bind(code.booking_id.map(|b| b.as_uuid()))
-    .bind(code.area_id.as_uuid())
-    .fetch_optional(&mut *tx)
-    .await?;
+    let wants: Option<bool> = sqlx::query_scalar(statements::LOCK_BOOKING_FOR_CODE)
+        .bind(code.booking_id.map(|b| b.as_uuid()))
+        .bind(code.area_id.as_uuid())
+        .fetch_optional(&mut *tx)
+        .await?;
     if wants != Some(true) {
         return Err(BookingError::not_found("booking"));
     }
@@ -47,23 +46,17 @@ async fn check_cap(
     code: &DoorCodeRecord,
     cap: u32,
 ) -> Result<()> {
-    sqlx::query(
-        "SELECT pg_advisory_xact_lock(hashtextextended('hse-booking:lock:' || $1::text, 0))",
-    )
-    .bind(code.device_id.as_uuid())
-    .execute(&mut **tx)
-    .await?;
-    let live: i64 = sqlx::query_scalar(
-        "SELECT count(*) FROM door_codes
-         WHERE device_id = $1 AND id <> $4 AND state NOT IN ('removed', 'failed')
-           AND tstzrange(valid_from, valid_until, '[)') && tstzrange($2, $3, '[)')",
-    )
-    .bind(code.device_id.as_uuid())
-    .bind(code.valid_from)
-    .bind(code.valid_until)
-    .bind(code.id.as_uuid())
-    .fetch_one(&mut **tx)
-    .await?;
+    sqlx::query(statements::LOCK_DOOR_LOCK)
+        .bind(code.device_id.as_uuid())
+        .execute(&mut **tx)
+        .await?;
+    let live: i64 = sqlx::query_scalar(statements::COUNT_LIVE_CODES)
+        .bind(code.device_id.as_uuid())
+        .bind(code.valid_from)
+        .bind(code.valid_until)
+        .bind(code.id.as_uuid())
+        .fetch_one(&mut **tx)
+        .await?;
     if live >= i64::from(cap) {
         return Err(BookingError::CodeCapReached {
             device: code.device_id,
@@ -234,34 +227,29 @@ async fn insert_row(
     tx: &mut Transaction<'_, Postgres>,
     c: &DoorCodeRecord,
 ) -> Result<(), sqlx::Error> {
-    sqlx::query(
-        "INSERT INTO door_codes (id, booking_id, organization_id, establishment_id, area_id, device_id, code,
-             valid_from, valid_until, early_grace_minutes, late_grace_minutes, state, failure_reason, attempts,
-             next_attempt_at, usage_count, max_usages, lock_cap, version, created_at, updated_at)
-         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17, $18, $19, $20, $21)",
-    )
-    .bind(c.id.as_uuid())
-    .bind(c.booking_id.map(|b| b.as_uuid()))
-    .bind(c.tenancy.organization_id.as_uuid())
-    .bind(c.establishment_id.as_uuid())
-    .bind(c.area_id.as_uuid())
-    .bind(c.device_id.as_uuid())
-    .bind(c.code.expose().to_owned())
-    .bind(c.valid_from)
-    .bind(c.valid_until)
-    .bind(minutes(c.grace.early))
-    .bind(minutes(c.grace.late))
-    .bind(c.state.as_str())
-    .bind(c.failure_reason.clone())
-    .bind(int(c.attempts))
-    .bind(c.next_attempt_at)
-    .bind(int(c.usage_count))
-    .bind(c.max_usages.map(int))
-    .bind(int(c.lock_cap))
-    .bind(c.version)
-    .bind(c.created_at)
-    .bind(c.updated_at)
-    .execute(&mut **tx)
-    .await?;
+    sqlx::query(statements::INSERT_CODE)
+        .bind(c.id.as_uuid())
+        .bind(c.booking_id.map(|b| b.as_uuid()))
+        .bind(c.tenancy.organization_id.as_uuid())
+        .bind(c.establishment_id.as_uuid())
+        .bind(c.area_id.as_uuid())
+        .bind(c.device_id.as_uuid())
+        .bind(c.code.expose().to_owned())
+        .bind(c.valid_from)
+        .bind(c.valid_until)
+        .bind(minutes(c.grace.early))
+        .bind(minutes(c.grace.late))
+        .bind(c.state.as_str())
+        .bind(c.failure_reason.clone())
+        .bind(int(c.attempts))
+        .bind(c.next_attempt_at)
+        .bind(int(c.usage_count))
+        .bind(c.max_usages.map(int))
+        .bind(int(c.lock_cap))
+        .bind(c.version)
+        .bind(c.created_at)
+        .bind(c.updated_at)
+        .execute(&mut **tx)
+        .await?;
     Ok(())
 }

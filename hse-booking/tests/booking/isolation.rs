@@ -5,11 +5,13 @@
 //! blocks. In every interleaving the second writer either blocks on the
 //! first and fails with the conflict once the first commits, or (when the
 //! first had already committed) fails with it at once; never do both
-//! succeed. The statements are those of `postgres/bookings.rs` (insert)
-//! and `postgres/codes.rs` (insert: booking row share lock, the lock's
-//! advisory lock, the cap count, the row); the last two tests run the
-//! Rust store itself as the second writer and get the typed errors,
-//! `Overlap` naming the winner and `AlreadyExists { entity: "door_code" }`.
+//! succeed. The statements are the store's own (`hse_booking::postgres::
+//! statements`, used by `postgres/bookings.rs` to insert a booking and by
+//! `postgres/codes.rs` to issue a code: booking row share lock, the lock's
+//! advisory lock, the cap count, the row), `PREPARE`d on each connection
+//! and `EXECUTE`d with literal values; the last two tests run the Rust
+//! store itself as the second writer and get the typed errors, `Overlap`
+//! naming the winner and `AlreadyExists { entity: "door_code" }`.
 
 use std::collections::VecDeque;
 use std::time::Duration as StdDuration;
@@ -19,6 +21,7 @@ use hse_booking::codes::{self, DoorCodeRecord};
 use hse_booking::door_code::DoorCode;
 use hse_booking::model::Stay;
 use hse_booking::policy::Grace;
+use hse_booking::postgres::statements;
 use hse_booking::{Booking, BookingError};
 use hse_core::{AreaId, DeviceId};
 use sqlx::{Connection, PgConnection, PgPool};
@@ -42,11 +45,32 @@ struct Session {
     pid: i32,
 }
 
-impl Session {
-    async fn open(pool: &PgPool) -> Self {
-        let mut conn = PgConnection::connect_with(&pool.connect_options())
+/// The store's statements under the names the scripts `EXECUTE`.
+const PREPARED: [(&str, &str); 5] = [
+    ("insert_booking", statements::INSERT_BOOKING),
+    ("lock_booking_for_code", statements::LOCK_BOOKING_FOR_CODE),
+    ("lock_door_lock", statements::LOCK_DOOR_LOCK),
+    ("count_live_codes", statements::COUNT_LIVE_CODES),
+    ("insert_code", statements::INSERT_CODE),
+];
+
+/// A connection of its own with the store's statements prepared.
+async fn connect(pool: &PgPool) -> PgConnection {
+    let mut conn = PgConnection::connect_with(&pool.connect_options())
+        .await
+        .unwrap();
+    for (name, sql) in PREPARED {
+        sqlx::raw_sql(&format!("PREPARE {name} AS {sql}"))
+            .execute(&mut conn)
             .await
             .unwrap();
+    }
+    conn
+}
+
+impl Session {
+    async fn open(pool: &PgPool) -> Self {
+        let mut conn = connect(pool).await;
         let pid: i32 = sqlx::query_scalar("SELECT pg_backend_pid()")
             .fetch_one(&mut conn)
             .await
@@ -236,24 +260,49 @@ fn literal(t: DateTime<Utc>) -> String {
     format!("'{}'", t.to_rfc3339())
 }
 
-/// `postgres/bookings.rs`' insert of a pending booking of `area`.
-fn insert_booking(w: &World, id: Uuid, area: AreaId, from: i64, to: i64) -> String {
+/// An optional instant as an SQL literal.
+fn maybe(t: Option<DateTime<Utc>>) -> String {
+    t.map_or_else(|| "NULL".to_owned(), literal)
+}
+
+/// `EXECUTE` of the prepared `statement` with SQL literal `values`.
+fn execute(statement: &str, values: &[String]) -> String {
+    format!("EXECUTE {statement}({})", values.join(", "))
+}
+
+/// A uuid as an SQL literal.
+fn id(u: Uuid) -> String {
+    format!("'{u}'")
+}
+
+/// The store's insert of a pending booking of `area`
+/// ([`statements::INSERT_BOOKING`]).
+fn insert_booking(w: &World, booking: Uuid, area: AreaId, from: i64, to: i64) -> String {
     let (check_in, check_out) = (at(from), at(to));
-    let code = &id.simple().to_string().to_uppercase()[..8].replace(['0', '1', 'O', 'I'], "X");
-    format!(
-        "INSERT INTO bookings (organization_id, establishment_id, area_id, guest_id, check_in, check_out,
-             blocked_until, status, confirmation_code, special_requests, total_guests, metadata, created_by,
-             created_at, updated_at, id)
-         VALUES ('{org}', '{est}', '{area}', '{guest}', {check_in}, {check_out}, {until}, 'pending', '{code}',
-             '', 1, '{{}}', '{user}', now(), now(), '{id}')",
-        org = w.est.organization_id.as_uuid(),
-        est = w.est.id.as_uuid(),
-        area = area.as_uuid(),
-        guest = w.guest.id.as_uuid(),
-        check_in = literal(check_in),
-        check_out = literal(check_out),
-        until = literal(check_out + Duration::hours(1)),
-        user = w.admin.user_id.as_uuid(),
+    let code = booking.simple().to_string().to_uppercase()[..8].replace(['0', '1', 'O', 'I'], "X");
+    execute(
+        "insert_booking",
+        &[
+            id(w.est.organization_id.as_uuid()),
+            id(w.est.id.as_uuid()),
+            id(area.as_uuid()),
+            id(w.guest.id.as_uuid()),
+            literal(check_in),
+            literal(check_out),
+            literal(check_out + Duration::hours(1)),
+            "'pending'".into(),
+            format!("'{code}'"),
+            "''".into(),
+            "1".into(),
+            "'{}'".into(),
+            id(w.admin.user_id.as_uuid()),
+            "now()".into(),
+            "now()".into(),
+            "NULL".into(),
+            "NULL".into(),
+            "NULL".into(),
+            id(booking),
+        ],
     )
 }
 
@@ -329,36 +378,50 @@ async fn code_world(pool: &PgPool) -> (World, DeviceId, [DoorCodeRecord; 2]) {
     (w, lock, records)
 }
 
-/// `postgres/codes.rs`' issuance of `c`, statement by statement.
+/// The store's issuance of `c` (`postgres/codes.rs`), statement by
+/// statement.
 fn issue_code(c: &DoorCodeRecord) -> Vec<String> {
-    let booking = c.booking_id.expect("a booking").as_uuid();
-    let (device, area) = (c.device_id.as_uuid(), c.area_id.as_uuid());
+    let booking = id(c.booking_id.expect("a booking").as_uuid());
+    let (device, area) = (id(c.device_id.as_uuid()), id(c.area_id.as_uuid()));
     let (from, until) = (literal(c.valid_from), literal(c.valid_until));
     vec![
         "BEGIN".to_owned(),
-        format!(
-            "SELECT status IN ('confirmed', 'in-progress') AND area_id = '{area}' FROM bookings
-             WHERE id = '{booking}' FOR SHARE"
+        execute("lock_booking_for_code", &[booking, area]),
+        execute("lock_door_lock", std::slice::from_ref(&device)),
+        execute(
+            "count_live_codes",
+            &[device, from, until, id(c.id.as_uuid())],
         ),
-        format!("SELECT pg_advisory_xact_lock(hashtextextended('hse-booking:lock:' || '{device}', 0))"),
-        format!(
-            "SELECT count(*) FROM door_codes
-             WHERE device_id = '{device}' AND id <> '{id}' AND state NOT IN ('removed', 'failed')
-               AND tstzrange(valid_from, valid_until, '[)') && tstzrange({from}, {until}, '[)')",
-            id = c.id.as_uuid()
-        ),
-        format!(
-            "INSERT INTO door_codes (id, booking_id, organization_id, establishment_id, area_id, device_id,
-                 code, valid_from, valid_until, early_grace_minutes, late_grace_minutes, state, lock_cap,
-                 created_at, updated_at)
-             VALUES ('{id}', '{booking}', '{org}', '{est}', '{area}', '{device}', '{pin}', {from}, {until},
-                 0, 0, 'pending', 5, now(), now())",
-            id = c.id.as_uuid(),
-            org = c.tenancy.organization_id.as_uuid(),
-            est = c.establishment_id.as_uuid(),
-            pin = c.code.expose(),
-        ),
+        execute("insert_code", &code_row(c)),
         "COMMIT".to_owned(),
+    ]
+}
+
+/// The values of [`statements::INSERT_CODE`] for `c`.
+fn code_row(c: &DoorCodeRecord) -> Vec<String> {
+    let number = |n: u32| n.to_string();
+    vec![
+        id(c.id.as_uuid()),
+        id(c.booking_id.expect("a booking").as_uuid()),
+        id(c.tenancy.organization_id.as_uuid()),
+        id(c.establishment_id.as_uuid()),
+        id(c.area_id.as_uuid()),
+        id(c.device_id.as_uuid()),
+        format!("'{}'", c.code.expose()),
+        literal(c.valid_from),
+        literal(c.valid_until),
+        c.grace.early.num_minutes().to_string(),
+        c.grace.late.num_minutes().to_string(),
+        format!("'{}'", c.state.as_str()),
+        "NULL".into(),
+        number(c.attempts),
+        maybe(c.next_attempt_at),
+        number(c.usage_count),
+        c.max_usages.map_or_else(|| "NULL".to_owned(), number),
+        number(c.lock_cap),
+        c.version.to_string(),
+        literal(c.created_at),
+        literal(c.updated_at),
     ]
 }
 
@@ -430,14 +493,14 @@ async fn someone_blocked(pool: &PgPool) -> String {
 async fn the_store_blocks_behind_an_open_booking_then_reports_the_overlap(pool: PgPool) {
     let w = World::postgres(pool.clone()).await;
     let room = w.rooms[0];
+    let mut conn = connect(&pool).await;
     for end in ["COMMIT", "ROLLBACK"] {
         let base = if end == "COMMIT" { 0 } else { 1000 };
         let first = Uuid::new_v4();
-        let mut tx = pool.begin().await.unwrap();
-        sqlx::raw_sql(&insert_booking(&w, first, room, base + 10, base + 30))
-            .execute(&mut *tx)
-            .await
-            .unwrap();
+        let insert = insert_booking(&w, first, room, base + 10, base + 30);
+        for statement in ["BEGIN", insert.as_str()] {
+            sqlx::raw_sql(statement).execute(&mut conn).await.unwrap();
+        }
         let mut request = w.request(room, 0, 0);
         request.stay = Stay::Instants {
             check_in: at(base + 20),
@@ -448,7 +511,7 @@ async fn the_store_blocks_behind_an_open_booking_then_reports_the_overlap(pool: 
             tokio::spawn(async move { service.create_booking(&admin, request, Utc::now()).await });
         assert_eq!(someone_blocked(&pool).await, "transactionid");
         assert!(!second.is_finished(), "it waits for the first to end");
-        sqlx::raw_sql(end).execute(&mut *tx).await.unwrap();
+        sqlx::raw_sql(end).execute(&mut conn).await.unwrap();
         let result = second.await.unwrap();
         match end {
             "COMMIT" => assert!(
@@ -463,6 +526,7 @@ async fn the_store_blocks_behind_an_open_booking_then_reports_the_overlap(pool: 
 #[sqlx::test(migrations = false)]
 async fn the_store_blocks_behind_an_open_issuance_then_reports_the_collision(pool: PgPool) {
     let (w, _lock, records) = code_world(&pool).await;
+    let mut conn = connect(&pool).await;
     for end in ["COMMIT", "ROLLBACK"] {
         sqlx::query("DELETE FROM door_codes")
             .execute(&pool)
@@ -472,15 +536,14 @@ async fn the_store_blocks_behind_an_open_issuance_then_reports_the_collision(poo
             c.id = hse_booking::DoorCodeId::new();
             c
         });
-        let mut conn = pool.acquire().await.unwrap();
         for statement in &issue_code(&fresh[0])[..5] {
-            sqlx::raw_sql(statement).execute(&mut *conn).await.unwrap();
+            sqlx::raw_sql(statement).execute(&mut conn).await.unwrap();
         }
         let (store, second) = (w.store.clone(), fresh[1].clone());
         let issuing = tokio::spawn(async move { store.insert_code(&second, 5, &[]).await });
         assert_eq!(someone_blocked(&pool).await, "advisory");
         assert!(!issuing.is_finished(), "it waits for the lock's issuer");
-        sqlx::raw_sql(end).execute(&mut *conn).await.unwrap();
+        sqlx::raw_sql(end).execute(&mut conn).await.unwrap();
         let result = issuing.await.unwrap();
         match end {
             "COMMIT" => assert!(
