@@ -237,7 +237,8 @@ pub(super) async fn rows_of<T>(
 }
 
 /// Runs `write` until it succeeds or fails for a reason other than an
-/// overlap whose other booking has gone meanwhile.
+/// overlap whose other booking has gone meanwhile or a rollback PostgreSQL
+/// chose (deadlock victim, serialization failure).
 async fn with_overlap<T, F, Fut>(pool: &PgPool, scope: &Scope, write: F) -> Result<T>
 where
     F: Fn() -> Fut + Send + Sync,
@@ -248,6 +249,7 @@ where
         match write().await {
             Ok(v) => return Ok(v),
             Err((WriteError::Other(e), _)) => return Err(e),
+            Err((WriteError::Retry, _)) => {}
             Err((WriteError::Overlap, booking)) => {
                 let Some(b) = booking else {
                     return Err(BookingError::Storage("overlap without a booking".into()));
@@ -258,7 +260,9 @@ where
             }
         }
     }
-    Err(BookingError::Storage("overlap kept vanishing".into()))
+    Err(BookingError::Storage(
+        "the write kept conflicting with concurrent ones".into(),
+    ))
 }
 
 async fn try_insert(
@@ -268,6 +272,7 @@ async fn try_insert(
     outbox: &[Notification],
 ) -> Result<(), WriteError> {
     let mut tx = scoped_tx(pool, scope).await?;
+    lock_area(&mut tx, booking.area_id).await?;
     booking_query(statements::INSERT_BOOKING, booking)
         .execute(&mut *tx)
         .await?;
@@ -290,6 +295,9 @@ async fn try_update(
     let change = edit(&current).map_err(|e| (e.into(), None))?;
     let next = change.booking;
     let fail = |e: WriteError| (e, Some(next.clone()));
+    lock_area(&mut tx, next.area_id)
+        .await
+        .map_err(|e| fail(e.into()))?;
     booking_query(
         "UPDATE bookings SET organization_id = $1, establishment_id = $2, area_id = $3, guest_id = $4,
              check_in = $5, check_out = $6, blocked_until = $7, status = $8, confirmation_code = $9,
@@ -309,6 +317,15 @@ async fn try_update(
         .map_err(|e| fail(e.into()))?;
     tx.commit().await.map_err(|e| fail(e.into()))?;
     Ok(next)
+}
+
+/// Queues behind other writes of bookings into `area` until commit.
+async fn lock_area(tx: &mut PgConnection, area: AreaId) -> Result<(), sqlx::Error> {
+    sqlx::query(statements::LOCK_AREA)
+        .bind(area.as_uuid())
+        .execute(tx)
+        .await?;
+    Ok(())
 }
 
 fn booking_query<'q>(sql: &'q str, b: &Booking) -> Q<'q> {

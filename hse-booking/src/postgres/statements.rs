@@ -13,6 +13,15 @@ pub const INSERT_BOOKING: &str = "INSERT INTO bookings (organization_id, establi
      created_at, updated_at, cancelled_at, cancelled_by, cancellation_reason, id)
  VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17, $18, $19)";
 
+/// Takes the advisory lock of area `$1` (its id as text), held to commit,
+/// so writes of bookings into one area run one after the other. The
+/// exclusion constraint alone keeps bookings apart, but concurrent
+/// overlapping inserts each wait on the other's uncommitted index entry,
+/// and PostgreSQL breaks that deadlock only after `deadlock_timeout` (1 s)
+/// by aborting one; queueing on the lock first avoids the deadlock.
+pub const LOCK_AREA: &str =
+    "SELECT pg_advisory_xact_lock(hashtextextended('hse-booking:area:' || $1::text, 0))";
+
 /// Share-locks the booking a code is issued for (`$1`) and tells whether
 /// it still wants codes in area `$2` (confirmed or in progress there).
 pub const LOCK_BOOKING_FOR_CODE: &str = "SELECT status IN ('confirmed', 'in-progress') AND area_id = $2 FROM bookings WHERE id = $1 FOR SHARE";

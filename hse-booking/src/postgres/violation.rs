@@ -3,6 +3,10 @@
 //! collision, `23505` → already exists, `23503` → not found, `23514` →
 //! invalid. A data exception (class `22`, e.g. a NUL character in a guest's
 //! metadata) is invalid too, through `From<sqlx::Error> for BookingError`.
+//! A deadlock (`40P01`: two concurrent inserts that overlap each wait on the
+//! other's index entry of the exclusion constraint, and PostgreSQL aborts
+//! one) or a serialization failure (`40001`) rolled the whole transaction
+//! back, so the write is simply run again.
 
 use crate::error::BookingError;
 
@@ -13,6 +17,7 @@ pub(super) enum Broke {
     Unique(String),
     ForeignKey(String),
     Check(String),
+    Retry,
     Other,
 }
 
@@ -27,6 +32,7 @@ pub(super) fn broke(e: &sqlx::Error) -> Broke {
         Some("23505") => Broke::Unique(constraint),
         Some("23503") => Broke::ForeignKey(constraint),
         Some("23514") => Broke::Check(constraint),
+        Some("40P01" | "40001") => Broke::Retry,
         _ => Broke::Other,
     }
 }
@@ -48,13 +54,15 @@ pub(super) fn on_write(e: sqlx::Error) -> BookingError {
         Broke::ForeignKey(c) if c.contains("device") => BookingError::not_found("device"),
         Broke::ForeignKey(_) => BookingError::not_found("area"),
         Broke::Check(c) => BookingError::invalid("booking", format!("violates {c}")),
-        Broke::BookingOverlap | Broke::Other => BookingError::from(e),
+        Broke::BookingOverlap | Broke::Retry | Broke::Other => BookingError::from(e),
     }
 }
 
-/// A write that failed on the overlap constraint, or otherwise.
+/// A write that failed on the overlap constraint, was rolled back to be
+/// run again, or failed otherwise.
 pub(super) enum WriteError {
     Overlap,
+    Retry,
     Other(BookingError),
 }
 
@@ -68,10 +76,12 @@ impl From<sqlx::Error> for WriteError {
     fn from(e: sqlx::Error) -> Self {
         match broke(&e) {
             Broke::BookingOverlap => Self::Overlap,
+            Broke::Retry => Self::Retry,
             _ => Self::Other(on_write(e)),
         }
     }
 }
 
-/// How many times a write whose conflicting booking vanished is retried.
-pub(super) const OVERLAP_RETRIES: usize = 5;
+/// How many times a write is run again (its conflicting booking vanished,
+/// or PostgreSQL rolled it back as a deadlock victim).
+pub(super) const OVERLAP_RETRIES: usize = 8;

@@ -54,6 +54,19 @@ async fn exactly_one_of_64_concurrent_overlapping_requests_wins_every_round(pool
         .unwrap();
     assert_eq!(total, ROUNDS);
     wide.close().await;
+    // Overlapping inserts that ran side by side would each wait on the
+    // other's uncommitted entry of the exclusion constraint: a deadlock
+    // PostgreSQL breaks after `deadlock_timeout` (1 s) by aborting one, a
+    // stall the store's retry would hide. Queueing on the area's lock first
+    // means none happens. (Statistics are flushed as the backends exit.)
+    tokio::time::sleep(std::time::Duration::from_millis(500)).await;
+    let deadlocks: i64 = sqlx::query_scalar(
+        "SELECT deadlocks FROM pg_stat_database WHERE datname = current_database()",
+    )
+    .fetch_one(&pool)
+    .await
+    .unwrap();
+    assert_eq!(deadlocks, 0);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
