@@ -118,9 +118,10 @@ pub(crate) async fn run(
             report.add(f);
         }
         report.note(format!(
-            "latency at {label}: generator lateness p99 {:.2} ms (included in ack latency), {} storage-lag probes polled every 2 ms",
+            "latency at {label}: generator lateness p99 {:.2} ms (included in ack latency), {} storage-lag probes polled every {} ms",
             ms(&result.lateness, 0.99),
-            result.lag.len()
+            result.lag.len(),
+            load::LAG_POLL.as_millis()
         ));
     }
     pipeline.stop().await?;
