@@ -3,11 +3,13 @@
 //! and every latency is measured from the *intended* send time, so a stall
 //! is charged to every frame it delayed (no coordinated omission).
 //!
-//! Frames are written by one pacing thread of their own (a blocking thread,
-//! not a task on the runtime the server under test shares), which sleeps
-//! with the operating system's timer (tens of microseconds) rather than
-//! tokio's millisecond wheel, so the generator's own lateness stays small
-//! and is reported beside the figures it is part of.
+//! The devices live on a runtime and threads of their own, as an external
+//! fleet would: their connections and answer-reading tasks never queue
+//! behind the server's tasks in this process. Frames are written by one
+//! pacing thread that sleeps with the operating system's timer (tens of
+//! microseconds) rather than tokio's millisecond wheel, so the generator's
+//! own lateness stays small and is reported beside the figures it is part
+//! of.
 //!
 //! It reports what it sent, what was acknowledged and what PostgreSQL holds
 //! afterwards, so no throughput is reported that was not persisted.
@@ -124,57 +126,24 @@ pub(crate) async fn run(
     pool: &PgPool,
     spec: LoadSpec,
 ) -> anyhow::Result<LoadResult> {
-    let mut conns = Vec::with_capacity(devices.len());
-    for device in devices {
-        conns.push(hello(pipeline.addr, device).await?);
-    }
     if spec.defer_storage {
         pipeline.pause_writer().await;
     }
-    let total_frames = (spec.rate * spec.duration.as_secs_f64() / spec.per_frame as f64) as u64;
-    let shared = Arc::new(Shared {
-        t0: Instant::now() + Duration::from_millis(50),
-        interval: Duration::from_secs_f64(spec.per_frame as f64 / spec.rate),
-        devices: devices.len() as u64,
-        per_frame: spec.per_frame,
-        probe_every: spec.probe_every,
-        base: Uuid::new_v4().as_u128() & !0xFFFF_FFFF_FFFF_FFFF_FFFF,
-        sent: AtomicU64::new(0),
-        acked: AtomicU64::new(0),
-        nacked: AtomicU64::new(0),
-        last_ack_ns: AtomicU64::new(0),
-        probes: Mutex::new(Vec::new()),
-        nack_codes: Mutex::new(BTreeMap::new()),
-        hists: Mutex::new((histogram(), histogram())),
-    });
+    let creds: Vec<(Uuid, String)> = devices
+        .iter()
+        .map(|d| (d.id.as_uuid(), d.secret.expose().to_owned()))
+        .collect();
+    let (ready, connected) = tokio::sync::oneshot::channel();
+    let addr = pipeline.addr;
+    let generator = tokio::task::spawn_blocking(move || generate(addr, creds, spec, ready));
+    let Ok(shared) = connected.await else {
+        generator.await??;
+        anyhow::bail!("the generator stopped before its devices connected");
+    };
     let done = tokio_util::sync::CancellationToken::new();
     let poller = tokio::spawn(poll_lag(pool.clone(), shared.clone(), done.clone()));
-    let (mut writers, mut receivers) = (Vec::new(), Vec::new());
-    for (d, (device, (read, write))) in devices.iter().zip(conns).enumerate() {
-        let d = d as u64;
-        let frames = (total_frames + shared.devices - 1 - d) / shared.devices;
-        let device = device.id.as_uuid();
-        writers.push(write);
-        receivers.push(tokio::spawn(receive(
-            shared.clone(),
-            d,
-            device,
-            frames,
-            read,
-        )));
-    }
-    let pacer = {
-        let shared = shared.clone();
-        tokio::task::spawn_blocking(move || pace(&shared, writers, total_frames))
-    };
+    generator.await??;
     let deadline = shared.t0 + spec.duration + spec.drain;
-    for task in receivers {
-        tokio::time::timeout_at(deadline.into(), task)
-            .await
-            .context("acks did not arrive in time")???;
-    }
-    // The sockets stayed open until every ack was in.
-    drop(pacer.await??);
     pipeline.resume_writer().await?;
     let acked = shared.acked.load(Ordering::Relaxed);
     while Instant::now() < deadline + spec.drain && !pipeline.drained().await? {
@@ -208,14 +177,88 @@ pub(crate) async fn run(
     })
 }
 
+/// The device side of a load, on a runtime and threads of its own (as an
+/// external fleet would be, so the server's tasks never delay a device's
+/// reads): connects every device, hands the shared record to the caller
+/// through `ready`, paces the frames and reads every answer.
+fn generate(
+    addr: SocketAddr,
+    creds: Vec<(Uuid, String)>,
+    spec: LoadSpec,
+    ready: tokio::sync::oneshot::Sender<Arc<Shared>>,
+) -> anyhow::Result<()> {
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()?;
+    runtime.block_on(async move {
+        let mut conns = Vec::with_capacity(creds.len());
+        for (id, token) in &creds {
+            conns.push(hello(addr, *id, token).await?);
+        }
+        let total_frames = (spec.rate * spec.duration.as_secs_f64() / spec.per_frame as f64) as u64;
+        let shared = Arc::new(Shared::new(&spec, creds.len() as u64));
+        if ready.send(shared.clone()).is_err() {
+            anyhow::bail!("nobody waits for the load");
+        }
+        let (mut writers, mut receivers) = (Vec::new(), Vec::new());
+        for (d, ((device, _), (read, write))) in creds.iter().zip(conns).enumerate() {
+            let d = d as u64;
+            let frames = (total_frames + shared.devices - 1 - d) / shared.devices;
+            writers.push(write);
+            receivers.push(tokio::spawn(receive(
+                shared.clone(),
+                d,
+                *device,
+                frames,
+                read,
+            )));
+        }
+        let pacer = {
+            let shared = shared.clone();
+            tokio::task::spawn_blocking(move || pace(&shared, writers, total_frames))
+        };
+        let deadline = shared.t0 + spec.duration + spec.drain;
+        for task in receivers {
+            tokio::time::timeout_at(deadline.into(), task)
+                .await
+                .context("acks did not arrive in time")???;
+        }
+        // The sockets stayed open until every ack was in.
+        drop(pacer.await??);
+        Ok(())
+    })
+}
+
+impl Shared {
+    /// The record of a load of `spec` over `devices` connections, starting
+    /// 50 ms from now.
+    fn new(spec: &LoadSpec, devices: u64) -> Self {
+        Self {
+            t0: Instant::now() + Duration::from_millis(50),
+            interval: Duration::from_secs_f64(spec.per_frame as f64 / spec.rate),
+            devices,
+            per_frame: spec.per_frame,
+            probe_every: spec.probe_every,
+            base: Uuid::new_v4().as_u128() & !0xFFFF_FFFF_FFFF_FFFF_FFFF,
+            sent: AtomicU64::new(0),
+            acked: AtomicU64::new(0),
+            nacked: AtomicU64::new(0),
+            last_ack_ns: AtomicU64::new(0),
+            probes: Mutex::new(Vec::new()),
+            nack_codes: Mutex::new(BTreeMap::new()),
+            hists: Mutex::new((histogram(), histogram())),
+        }
+    }
+}
+
 /// A device connection: its acks to read, and a blocking handle on the
 /// same socket for the pacing thread to write frames with.
 type Conn = (Lines<BufReader<TcpStream>>, std::net::TcpStream);
 
-async fn hello(addr: SocketAddr, device: &Device) -> anyhow::Result<Conn> {
+async fn hello(addr: SocketAddr, device: Uuid, token: &str) -> anyhow::Result<Conn> {
     let mut stream = TcpStream::connect(addr).await?;
     stream.set_nodelay(true)?;
-    let hello = serde_json::json!({"type":"hello","device_id":device.id,"token":device.secret.expose(),"protocol":1});
+    let hello = serde_json::json!({"type":"hello","device_id":device,"token":token,"protocol":1});
     stream.write_all(format!("{hello}\n").as_bytes()).await?;
     let mut reader = BufReader::new(stream);
     let mut welcome = String::new();
