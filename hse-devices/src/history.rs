@@ -110,7 +110,8 @@ pub struct Aggregate {
     pub count: i64,
     /// Events with a value.
     pub value_count: i64,
-    /// Sum of values.
+    /// Sum of values; ±infinity once it passes the largest double (a
+    /// value beyond ±1e300 makes it so at once).
     pub sum: f64,
     /// Mean value.
     pub avg: Option<f64>,
@@ -118,7 +119,8 @@ pub struct Aggregate {
     pub min: Option<f64>,
     /// Largest value.
     pub max: Option<f64>,
-    /// Sample standard deviation.
+    /// Sample standard deviation; `None` under two values or once the
+    /// sums overflowed.
     pub stddev: Option<f64>,
 }
 
@@ -158,14 +160,27 @@ pub fn parse_cursor(cursor: &str) -> Result<(DateTime<Utc>, Uuid), Invalid> {
     Ok((time, Uuid::parse_str(id).map_err(|_| bad())?))
 }
 
-/// Sample standard deviation from a count, sum and sum of squares.
+/// Sample standard deviation from a count, sum and sum of squares; `None`
+/// under two values or when a sum overflowed (is not finite).
 #[must_use]
 pub fn stddev(n: i64, sum: f64, sum_sq: f64) -> Option<f64> {
-    if n < 2 {
+    if n < 2 || !sum.is_finite() || !sum_sq.is_finite() {
         return None;
     }
     let n = n as f64;
     Some(((sum_sq - sum * sum / n) / (n - 1.0)).max(0.0).sqrt())
+}
+
+/// A value as the rollup sums count it: beyond ±1e300 it is ±infinity, as
+/// in PostgreSQL's `hse_rollup_value` (migration `…300003`), so both stores
+/// give the same sums. (Squares need no mirror: f64 arithmetic already
+/// saturates to infinity and zero where PostgreSQL's would fail.)
+fn rollup_value(v: f64) -> f64 {
+    if v.abs() > 1e300 {
+        f64::INFINITY.copysign(v)
+    } else {
+        v
+    }
 }
 
 fn bucket_start(ts_ms: i64, bucket: Bucket) -> i64 {
@@ -225,7 +240,7 @@ impl EventHistory for MemorySink {
 fn aggregate(bucket_start_ms: i64, values: &[Option<f64>]) -> Aggregate {
     let present: Vec<f64> = values.iter().flatten().copied().collect();
     let n = present.len() as i64;
-    let sum: f64 = present.iter().sum();
+    let sum: f64 = present.iter().copied().map(rollup_value).sum();
     let sum_sq: f64 = present.iter().map(|v| v * v).sum();
     Aggregate {
         bucket_start_ms,

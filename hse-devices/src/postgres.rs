@@ -73,28 +73,30 @@ WITH input AS (
 ), hourly AS (
     INSERT INTO device_rollups_hourly AS r
     SELECT device_id, event_type, date_trunc('hour', time, 'UTC'), count(*), count(value),
-           coalesce(sum(value), 0), min(value), max(value), coalesce(sum(value * value), 0)
+           coalesce(sum(hse_rollup_value(value)), 0), min(value), max(value),
+           coalesce(sum(hse_rollup_square(value)), 0)
     FROM inserted GROUP BY 1, 2, 3
     ON CONFLICT (device_id, event_type, bucket) DO UPDATE SET
         event_count = r.event_count + EXCLUDED.event_count,
         value_count = r.value_count + EXCLUDED.value_count,
-        value_sum = r.value_sum + EXCLUDED.value_sum,
+        value_sum = hse_rollup_add(r.value_sum, EXCLUDED.value_sum),
         value_min = LEAST(r.value_min, EXCLUDED.value_min),
         value_max = GREATEST(r.value_max, EXCLUDED.value_max),
-        value_sum_sq = r.value_sum_sq + EXCLUDED.value_sum_sq
+        value_sum_sq = hse_rollup_add(r.value_sum_sq, EXCLUDED.value_sum_sq)
     RETURNING 1
 ), daily AS (
     INSERT INTO device_rollups_daily AS r
     SELECT device_id, event_type, date_trunc('day', time, 'UTC'), count(*), count(value),
-           coalesce(sum(value), 0), min(value), max(value), coalesce(sum(value * value), 0)
+           coalesce(sum(hse_rollup_value(value)), 0), min(value), max(value),
+           coalesce(sum(hse_rollup_square(value)), 0)
     FROM inserted GROUP BY 1, 2, 3
     ON CONFLICT (device_id, event_type, bucket) DO UPDATE SET
         event_count = r.event_count + EXCLUDED.event_count,
         value_count = r.value_count + EXCLUDED.value_count,
-        value_sum = r.value_sum + EXCLUDED.value_sum,
+        value_sum = hse_rollup_add(r.value_sum, EXCLUDED.value_sum),
         value_min = LEAST(r.value_min, EXCLUDED.value_min),
         value_max = GREATEST(r.value_max, EXCLUDED.value_max),
-        value_sum_sq = r.value_sum_sq + EXCLUDED.value_sum_sq
+        value_sum_sq = hse_rollup_add(r.value_sum_sq, EXCLUDED.value_sum_sq)
     RETURNING 1
 )
 SELECT (SELECT count(*) FROM inserted) AS inserted,

@@ -47,6 +47,21 @@ fn event(device_id: DeviceId, kind: &str, ts_ms: i64, value: Option<f64>) -> Eve
     }
 }
 
+/// The hourly rollups of `kind` for the two hours from `base`.
+async fn two_hours<S: EventHistory>(
+    store: &S,
+    device: DeviceId,
+    kind: &str,
+    base: i64,
+) -> Vec<hse_devices::history::Aggregate> {
+    let kind = EventType::parse(kind).unwrap();
+    let to = base + 2 * HOUR_MS;
+    store
+        .aggregates(&Scope::Platform, device, &kind, Bucket::Hour, base, to)
+        .await
+        .expect("aggregates read")
+}
+
 async fn count(pool: &PgPool, sql: &str) -> i64 {
     sqlx::query_scalar(sql).fetch_one(pool).await.unwrap()
 }
@@ -83,18 +98,7 @@ async fn batches_are_idempotent_and_rollups_count_only_inserted_rows(pool: PgPoo
         100
     );
 
-    let kind = EventType::parse("temperature").unwrap();
-    let hours = store
-        .aggregates(
-            &Scope::Platform,
-            device,
-            &kind,
-            Bucket::Hour,
-            base,
-            base + 2 * HOUR_MS,
-        )
-        .await
-        .unwrap();
+    let hours = two_hours(&store, device, "temperature", base).await;
     assert_eq!(
         hours.iter().map(|a| a.count).collect::<Vec<_>>(),
         vec![60, 40]
@@ -112,6 +116,78 @@ async fn batches_are_idempotent_and_rollups_count_only_inserted_rows(pool: PgPoo
             .await
             .unwrap();
     assert!((first.stddev.unwrap() - direct).abs() < 1e-9);
+}
+
+/// Any finite value a device may send is stored and rolled up: where
+/// PostgreSQL's float8 arithmetic would fail (1e200², 1e-200², two values
+/// near the largest double), the sums saturate to infinity or zero, the
+/// same in memory and on PostgreSQL. Metadata numbers come back exact.
+async fn extreme_values_are_stored_and_rolled_up<S: EventSink + EventHistory>(store: &S) {
+    let device = DeviceId::new();
+    let base = now_hour();
+    let huge = [1e200, 1e200, 1e-200, 1.7e308, 1.7e308, 2.0];
+    let tiny = [1e-200, 1e-200, 3.0];
+    let mut events: Vec<Event> = huge
+        .iter()
+        .enumerate()
+        .map(|(i, &v)| event(device, "t", base + i as i64, Some(v)))
+        .chain(
+            tiny.iter()
+                .enumerate()
+                .map(|(i, &v)| event(device, "t", base + HOUR_MS + i as i64, Some(v))),
+        )
+        .collect();
+    let meta = serde_json::json!({"max": f64::MAX, "subnormal": 5e-324, "min": f64::MIN});
+    events[0].metadata = meta.as_object().cloned();
+    // Two batches per bucket: the sums are combined across batches too.
+    assert_eq!(store.store(&events[..4]).await.expect("first batch"), 4);
+    assert_eq!(store.store(&events[4..]).await.expect("second batch"), 5);
+
+    let hours = two_hours(store, device, "t", base).await;
+    assert_eq!(hours.len(), 2, "{hours:?}");
+    let (big, small) = (&hours[0], &hours[1]);
+    assert_eq!((big.count, big.value_count), (6, 6));
+    assert_eq!((big.min, big.max), (Some(1e-200), Some(1.7e308)));
+    assert_eq!(big.sum, f64::INFINITY);
+    assert_eq!(big.stddev, None, "not computable once the sums overflowed");
+    assert_eq!(small.value_count, 3);
+    assert!((small.sum - 3.0).abs() < 1e-12, "{small:?}");
+    // Values 0, 0, 3 (the squares of 1e-200 count as 0): variance 3.
+    assert!(
+        (small.stddev.unwrap() - 3f64.sqrt()).abs() < 1e-9,
+        "{small:?}"
+    );
+
+    let query = EventQuery {
+        device_id: device,
+        from_ms: None,
+        to_ms: None,
+        types: vec![],
+        limit: 100,
+        cursor: None,
+    };
+    let page = store
+        .events(&Scope::Platform, &query)
+        .await
+        .expect("events read");
+    assert_eq!(page.events.len(), 9);
+    let first = page
+        .events
+        .iter()
+        .find(|e| e.event_id == events[0].event_id)
+        .unwrap();
+    assert_eq!(first.metadata, meta.as_object().cloned());
+    assert_eq!(first.value, Some(1e200));
+}
+
+#[tokio::test]
+async fn extreme_values_are_stored_and_rolled_up_in_memory() {
+    extreme_values_are_stored_and_rolled_up(&hse_devices::writer::MemorySink::default()).await;
+}
+
+#[sqlx::test(migrations = false)]
+async fn extreme_values_are_stored_and_rolled_up_on_postgres(pool: PgPool) {
+    extreme_values_are_stored_and_rolled_up(&store(pool).await).await;
 }
 
 #[sqlx::test(migrations = false)]

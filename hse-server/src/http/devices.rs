@@ -306,15 +306,17 @@ pub struct AggregateView {
     count: i64,
     /// Events with a value.
     value_count: i64,
-    /// Sum of values.
-    sum: f64,
-    /// Mean value.
+    /// Sum of values; `null` when it passed the largest double (±1.8e308;
+    /// a value beyond ±1e300 makes it so).
+    sum: Option<f64>,
+    /// Mean value; `null` without values or when the sum is `null`.
     avg: Option<f64>,
     /// Smallest value.
     min: Option<f64>,
     /// Largest value.
     max: Option<f64>,
-    /// Sample standard deviation.
+    /// Sample standard deviation; `null` under two values or when it
+    /// passed the largest double.
     stddev: Option<f64>,
 }
 
@@ -324,13 +326,18 @@ impl From<Aggregate> for AggregateView {
             bucket_start: time(a.bucket_start_ms),
             count: a.count,
             value_count: a.value_count,
-            sum: a.sum,
-            avg: a.avg,
+            sum: finite(a.sum),
+            avg: a.avg.and_then(finite),
             min: a.min,
             max: a.max,
-            stddev: a.stddev,
+            stddev: a.stddev.and_then(finite),
         }
     }
+}
+
+/// JSON has no infinity: a figure that overflowed is `null`.
+fn finite(x: f64) -> Option<f64> {
+    x.is_finite().then_some(x)
 }
 
 /// A series of rollups, oldest bucket first.

@@ -7,3 +7,4 @@ mod client;
 mod devices;
 mod flows;
 mod isolation;
+mod numbers;
