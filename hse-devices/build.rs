@@ -1,6 +1,9 @@
-//! Generates the gRPC code from `proto/devices.proto` (feature `grpc`).
+//! Generates the gRPC code from `proto/devices.proto` (feature `grpc`),
+//! and rebuilds the crate when a migration is added (`sqlx::migrate!`
+//! embeds `migrations/` at compile time; cargo does not watch it on its own).
 
 fn main() -> Result<(), Box<dyn std::error::Error>> {
+    println!("cargo:rerun-if-changed=migrations");
     #[cfg(feature = "grpc")]
     {
         println!("cargo:rerun-if-changed=../proto/devices.proto");

@@ -78,6 +78,7 @@ pub(crate) struct LoadResult {
 struct Probe {
     device: Uuid,
     event: Uuid,
+    ts_ms: i64,
     acked_at: Instant,
 }
 
@@ -85,6 +86,8 @@ struct Probe {
 #[derive(Debug)]
 struct Shared {
     t0: Instant,
+    /// `t0` on the wall clock, Unix milliseconds.
+    t0_unix_ms: i64,
     interval: Duration,
     devices: u64,
     per_frame: usize,
@@ -102,6 +105,12 @@ struct Shared {
 impl Shared {
     fn intended(&self, k: u64) -> Instant {
         self.t0 + self.interval.mul_f64(k as f64)
+    }
+
+    /// The device time of frame `k`'s events: its intended send time, so
+    /// a probe knows the whole primary key of the row it looks for.
+    fn ts_ms(&self, k: u64) -> i64 {
+        self.t0_unix_ms + i64::try_from(self.interval.mul_f64(k as f64).as_millis()).unwrap_or(0)
     }
 
     fn event_id(&self, k: u64, i: usize) -> Uuid {
@@ -233,8 +242,12 @@ impl Shared {
     /// The record of a load of `spec` over `devices` connections, starting
     /// 50 ms from now.
     fn new(spec: &LoadSpec, devices: u64) -> Self {
+        let unix_ms = SystemTime::now()
+            .duration_since(UNIX_EPOCH)
+            .map_or(0, |d| i64::try_from(d.as_millis()).unwrap_or(0));
         Self {
             t0: Instant::now() + Duration::from_millis(50),
+            t0_unix_ms: unix_ms + 50,
             interval: Duration::from_secs_f64(spec.per_frame as f64 / spec.rate),
             devices,
             per_frame: spec.per_frame,
@@ -311,7 +324,7 @@ fn pace(
 
 /// Frame `k` of the schedule, its device's `seq`-th, as one line.
 fn frame(shared: &Shared, k: u64, seq: u64, line: &mut String) -> anyhow::Result<()> {
-    let ts_ms = SystemTime::now().duration_since(UNIX_EPOCH)?.as_millis();
+    let ts_ms = shared.ts_ms(k);
     line.clear();
     let _ = write!(line, r#"{{"type":"events","seq":{seq},"events":["#);
     for i in 0..shared.per_frame {
@@ -410,6 +423,7 @@ async fn receive(
                 let probe = Probe {
                     device,
                     event: shared.event_id(k, 0),
+                    ts_ms: shared.ts_ms(k),
                     acked_at: now,
                 };
                 shared
@@ -449,6 +463,21 @@ async fn poll_lag(
 ) -> anyhow::Result<Histogram<u64>> {
     let mut lag = histogram();
     let mut waiting: Vec<Probe> = Vec::new();
+    // The table was truncated just before the load, so a plan made now
+    // (and cached) sees it empty and scans it: every poll would then read
+    // the whole, growing table, and that PostgreSQL work would land on the
+    // box whose latency is being measured. So the probes use a connection
+    // of their own that may only look rows up by index.
+    let pool = sqlx::postgres::PgPoolOptions::new()
+        .max_connections(1)
+        .after_connect(|conn, _| {
+            Box::pin(async move {
+                let only_index = "SET enable_seqscan = off; SET enable_hashjoin = off; SET enable_mergejoin = off";
+                sqlx::Executor::execute(conn, only_index).await.map(drop)
+            })
+        })
+        .connect_with((*pool.connect_options()).clone())
+        .await?;
     loop {
         waiting.append(&mut shared.probes.lock().unwrap_or_else(PoisonError::into_inner));
         if waiting.is_empty() && done.is_cancelled() {
@@ -457,12 +486,15 @@ async fn poll_lag(
         if !waiting.is_empty() {
             let devices: Vec<Uuid> = waiting.iter().map(|p| p.device).collect();
             let events: Vec<Uuid> = waiting.iter().map(|p| p.event).collect();
+            let times: Vec<i64> = waiting.iter().map(|p| p.ts_ms).collect();
             let found: Vec<Uuid> = sqlx::query_scalar(
-                "SELECT e.event_id FROM UNNEST($1::uuid[], $2::uuid[]) AS p(device_id, event_id)
-                 JOIN device_events e ON e.device_id = p.device_id AND e.event_id = p.event_id",
+                "SELECT e.event_id FROM UNNEST($1::uuid[], $2::uuid[], $3::bigint[]) AS p(device_id, event_id, ms)
+                 JOIN device_events e ON e.device_id = p.device_id AND e.event_id = p.event_id
+                                     AND e.time = 'epoch'::timestamptz + p.ms * interval '1 millisecond'",
             )
             .bind(&devices)
             .bind(&events)
+            .bind(&times)
             .fetch_all(&pool)
             .await?;
             let now = Instant::now();

@@ -95,6 +95,43 @@ async fn enqueued_events_are_delivered_acked_and_deleted() {
     p.cleanup().await;
 }
 
+/// The ack trims the stream, and the trim removes only what every writer
+/// is done with: an entry another writer still holds, and an entry nobody
+/// has read yet, survive acks of newer or older entries; reads come in
+/// chunks of at most `READ_CHUNK`.
+#[tokio::test]
+async fn acks_trim_only_entries_no_writer_still_needs() {
+    let p = Prefix::new();
+    let queue = p.queue().await;
+    let device = DeviceId::new();
+    let ids =
+        |got: &[hse_devices::queue::Delivery]| got.iter().map(|d| d.id.clone()).collect::<Vec<_>>();
+    let first: Vec<_> = (0..600).map(|i| event(device, "t", i)).collect();
+    queue.enqueue(&first).await.unwrap();
+    let (a, b) = (p.consumer("a").await, p.consumer("b").await);
+    let wait = Duration::from_millis(10);
+    let held_by_a = a.read(1000, wait).await.unwrap();
+    assert_eq!(held_by_a.len(), hse_devices::redis::READ_CHUNK);
+    let read_by_b = b.read(1000, wait).await.unwrap();
+    assert_eq!(read_by_b.len(), hse_devices::redis::READ_CHUNK);
+    let unread: Vec<_> = (600..610).map(|i| event(device, "t", i)).collect();
+    queue.enqueue(&unread).await.unwrap();
+
+    // B's entries are newer than A's pending ones: acked, but not trimmed.
+    b.ack(&ids(&read_by_b)).await.unwrap();
+    assert_eq!(p.stream_len().await, 610);
+    // A acks: everything up to the last delivered entry goes; the 100 of
+    // the first enqueue nobody read and the 10 enqueued since remain.
+    a.ack(&ids(&held_by_a)).await.unwrap();
+    assert_eq!(p.stream_len().await, 110);
+    let rest = b.read(1000, wait).await.unwrap();
+    let rest_events: Vec<_> = rest.iter().map(|d| d.event.clone()).collect();
+    assert_eq!(rest_events, [&first[500..], &unread[..]].concat());
+    b.ack(&ids(&rest)).await.unwrap();
+    assert_eq!(p.stream_len().await, 0);
+    p.cleanup().await;
+}
+
 #[tokio::test]
 async fn a_restarted_consumer_reads_its_own_pending_entries_first() {
     let p = Prefix::new();
