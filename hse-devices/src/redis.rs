@@ -242,7 +242,11 @@ impl EventQueue for RedisQueue {
 /// One batch writer's view of the consumer group.
 #[derive(Debug)]
 pub struct RedisConsumer {
+    /// For the blocking reads only.
     conn: ConnectionManager,
+    /// For acks, claims and the rest, so they never queue behind a
+    /// blocking read (the writer acks one batch while it reads the next).
+    control: ConnectionManager,
     keys: Keys,
     name: String,
     /// Where the scan of this consumer's own pending entries stands;
@@ -258,8 +262,10 @@ impl RedisConsumer {
     /// [`QueueError::Unavailable`] if Redis cannot be reached.
     pub async fn new(client: &Client, keys: Keys, name: &str) -> Result<Self, QueueError> {
         let conn = connect(client, MAX_BLOCK + Duration::from_secs(5)).await?;
+        let control = connect(client, Duration::from_secs(5)).await?;
         Ok(Self {
             conn,
+            control,
             keys,
             name: name.to_owned(),
             own_cursor: std::sync::Mutex::new(Some("0".to_owned())),
@@ -303,7 +309,7 @@ impl RedisConsumer {
         }
         if !corrupt.is_empty() {
             tracing::error!(entries = ?corrupt, "undecodable queue entries acked (the next trim removes them)");
-            let mut conn = self.conn.clone();
+            let mut conn = self.control.clone();
             let _: Result<(), RedisError> = conn.xack(self.keys.events(), GROUP, &corrupt).await;
         }
         out
@@ -345,7 +351,7 @@ impl QueueConsumer for RedisConsumer {
             return Ok(());
         }
         let ids: Vec<&str> = ids.iter().map(|i| i.0.as_str()).collect();
-        let mut conn = self.conn.clone();
+        let mut conn = self.control.clone();
         static SCRIPT: LazyLock<redis::Script> = LazyLock::new(|| redis::Script::new(ACK_AND_TRIM));
         SCRIPT
             .key(self.keys.events())
@@ -359,7 +365,7 @@ impl QueueConsumer for RedisConsumer {
 
     async fn reclaim(&self, min_idle: Duration, max: usize) -> Result<Vec<Delivery>, QueueError> {
         let opts = redis::streams::StreamAutoClaimOptions::default().count(max);
-        let mut conn = self.conn.clone();
+        let mut conn = self.control.clone();
         let stream = self.keys.events();
         let reply: StreamAutoClaimReply = conn
             .xautoclaim_options(

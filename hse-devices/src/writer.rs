@@ -4,7 +4,9 @@
 //! It reads its own pending entries first, then new ones; batches up to
 //! `batch_size` events or `batch_wait`; stores them idempotently through an
 //! [`EventSink`]; and acks the queue only after the sink returned (after the
-//! commit). A crash anywhere redelivers at most the unacked batch, which the
+//! commit). The next batch is read while the current one is stored, so the
+//! queue reads and their decoding overlap the database's work; batches are
+//! still stored one at a time, in order. A crash anywhere redelivers at most the unacked batch, which the
 //! sink deduplicates by `event_id`. Transient failures are retried with
 //! capped exponential backoff and never dead-lettered; a batch refused for
 //! its content is split in halves until the poison events are isolated,
@@ -110,6 +112,7 @@ impl BatchWriter {
     pub async fn run_until_stopped(self, shutdown: CancellationToken) {
         let mut next_janitor = Instant::now();
         let mut next_dlq = Instant::now();
+        let mut batch = Vec::new();
         while !shutdown.is_cancelled() {
             if Instant::now() >= next_janitor {
                 next_janitor = Instant::now() + self.config.janitor_interval;
@@ -119,10 +122,23 @@ impl BatchWriter {
                 next_dlq = Instant::now() + self.config.dlq_interval;
                 self.retry_dead_letters().await;
             }
-            let batch = self.collect(&shutdown).await;
-            if !batch.is_empty() && self.process(batch, &shutdown).await.is_err() {
-                break;
+            if batch.is_empty() {
+                batch = self.collect(&shutdown).await;
+                continue;
             }
+            let (stored, next) = tokio::join!(
+                self.process(std::mem::take(&mut batch), &shutdown),
+                self.collect(&shutdown)
+            );
+            if stored.is_err() {
+                // Storage is down and we are stopping: `next` stays pending
+                // in the queue and is read again after the restart.
+                return;
+            }
+            batch = next;
+        }
+        if !batch.is_empty() {
+            let _ = self.process(batch, &shutdown).await;
         }
     }
 
