@@ -60,6 +60,9 @@ pub struct PgEventStore {
     known_days: Mutex<HashSet<NaiveDate>>,
 }
 
+/// The batch insert. The rollup rows are upserted in key order, so writers
+/// storing batches at the same time (several `hse-devices-writer`
+/// processes) lock shared buckets in the same order and never deadlock.
 const INSERT: &str = r"
 WITH input AS (
     SELECT * FROM UNNEST($1::timestamptz[], $2::uuid[], $3::uuid[], $4::text[],
@@ -75,7 +78,7 @@ WITH input AS (
     SELECT device_id, event_type, date_trunc('hour', time, 'UTC'), count(*), count(value),
            coalesce(sum(hse_rollup_value(value)), 0), min(value), max(value),
            coalesce(sum(hse_rollup_square(value)), 0)
-    FROM inserted GROUP BY 1, 2, 3
+    FROM inserted GROUP BY 1, 2, 3 ORDER BY 1, 2, 3
     ON CONFLICT (device_id, event_type, bucket) DO UPDATE SET
         event_count = r.event_count + EXCLUDED.event_count,
         value_count = r.value_count + EXCLUDED.value_count,
@@ -89,7 +92,7 @@ WITH input AS (
     SELECT device_id, event_type, date_trunc('day', time, 'UTC'), count(*), count(value),
            coalesce(sum(hse_rollup_value(value)), 0), min(value), max(value),
            coalesce(sum(hse_rollup_square(value)), 0)
-    FROM inserted GROUP BY 1, 2, 3
+    FROM inserted GROUP BY 1, 2, 3 ORDER BY 1, 2, 3
     ON CONFLICT (device_id, event_type, bucket) DO UPDATE SET
         event_count = r.event_count + EXCLUDED.event_count,
         value_count = r.value_count + EXCLUDED.value_count,

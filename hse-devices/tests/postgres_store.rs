@@ -190,6 +190,63 @@ async fn extreme_values_are_stored_and_rolled_up_on_postgres(pool: PgPool) {
     extreme_values_are_stored_and_rolled_up(&store(pool).await).await;
 }
 
+/// Writers storing batches at the same time (several writer processes)
+/// share rollup buckets; they must never deadlock on them, and every
+/// event must be counted once.
+#[sqlx::test(migrations = false)]
+async fn concurrent_writers_share_buckets_without_deadlocks(pool: PgPool) {
+    let store = Arc::new(store(pool.clone()).await);
+    let devices: Vec<DeviceId> = (0..60).map(|_| DeviceId::new()).collect();
+    let base = now_hour();
+    let deadlocks = || {
+        count(
+            &pool,
+            "SELECT deadlocks FROM pg_stat_database WHERE datname = current_database()",
+        )
+    };
+    let before = deadlocks().await;
+    let writers: Vec<_> = (0..4u64)
+        .map(|w| {
+            let (store, devices) = (store.clone(), devices.clone());
+            tokio::spawn(async move {
+                for round in 0..25u64 {
+                    // A different subset and order of the shared devices
+                    // each time, all in the same hour and day buckets.
+                    let step = (w + round) % 7 + 1;
+                    let batch: Vec<Event> = (0..devices.len() as u64)
+                        .filter(|i| (i * step + w) % 3 != 0)
+                        .map(|i| devices[((i * step + round) % devices.len() as u64) as usize])
+                        .map(|d| event(d, "t", base + (round as i64), Some(1.0)))
+                        .collect();
+                    store.store(&batch).await.expect("stored");
+                }
+            })
+        })
+        .collect();
+    for w in writers {
+        w.await.unwrap();
+    }
+    // pg_stat_database is updated when a backend reports its statistics.
+    sqlx::query("SELECT pg_stat_force_next_flush()")
+        .execute(&pool)
+        .await
+        .ok();
+    tokio::time::sleep(Duration::from_millis(600)).await;
+    assert_eq!(
+        deadlocks().await,
+        before,
+        "writers deadlocked on shared buckets"
+    );
+    assert_eq!(
+        count(
+            &pool,
+            "SELECT sum(event_count)::bigint FROM device_rollups_hourly"
+        )
+        .await,
+        count(&pool, "SELECT count(*) FROM device_events").await
+    );
+}
+
 #[sqlx::test(migrations = false)]
 async fn events_are_read_newest_first_with_cursor_paging_and_type_filter(pool: PgPool) {
     let store = store(pool).await;
