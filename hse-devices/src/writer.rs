@@ -4,9 +4,10 @@
 //! It reads its own pending entries first, then new ones; batches up to
 //! `batch_size` events or `batch_wait`; stores them idempotently through an
 //! [`EventSink`]; and acks the queue only after the sink returned (after the
-//! commit). The next batch is read while the current one is stored, so the
-//! queue reads and their decoding overlap the database's work; batches are
-//! still stored one at a time, in order. A crash anywhere redelivers at most the unacked batch, which the
+//! commit). The next batch is read while earlier ones are stored, and up to
+//! `concurrency` batches are stored at once (on as many connections), so
+//! queue reads, decoding and the database's work overlap; the order in which
+//! batches commit does not matter, since each is idempotent and acked alone. A crash anywhere redelivers at most the unacked batch, which the
 //! sink deduplicates by `event_id`. Transient failures are retried with
 //! capped exponential backoff and never dead-lettered; a batch refused for
 //! its content is split in halves until the poison events are isolated,
@@ -22,8 +23,10 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use async_trait::async_trait;
+use tokio::sync::Semaphore;
 use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
+use tokio_util::task::TaskTracker;
 
 use crate::dlq::{DeadLetters, DlqPolicy, retry_due};
 use crate::error::SinkError;
@@ -58,6 +61,10 @@ pub struct WriterConfig {
     pub dlq_interval: Duration,
     /// Dead-letter retry policy.
     pub dlq: DlqPolicy,
+    /// Batches stored at the same time, each on its own database
+    /// connection (at least 1). The rollup upserts take their rows in key
+    /// order, so concurrent batches cannot deadlock on shared buckets.
+    pub concurrency: usize,
 }
 
 impl Default for WriterConfig {
@@ -71,6 +78,7 @@ impl Default for WriterConfig {
             claim_idle: Duration::from_secs(120),
             dlq_interval: Duration::from_secs(1),
             dlq: DlqPolicy::default(),
+            concurrency: 2,
         }
     }
 }
@@ -106,40 +114,42 @@ impl BatchWriter {
         }
     }
 
-    /// Runs until `shutdown` is cancelled; the batch in hand is stored and
-    /// acked before it returns (unless storage is down, in which case it
-    /// stays in the queue).
+    /// Runs until `shutdown` is cancelled; the batches in hand are stored
+    /// and acked before it returns (unless storage is down, in which case
+    /// they stay in the queue).
     pub async fn run_until_stopped(self, shutdown: CancellationToken) {
+        let writer = Arc::new(self);
+        let slots = Arc::new(Semaphore::new(writer.config.concurrency.max(1)));
+        let stores = TaskTracker::new();
         let mut next_janitor = Instant::now();
         let mut next_dlq = Instant::now();
-        let mut batch = Vec::new();
         while !shutdown.is_cancelled() {
             if Instant::now() >= next_janitor {
-                next_janitor = Instant::now() + self.config.janitor_interval;
-                self.janitor(&shutdown).await;
+                next_janitor = Instant::now() + writer.config.janitor_interval;
+                writer.janitor(&shutdown).await;
             }
             if Instant::now() >= next_dlq {
-                next_dlq = Instant::now() + self.config.dlq_interval;
-                self.retry_dead_letters().await;
+                next_dlq = Instant::now() + writer.config.dlq_interval;
+                writer.retry_dead_letters().await;
             }
+            // Read the next batch while earlier ones are being stored.
+            let batch = writer.collect(&shutdown).await;
             if batch.is_empty() {
-                batch = self.collect(&shutdown).await;
                 continue;
             }
-            let (stored, next) = tokio::join!(
-                self.process(std::mem::take(&mut batch), &shutdown),
-                self.collect(&shutdown)
-            );
-            if stored.is_err() {
-                // Storage is down and we are stopping: `next` stays pending
-                // in the queue and is read again after the restart.
-                return;
-            }
-            batch = next;
+            let Ok(slot) = slots.clone().acquire_owned().await else {
+                break;
+            };
+            let (writer, shutdown) = (writer.clone(), shutdown.clone());
+            stores.spawn(async move {
+                // Stopped while storage is down: the entries stay pending
+                // and are read again after the restart.
+                let _ = writer.process(batch, &shutdown).await;
+                drop(slot);
+            });
         }
-        if !batch.is_empty() {
-            let _ = self.process(batch, &shutdown).await;
-        }
+        stores.close();
+        stores.wait().await;
     }
 
     async fn janitor(&self, shutdown: &CancellationToken) {

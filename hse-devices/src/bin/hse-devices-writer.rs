@@ -12,6 +12,7 @@
 //! | `HSE_WRITER_NAME` | `writer-1` (stable across restarts: it resumes its own pending entries) |
 //! | `HSE_WRITER_BATCH_SIZE` | `1000` |
 //! | `HSE_WRITER_BATCH_WAIT_MS` | `200` |
+//! | `HSE_WRITER_CONCURRENCY` | `2` |
 //!
 //! Stops on Ctrl-C / SIGTERM after storing the batch in hand.
 
@@ -35,6 +36,7 @@ Configured by environment variables:
     HSE_WRITER_NAME           consumer name, stable across restarts [writer-1]
     HSE_WRITER_BATCH_SIZE     events per batch               [1000]
     HSE_WRITER_BATCH_WAIT_MS  longest wait to fill a batch   [200]
+    HSE_WRITER_CONCURRENCY    batches stored at once         [2]
 Stops on Ctrl-C / SIGTERM after storing the batch in hand.";
 
 fn var(name: &str, default: Option<&str>) -> Result<String, String> {
@@ -63,6 +65,7 @@ async fn main() -> Result<(), Box<dyn Error>> {
     let config = WriterConfig {
         batch_size: usize::try_from(number("HSE_WRITER_BATCH_SIZE", 1000)?)?,
         batch_wait: Duration::from_millis(number("HSE_WRITER_BATCH_WAIT_MS", 200)?),
+        concurrency: usize::try_from(number("HSE_WRITER_CONCURRENCY", 2)?)?.max(1),
         ..WriterConfig::default()
     };
 

@@ -37,6 +37,7 @@ fn fast() -> WriterConfig {
             base: Duration::from_millis(2),
             max_tries: 5,
         },
+        concurrency: 2,
     }
 }
 
