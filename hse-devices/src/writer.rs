@@ -7,7 +7,8 @@
 //! commit). The next batch is read while earlier ones are stored, and up to
 //! `concurrency` batches are stored at once (on as many connections), so
 //! queue reads, decoding and the database's work overlap; the order in which
-//! batches commit does not matter, since each is idempotent and acked alone. A crash anywhere redelivers at most the unacked batch, which the
+//! batches commit does not matter, since each is idempotent and acked alone.
+//! A crash anywhere redelivers at most the unacked batches, which the
 //! sink deduplicates by `event_id`. Transient failures are retried with
 //! capped exponential backoff and never dead-lettered; a batch refused for
 //! its content is split in halves until the poison events are isolated,

@@ -306,8 +306,9 @@ impl Devices {
     }
 
     /// Events in the queue now, not yet stored: the Redis stream's length
-    /// (asked, as entries are deleted once stored), else the in-process
-    /// queue's.
+    /// (asked; stored entries are trimmed from it at each ack, so it counts
+    /// what is waiting plus at most the batches acked above a pending one),
+    /// else the in-process queue's.
     pub async fn queue_length(&self) -> u64 {
         if let Some((conn, key)) = &self.stream {
             let mut conn = conn.clone();
