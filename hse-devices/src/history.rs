@@ -173,13 +173,24 @@ pub fn stddev(n: i64, sum: f64, sum_sq: f64) -> Option<f64> {
 
 /// A value as the rollup sums count it: beyond ±1e300 it is ±infinity, as
 /// in PostgreSQL's `hse_rollup_value` (migration `…300003`), so both stores
-/// give the same sums. (Squares need no mirror: f64 arithmetic already
-/// saturates to infinity and zero where PostgreSQL's would fail.)
+/// give the same sums.
 fn rollup_value(v: f64) -> f64 {
     if v.abs() > 1e300 {
         f64::INFINITY.copysign(v)
     } else {
         v
+    }
+}
+
+/// A square as the rollup sums count it, as PostgreSQL's
+/// `hse_rollup_square`: infinity beyond |v| > 1e150, zero below 1e-150.
+fn rollup_square(v: f64) -> f64 {
+    if v.abs() > 1e150 {
+        f64::INFINITY
+    } else if v.abs() < 1e-150 {
+        0.0
+    } else {
+        v * v
     }
 }
 
@@ -241,7 +252,7 @@ fn aggregate(bucket_start_ms: i64, values: &[Option<f64>]) -> Aggregate {
     let present: Vec<f64> = values.iter().flatten().copied().collect();
     let n = present.len() as i64;
     let sum: f64 = present.iter().copied().map(rollup_value).sum();
-    let sum_sq: f64 = present.iter().map(|v| v * v).sum();
+    let sum_sq: f64 = present.iter().copied().map(rollup_square).sum();
     Aggregate {
         bucket_start_ms,
         count: values.len() as i64,

@@ -157,6 +157,17 @@ async fn extreme_values_are_stored_and_rolled_up<S: EventSink + EventHistory>(st
         (small.stddev.unwrap() - 3f64.sqrt()).abs() < 1e-9,
         "{small:?}"
     );
+    // Squares between PostgreSQL's bounds and f64's own (1e151² is a
+    // finite double) saturate the same way in both stores.
+    let other = DeviceId::new();
+    let wide: Vec<Event> = [1e151, 1.0]
+        .iter()
+        .enumerate()
+        .map(|(i, &v)| event(other, "t", base + i as i64, Some(v)))
+        .collect();
+    assert_eq!(store.store(&wide).await.expect("wide batch"), 2);
+    let wide = two_hours(store, other, "t", base).await;
+    assert_eq!((wide[0].sum, wide[0].stddev), (1e151, None), "{wide:?}");
 
     let query = EventQuery {
         device_id: device,
