@@ -467,7 +467,8 @@ pub(crate) async fn command(
 
 // ----- device WebSocket -----------------------------------------------
 
-#[utoipa::path(get, path = "/v1/devices/ws", tag = "devices", responses((status = 101, description = "switched to the device protocol of PROTOCOL.md: the first message must be `hello` with the device secret"), (status = 400, body = Problem, content_type = "application/problem+json")))]
+/// The device WebSocket: a device speaks the device protocol over it.
+#[utoipa::path(get, path = "/v1/devices/ws", tag = "devices", responses((status = 101, description = "switched to the device protocol of docs/PROTOCOL.md (one text message is one frame): the first message must be `hello` with the device secret"), (status = 400, body = Problem, content_type = "application/problem+json")))]
 pub(crate) async fn device_socket(
     State(s): State<AppState>,
     headers: HeaderMap,
