@@ -1,5 +1,5 @@
 //! Door locks as a client registers them over HTTP and as they speak
-//! the line protocol of PROTOCOL.md (shared by the device examples and
+//! the line protocol of `docs/PROTOCOL.md` (shared by the device examples and
 //! the end-to-end test).
 
 use std::net::SocketAddr;

@@ -1,4 +1,4 @@
-//! The device wire protocol, version 1 (`PROTOCOL.md`): frames in and out.
+//! The device wire protocol, version 1 (`docs/PROTOCOL.md`): frames in and out.
 //!
 //! [`decode`] turns one line (TCP) or text message (WebSocket) into an
 //! [`Inbound`] frame with every field validated, or a [`Rejection`] that

@@ -2,7 +2,7 @@
 //! pipeline, time series with rollups, live state and the gRPC service.
 //!
 //! Devices connect over TCP (or WebSocket through the server) and speak the
-//! line protocol of `PROTOCOL.md`. A session acks a frame only once its
+//! line protocol of `docs/PROTOCOL.md`. A session acks a frame only once its
 //! events are durably enqueued; the batch writer stores them idempotently
 //! and acks the queue only after the database commit, so no acknowledged
 //! event is lost or duplicated, whatever crashes.

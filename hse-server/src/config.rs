@@ -136,7 +136,7 @@ pub struct Config {
     reason = "four independent switches, named as on the command line"
 )]
 pub struct Roles {
-    /// The HTTP API of API.md.
+    /// The HTTP API of `docs/API.md`.
     pub api: bool,
     /// The gRPC service.
     pub grpc: bool,

@@ -15,7 +15,7 @@
 //! - [`devices`]: the device pipeline (queue, batch writer, state,
 //!   dead letters, commands), the device listeners and the gRPC service.
 //! - [`health`]: `/health/liveness` and `/health/readiness`.
-//! - [`http`]: the HTTP API of API.md, errors as problem+json.
+//! - [`http`]: the HTTP API of `docs/API.md`, errors as problem+json.
 //! - [`redis_durability`]: the start-up check of Redis's persistence
 //!   settings (`HSE_REDIS_DURABILITY`).
 //! - [`metrics`]: `/metrics` and the HTTP latency middleware.

@@ -1,5 +1,5 @@
 //! hse-booking's [`LockProgrammer`] port over hse-devices commands: door
-//! codes go to the locks as `program_code` / `remove_code` (PROTOCOL.md),
+//! codes go to the locks as `program_code` / `remove_code` (`docs/PROTOCOL.md`),
 //! and the device's answer becomes the booking crate's [`Attempt`].
 //!
 //! | device answer | attempt |

@@ -1,5 +1,5 @@
 //! The device load: each device sends frames of events at a steady rate
-//! over the device TCP protocol (PROTOCOL.md), through the devices proxy.
+//! over the device TCP protocol (`docs/PROTOCOL.md`), through the devices proxy.
 //! Like real firmware it keeps every frame until it is acknowledged: on a
 //! lost connection, a refused hello or a retryable `nack` it reconnects and
 //! sends the same events again (same `event_id`, same `ts_ms`), so retries

@@ -1,5 +1,5 @@
 //! A device session over WebSocket: one text message is one frame
-//! (PROTOCOL.md), the same session implementation as TCP.
+//! (`docs/PROTOCOL.md`), the same session implementation as TCP.
 //!
 //! Text messages go to the session; binary, ping and pong messages are
 //! ignored (axum answers pings); a close ends the session. The session's

@@ -1,5 +1,5 @@
 //! The one place where errors become HTTP answers: RFC 9457
-//! `application/problem+json`, with the statuses API.md lists.
+//! `application/problem+json`, with the statuses `docs/errors.md` lists.
 //!
 //! Client mistakes get 4xx with a stable `code` and a safe `detail`;
 //! infrastructure failures get 503 and their text goes to the log only.

@@ -1,4 +1,4 @@
-//! The HTTP API of API.md: routes, the layers every request passes
+//! The HTTP API of `docs/API.md`: routes, the layers every request passes
 //! (body limit, timeout, security headers), and the problem+json fallback.
 
 pub mod api_keys;
