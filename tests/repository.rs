@@ -11,9 +11,10 @@ use std::path::{Path, PathBuf};
 use std::process::Command;
 
 /// Texts that name a place outside the repository: the sibling directory
-/// the project was briefed from and the documents that lived there. Built
-/// with `concat!` so this file does not match itself.
-const OUTSIDE: [&str; 8] = [
+/// the project was briefed from and the documents that lived there
+/// (including the original plan's numbered sections). Built with
+/// `concat!` so this file does not match itself.
+const OUTSIDE: [&str; 10] = [
     concat!("..", "/shared"),
     concat!("shared", "/DESIGN"),
     concat!("shared", "/API"),
@@ -22,6 +23,8 @@ const OUTSIDE: [&str; 8] = [
     concat!("shared", "/tools"),
     concat!("DESIGN", ".md"),
     concat!("CONVENTIONS", ".md"),
+    concat!("seed", " plan"),
+    concat!("seed", "-plan"),
 ];
 
 /// Documents that moved into `docs/`: a mention must say where they are

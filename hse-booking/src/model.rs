@@ -1,4 +1,4 @@
-//! Plain data of the booking domain (seed plan 5.2): guests, companions,
+//! Plain data of the booking domain: guests, companions,
 //! bookings and their states, validated on the way in.
 
 use std::fmt;

@@ -1,4 +1,4 @@
-//! The booking state machine (seed plan 6.3.1 and 6.3.3), as pure functions.
+//! The booking state machine, as pure functions.
 //!
 //! ```text
 //! pending ──confirm──> confirmed ──check_in──> in-progress ──check_out──> completed

@@ -2,7 +2,7 @@
 //!
 //! The catalogue is code, not data: it is the single source the PostgreSQL
 //! adapter seeds its `actions` table from, so the two cannot drift. Some
-//! actions are *exclusive* to a system level (seed plan 6.1.2): only roles of
+//! actions are *exclusive* to a system level: only roles of
 //! that level or higher hold them, and they can never be granted to a custom
 //! role.
 

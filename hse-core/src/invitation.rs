@@ -1,4 +1,4 @@
-//! Onboarding by invitation (seed plan 6.2).
+//! Onboarding by invitation.
 //!
 //! An invitation can only exist for a partner company or organization that
 //! already exists. Its token is a [`Secret`](crate::secret::Secret) mailed to the invitee and kept

@@ -1,4 +1,4 @@
-//! The tenancy model (seed plan 5.1): plain data, validated on the way in.
+//! The tenancy model: plain data, validated on the way in.
 //!
 //! Each entity comes with a `New*` input (what a caller supplies to create
 //! one) and a `*Patch` (a partial update). Both are checked by pure methods

@@ -40,7 +40,7 @@ impl Principal {
         self.hierarchy.system_role()
     }
 
-    /// What this principal may see (seed plan 6.1.3).
+    /// What this principal may see.
     ///
     /// Root sees everything; a partner its partner company; everyone else
     /// its organization, narrowed to the establishments assigned to it. A

@@ -1,6 +1,6 @@
 //! Roles and their place in the hierarchy.
 //!
-//! Four system roles form the spine (seed plan 6.1.1): root (1), partner (2),
+//! Four system roles form the spine: root (1), partner (2),
 //! admin (3) and user (4). Custom roles have a hierarchy of 5 or more and are
 //! scoped to an organization, optionally narrowed to one establishment. A
 //! lower number is a higher rank.

@@ -1,4 +1,4 @@
-//! The authorization rules of seed plan 6.1, as pure functions.
+//! The authorization rules of the tenant tree, as pure functions.
 //!
 //! Nothing here does I/O: callers resolve where a thing lives (a
 //! [`Resource`]) and pass it in. Every refusal is a [`Denied`] that names the
