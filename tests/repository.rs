@@ -42,6 +42,13 @@ fn no_tracked_file_refers_outside_the_repository() {
                     found.push(format!("{path}:{}: names `{needle}`: {}", n + 1, line.trim()));
                 }
             }
+            if let Some(section) = plan_section(line) {
+                found.push(format!(
+                    "{path}:{}: cites `{section}` of the original plan: {}",
+                    n + 1,
+                    line.trim()
+                ));
+            }
             for name in MOVED_TO_DOCS {
                 if misplaced_mention(&path, line, name) {
                     found.push(format!(
@@ -87,6 +94,9 @@ fn every_relative_markdown_link_resolves_to_a_tracked_file() {
 fn the_checks_see_what_they_look_for() {
     let line = concat!("see `..", "/shared", "/DESIGN", ".md`");
     assert!(OUTSIDE.iter().any(|n| line.contains(n)));
+    let cited = concat!("the rules (seed", " 6.1.2: only");
+    assert_eq!(plan_section(cited), Some(concat!("seed", " 6.1.2")));
+    assert_eq!(plan_section("run seed 1. Then seed 6"), None);
     let bare = concat!("the protocol of PROTOCOL", ".md");
     assert!(misplaced_mention("src/x.rs", bare, MOVED_TO_DOCS[1]));
     assert!(!misplaced_mention("docs/API.md", bare, MOVED_TO_DOCS[1]));
@@ -99,6 +109,20 @@ fn the_checks_see_what_they_look_for() {
         links,
         vec![(1, "docs/A.md".to_owned()), (5, "E.md#x".to_owned())]
     );
+}
+
+/// A citation of a numbered section of the original plan: `seed`, a
+/// space, then a dotted number (a soak seed such as `seed 1` has no dot).
+fn plan_section(line: &str) -> Option<&str> {
+    line.match_indices("seed ").find_map(|(at, _)| {
+        let rest = &line[at + 5..];
+        let end = rest
+            .find(|c: char| !(c.is_ascii_digit() || c == '.'))
+            .unwrap_or(rest.len());
+        let number = rest[..end].trim_end_matches('.');
+        (number.contains('.') && number.starts_with(|c: char| c.is_ascii_digit()))
+            .then(|| &line[at..at + 5 + number.len()])
+    })
 }
 
 /// Whether `line` of `path` names `name` without its `docs/` directory.

@@ -1,4 +1,4 @@
-//! Door-lock PINs (seed 6.3.4, done properly): drawn from the OS RNG with
+//! Door-lock PINs, done properly: drawn from the OS RNG with
 //! uniform sampling, never weak, never printed.
 //!
 //! A [`DoorCode`] is 4–8 digits ([`CodeLength`], 6 by default). Weak codes

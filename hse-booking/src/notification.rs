@@ -1,4 +1,4 @@
-//! Notifications to guests (seed 5.2), written to an outbox in the same
+//! Notifications to guests, written to an outbox in the same
 //! transaction as the booking change that causes them, then delivered by
 //! the [`Dispatcher`](crate::dispatcher::Dispatcher).
 

@@ -4,7 +4,7 @@
 //!
 //! A booking *blocks* `[check_in, check_out + gap)`. Two active bookings of
 //! one area conflict when their blocked ranges overlap, so the next check-in
-//! must be at least `gap` after the previous check-out (seed 6.3.2:
+//! must be at least `gap` after the previous check-out (e.g.
 //! check-out 11:00 → next check-in 12:00 allowed, 11:59 refused).
 
 use chrono::{DateTime, Datelike, Duration, LocalResult, NaiveDate, NaiveTime, TimeZone, Utc};

@@ -687,7 +687,7 @@ impl Tenancy {
         }
     }
 
-    /// Creates a user (seed 6.1.2: only root, partner and admin, with roles
+    /// Creates a user (only root, partner and admin, with roles
     /// at or below their own, inside their scope). `password_hash` comes
     /// from a [`PasswordHasher`]; without one the user must be invited.
     ///
@@ -765,7 +765,7 @@ impl Tenancy {
 
     // ----- roles -------------------------------------------------------
 
-    /// Creates a custom role (seed 6.1.2).
+    /// Creates a custom role.
     ///
     /// # Errors
     /// [`CoreError::Denied`] naming the rule broken, [`CoreError::NotFound`],
@@ -842,8 +842,8 @@ impl Tenancy {
 
     // ----- onboarding --------------------------------------------------
 
-    /// Invites someone to an existing partner company or organization
-    /// (seed 6.2). Returns the invitation and its token, which is shown
+    /// Invites someone to an existing partner company or organization.
+    /// Returns the invitation and its token, which is shown
     /// only now (to be mailed); only its hash is stored.
     ///
     /// # Errors

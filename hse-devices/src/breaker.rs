@@ -1,5 +1,5 @@
-//! A circuit breaker (closed / open / half-open), as seed 8.2 configures
-//! gobreaker: it opens when at least 3 requests in the current 10 s window
+//! A circuit breaker (closed / open / half-open), set up as the Go service
+//! it replaces set up gobreaker: it opens when at least 3 requests in the current 10 s window
 //! failed 60 % or more, rejects everything for 30 s, then lets 3 trial
 //! requests through (half-open): all 3 succeeding close it, any failure
 //! opens it again. Pure logic: time is passed in.

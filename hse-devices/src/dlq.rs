@@ -2,7 +2,7 @@
 //!
 //! The batch writer isolates a poison event by splitting its batch and adds
 //! it here with the reason. [`retry_due`] retries each dead letter with
-//! exponential backoff (`base × 2^tries`, as seed 8.5); after
+//! exponential backoff (`base × 2^tries`, as the seed service did); after
 //! [`DlqPolicy::max_tries`] failed tries it becomes permanent, where an
 //! operator can [`DeadLetters::list`] it and, after a fix, [`replay`] it.
 //! Replay is idempotent: storage ignores an event id it already has, and a

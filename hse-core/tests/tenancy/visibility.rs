@@ -1,4 +1,4 @@
-//! The visibility property (seed 6.1.3): over random tenant trees, every
+//! The visibility property: over random tenant trees, every
 //! principal's listings equal the model's allowed set, nothing more and
 //! nothing less, on both adapters.
 //!
