@@ -39,7 +39,11 @@ fn no_tracked_file_refers_outside_the_repository() {
         for (n, line) in text.lines().enumerate() {
             for needle in OUTSIDE {
                 if line.contains(needle) {
-                    found.push(format!("{path}:{}: names `{needle}`: {}", n + 1, line.trim()));
+                    found.push(format!(
+                        "{path}:{}: names `{needle}`: {}",
+                        n + 1,
+                        line.trim()
+                    ));
                 }
             }
             if let Some(section) = plan_section(line) {
@@ -71,7 +75,10 @@ fn no_tracked_file_refers_outside_the_repository() {
 fn every_relative_markdown_link_resolves_to_a_tracked_file() {
     let root = root();
     let mut broken = Vec::new();
-    for (path, text) in text_files(&root).into_iter().filter(|(p, _)| p.ends_with(".md")) {
+    for (path, text) in text_files(&root)
+        .into_iter()
+        .filter(|(p, _)| p.ends_with(".md"))
+    {
         let dir = Path::new(&path).parent().unwrap_or(Path::new(""));
         for (n, target) in relative_links(&text) {
             let file = target.split('#').next().unwrap_or_default();
@@ -211,7 +218,10 @@ fn walk(root: &Path) -> Vec<String> {
             let path = entry.path();
             let name = entry.file_name();
             if path.is_dir() {
-                if !matches!(name.to_str(), Some("target" | ".git" | "corpus" | "artifacts")) {
+                if !matches!(
+                    name.to_str(),
+                    Some("target" | ".git" | "corpus" | "artifacts")
+                ) {
                     dirs.push(path);
                 }
             } else if let Ok(relative) = path.strip_prefix(root) {

@@ -133,7 +133,10 @@ fn render(doc: &Value) -> String {
 }
 
 fn method_rank(method: &str) -> usize {
-    METHODS.iter().position(|m| *m == method).unwrap_or(METHODS.len())
+    METHODS
+        .iter()
+        .position(|m| *m == method)
+        .unwrap_or(METHODS.len())
 }
 
 fn object(value: &Value) -> BTreeMap<String, &Value> {
@@ -153,11 +156,7 @@ fn render_operation(out: &mut String, path: &str, method: &str, op: &Value) {
     let _ = writeln!(out, "Authentication: {}.", security(&op["security"]));
     render_parameters(out, &op["parameters"]);
     if let Some((schema, media)) = first_content(&op["requestBody"]["content"]) {
-        let _ = write!(
-            out,
-            "\nRequest body: {} (`{media}`).\n",
-            type_of(schema)
-        );
+        let _ = write!(out, "\nRequest body: {} (`{media}`).\n", type_of(schema));
     }
     out.push_str("\n| status | body | description |\n|---|---|---|\n");
     for (status, response) in object(&op["responses"]) {
@@ -280,10 +279,18 @@ fn type_of(schema: &Value) -> String {
         let values: Vec<String> = values
             .iter()
             .filter(|v| !v.is_null())
-            .map(|v| format!("`{}`", v.as_str().map_or_else(|| v.to_string(), str::to_owned)))
+            .map(|v| {
+                format!(
+                    "`{}`",
+                    v.as_str().map_or_else(|| v.to_string(), str::to_owned)
+                )
+            })
             .collect();
         kinds = vec![format!("one of {}", values.join(", "))];
-        if schema["type"].as_array().is_some_and(|t| t.iter().any(|k| k == "null")) {
+        if schema["type"]
+            .as_array()
+            .is_some_and(|t| t.iter().any(|k| k == "null"))
+        {
             kinds.push("null".to_owned());
         }
     }
