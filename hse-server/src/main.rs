@@ -93,7 +93,7 @@ ENVIRONMENT (a bad value stops start-up naming the variable):
     HSE_PLACEMENT_CACHE_MS ms a resource's place in the tenant tree is reused [1000]
     HSE_LOG_FORMAT         text or json (logs go to stdout)              [text]
     RUST_LOG               log filter                                    [info]
-    Details: hse-server/src/config.rs and the README.
+    Details: hse-server/src/config/mod.rs and the README.
 ";
 
 /// `[serve|bootstrap-root|--help] [--roles api,grpc,ingest,workers]`.
