@@ -20,6 +20,9 @@ use sqlx::postgres::PgPoolOptions;
 
 use crate::config::{Config, Secret};
 
+/// The Redis key prefix when `HSE_REDIS_PREFIX` is unset.
+pub const DEFAULT_REDIS_PREFIX: &str = "hse:";
+
 /// How long a readiness check may take before it counts as down.
 const CHECK_TIMEOUT: Duration = Duration::from_secs(2);
 
@@ -93,7 +96,7 @@ impl Backends {
                 "no HSE_DATABASE_URL: running on in-memory storage; NOTHING IS DURABLE and all data is lost on exit"
             );
         }
-        Ok(Self::from_parts(postgres, redis))
+        Ok(Self::from_parts_under(postgres, redis, &config.redis_prefix))
     }
 
     /// The embedded default: everything in memory, in this process.
@@ -102,11 +105,25 @@ impl Backends {
         Self::from_parts(None, None)
     }
 
-    /// Builds the adapters over already-open connections (`None`: memory).
+    /// Builds the adapters over already-open connections (`None`: memory),
+    /// Redis keys under [`DEFAULT_REDIS_PREFIX`].
     #[must_use]
     pub fn from_parts(
         postgres: Option<PgPool>,
         redis: Option<redis::aio::ConnectionManager>,
+    ) -> Self {
+        Self::from_parts_under(postgres, redis, DEFAULT_REDIS_PREFIX)
+    }
+
+    /// Builds the adapters over already-open connections (`None`: memory),
+    /// every Redis key under `redis_prefix` (`HSE_REDIS_PREFIX`): rate
+    /// limits at `<prefix>rl:`, sign-in failures at `<prefix>fail:`, so two
+    /// deployments sharing one Redis share nothing.
+    #[must_use]
+    pub fn from_parts_under(
+        postgres: Option<PgPool>,
+        redis: Option<redis::aio::ConnectionManager>,
+        redis_prefix: &str,
     ) -> Self {
         let (tenancy, auth_store): (Arc<dyn TenancyStore>, Arc<dyn AuthStore>) = match &postgres {
             Some(pool) => (
@@ -120,8 +137,14 @@ impl Backends {
         };
         let (limiter, failures): (Arc<dyn RateLimiter>, Arc<dyn FailureStore>) = match &redis {
             Some(conn) => (
-                Arc::new(RedisRateLimiter::new(conn.clone(), "hse:rl:")),
-                Arc::new(RedisFailureStore::new(conn.clone(), "hse:fail:")),
+                Arc::new(RedisRateLimiter::new(
+                    conn.clone(),
+                    format!("{redis_prefix}rl:"),
+                )),
+                Arc::new(RedisFailureStore::new(
+                    conn.clone(),
+                    format!("{redis_prefix}fail:"),
+                )),
             ),
             None => (
                 Arc::new(MemoryRateLimiter::new(Arc::new(SystemClock))),

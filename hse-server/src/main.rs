@@ -73,7 +73,7 @@ ENVIRONMENT (a bad value stops start-up naming the variable):
     HSE_DATABASE_MIGRATION_URL  PostgreSQL URL of the schema owner; migrations
                            run with it at start (unset: none run)
     HSE_REDIS_URL          Redis URL; unset uses in-process queues
-    HSE_REDIS_PREFIX       prefix of the device pipeline's Redis keys    [hse:]
+    HSE_REDIS_PREFIX       prefix of every Redis key it writes           [hse:]
     HSE_REDIS_DURABILITY   warn or require: start-up on a Redis that can lose
                            acknowledged events (appendonly, fsync, eviction) [warn]
     HSE_NODE_NAME          this node's writer name, stable across restarts [$HOSTNAME]

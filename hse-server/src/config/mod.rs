@@ -7,7 +7,7 @@
 //! | `HSE_DATABASE_MIGRATION_URL` | unset | PostgreSQL URL of the schema owner; set, migrations run with it at start; unset, none run (the start-up check then needs a migrated database) |
 //! | `HSE_REDIS_URL` | unset | Redis URL; unset uses in-process queues and state |
 //! | `HSE_REDIS_DURABILITY` | `warn` | `warn` or `require`: what start-up does when Redis can lose acknowledged events ([`crate::redis_durability`]) |
-//! | `HSE_REDIS_PREFIX` | `hse:` | prefix of the device pipeline's Redis keys (streams, state, dead letters) |
+//! | `HSE_REDIS_PREFIX` | `hse:` | prefix of every Redis key this deployment writes (device streams, state, dead letters, rate limits, sign-in failures) |
 //! | `HSE_NODE_NAME` | `$HOSTNAME`, else `hse-server` | this node's batch-writer consumer name; keep it stable across restarts |
 //! | `HSE_GRPC_ADDR` | `127.0.0.1:50051` | gRPC listen address |
 //! | `HSE_GRPC_TOKEN` | unset | bearer token gRPC clients must send (≥32 chars); required off loopback |
@@ -243,7 +243,8 @@ impl Config {
                 .transpose()
                 .map_err(|reason| bad("HSE_REDIS_DURABILITY", reason))?
                 .unwrap_or_default(),
-            redis_prefix: get("HSE_REDIS_PREFIX").unwrap_or_else(|| "hse:".to_owned()),
+            redis_prefix: get("HSE_REDIS_PREFIX")
+                .unwrap_or_else(|| crate::backends::DEFAULT_REDIS_PREFIX.to_owned()),
             node_name: get("HSE_NODE_NAME")
                 .or_else(|| get("HOSTNAME"))
                 .unwrap_or_else(|| "hse-server".to_owned()),
