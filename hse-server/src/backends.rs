@@ -1,6 +1,7 @@
 //! The services the server runs on: PostgreSQL and Redis when configured,
 //! the in-memory adapters otherwise (the embedded default).
 
+use std::str::FromStr;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -16,7 +17,7 @@ use hse_core::memory::MemoryStore;
 use hse_core::postgres::PgStore;
 use serde::Serialize;
 use sqlx::PgPool;
-use sqlx::postgres::PgPoolOptions;
+use sqlx::postgres::{PgConnectOptions, PgPoolOptions};
 
 use crate::config::{Config, Secret};
 
@@ -202,15 +203,22 @@ impl Backends {
 /// role is unfit.
 pub async fn connect_postgres(url: &str, migration_url: Option<&str>) -> anyhow::Result<PgPool> {
     if let Some(owner_url) = migration_url {
+        // Notices off: every start would log each crate's `relation
+        // "_sqlx_migrations" already exists, skipping`; what matters is
+        // logged below instead.
+        let options = PgConnectOptions::from_str(owner_url)
+            .context("HSE_DATABASE_MIGRATION_URL: not a valid PostgreSQL URL")?
+            .options([("client_min_messages", "warning")]);
         let owner = PgPoolOptions::new()
             .max_connections(1)
             .acquire_timeout(Duration::from_secs(5))
-            .connect(owner_url)
+            .connect_with(options)
             .await
             .context("HSE_DATABASE_MIGRATION_URL: cannot connect to PostgreSQL")?;
         migrate(&owner)
             .await
             .context("HSE_DATABASE_MIGRATION_URL")?;
+        log_layout(&owner).await;
         owner.close().await;
     }
     let pool = PgPoolOptions::new()
@@ -243,6 +251,22 @@ pub async fn check_app_role(pool: &PgPool) -> anyhow::Result<()> {
          `hse_app`), and migrate as the owner with HSE_DATABASE_MIGRATION_URL",
         problems.join("; ")
     )
+}
+
+/// Logs, once per start, how device events are stored (the migration's
+/// own notice is only raised the first time).
+async fn log_layout(owner: &PgPool) {
+    let timescale: Result<bool, _> = sqlx::query_scalar(
+        "SELECT EXISTS (SELECT 1 FROM pg_extension WHERE extname = 'timescaledb')",
+    )
+    .fetch_one(owner)
+    .await;
+    let layout = match timescale {
+        Ok(true) => "a TimescaleDB hypertable",
+        Ok(false) => "native daily partitions (TimescaleDB is not installed)",
+        Err(_) => "unknown",
+    };
+    tracing::info!("migrations applied; device events are stored in {layout}");
 }
 
 /// Applies every crate's migrations, in dependency order.
