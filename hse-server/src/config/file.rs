@@ -78,6 +78,11 @@ impl ConfigFile {
                 reason: format!("{key}: {reason}"),
                 file: Some(name.to_owned()),
             };
+            let Some(value) = item.as_value() else {
+                return Err(refuse(
+                    "tables are not used; write every key at the top".into(),
+                ));
+            };
             let variable = variable_of(key);
             if variable == CONFIG_VARIABLE {
                 return Err(refuse(
@@ -91,11 +96,7 @@ impl ConfigFile {
                     suggest(key, &known)
                 )));
             }
-            let value = item
-                .as_value()
-                .ok_or_else(|| refuse("tables are not used; write every key at the top".into()))
-                .and_then(|value| text_of(value).map_err(refuse))?;
-            values.insert(variable, value);
+            values.insert(variable, text_of(value).map_err(refuse)?);
         }
         Ok(Self {
             name: name.to_owned(),
@@ -198,10 +199,13 @@ fn known_variables() -> Vec<&'static str> {
 
 /// "did you mean `x`?" for the closest known key, else the list.
 fn suggest(key: &str, known: &[&str]) -> String {
-    let keys: Vec<String> = known.iter().map(|v| key_of(v)).collect();
+    let keys: Vec<String> = known
+        .iter()
+        .filter(|v| **v != CONFIG_VARIABLE)
+        .map(|v| key_of(v))
+        .collect();
     let close = keys
         .iter()
-        .filter(|k| k.as_str() != "config")
         .min_by_key(|k| distance(key, k))
         .filter(|k| distance(key, k) <= 2);
     match close {

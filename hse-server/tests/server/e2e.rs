@@ -118,7 +118,7 @@ pub(crate) fn story_env(services: Vec<(&'static str, String)>) -> Vec<(&'static 
 /// The story of the module doc, on the binary started with `env`.
 pub(crate) async fn the_whole_story(env: &[(&'static str, String)]) {
     let server = binary::start(env.iter().map(|(k, v)| (*k, v)));
-    let story = onboard(&server.url(), ROOT, ROOT_PASSWORD)
+    let story = onboard(&server.url(), ROOT, ROOT_PASSWORD, "")
         .await
         .expect("the onboarding story");
     let room = &story.rooms[0];
