@@ -252,6 +252,16 @@ impl Said {
     }
 }
 
+impl Drop for Said {
+    /// A server still running when the test fails is killed.
+    fn drop(&mut self) {
+        if matches!(self.child.try_wait(), Ok(None)) {
+            let _ = self.child.kill();
+            let _ = self.child.wait();
+        }
+    }
+}
+
 /// Starts `command` and reads its output until it listens on HTTP.
 fn start_saying(mut command: Command) -> Said {
     let mut child = command
