@@ -49,9 +49,28 @@ struct Args {
     batch: usize,
 }
 
-const USAGE: &str =
-    "device_simulator [--devices N] [--rate EVENTS_PER_S] [--seconds S] [--batch EVENTS_PER_FRAME]
-    [--tcp HOST:PORT] [--register --http URL] [--device ID:SECRET ...]";
+const USAGE: &str = "device_simulator: a fleet of door locks on the device TCP protocol
+
+USAGE:
+    device_simulator [--devices N] [--rate EVENTS_PER_S] [--seconds S] [--batch EVENTS_PER_FRAME]
+    device_simulator --register --http URL --tcp HOST:PORT [--devices N] ...
+    device_simulator --tcp HOST:PORT --device ID:SECRET [--device ID:SECRET ...] ...
+
+    (default)     starts an in-memory server here and registers N locks on it
+    --register    registers N locks as root on the server at --http, then connects them
+                  to --tcp; needs HSE_ROOT_PASSWORD (and HSE_ROOT_EMAIL if not
+                  root@hse.local) in the environment
+    --device      existing devices, e.g. the secrets `cargo run --example onboarding` prints
+
+OPTIONS:
+    --devices N         locks                                  [10]
+    --rate R            events per second per lock             [10]
+    --seconds S         how long to send                       [10]
+    --batch B           events per frame, 1 to 1000            [1]
+
+ENVIRONMENT:
+    HSE_ROOT_EMAIL      root account for --register            [root@hse.local]
+    HSE_ROOT_PASSWORD   its password (required with --register)";
 
 fn parse_args() -> anyhow::Result<Args> {
     let mut args = Args {

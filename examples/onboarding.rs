@@ -7,6 +7,9 @@
 //!
 //! With `HSE_URL` (and `HSE_ROOT_EMAIL` / `HSE_ROOT_PASSWORD`) it talks to
 //! that server; without, it starts an embedded in-memory server first.
+//! Every run tags its emails and names (`--prefix`, random by default), so
+//! it can run again on the same server; it prints the door locks' secrets
+//! and the `device_simulator` command that connects them.
 
 #[path = "support/http.rs"]
 mod http;
@@ -24,12 +27,18 @@ root creates a partner company and invites its first user, who accepts, creates 
 organization and invites its admin; the admin builds a hotel with a floor, two rooms
 and a door lock in each.
 
-Without HSE_URL it starts an embedded in-memory server first.
+Without HSE_URL it starts an embedded in-memory server first. Every email and name
+carries a tag, so the story can run again on the same server (emails are unique), and
+the door locks' secrets are printed with the device_simulator command using them.
+
+USAGE:
+    onboarding [--prefix TAG]    TAG: letters, digits, `-` (default: random)
 
 ENVIRONMENT:
     HSE_URL             a running server to talk to, e.g. http://127.0.0.1:8080
     HSE_ROOT_EMAIL      its root account                     [root@hse.local]
-    HSE_ROOT_PASSWORD   the root password it printed (required with HSE_URL)";
+    HSE_ROOT_PASSWORD   the root password it printed (required with HSE_URL)
+    HSE_DEVICE_TCP_ADDR its device TCP address, for the printed command [127.0.0.1:7700]";
 
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
@@ -37,6 +46,7 @@ async fn main() -> anyhow::Result<()> {
         println!("{USAGE}");
         return Ok(());
     }
+    let tag = tag()?;
     let (url, root_email, root_password, _server) = match std::env::var("HSE_URL") {
         Ok(url) => (
             url,
@@ -50,20 +60,64 @@ async fn main() -> anyhow::Result<()> {
             (url, "root@hse.local".to_owned(), password, Some(server))
         }
     };
-    run(&url, &root_email, &root_password).await
+    let embedded = _server.is_some();
+    run(&url, &root_email, &root_password, &tag, embedded).await
+}
+
+/// `--prefix TAG`, or a random one.
+fn tag() -> anyhow::Result<String> {
+    let mut args = std::env::args().skip(1);
+    let mut tag = None;
+    while let Some(arg) = args.next() {
+        match arg.as_str() {
+            "--prefix" => tag = Some(args.next().context("--prefix needs a tag")?),
+            other => anyhow::bail!("unexpected argument `{other}`\n\n{USAGE}"),
+        }
+    }
+    let tag = tag.unwrap_or_else(|| {
+        let nanos = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map_or(0, |d| d.subsec_nanos() ^ (d.as_secs() as u32));
+        format!("{:06x}", nanos & 0xff_ffff)
+    });
+    anyhow::ensure!(
+        !tag.is_empty()
+            && tag.len() <= 32
+            && tag.chars().all(|c| c.is_ascii_alphanumeric() || c == '-'),
+        "--prefix: 1 to 32 letters, digits or `-`"
+    );
+    Ok(tag.to_ascii_lowercase())
 }
 
 /// The whole story against the server at `url`, then what each user sees.
-async fn run(url: &str, root_email: &str, root_password: &str) -> anyhow::Result<()> {
-    let story = onboard(url, root_email, root_password).await?;
+async fn run(
+    url: &str,
+    root_email: &str,
+    root_password: &str,
+    tag: &str,
+    embedded: bool,
+) -> anyhow::Result<()> {
+    println!("tag {tag}: every email and name of this run carries it");
+    let story = onboard(url, root_email, root_password, tag).await?;
     for room in &story.rooms {
         println!(
-            "room {}: door lock {} (its secret is shown once: {} chars)",
-            room.area,
-            room.lock,
-            room.secret.len()
+            "room {}: door lock {} secret {} (shown once: keep it)",
+            room.area, room.lock, room.secret
         );
     }
+    let tcp = std::env::var("HSE_DEVICE_TCP_ADDR").unwrap_or_else(|_| "127.0.0.1:7700".into());
+    let devices: Vec<String> = story
+        .rooms
+        .iter()
+        .map(|r| format!("--device {}:{}", r.lock, r.secret))
+        .collect();
+    if embedded {
+        println!("(the embedded server stops with this example; with HSE_URL the locks stay usable)");
+    }
+    println!(
+        "connect the locks: cargo run --example device_simulator -- --tcp {tcp} {}",
+        devices.join(" ")
+    );
     let devices = story.admin.get("/v1/devices").await?;
     println!(
         "admin sees {} devices in organization {}",

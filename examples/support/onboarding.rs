@@ -38,19 +38,24 @@ pub(crate) struct Onboarded {
 }
 
 /// Runs the story against the server at `url`, signing in as root with
-/// `root_email` / `root_password`; prints each step.
+/// `root_email` / `root_password`; prints each step. A non-empty `tag`
+/// goes into every email and name, so the story can run again on the same
+/// server (emails are unique).
 pub(crate) async fn onboard(
     url: &str,
     root_email: &str,
     root_password: &str,
+    tag: &str,
 ) -> anyhow::Result<Onboarded> {
+    let name = |base: &str| tagged_name(base, tag);
+    let email = |base: &str| tagged_email(base, tag);
     let anonymous = Api::new(url);
     let root = anonymous.login(root_email, root_password).await?;
     println!("root signed in");
     let company = root
         .post(
             "/v1/partner-companies",
-            json!({"name": "Costa Resellers"}),
+            json!({"name": name("Costa Resellers")}),
             StatusCode::CREATED,
         )
         .await?;
@@ -59,26 +64,26 @@ pub(crate) async fn onboard(
     let partner = invite_and_accept(
         &root,
         &anonymous,
-        "lucia@costa.example",
+        &email("lucia@costa.example"),
         SystemRole::Partner,
         json!({"kind": "partner_company", "id": company}),
     )
     .await?;
     let org = partner
-        .post("/v1/organizations", json!({"partner_company_id": company, "name": "Hoteles del Sol", "industry": "hospitality"}), StatusCode::CREATED)
+        .post("/v1/organizations", json!({"partner_company_id": company, "name": name("Hoteles del Sol"), "industry": "hospitality"}), StatusCode::CREATED)
         .await?;
     let organization = id(&org)?;
     println!("partner created organization {organization}");
     let admin = invite_and_accept(
         &partner,
         &anonymous,
-        "marta@hotelesdelsol.example",
+        &email("marta@hotelesdelsol.example"),
         SystemRole::Admin,
         json!({"kind": "organization", "id": organization}),
     )
     .await?;
     let hotel = admin
-        .post("/v1/establishments", json!({"organization_id": organization, "name": "Hotel Sol Málaga", "timezone": "Europe/Madrid", "location": {"lat": 36.72, "lon": -4.42}}), StatusCode::CREATED)
+        .post("/v1/establishments", json!({"organization_id": organization, "name": name("Hotel Sol Málaga"), "timezone": "Europe/Madrid", "location": {"lat": 36.72, "lon": -4.42}}), StatusCode::CREATED)
         .await?;
     let establishment = id(&hotel)?;
     println!("admin created establishment {establishment}");
@@ -90,6 +95,23 @@ pub(crate) async fn onboard(
         establishment,
         rooms,
     })
+}
+
+/// `base`, then `tag` when there is one.
+fn tagged_name(base: &str, tag: &str) -> String {
+    if tag.is_empty() {
+        base.to_owned()
+    } else {
+        format!("{base} {tag}")
+    }
+}
+
+/// `user@domain` as `user.tag@domain` when there is a tag.
+fn tagged_email(base: &str, tag: &str) -> String {
+    match base.split_once('@') {
+        Some((user, domain)) if !tag.is_empty() => format!("{user}.{tag}@{domain}"),
+        _ => base.to_owned(),
+    }
 }
 
 /// A floor with rooms 101 and 102, each with a door lock.

@@ -75,6 +75,8 @@ pub use error::{BookingError, Result};
 pub use lock::{CodeProgrammer, LockProgrammer};
 pub use memory::MemoryStore;
 pub use model::{Booking, BookingId, BookingStatus, DoorCodeId, Guest, GuestId, NotificationId};
+// The inputs of `Bookings`' create calls, where a partner looks first.
+pub use model::{NewBooking, NewGuest, Stay};
 pub use service::{Bookings, BookingsConfig};
 pub use status::IllegalTransition;
 pub use store::BookingStore;

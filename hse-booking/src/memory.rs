@@ -23,6 +23,10 @@ use crate::window::Blocked;
 use state::{State, blocked, guest_resource, page_of};
 
 /// The in-memory [`BookingStore`].
+///
+/// Nothing is durable: for trying the SDK, tests and demos; the same
+/// [`crate::Bookings`] runs over `hse_booking::postgres::PgStore` (feature
+/// `postgres`) in production. See `examples/embed_sdk.rs`.
 #[derive(Debug, Default)]
 pub struct MemoryStore {
     state: Mutex<State>,

@@ -66,7 +66,30 @@ impl Default for BookingsConfig {
     }
 }
 
-/// The booking service.
+/// The booking service: guests, race-free bookings, door codes and the
+/// notification outbox.
+///
+/// It runs over a [`BookingStore`] ([`crate::MemoryStore`] to try it,
+/// `hse_booking::postgres::PgStore` in production) and the same
+/// [`TenancyStore`] as the partner's `hse_core::Tenancy`, which it asks
+/// where rooms and locks live. Every call takes the caller's
+/// [`Principal`] (see `hse_core::Tenancy` for the first one, the root);
+/// inputs are [`crate::NewGuest`], [`crate::NewBooking`] and
+/// [`crate::Stay`].
+///
+/// ```
+/// use std::sync::Arc;
+///
+/// use hse_booking::{Bookings, BookingsConfig, MemoryStore};
+/// use hse_core::TenancyStore;
+///
+/// let tenancy: Arc<dyn TenancyStore> = Arc::new(hse_core::MemoryStore::new());
+/// let bookings = Bookings::new(Arc::new(MemoryStore::new()), tenancy, BookingsConfig::default());
+/// # let _ = bookings;
+/// ```
+///
+/// `examples/embed_sdk.rs` books a room with it: a guest, a booking, a
+/// refused overlap, a door code programmed on the lock.
 #[derive(Clone, Debug)]
 pub struct Bookings {
     store: Arc<dyn BookingStore>,

@@ -33,6 +33,11 @@ use crate::store::{Credentials, Listing, Page, Target, TenancyStore};
 use crate::value::Email;
 
 /// The in-memory store. Cheap to create; share it behind an `Arc`.
+///
+/// Nothing is durable: for trying the SDK, tests and demos. The same
+/// [`crate::Tenancy`] runs over `hse_core::postgres::PgStore` in
+/// production; `examples/embed_sdk.rs` shows the memory stores in use,
+/// `examples/embed_postgres.rs` the PostgreSQL ones.
 #[derive(Debug, Default)]
 pub struct MemoryStore {
     state: Mutex<State>,

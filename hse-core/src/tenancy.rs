@@ -36,6 +36,44 @@ use crate::store::{Listing, Page, Target, TenancyStore};
 
 /// The tenancy service. Cheap to clone; clones share the write
 /// [`Revision`] and the placement cache.
+///
+/// It runs over a [`TenancyStore`]: [`crate::MemoryStore`] to try it or in
+/// tests, `hse_core::postgres::PgStore` (feature `postgres`) in
+/// production. Every call takes the caller's [`Principal`], which
+/// [`Tenancy::principal`] loads for a user. The first one, the platform's
+/// root, is a user inserted once at [`Scope::Platform`] (`hse-server
+/// bootstrap-root` does the same), then loaded like any other:
+///
+/// ```
+/// use std::sync::Arc;
+///
+/// use hse_core::value::Email;
+/// use hse_core::{MemoryStore, NewOrganization, NewUser, Scope, SystemRole, Tenancy};
+///
+/// # #[tokio::main(flavor = "current_thread")]
+/// # async fn main() -> hse_core::Result<()> {
+/// let tenancy = Tenancy::new(Arc::new(MemoryStore::new()));
+/// let root = NewUser {
+///     email: Email::parse("root@partner.example")?,
+///     first_name: "Root".into(),
+///     last_name: String::new(),
+///     role_id: SystemRole::Root.id(),
+///     partner_company_id: None,
+///     organization_id: None,
+/// }
+/// .build(None, true, chrono::Utc::now())?;
+/// tenancy.store().insert_user(&Scope::Platform, &root, None).await?;
+/// let root = tenancy.principal(root.id).await?;
+///
+/// let org = NewOrganization { name: "Hoteles del Sol".into(), ..Default::default() };
+/// let org = tenancy.create_organization(&root, org).await?;
+/// assert_eq!(org.name, "Hoteles del Sol");
+/// # Ok(())
+/// # }
+/// ```
+///
+/// `examples/embed_sdk.rs` goes on from there: an admin, a hotel, a room
+/// and its door lock, then bookings over the same store.
 #[derive(Clone, Debug)]
 pub struct Tenancy {
     store: Arc<dyn TenancyStore>,

@@ -1,6 +1,7 @@
 //! The services the server runs on: PostgreSQL and Redis when configured,
 //! the in-memory adapters otherwise (the embedded default).
 
+use std::str::FromStr;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -16,9 +17,12 @@ use hse_core::memory::MemoryStore;
 use hse_core::postgres::PgStore;
 use serde::Serialize;
 use sqlx::PgPool;
-use sqlx::postgres::PgPoolOptions;
+use sqlx::postgres::{PgConnectOptions, PgPoolOptions};
 
 use crate::config::{Config, Secret};
+
+/// The Redis key prefix when `HSE_REDIS_PREFIX` is unset.
+pub const DEFAULT_REDIS_PREFIX: &str = "hse:";
 
 /// How long a readiness check may take before it counts as down.
 const CHECK_TIMEOUT: Duration = Duration::from_secs(2);
@@ -93,7 +97,7 @@ impl Backends {
                 "no HSE_DATABASE_URL: running on in-memory storage; NOTHING IS DURABLE and all data is lost on exit"
             );
         }
-        Ok(Self::from_parts(postgres, redis))
+        Ok(Self::from_parts_under(postgres, redis, &config.redis_prefix))
     }
 
     /// The embedded default: everything in memory, in this process.
@@ -102,11 +106,25 @@ impl Backends {
         Self::from_parts(None, None)
     }
 
-    /// Builds the adapters over already-open connections (`None`: memory).
+    /// Builds the adapters over already-open connections (`None`: memory),
+    /// Redis keys under [`DEFAULT_REDIS_PREFIX`].
     #[must_use]
     pub fn from_parts(
         postgres: Option<PgPool>,
         redis: Option<redis::aio::ConnectionManager>,
+    ) -> Self {
+        Self::from_parts_under(postgres, redis, DEFAULT_REDIS_PREFIX)
+    }
+
+    /// Builds the adapters over already-open connections (`None`: memory),
+    /// every Redis key under `redis_prefix` (`HSE_REDIS_PREFIX`): rate
+    /// limits at `<prefix>rl:`, sign-in failures at `<prefix>fail:`, so two
+    /// deployments sharing one Redis share nothing.
+    #[must_use]
+    pub fn from_parts_under(
+        postgres: Option<PgPool>,
+        redis: Option<redis::aio::ConnectionManager>,
+        redis_prefix: &str,
     ) -> Self {
         let (tenancy, auth_store): (Arc<dyn TenancyStore>, Arc<dyn AuthStore>) = match &postgres {
             Some(pool) => (
@@ -120,8 +138,14 @@ impl Backends {
         };
         let (limiter, failures): (Arc<dyn RateLimiter>, Arc<dyn FailureStore>) = match &redis {
             Some(conn) => (
-                Arc::new(RedisRateLimiter::new(conn.clone(), "hse:rl:")),
-                Arc::new(RedisFailureStore::new(conn.clone(), "hse:fail:")),
+                Arc::new(RedisRateLimiter::new(
+                    conn.clone(),
+                    format!("{redis_prefix}rl:"),
+                )),
+                Arc::new(RedisFailureStore::new(
+                    conn.clone(),
+                    format!("{redis_prefix}fail:"),
+                )),
             ),
             None => (
                 Arc::new(MemoryRateLimiter::new(Arc::new(SystemClock))),
@@ -179,15 +203,22 @@ impl Backends {
 /// role is unfit.
 pub async fn connect_postgres(url: &str, migration_url: Option<&str>) -> anyhow::Result<PgPool> {
     if let Some(owner_url) = migration_url {
+        // Notices off: every start would log each crate's `relation
+        // "_sqlx_migrations" already exists, skipping`; what matters is
+        // logged below instead.
+        let options = PgConnectOptions::from_str(owner_url)
+            .context("HSE_DATABASE_MIGRATION_URL: not a valid PostgreSQL URL")?
+            .options([("client_min_messages", "warning")]);
         let owner = PgPoolOptions::new()
             .max_connections(1)
             .acquire_timeout(Duration::from_secs(5))
-            .connect(owner_url)
+            .connect_with(options)
             .await
             .context("HSE_DATABASE_MIGRATION_URL: cannot connect to PostgreSQL")?;
         migrate(&owner)
             .await
             .context("HSE_DATABASE_MIGRATION_URL")?;
+        log_layout(&owner).await;
         owner.close().await;
     }
     let pool = PgPoolOptions::new()
@@ -220,6 +251,22 @@ pub async fn check_app_role(pool: &PgPool) -> anyhow::Result<()> {
          `hse_app`), and migrate as the owner with HSE_DATABASE_MIGRATION_URL",
         problems.join("; ")
     )
+}
+
+/// Logs, once per start, how device events are stored (the migration's
+/// own notice is only raised the first time).
+async fn log_layout(owner: &PgPool) {
+    let timescale: Result<bool, _> = sqlx::query_scalar(
+        "SELECT EXISTS (SELECT 1 FROM pg_extension WHERE extname = 'timescaledb')",
+    )
+    .fetch_one(owner)
+    .await;
+    let layout = match timescale {
+        Ok(true) => "a TimescaleDB hypertable",
+        Ok(false) => "native daily partitions (TimescaleDB is not installed)",
+        Err(_) => "unknown",
+    };
+    tracing::info!("migrations applied; device events are stored in {layout}");
 }
 
 /// Applies every crate's migrations, in dependency order.

@@ -9,6 +9,7 @@ use anyhow::Context;
 use chrono::Utc;
 use hse_core::model::NewUser;
 use hse_core::value::Email;
+use hse_core::store::Page;
 use hse_core::{Scope, Secret, SystemRole};
 
 use crate::state::AppState;
@@ -25,6 +26,17 @@ pub enum Bootstrap {
     Created,
     /// The account was created with this generated password.
     CreatedWithPassword(String),
+}
+
+/// Whether the tenancy store holds any account at all (an empty database
+/// has none, so nobody can sign in until [`bootstrap_root`]).
+///
+/// # Errors
+/// When storage fails.
+pub async fn has_accounts(state: &AppState) -> anyhow::Result<bool> {
+    let page = Page::new(Some(1), None)?;
+    let users = state.tenancy.store().list_users(&Scope::Platform, page).await?;
+    Ok(!users.items.is_empty())
 }
 
 /// Creates the root account `email` unless it exists.

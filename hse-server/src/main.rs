@@ -3,9 +3,12 @@
 //! Run with: `cargo run -p hse-server` (embedded, in-memory) or with
 //! `HSE_DATABASE_URL` / `HSE_REDIS_URL` set (see `scripts/services`).
 //! `hse-server bootstrap-root` creates the first root account and exits.
+//! `--config PATH` (or `HSE_CONFIG`) reads a TOML file beneath the
+//! environment (`deploy/hse.toml` is the commented example).
 
-use hse_server::bootstrap::{Bootstrap, bootstrap_root};
+use hse_server::bootstrap::{Bootstrap, bootstrap_root, has_accounts};
 use std::net::SocketAddr;
+use std::path::PathBuf;
 
 use hse_server::backends::Backends;
 use hse_server::server::services;
@@ -16,12 +19,16 @@ use hse_server::config::Roles;
 
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
-    let (command, roles) = parse_args(std::env::args().skip(1))?;
+    let Args {
+        command,
+        roles,
+        config: file,
+    } = parse_args(std::env::args().skip(1))?;
     if command.as_deref() == Some("help") {
         print!("{HELP}");
         return Ok(());
     }
-    let mut config = Config::from_env()?;
+    let mut config = Config::load(file.as_deref())?;
     if let Some(roles) = roles {
         config.roles = roles;
     }
@@ -29,10 +36,7 @@ async fn main() -> anyhow::Result<()> {
     match command.as_deref() {
         None | Some("serve") => {
             let server = build(&config).await?;
-            if config.database_url.is_none() || config.root_password.is_some() {
-                announce_root(&config, server.state()).await?;
-                print_sign_in(&config, server.local_addr()?);
-            }
+            greet(&config, server.state(), server.local_addr()?).await?;
             server.run_until_stopped(shutdown_signal()).await
         }
         Some("bootstrap-root") => {
@@ -53,15 +57,21 @@ const HELP: &str = "\
 hse-server: the HSE reference server (HTTP API, gRPC, device listeners, workers)
 
 USAGE:
-    hse-server [serve] [--roles LIST]    run the server (the default command)
-    hse-server bootstrap-root            create the first root account, print its password once, exit
-    hse-server --help                    this text
+    hse-server [serve] [--roles LIST] [--config PATH]   run the server (the default command)
+    hse-server bootstrap-root [--config PATH]           create the first root account,
+                                                        print its password once, exit
+    hse-server --help                                   this text
 
 OPTIONS:
     --roles LIST    comma-separated subset of api,grpc,ingest,workers (default: all; or HSE_ROLES)
+    --config PATH   TOML configuration file (or HSE_CONFIG); its keys are the variables
+                    below without HSE_, in lower case (http_addr = \"0.0.0.0:8080\");
+                    a variable set in the environment overrides its key
 
-ENVIRONMENT (a bad value stops start-up naming the variable):
-    HSE_HTTP_ADDR          HTTP listen address (port 0: any free port)   [127.0.0.1:8080]
+ENVIRONMENT (a bad value stops start-up naming the variable, or the file and key):
+    HSE_CONFIG             TOML configuration file, as --config           [none]
+    HSE_HTTP_ADDR          HTTP listen address, host:port (a name resolves;
+                           port 0: any free port)                         [127.0.0.1:8080]
     HSE_GRPC_ADDR          gRPC listen address                           [127.0.0.1:50051]
     HSE_GRPC_TOKEN         bearer token gRPC callers must send, >= 32 chars
                            (gRPC is a service interface, not per tenant)  [none: loopback only]
@@ -73,7 +83,7 @@ ENVIRONMENT (a bad value stops start-up naming the variable):
     HSE_DATABASE_MIGRATION_URL  PostgreSQL URL of the schema owner; migrations
                            run with it at start (unset: none run)
     HSE_REDIS_URL          Redis URL; unset uses in-process queues
-    HSE_REDIS_PREFIX       prefix of the device pipeline's Redis keys    [hse:]
+    HSE_REDIS_PREFIX       prefix of every Redis key it writes           [hse:]
     HSE_REDIS_DURABILITY   warn or require: start-up on a Redis that can lose
                            acknowledged events (appendonly, fsync, eviction) [warn]
     HSE_NODE_NAME          this node's writer name, stable across restarts [$HOSTNAME]
@@ -93,34 +103,81 @@ ENVIRONMENT (a bad value stops start-up naming the variable):
     HSE_PLACEMENT_CACHE_MS ms a resource's place in the tenant tree is reused [1000]
     HSE_LOG_FORMAT         text or json (logs go to stdout)              [text]
     RUST_LOG               log filter                                    [info]
-    Details: hse-server/src/config.rs and the README.
+    Details: hse-server/src/config/mod.rs and the README.
 ";
 
-/// `[serve|bootstrap-root|--help] [--roles api,grpc,ingest,workers]`.
-fn parse_args(
-    args: impl Iterator<Item = String>,
-) -> anyhow::Result<(Option<String>, Option<Roles>)> {
-    let (mut command, mut roles) = (None, None);
+/// The command line.
+#[derive(Debug, Default)]
+struct Args {
+    /// `serve` (`None`), `bootstrap-root` or `help`.
+    command: Option<String>,
+    /// `--roles`.
+    roles: Option<Roles>,
+    /// `--config`.
+    config: Option<PathBuf>,
+}
+
+/// `[serve|bootstrap-root|--help] [--roles api,grpc,ingest,workers] [--config PATH]`.
+fn parse_args(args: impl Iterator<Item = String>) -> anyhow::Result<Args> {
+    let mut parsed = Args::default();
     let mut args = args.peekable();
     while let Some(arg) = args.next() {
-        let list = match arg.strip_prefix("--roles") {
-            Some("") => Some(
-                args.next()
-                    .ok_or_else(|| anyhow::anyhow!("--roles needs a list"))?,
-            ),
-            Some(rest) => rest.strip_prefix('=').map(str::to_owned),
-            None => None,
-        };
-        match list {
-            Some(list) => {
-                roles = Some(Roles::parse(&list).map_err(|e| anyhow::anyhow!("--roles: {e}"))?)
-            }
-            None if arg == "--help" || arg == "-h" => command = Some("help".to_owned()),
-            None if command.is_none() && !arg.starts_with('-') => command = Some(arg),
-            None => anyhow::bail!("unexpected argument `{arg}`"),
+        if let Some(list) = option_value(&arg, "--roles", &mut args)? {
+            let roles = Roles::parse(&list).map_err(|e| anyhow::anyhow!("--roles: {e}"))?;
+            parsed.roles = Some(roles);
+        } else if let Some(path) = option_value(&arg, "--config", &mut args)? {
+            parsed.config = Some(PathBuf::from(path));
+        } else if arg == "--help" || arg == "-h" {
+            parsed.command = Some("help".to_owned());
+        } else if parsed.command.is_none() && !arg.starts_with('-') {
+            parsed.command = Some(arg);
+        } else {
+            anyhow::bail!("unexpected argument `{arg}`");
         }
     }
-    Ok((command, roles))
+    Ok(parsed)
+}
+
+/// The value of `--name VALUE` or `--name=VALUE` when `arg` is that option.
+fn option_value(
+    arg: &str,
+    name: &str,
+    rest: &mut impl Iterator<Item = String>,
+) -> anyhow::Result<Option<String>> {
+    match arg.strip_prefix(name) {
+        Some("") => rest
+            .next()
+            .map(Some)
+            .ok_or_else(|| anyhow::anyhow!("{name} needs a value")),
+        Some(value) => Ok(value.strip_prefix('=').map(str::to_owned)),
+        None => Ok(None),
+    }
+}
+
+/// What start-up says for the roles this process runs: the root account
+/// it created (embedded, or with `HSE_ROOT_PASSWORD`), or that none exists
+/// yet and how to create one; how to sign in, when it serves the API.
+async fn greet(config: &Config, state: &AppState, addr: SocketAddr) -> anyhow::Result<()> {
+    let embedded = config.database_url.is_none();
+    if !config.roles.api && (embedded || config.root_password.is_none()) {
+        // No API here: an in-memory account nobody could sign in with, or
+        // a missing one the API nodes report.
+        return Ok(());
+    }
+    if embedded || config.root_password.is_some() {
+        announce_root(config, state).await?;
+    } else if !has_accounts(state).await? {
+        tracing::warn!(
+            "no root account exists in this database, so nobody can sign in: create one with \
+             `hse-server bootstrap-root` (same configuration; it prints a generated password \
+             once), or set HSE_ROOT_PASSWORD (and HSE_ROOT_EMAIL) for the next start"
+        );
+        return Ok(());
+    }
+    if config.roles.api {
+        print_sign_in(config, addr);
+    }
+    Ok(())
 }
 
 /// Creates the root account if needed and prints its credentials once.

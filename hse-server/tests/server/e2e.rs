@@ -104,7 +104,7 @@ impl SimulatedLock {
 
 /// The variables of a story server: the root account, the gRPC service
 /// token, check-in/out passes every 200 ms, then `services`.
-fn story_env(services: Vec<(&'static str, String)>) -> Vec<(&'static str, String)> {
+pub(crate) fn story_env(services: Vec<(&'static str, String)>) -> Vec<(&'static str, String)> {
     let mut env = vec![
         ("HSE_ROOT_PASSWORD", ROOT_PASSWORD.to_owned()),
         ("HSE_GRPC_TOKEN", GRPC_TOKEN.to_owned()),
@@ -116,9 +116,9 @@ fn story_env(services: Vec<(&'static str, String)>) -> Vec<(&'static str, String
 }
 
 /// The story of the module doc, on the binary started with `env`.
-async fn the_whole_story(env: &[(&'static str, String)]) {
+pub(crate) async fn the_whole_story(env: &[(&'static str, String)]) {
     let server = binary::start(env.iter().map(|(k, v)| (*k, v)));
-    let story = onboard(&server.url(), ROOT, ROOT_PASSWORD)
+    let story = onboard(&server.url(), ROOT, ROOT_PASSWORD, "")
         .await
         .expect("the onboarding story");
     let room = &story.rooms[0];

@@ -16,3 +16,4 @@ mod e2e;
 mod operator;
 mod services;
 mod shutdown;
+mod selfhost;

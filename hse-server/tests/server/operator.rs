@@ -99,7 +99,7 @@ fn help_explains_commands_roles_and_every_variable() {
         .expect("binary runs");
     assert!(output.status.success());
     let text = String::from_utf8_lossy(&output.stdout);
-    let config = include_str!("../../src/config.rs");
+    let config = include_str!("../../src/config/mod.rs");
     let variables = config.split('`').filter(|word| {
         word.starts_with("HSE_")
             && word.len() > 4

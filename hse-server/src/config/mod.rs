@@ -1,17 +1,20 @@
-//! Server configuration, read from `HSE_*` environment variables.
+//! Server configuration, read from `HSE_*` environment variables and,
+//! beneath them, an optional TOML file ([`file`]: `HSE_CONFIG`, key
+//! `http_addr` for `HSE_HTTP_ADDR`; the environment wins).
 //!
 //! | variable | default | meaning |
 //! |---|---|---|
-//! | `HSE_HTTP_ADDR` | `127.0.0.1:8080` | HTTP listen address (`:0` picks a free port) |
+//! | `HSE_CONFIG` | unset | path of a TOML configuration file (also `--config`); its keys are these variables without `HSE_`, in lower case |
+//! | `HSE_HTTP_ADDR` | `127.0.0.1:8080` | HTTP listen address, `host:port` (a host name resolves, IPv4 first; `:0` picks a free port) |
 //! | `HSE_DATABASE_URL` | unset | PostgreSQL URL of the application role (owns no table, no SUPERUSER, no BYPASSRLS; checked at start); unset runs the embedded in-memory default |
 //! | `HSE_DATABASE_MIGRATION_URL` | unset | PostgreSQL URL of the schema owner; set, migrations run with it at start; unset, none run (the start-up check then needs a migrated database) |
 //! | `HSE_REDIS_URL` | unset | Redis URL; unset uses in-process queues and state |
 //! | `HSE_REDIS_DURABILITY` | `warn` | `warn` or `require`: what start-up does when Redis can lose acknowledged events ([`crate::redis_durability`]) |
-//! | `HSE_REDIS_PREFIX` | `hse:` | prefix of the device pipeline's Redis keys (streams, state, dead letters) |
+//! | `HSE_REDIS_PREFIX` | `hse:` | prefix of every Redis key this deployment writes (device streams, state, dead letters, rate limits, sign-in failures) |
 //! | `HSE_NODE_NAME` | `$HOSTNAME`, else `hse-server` | this node's batch-writer consumer name; keep it stable across restarts |
-//! | `HSE_GRPC_ADDR` | `127.0.0.1:50051` | gRPC listen address |
+//! | `HSE_GRPC_ADDR` | `127.0.0.1:50051` | gRPC listen address (`host:port`, as `HSE_HTTP_ADDR`) |
 //! | `HSE_GRPC_TOKEN` | unset | bearer token gRPC clients must send (≥32 chars); required off loopback |
-//! | `HSE_DEVICE_TCP_ADDR` | `127.0.0.1:7700` | device TCP listen address |
+//! | `HSE_DEVICE_TCP_ADDR` | `127.0.0.1:7700` | device TCP listen address (`host:port`, as `HSE_HTTP_ADDR`) |
 //! | `HSE_ROLES` | `api,grpc,ingest,workers` | what this process runs (also `--roles`) |
 //! | `HSE_CORS_ORIGINS` | unset | comma-separated browser origins allowed to call the API |
 //! | `HSE_LOG_FORMAT` | `text` | `text` or `json` |
@@ -31,7 +34,11 @@
 //! With neither notification channel configured, booking notifications are
 //! kept in the outbox (pending) until one is.
 //!
-//! A bad value stops start-up with a message naming the variable.
+//! A bad value stops start-up with a message naming the variable (or the
+//! file and key it came from: `hse.toml: http_addr: ...`).
+
+mod addr;
+pub mod file;
 
 use std::net::SocketAddr;
 use std::time::Duration;
@@ -39,14 +46,31 @@ use std::time::Duration;
 use hse_booking::smtp::SmtpChannel;
 use hse_booking::webhook::WebhookChannel;
 
-/// A configuration error, naming the variable at fault.
+/// A configuration error, naming the variable at fault (or the file and
+/// key its value came from).
 #[derive(Debug, thiserror::Error)]
-#[error("{variable}: {reason}")]
+#[error("{}", self.describe())]
 pub struct ConfigError {
     /// The environment variable.
     pub variable: &'static str,
     /// What is wrong with it.
     pub reason: String,
+    /// The configuration file the bad value came from; `None`: the
+    /// environment.
+    pub file: Option<String>,
+}
+
+impl ConfigError {
+    /// `VARIABLE: reason`, or `file: key: reason` for a value from a file.
+    fn describe(&self) -> String {
+        match &self.file {
+            None => format!("{}: {}", self.variable, self.reason),
+            Some(file) if self.variable == file::CONFIG_VARIABLE => {
+                format!("{file}: {}", self.reason)
+            }
+            Some(file) => format!("{file}: {}: {}", file::key_of(self.variable), self.reason),
+        }
+    }
 }
 
 /// How logs are written.
@@ -196,12 +220,13 @@ impl std::fmt::Debug for SecretSeed {
 }
 
 impl Config {
-    /// Reads the configuration from the process environment.
+    /// Reads the configuration from the process environment, over the
+    /// file `HSE_CONFIG` names, if any.
     ///
     /// # Errors
     /// [`ConfigError`] naming the first bad variable.
     pub fn from_env() -> Result<Self, ConfigError> {
-        Self::from_lookup(|name| std::env::var(name).ok())
+        Self::load(None)
     }
 
     /// Reads the configuration through `lookup` (tests pass a map).
@@ -210,12 +235,12 @@ impl Config {
     /// [`ConfigError`] naming the first bad variable.
     pub fn from_lookup(lookup: impl Fn(&str) -> Option<String>) -> Result<Self, ConfigError> {
         let get = |name: &str| lookup(name).filter(|v| !v.trim().is_empty());
-        let http_addr: SocketAddr = parse(&get, "HSE_HTTP_ADDR", "127.0.0.1:8080")?;
+        let http_addr = addr::listen(&get, "HSE_HTTP_ADDR", "127.0.0.1:8080")?;
         Ok(Self {
             http_addr,
-            grpc_addr: parse(&get, "HSE_GRPC_ADDR", "127.0.0.1:50051")?,
+            grpc_addr: addr::listen(&get, "HSE_GRPC_ADDR", "127.0.0.1:50051")?,
             grpc_token: grpc_token(&get)?,
-            device_tcp_addr: parse(&get, "HSE_DEVICE_TCP_ADDR", "127.0.0.1:7700")?,
+            device_tcp_addr: addr::listen(&get, "HSE_DEVICE_TCP_ADDR", "127.0.0.1:7700")?,
             roles: Roles::parse(&get("HSE_ROLES").unwrap_or_else(|| Roles::ALL.into()))
                 .map_err(|reason| bad("HSE_ROLES", reason))?,
             cors_origins: get("HSE_CORS_ORIGINS")
@@ -230,7 +255,10 @@ impl Config {
             root_email: get("HSE_ROOT_EMAIL")
                 .unwrap_or_else(|| crate::bootstrap::DEFAULT_ROOT_EMAIL.to_owned()),
             root_password: get("HSE_ROOT_PASSWORD").map(Secret),
-            public_url: get("HSE_PUBLIC_URL").unwrap_or_else(|| format!("http://{http_addr}")),
+            public_url: get("HSE_PUBLIC_URL").unwrap_or_else(|| {
+                let named = get("HSE_HTTP_ADDR").map(|a| a.trim().to_owned());
+                format!("http://{}", named.unwrap_or_else(|| http_addr.to_string()))
+            }),
             database_url: url(&get, "HSE_DATABASE_URL", &["postgres://", "postgresql://"])?,
             database_migration_url: url(
                 &get,
@@ -243,7 +271,8 @@ impl Config {
                 .transpose()
                 .map_err(|reason| bad("HSE_REDIS_DURABILITY", reason))?
                 .unwrap_or_default(),
-            redis_prefix: get("HSE_REDIS_PREFIX").unwrap_or_else(|| "hse:".to_owned()),
+            redis_prefix: get("HSE_REDIS_PREFIX")
+                .unwrap_or_else(|| crate::backends::DEFAULT_REDIS_PREFIX.to_owned()),
             node_name: get("HSE_NODE_NAME")
                 .or_else(|| get("HOSTNAME"))
                 .unwrap_or_else(|| "hse-server".to_owned()),
@@ -342,7 +371,7 @@ fn seed(hex_text: &str) -> Result<SecretSeed, ConfigError> {
 /// `HSE_GRPC_TOKEN`: at least 32 characters; without one, gRPC may only
 /// listen on loopback (the service is for trusted internal callers).
 fn grpc_token(get: &impl Fn(&str) -> Option<String>) -> Result<Option<Secret>, ConfigError> {
-    let addr: SocketAddr = parse(get, "HSE_GRPC_ADDR", "127.0.0.1:50051")?;
+    let addr = addr::listen(get, "HSE_GRPC_ADDR", "127.0.0.1:50051")?;
     match get("HSE_GRPC_TOKEN") {
         Some(token) if token.trim().len() >= 32 => Ok(Some(Secret(token.trim().to_owned()))),
         Some(_) => Err(bad(
@@ -358,7 +387,11 @@ fn grpc_token(get: &impl Fn(&str) -> Option<String>) -> Result<Option<Secret>, C
 }
 
 fn bad(variable: &'static str, reason: String) -> ConfigError {
-    ConfigError { variable, reason }
+    ConfigError {
+        variable,
+        reason,
+        file: None,
+    }
 }
 
 fn parse<T: std::str::FromStr>(
@@ -417,6 +450,8 @@ mod tests {
     fn a_bad_value_names_its_variable() {
         for (var, value) in [
             ("HSE_HTTP_ADDR", "localhost"),
+            ("HSE_HTTP_ADDR", "no-such-host.invalid:8080"),
+            ("HSE_DEVICE_TCP_ADDR", "127.0.0.1:99999"),
             ("HSE_DATABASE_URL", "mysql://x"),
             ("HSE_REDIS_URL", "http://x"),
             ("HSE_LOG_FORMAT", "xml"),

@@ -1,0 +1,541 @@
+//! Running it for real, as a self-hoster does: every Redis key a full run
+//! writes is under `HSE_REDIS_PREFIX` (two deployments can share one
+//! Redis), listen addresses may be host names, a configuration file is
+//! read and overridden by the environment, and start-up says what to do
+//! next for the roles it runs.
+
+use std::collections::BTreeSet;
+use std::io::{BufRead, BufReader};
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use futures_util::StreamExt;
+use hyper::{Method, StatusCode};
+use serde_json::json;
+use sqlx::postgres::{PgConnectOptions, PgPoolOptions};
+use uuid::Uuid;
+
+use crate::binary::{self, ROOT, ROOT_PASSWORD};
+use crate::e2e::{story_env, the_whole_story};
+use crate::services;
+
+const STOP: Duration = Duration::from_secs(15);
+
+/// A `redis-server` of the test's own, in a temporary directory on a free
+/// port, publishing an event for every key written (`notify-keyspace-events
+/// KEA`), so the test sees keys that expire before it could list them.
+/// Killed on drop.
+struct PrivateRedis {
+    child: Child,
+    dir: PathBuf,
+    port: u16,
+}
+
+impl PrivateRedis {
+    /// Starts one, or `None` (the test skips, saying so) without
+    /// `redis-server` on the `PATH`.
+    fn start() -> Option<Self> {
+        let dir = std::env::temp_dir().join(format!("hse-selfhost-redis-{}", Uuid::now_v7()));
+        std::fs::create_dir_all(&dir).expect("a temporary directory");
+        let port = std::net::TcpListener::bind("127.0.0.1:0")
+            .and_then(|l| l.local_addr())
+            .expect("a free port")
+            .port();
+        let child = Command::new("redis-server")
+            .args(["--bind", "127.0.0.1", "--port", &port.to_string()])
+            .arg("--dir")
+            .arg(&dir)
+            .args(["--save", "", "--appendonly", "yes"])
+            .args(["--maxmemory-policy", "noeviction"])
+            .args(["--notify-keyspace-events", "KEA"])
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn();
+        let Ok(child) = child else {
+            eprintln!("SKIPPED: redis-server is not on the PATH");
+            return None;
+        };
+        let redis = Self { child, dir, port };
+        for _ in 0..400 {
+            if std::net::TcpStream::connect(("127.0.0.1", port)).is_ok() {
+                return Some(redis);
+            }
+            std::thread::sleep(Duration::from_millis(25));
+        }
+        panic!("redis-server did not listen on {port} within 10 s");
+    }
+
+    fn url(&self) -> String {
+        format!("redis://127.0.0.1:{}", self.port)
+    }
+}
+
+impl Drop for PrivateRedis {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+        let _ = std::fs::remove_dir_all(&self.dir);
+    }
+}
+
+/// Every key named in a keyspace event of `redis` from now on.
+struct KeyLog {
+    keys: Arc<Mutex<BTreeSet<String>>>,
+    url: String,
+}
+
+impl KeyLog {
+    async fn follow(url: &str) -> Self {
+        let client = redis::Client::open(url).unwrap();
+        let mut pubsub = client.get_async_pubsub().await.unwrap();
+        pubsub.psubscribe("__keyevent@*__:*").await.unwrap();
+        let keys = Arc::new(Mutex::new(BTreeSet::new()));
+        let sink = keys.clone();
+        tokio::spawn(async move {
+            let mut messages = pubsub.into_on_message();
+            while let Some(message) = messages.next().await {
+                if let Ok(key) = message.get_payload::<String>() {
+                    sink.lock().unwrap().insert(key);
+                }
+            }
+        });
+        Self {
+            keys,
+            url: url.to_owned(),
+        }
+    }
+
+    /// The keys seen so far: writes `marker` and waits for its event, so
+    /// every earlier event (Redis orders them) is in.
+    async fn seen(&self, marker: &str) -> BTreeSet<String> {
+        let client = redis::Client::open(self.url.as_str()).unwrap();
+        let mut conn = client.get_multiplexed_async_connection().await.unwrap();
+        let () = redis::cmd("SET")
+            .arg(marker)
+            .arg(1)
+            .query_async(&mut conn)
+            .await
+            .unwrap();
+        for _ in 0..200 {
+            if self.keys.lock().unwrap().contains(marker) {
+                return self.keys.lock().unwrap().clone();
+            }
+            tokio::time::sleep(Duration::from_millis(25)).await;
+        }
+        panic!("the marker's keyspace event never arrived");
+    }
+}
+
+#[sqlx::test(migrations = false)]
+async fn every_redis_key_a_full_run_writes_is_under_the_prefix(
+    _: PgPoolOptions,
+    options: PgConnectOptions,
+) {
+    let Some(redis) = PrivateRedis::start() else {
+        return;
+    };
+    let mut env = services::env(&options).await;
+    for (name, value) in &mut env {
+        if *name == "HSE_REDIS_URL" {
+            *value = redis.url();
+        }
+    }
+    let prefix = services::value(&env, "HSE_REDIS_PREFIX").to_owned();
+    let log = KeyLog::follow(&redis.url()).await;
+    let env = story_env(env);
+
+    the_whole_story(&env).await;
+    // A wrong password, so sign-in failures are counted too.
+    let server = binary::start(env.iter().map(|(k, v)| (*k, v)));
+    let (status, body) = server
+        .api()
+        .send(
+            Method::POST,
+            "/v1/auth/login",
+            Some(&json!({"email": ROOT, "password": "not the password"})),
+        )
+        .await
+        .unwrap();
+    assert_eq!(status, StatusCode::UNAUTHORIZED, "{body}");
+    assert!(server.terminate(STOP).await.success());
+
+    let keys = log.seen(&format!("{prefix}test-marker")).await;
+    let outside: Vec<&String> = keys.iter().filter(|k| !k.starts_with(&prefix)).collect();
+    assert!(
+        outside.is_empty(),
+        "keys outside {prefix}: {outside:?} (of {} written)",
+        keys.len()
+    );
+    for part in ["events", "changes", "state:", "rl:", "fail:"] {
+        let under = format!("{prefix}{part}");
+        assert!(
+            keys.iter().any(|k| k.starts_with(&under)),
+            "the run wrote no {under}* key: {keys:?}"
+        );
+    }
+}
+
+/// A temporary directory, removed on drop.
+struct TempDir(PathBuf);
+
+impl TempDir {
+    fn new() -> Self {
+        let dir = std::env::temp_dir().join(format!("hse-selfhost-{}", Uuid::now_v7()));
+        std::fs::create_dir_all(&dir).expect("a temporary directory");
+        Self(dir)
+    }
+
+    /// Writes `text` to `name` in it; its path.
+    fn file(&self, name: &str, text: &str) -> PathBuf {
+        let path = self.0.join(name);
+        std::fs::write(&path, text).expect("the file is written");
+        path
+    }
+}
+
+impl Drop for TempDir {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.0);
+    }
+}
+
+/// The binary with a clean environment (free ports on loopback, JSON
+/// logs), then `env`.
+fn command<'a>(env: impl IntoIterator<Item = (&'a str, &'a str)>, args: &[&str]) -> Command {
+    let mut command = Command::new(env!("CARGO_BIN_EXE_hse-server"));
+    command
+        .env_clear()
+        .env("HSE_HTTP_ADDR", "127.0.0.1:0")
+        .env("HSE_GRPC_ADDR", "127.0.0.1:0")
+        .env("HSE_DEVICE_TCP_ADDR", "127.0.0.1:0")
+        .env("HSE_LOG_FORMAT", "json")
+        .env("RUST_LOG", "info")
+        .envs(env)
+        .args(args);
+    command
+}
+
+/// A server started by [`start_saying`], and everything it printed on
+/// standard output until it listened.
+struct Said {
+    child: Child,
+    http: SocketAddr,
+    lines: Vec<String>,
+}
+
+impl Said {
+    fn text(&self) -> String {
+        self.lines.join("\n")
+    }
+
+    /// SIGTERM, then waits for a clean exit. A request is answered first:
+    /// the server is then past installing its signal handler.
+    fn stop(mut self) {
+        use std::io::{Read, Write};
+        let mut stream = std::net::TcpStream::connect(self.http).expect("the server listens");
+        let request = "GET /health/liveness HTTP/1.1\r\nHost: hse\r\nConnection: close\r\n\r\n";
+        stream.write_all(request.as_bytes()).unwrap();
+        let mut answer = String::new();
+        stream.read_to_string(&mut answer).unwrap();
+        assert!(answer.starts_with("HTTP/1.1 200"), "{answer}");
+        let killed = Command::new("kill")
+            .args(["-TERM", &self.child.id().to_string()])
+            .status()
+            .expect("kill runs");
+        assert!(killed.success());
+        let status = self.child.wait().expect("the server exits");
+        assert!(status.success(), "{status}");
+    }
+}
+
+impl Drop for Said {
+    /// A server still running when the test fails is killed.
+    fn drop(&mut self) {
+        if matches!(self.child.try_wait(), Ok(None)) {
+            let _ = self.child.kill();
+            let _ = self.child.wait();
+        }
+    }
+}
+
+/// Starts `command` and reads its output until it listens on HTTP.
+fn start_saying(mut command: Command) -> Said {
+    let mut child = command
+        .stdout(Stdio::piped())
+        .stderr(Stdio::inherit())
+        .spawn()
+        .expect("the binary starts");
+    let stdout = child.stdout.take().expect("stdout is piped");
+    let mut reader = BufReader::new(stdout).lines();
+    let mut lines = Vec::new();
+    let http = loop {
+        let Some(Ok(line)) = reader.next() else {
+            let status = child.wait().expect("the server exited");
+            panic!("the server stopped before listening ({status}): {lines:#?}");
+        };
+        let addr = serde_json::from_str::<serde_json::Value>(&line)
+            .ok()
+            .and_then(|log| log["fields"]["http.addr"].as_str()?.parse().ok());
+        lines.push(line);
+        if let Some(addr) = addr {
+            break addr;
+        }
+    };
+    std::thread::spawn(move || reader.for_each(drop));
+    Said { child, http, lines }
+}
+
+/// The binary's standard error when it refuses to start with `command`.
+fn refusal(mut command: Command) -> String {
+    let output = command.output().expect("the binary runs");
+    assert!(!output.status.success(), "it started");
+    String::from_utf8_lossy(&output.stderr).into_owned()
+}
+
+#[tokio::test]
+async fn listen_addresses_may_be_host_names() {
+    let server = binary::start([
+        ("HSE_HTTP_ADDR", "localhost:0"),
+        ("HSE_GRPC_ADDR", "localhost:0"),
+        ("HSE_DEVICE_TCP_ADDR", "localhost:0"),
+    ]);
+    assert!(server.http.ip().is_loopback(), "{}", server.http);
+    let (status, body) = server
+        .api()
+        .send(Method::GET, "/health/liveness", None)
+        .await
+        .unwrap();
+    assert_eq!(status, StatusCode::OK, "{body}");
+    let device = server.device_tcp.expect("ingest role");
+    assert!(tokio::net::TcpStream::connect(device).await.is_ok());
+    assert!(server.grpc.expect("grpc role").ip().is_loopback());
+    assert!(server.terminate(STOP).await.success());
+
+    for (variable, value, reason) in [
+        ("HSE_HTTP_ADDR", "no-such-host.invalid:8080", "does not resolve"),
+        ("HSE_DEVICE_TCP_ADDR", "localhost", "is not host:port"),
+        ("HSE_GRPC_ADDR", "localhost:65536", "is not a port"),
+    ] {
+        let stderr = refusal(command([(variable, value)], &[]));
+        assert!(
+            stderr.contains(&format!("{variable}: `{value}`: ")) && stderr.contains(reason),
+            "{stderr}"
+        );
+    }
+}
+
+#[tokio::test]
+async fn a_config_file_configures_and_the_environment_overrides_it() {
+    let dir = TempDir::new();
+    let file = dir.file(
+        "hse.toml",
+        "# a self-hoster's file\nroot_email = \"from-file@hse.local\"\n\
+         http_addr = \"localhost:0\"\nroles = [\"api\", \"ingest\"]\n",
+    );
+    let path = file.to_str().expect("a UTF-8 path");
+    let sign_in = |email: &str| json!({"email": email, "password": ROOT_PASSWORD});
+    for (env, signs_in, refused) in [
+        (
+            vec![("HSE_CONFIG", path), ("HSE_ROOT_PASSWORD", ROOT_PASSWORD)],
+            "from-file@hse.local",
+            ROOT,
+        ),
+        (
+            vec![
+                ("HSE_CONFIG", path),
+                ("HSE_ROOT_PASSWORD", ROOT_PASSWORD),
+                ("HSE_ROOT_EMAIL", "from-env@hse.local"),
+            ],
+            "from-env@hse.local",
+            "from-file@hse.local",
+        ),
+    ] {
+        let server = binary::start(env);
+        assert!(server.grpc.is_none(), "the file's roles: no gRPC");
+        let api = server.api();
+        let (status, body) = api
+            .send(Method::POST, "/v1/auth/login", Some(&sign_in(signs_in)))
+            .await
+            .unwrap();
+        assert_eq!(status, StatusCode::OK, "{signs_in}: {body}");
+        let (status, _) = api
+            .send(Method::POST, "/v1/auth/login", Some(&sign_in(refused)))
+            .await
+            .unwrap();
+        assert_eq!(status, StatusCode::UNAUTHORIZED, "{refused}");
+        assert!(server.terminate(STOP).await.success());
+    }
+}
+
+#[test]
+fn a_bad_config_file_names_the_file_and_the_key() {
+    let dir = TempDir::new();
+    for (text, said) in [
+        ("redis_url = \"http://x\"\n", "redis_url: must start with redis://"),
+        ("shutdown_timeout_s = \"soon\"\n", "shutdown_timeout_s: `soon`"),
+        ("stay_interval_ms = 5\n", "stay_interval_ms: `5` is outside"),
+        ("htp_addr = \"127.0.0.1:1\"\n", "htp_addr: unknown key"),
+        ("[redis]\nurl = \"redis://x\"\n", "redis: tables are not used"),
+        ("http_addr = \n", "not valid TOML"),
+    ] {
+        let file = dir.file("hse.toml", text);
+        let path = file.to_str().expect("a UTF-8 path");
+        let stderr = refusal(command([], &["--config", path]));
+        assert!(stderr.contains(&format!("{path}: {said}")), "{stderr}");
+    }
+    let missing = dir.0.join("missing.toml");
+    let missing = missing.to_str().expect("a UTF-8 path");
+    let stderr = refusal(command([("HSE_CONFIG", missing)], &[]));
+    assert!(stderr.contains(&format!("HSE_CONFIG: cannot read {missing}")), "{stderr}");
+    // The environment's value is checked, and named, before the file's.
+    let file = dir.file("hse.toml", "http_addr = \"127.0.0.1:0\"\n");
+    let path = file.to_str().expect("a UTF-8 path");
+    let stderr = refusal(command([("HSE_CONFIG", path), ("HSE_HTTP_ADDR", "nowhere")], &[]));
+    assert!(stderr.contains("HSE_HTTP_ADDR: `nowhere`"), "{stderr}");
+}
+
+#[test]
+fn the_shipped_configuration_examples_start_the_server() {
+    let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("..");
+    let toml = root.join("deploy/hse.toml");
+    let toml = toml.to_str().expect("a UTF-8 path");
+    // The example as shipped, on free ports (the environment overrides it).
+    let said = start_saying(command([("HSE_CONFIG", toml)], &[]));
+    said.stop();
+    let env_example = std::fs::read_to_string(root.join(".env.example")).unwrap();
+    let mut env = Vec::new();
+    for line in env_example.lines() {
+        let line = line.trim();
+        if line.is_empty() || line.starts_with('#') {
+            continue;
+        }
+        let (name, value) = line.split_once('=').expect("NAME=value lines");
+        assert!(name.starts_with("HSE_") || name == "RUST_LOG", "{line}");
+        env.push((name.to_owned(), value.to_owned()));
+    }
+    // Only what needs no service: the example's URLs are placeholders.
+    env.retain(|(name, _)| {
+        !name.ends_with("_URL") && !name.ends_with("_ADDR") && name != "HSE_LOG_FORMAT"
+    });
+    let said = start_saying(command(
+        env.iter().map(|(k, v)| (k.as_str(), v.as_str())),
+        &[],
+    ));
+    said.stop();
+}
+
+#[sqlx::test(migrations = false)]
+async fn a_first_start_on_an_empty_database_says_how_to_create_root(
+    _: PgPoolOptions,
+    options: PgConnectOptions,
+) {
+    let mut env = services::env(&options).await;
+    env.retain(|(name, _)| !name.starts_with("HSE_REDIS"));
+    let env: Vec<(&str, &str)> = env.iter().map(|(k, v)| (*k, v.as_str())).collect();
+    for start in ["first", "second"] {
+        let said = start_saying(command(env.iter().copied(), &[]));
+        let text = said.text();
+        assert!(
+            text.contains("no root account exists") && text.contains("hse-server bootstrap-root"),
+            "{start} start: {text}"
+        );
+        assert!(!text.contains("already exists, skipping"), "{start} start: {text}");
+        assert!(!text.contains("sign in: curl"), "nobody can sign in yet: {text}");
+        said.stop();
+    }
+    let output = command(env.iter().copied(), &["bootstrap-root"])
+        .output()
+        .unwrap();
+    let printed = String::from_utf8_lossy(&output.stdout);
+    assert!(output.status.success(), "{printed}");
+    let password = printed
+        .lines()
+        .find_map(|l| l.trim().strip_prefix("password: "))
+        .expect("the generated password, once")
+        .to_owned();
+    let said = start_saying(command(env.iter().copied(), &[]));
+    assert!(!said.text().contains("no root account"), "{}", said.text());
+    let api = crate::http::Api::new(&format!("http://{}", said.http));
+    let (status, body) = api
+        .send(
+            Method::POST,
+            "/v1/auth/login",
+            Some(&json!({"email": ROOT, "password": password})),
+        )
+        .await
+        .unwrap();
+    assert_eq!(status, StatusCode::OK, "{body}");
+    said.stop();
+}
+
+#[test]
+fn without_the_api_role_start_up_offers_no_sign_in() {
+    let all = start_saying(command([], &[]));
+    assert!(all.text().contains("sign in: curl"), "{}", all.text());
+    all.stop();
+    for args in [&["--roles", "ingest,workers"][..], &["--roles=grpc"][..]] {
+        let said = start_saying(command([], args));
+        let text = said.text();
+        assert!(!text.contains("sign in"), "{args:?}: {text}");
+        assert!(!text.contains("password"), "{args:?}: {text}");
+        said.stop();
+    }
+}
+
+#[test]
+fn the_systemd_units_pass_systemd_analyze_verify() {
+    let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("..");
+    let config = std::fs::read_to_string(root.join("deploy/hse.toml")).unwrap();
+    let drain: u64 = config
+        .lines()
+        .find_map(|l| l.strip_prefix("shutdown_timeout_s = "))
+        .map_or(Ok(10), str::parse)
+        .unwrap();
+    let dir = TempDir::new();
+    let mut units = Vec::new();
+    for name in ["hse.service", "hse-api.service", "hse-ingest.service"] {
+        let text = std::fs::read_to_string(root.join("deploy/systemd").join(name)).unwrap();
+        for setting in [
+            "ExecStart=/usr/local/bin/hse-server serve ",
+            "EnvironmentFile=/etc/hse/hse.env",
+            "DynamicUser=yes",
+            "NoNewPrivileges=yes",
+            "ProtectSystem=strict",
+            "LimitNOFILE=",
+            "Restart=on-failure",
+        ] {
+            assert!(
+                text.lines().any(|l| l.starts_with(setting)),
+                "{name} lacks {setting}"
+            );
+        }
+        let stop: u64 = text
+            .lines()
+            .find_map(|l| l.strip_prefix("TimeoutStopSec="))
+            .expect("TimeoutStopSec")
+            .parse()
+            .unwrap();
+        assert!(stop > drain, "{name}: TimeoutStopSec={stop} <= drain {drain} s");
+        // verify checks that ExecStart exists: the binary under test.
+        let text = text.replace("/usr/local/bin/hse-server", env!("CARGO_BIN_EXE_hse-server"));
+        units.push(dir.file(name, &text));
+    }
+    let Ok(output) = Command::new("systemd-analyze")
+        .arg("verify")
+        .args(&units)
+        .output()
+    else {
+        eprintln!("SKIPPED: systemd-analyze is not installed (apt-get install systemd)");
+        return;
+    };
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(
+        output.status.success() && stderr.trim().is_empty(),
+        "systemd-analyze verify: {}\n{stderr}",
+        output.status
+    );
+}
