@@ -6,7 +6,7 @@
 //! |---|---|---|
 //! | connections in all, per source | [`Limits::max_connections`], [`Limits::max_connections_per_ip`]: the excess is accepted and closed at once ([`gate`]) | the same, its own count |
 //! | request head | [`Limits::header_timeout`], from the connection's opening or its previous answer, so it also ends idle keep-alive connections (hyper's timer) | — |
-//! | silence | [`Limits::idle_timeout`]: no byte either way ([`watched`]); not for an upgraded WebSocket, which the device session bounds itself (`hello` deadline, heartbeats) | [`Limits::idle_timeout`]; the server pings every half of it, so live clients stay |
+//! | silence | [`Limits::idle_timeout`]: no byte either way ([`watched`]) while no request is being handled; not for an upgraded WebSocket, which the device session bounds itself (`hello` deadline, heartbeats) | [`Limits::idle_timeout`]; the server pings every half of it, so live clients stay |
 //!
 //! A WebSocket keeps its connection's place until it is closed. On
 //! shutdown the HTTP listener stops accepting, each connection finishes
@@ -139,6 +139,7 @@ async fn serve_connection(
         let mut router = router.clone();
         let switch = switch.clone();
         async move {
+            let _busy = switch.busy();
             let response = router.call(request.map(Body::new)).await?;
             if response.status() == StatusCode::SWITCHING_PROTOCOLS {
                 switch.disarm();

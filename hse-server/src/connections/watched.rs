@@ -7,11 +7,12 @@
 //! costs a clock read per I/O call. The timer is polled whenever a read or
 //! a write would wait, which is when hyper and h2 wait on the connection,
 //! so an expired connection's task is woken and its next read fails.
+//! While a request is being handled the clock stands still ([`Busy`]).
 
 use std::io;
 use std::pin::Pin;
 use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::task::{Context, Poll};
 use std::time::Duration;
 
@@ -28,20 +29,49 @@ pub struct Watched<IO> {
     idle: Idle,
 }
 
-/// Turns a connection's idle timeout off, for a connection upgraded to a
-/// WebSocket: the device session then bounds silence itself (the `hello`
-/// deadline, then missed heartbeats).
+/// What the connection's server tells its idle clock: a request is being
+/// handled (no byte need move meanwhile; the request has its own
+/// timeout), or the connection was upgraded to a WebSocket, whose device
+/// session bounds silence itself (the `hello` deadline, then missed
+/// heartbeats).
 #[derive(Clone, Debug, Default)]
-pub struct IdleSwitch(Arc<AtomicBool>);
+pub struct IdleSwitch(Arc<SwitchState>);
+
+#[derive(Debug, Default)]
+struct SwitchState {
+    disarmed: AtomicBool,
+    busy: AtomicUsize,
+}
 
 impl IdleSwitch {
-    /// Stops the idle timeout of its connection.
+    /// Stops the idle timeout of its connection for good.
     pub fn disarm(&self) {
-        self.0.store(true, Ordering::Relaxed);
+        self.0.disarmed.store(true, Ordering::Relaxed);
+    }
+
+    /// Holds the idle clock while the returned guard lives.
+    #[must_use]
+    pub fn busy(&self) -> Busy {
+        self.0.busy.fetch_add(1, Ordering::Relaxed);
+        Busy(self.clone())
     }
 
     fn disarmed(&self) -> bool {
-        self.0.load(Ordering::Relaxed)
+        self.0.disarmed.load(Ordering::Relaxed)
+    }
+
+    fn is_busy(&self) -> bool {
+        self.0.busy.load(Ordering::Relaxed) > 0
+    }
+}
+
+/// A request in flight on a watched connection ([`IdleSwitch::busy`]).
+#[derive(Debug)]
+pub struct Busy(IdleSwitch);
+
+impl Drop for Busy {
+    fn drop(&mut self) {
+        (self.0).0.busy.fetch_sub(1, Ordering::Relaxed);
     }
 }
 
@@ -64,6 +94,11 @@ impl Idle {
         loop {
             if self.switch.disarmed() || self.timer.as_mut().poll(cx).is_pending() {
                 return false;
+            }
+            if self.switch.is_busy() {
+                // Look again one timeout later; the answer's bytes will
+                // restart the clock.
+                self.last = Instant::now();
             }
             let deadline = self.last + self.after;
             if Instant::now() >= deadline {
