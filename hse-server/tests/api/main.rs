@@ -5,6 +5,7 @@ mod adversarial;
 mod bookings;
 mod client;
 mod devices;
+mod edge;
 mod flows;
 mod isolation;
 mod numbers;
