@@ -101,6 +101,12 @@ ENVIRONMENT (a bad value stops start-up naming the variable, or the file and key
     HSE_SHUTDOWN_TIMEOUT_S drain deadline on SIGTERM, seconds            [10]
     HSE_PRINCIPAL_CACHE_MS ms a user's role/grants read is reused (0: never) [1000]
     HSE_PLACEMENT_CACHE_MS ms a resource's place in the tenant tree is reused [1000]
+    HSE_HEADER_TIMEOUT_MS  ms for a complete HTTP request head (also ends idle keep-alives) [10000]
+    HSE_IDLE_TIMEOUT_MS    ms an HTTP or gRPC connection may move no byte  [60000]
+    HSE_MAX_CONNECTIONS    connections held open per listener (HTTP, gRPC) [10000]
+    HSE_MAX_CONNECTIONS_PER_IP  of those, from one IPv4 address or IPv6 /64;
+                           behind a proxy raise it to the total          [256]
+    HSE_DEVICE_HELLO_TIMEOUT_MS  ms a device connection has for its hello [10000]
     HSE_LOG_FORMAT         text or json (logs go to stdout)              [text]
     RUST_LOG               log filter                                    [info]
     Details: hse-server/src/config/mod.rs and the README.

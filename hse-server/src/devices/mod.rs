@@ -155,6 +155,7 @@ struct Parts {
     relay: Option<(redis::Client, Keys)>,
     high_water: u64,
     durable_queue: bool,
+    session: SessionConfig,
 }
 
 impl Devices {
@@ -180,6 +181,7 @@ impl Devices {
             relay: None,
             high_water: MEMORY_HIGH_WATER,
             durable_queue: false,
+            session: session_config(config),
         };
         Self::assemble(
             backends,
@@ -233,6 +235,7 @@ impl Devices {
             relay: Some((client, keys.clone())),
             high_water: REDIS_HIGH_WATER,
             durable_queue: true,
+            session: session_config(config),
         };
         let plain = Storage::of(backends);
         let cache = RollupCache::new(conn.clone(), &keys);
@@ -272,7 +275,7 @@ impl Devices {
             ingest: ingest.clone(),
             connections: connections.clone(),
             state: parts.state.clone(),
-            config: SessionConfig::default(),
+            config: parts.session,
             shutdown: CancellationToken::new(),
         });
         let commands = parts.commands.unwrap_or_else(|| connections.clone());
@@ -330,6 +333,15 @@ impl Devices {
             self.dead_letters.clone(),
             config,
         )
+    }
+}
+
+/// The device sessions' settings: the defaults, with the `hello` deadline
+/// of `HSE_DEVICE_HELLO_TIMEOUT_MS`.
+fn session_config(config: &Config) -> SessionConfig {
+    SessionConfig {
+        hello_timeout: config.device_hello_timeout,
+        ..SessionConfig::default()
     }
 }
 

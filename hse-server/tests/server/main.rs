@@ -13,6 +13,7 @@ mod onboarding;
 
 mod binary;
 mod e2e;
+mod hardening;
 mod operator;
 mod services;
 mod shutdown;
