@@ -10,7 +10,7 @@ use hse_core::store::Credentials;
 use hse_core::value::Email;
 use hse_core::{Principal, UserId};
 
-use crate::api_key::{self, ApiKeys, NewApiKey};
+use crate::api_key::{self, ApiKeys, KeyActor, NewApiKey};
 use crate::audit::UsageRecorder;
 use crate::cache::PrincipalCache;
 use crate::config::{AuthConfig, AuthDeps};
@@ -318,34 +318,45 @@ impl Authenticator {
         Ok(purged)
     }
 
-    /// Creates an API key for `creator`; the text is shown once.
+    /// Creates an API key for a user signed in (`&Principal`) or as a child
+    /// of the key a request was made with (`&KeyPrincipal`); the text is
+    /// shown once.
     ///
     /// # Errors
     /// See [`ApiKeys::create`].
-    #[tracing::instrument(skip_all, fields(user.id = %creator.user_id), err(level = "info"))]
-    pub async fn create_api_key(
+    #[tracing::instrument(skip_all, fields(user.id = tracing::field::Empty), err(level = "info"))]
+    pub async fn create_api_key<'a>(
         &self,
-        creator: &Principal,
+        actor: impl Into<KeyActor<'a>>,
         new: NewApiKey,
     ) -> Result<(ApiKey, SecretString)> {
-        self.keys.create(creator, new, self.deps.clock.now()).await
+        let actor = actor.into();
+        tracing::Span::current()
+            .record("user.id", tracing::field::display(actor.principal.user_id));
+        self.keys.create(actor, new, self.deps.clock.now()).await
     }
 
-    /// Revokes an API key.
+    /// Revokes an API key and the keys minted from it.
     ///
     /// # Errors
     /// See [`ApiKeys::revoke`].
     #[tracing::instrument(skip_all, fields(api_key.id = %id))]
-    pub async fn revoke_api_key(&self, actor: &Principal, id: ApiKeyId) -> Result<()> {
-        self.keys.revoke(actor, id, self.deps.clock.now()).await
+    pub async fn revoke_api_key<'a>(
+        &self,
+        actor: impl Into<KeyActor<'a>>,
+        id: ApiKeyId,
+    ) -> Result<()> {
+        self.keys
+            .revoke(actor.into(), id, self.deps.clock.now())
+            .await
     }
 
-    /// The keys `user` created.
+    /// The keys the actor manages: a user's own, or a key's descendants.
     ///
     /// # Errors
-    /// A storage error.
-    pub async fn list_api_keys(&self, user: &Principal) -> Result<Vec<ApiKey>> {
-        self.keys.list(user).await
+    /// See [`ApiKeys::list`].
+    pub async fn list_api_keys<'a>(&self, actor: impl Into<KeyActor<'a>>) -> Result<Vec<ApiKey>> {
+        self.keys.list(actor.into(), self.deps.clock.now()).await
     }
 
     /// The principal of a request bearing an API key, rate-limited per key.

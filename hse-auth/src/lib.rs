@@ -94,7 +94,7 @@ pub mod postgres;
 #[cfg(feature = "redis")]
 pub mod redis;
 
-pub use api_key::{ApiKeys, KeyDigest, NewApiKey};
+pub use api_key::{ApiKeys, KeyActor, KeyDigest, NewApiKey};
 pub use authenticator::Authenticator;
 pub use config::{AuthConfig, AuthDeps};
 pub use error::{AuthError, Result};

@@ -1,6 +1,6 @@
 //! PostgreSQL adapter of the [`AuthStore`] port (feature `postgres`).
 //!
-//! Schema: `hse-auth/migrations` (versions `202611281000xx`), which refers
+//! Schema: `hse-auth/migrations` (versions `202611281000xx`, `202612041000xx`), which refers
 //! to hse-core's `users`: run `hse_core::postgres::migrate` first. Refresh
 //! rotation is one conditional `UPDATE`: under concurrency PostgreSQL's row
 //! lock lets exactly one transaction spend a token, and the loser sees it
@@ -75,10 +75,18 @@ type KeyRow = (
     DateTime<Utc>,
     Option<DateTime<Utc>>,
     Option<DateTime<Utc>>,
+    Option<Uuid>,
 );
 
 const KEY_COLUMNS: &str = "id, name, created_by, scope, permissions, last_four, secret_hash, \
-                           created_at, expires_at, revoked_at";
+                           created_at, expires_at, revoked_at, parent_id";
+
+/// Revokes the still-live descendants of `root`; how many.
+const REVOKE_DESCENDANTS: &str = "WITH RECURSIVE tree (id) AS (
+         SELECT id FROM auth_api_keys WHERE parent_id = $1
+         UNION SELECT k.id FROM auth_api_keys k JOIN tree t ON k.parent_id = t.id)
+     UPDATE auth_api_keys SET revoked_at = $2
+     WHERE id IN (SELECT id FROM tree) AND revoked_at IS NULL";
 
 fn key_from_row(row: KeyRow) -> Result<ApiKey> {
     let (
@@ -92,6 +100,7 @@ fn key_from_row(row: KeyRow) -> Result<ApiKey> {
         created_at,
         expires_at,
         revoked_at,
+        parent_id,
     ) = row;
     let permissions = permissions
         .iter()
@@ -114,6 +123,7 @@ fn key_from_row(row: KeyRow) -> Result<ApiKey> {
         created_at,
         expires_at,
         revoked_at,
+        parent_id: parent_id.map(ApiKeyId),
     })
 }
 
@@ -173,6 +183,25 @@ async fn revoke_family(
     .execute(exec)
     .await?;
     Ok(())
+}
+
+/// Locks a parent key `FOR SHARE` if it is live at `now`, so it cannot be
+/// revoked until the child is stored; [`AuthError::InvalidApiKey`] if not.
+async fn lock_live_parent(
+    tx: &mut Transaction<'_, Postgres>,
+    parent: ApiKeyId,
+    now: DateTime<Utc>,
+) -> Result<()> {
+    let live: Option<(Uuid,)> = sqlx::query_as(
+        "SELECT id FROM auth_api_keys
+         WHERE id = $1 AND revoked_at IS NULL AND (expires_at IS NULL OR expires_at > $2)
+         FOR SHARE",
+    )
+    .bind(parent.as_uuid())
+    .bind(now)
+    .fetch_optional(&mut **tx)
+    .await?;
+    live.map(|_| ()).ok_or(AuthError::InvalidApiKey)
 }
 
 #[async_trait]
@@ -315,8 +344,11 @@ impl AuthStore for PgAuthStore {
             .secret_hash
             .ok_or_else(|| AuthError::invalid("secret_hash", "an API key needs its hash"))?;
         let permissions: Vec<&str> = key.permissions.iter().map(ActionName::as_str).collect();
+        if let Some(parent) = key.parent_id {
+            lock_live_parent(&mut tx, parent, key.created_at).await?;
+        }
         sqlx::query(&format!(
-            "INSERT INTO auth_api_keys ({KEY_COLUMNS}) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)"
+            "INSERT INTO auth_api_keys ({KEY_COLUMNS}) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11)"
         ))
         .bind(key.id.as_uuid())
         .bind(&key.name)
@@ -328,6 +360,7 @@ impl AuthStore for PgAuthStore {
         .bind(key.created_at)
         .bind(key.expires_at)
         .bind(key.revoked_at)
+        .bind(key.parent_id.map(|p| p.as_uuid()))
         .execute(&mut *tx)
         .await
         .map_err(on_constraint)?;
@@ -359,17 +392,57 @@ impl AuthStore for PgAuthStore {
         rows.into_iter().map(key_from_row).collect()
     }
 
+    async fn api_key_descendants(&self, id: ApiKeyId) -> Result<Vec<ApiKey>> {
+        let mut tx = system_tx(&self.pool).await?;
+        let rows: Vec<KeyRow> = sqlx::query_as(&format!(
+            "WITH RECURSIVE tree (id) AS (
+                 SELECT id FROM auth_api_keys WHERE parent_id = $1
+                 UNION SELECT k.id FROM auth_api_keys k JOIN tree t ON k.parent_id = t.id)
+             SELECT {KEY_COLUMNS} FROM auth_api_keys WHERE id IN (SELECT id FROM tree) ORDER BY id"
+        ))
+        .bind(id.as_uuid())
+        .fetch_all(&mut *tx)
+        .await?;
+        tx.commit().await?;
+        rows.into_iter().map(key_from_row).collect()
+    }
+
+    /// Locks the key first, so a concurrent mint from it (which holds it
+    /// `FOR SHARE`) either commits before and is caught by the descendant
+    /// sweep, or waits and then finds it revoked. Each sweep is a new
+    /// statement with a new snapshot, repeated until one finds nothing: a
+    /// grandchild minted while its parent's row was being swept is caught
+    /// by the next one.
     async fn revoke_api_key(&self, id: ApiKeyId, now: DateTime<Utc>) -> Result<bool> {
         let mut tx = system_tx(&self.pool).await?;
-        let done = sqlx::query(
+        let root: Option<(bool,)> =
+            sqlx::query_as("SELECT revoked_at IS NULL FROM auth_api_keys WHERE id = $1 FOR UPDATE")
+                .bind(id.as_uuid())
+                .fetch_optional(&mut *tx)
+                .await?;
+        let Some((newly,)) = root else {
+            tx.commit().await?;
+            return Ok(false);
+        };
+        sqlx::query(
             "UPDATE auth_api_keys SET revoked_at = $2 WHERE id = $1 AND revoked_at IS NULL",
         )
         .bind(id.as_uuid())
         .bind(now)
         .execute(&mut *tx)
         .await?;
+        loop {
+            let swept = sqlx::query(REVOKE_DESCENDANTS)
+                .bind(id.as_uuid())
+                .bind(now)
+                .execute(&mut *tx)
+                .await?;
+            if swept.rows_affected() == 0 {
+                break;
+            }
+        }
         tx.commit().await?;
-        Ok(done.rows_affected() == 1)
+        Ok(newly)
     }
 
     async fn insert_usage(&self, batch: &[KeyUsage]) -> Result<()> {

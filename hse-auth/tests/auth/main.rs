@@ -7,6 +7,7 @@
 mod adversarial;
 mod behaviour;
 mod jwt;
+mod keys;
 mod limits;
 mod nodes;
 mod service;
