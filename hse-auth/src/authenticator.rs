@@ -14,6 +14,7 @@ use crate::api_key::{self, ApiKeys, KeyActor, NewApiKey};
 use crate::audit::UsageRecorder;
 use crate::cache::PrincipalCache;
 use crate::config::{AuthConfig, AuthDeps};
+use crate::denylist::{Denylist, MemoryDenylist, Revocations};
 use crate::error::{AuthError, Result};
 use crate::model::{ApiKey, ApiKeyId, KeyUsage, Purged, RevokeReason, SecretString};
 use crate::password::{Passwords, Verification};
@@ -53,7 +54,11 @@ impl Authenticator {
         Ok(Self {
             passwords: Passwords::build(config.passwords)?,
             refresh: RefreshTokens::new(deps.store.clone(), config.refresh_ttl)
-                .with_reuse_grace(config.refresh_reuse_grace),
+                .with_reuse_grace(config.refresh_reuse_grace)
+                .with_revocations(
+                    Revocations::new(Arc::new(MemoryDenylist::new())),
+                    access_window(&config),
+                ),
             keys: ApiKeys::new(deps.store.clone(), config.key_digest.clone()),
             throttle: LoginThrottle::new(deps.failures.clone(), config.throttle),
             tokens,
@@ -63,6 +68,17 @@ impl Authenticator {
             deps,
             config,
         })
+    }
+
+    /// Keeps revoked sessions in `list` (e.g. `crate::redis::RedisDenylist`,
+    /// shared by every node) instead of this process's memory; set it
+    /// before serving, as revocations already recorded stay behind.
+    #[must_use]
+    pub fn with_denylist(mut self, list: Arc<dyn Denylist>) -> Self {
+        self.refresh = self
+            .refresh
+            .with_revocations(Revocations::new(list), access_window(&self.config));
+        self
     }
 
     /// Records API-key usage through `recorder` from now on.
@@ -214,7 +230,9 @@ impl Authenticator {
             }
             Err(e) => return Err(e),
         };
-        let access = self.tokens.issue(&principal, now)?;
+        let access = self
+            .tokens
+            .issue_in_session(&principal, refresh.family_id, now)?;
         Ok(Session {
             access,
             refresh,
@@ -222,8 +240,8 @@ impl Authenticator {
         })
     }
 
-    /// Signs out: revokes the session of `refresh_token`. Always succeeds
-    /// for unknown tokens.
+    /// Signs out: revokes the session of `refresh_token` and the access
+    /// tokens issued in it. Always succeeds for unknown tokens.
     ///
     /// # Errors
     /// A storage error.
@@ -242,6 +260,12 @@ impl Authenticator {
     pub async fn authenticate(&self, access_token: &str) -> Result<Principal> {
         let now = self.deps.clock.now();
         let claims = self.tokens.verify(access_token, TokenKind::Access, now)?;
+        // Also for claims from the verified-token cache: an ended session
+        // ends its tokens at once.
+        if self.refresh.revocations().is_revoked(&claims, now).await? {
+            tracing::debug!("access token of an ended session refused");
+            return Err(AuthError::InvalidToken);
+        }
         let principal = self.active_principal(claims.sub).await?;
         if scope_ref(&principal.scope()) != claims.scope {
             return Err(AuthError::InvalidToken);
@@ -503,7 +527,9 @@ impl Authenticator {
 
     async fn start_session(&self, principal: Principal, now: DateTime<Utc>) -> Result<Session> {
         let refresh = self.refresh.start(principal.user_id, now).await?;
-        let access = self.tokens.issue(&principal, now)?;
+        let access = self
+            .tokens
+            .issue_in_session(&principal, refresh.family_id, now)?;
         Ok(Session {
             access,
             refresh,
@@ -545,4 +571,9 @@ impl Authenticator {
     pub fn forget_principals(&self) {
         self.principals.clear();
     }
+}
+
+/// How long after its issue an access token may still be accepted.
+fn access_window(config: &AuthConfig) -> Duration {
+    config.tokens.access_ttl + config.tokens.leeway
 }

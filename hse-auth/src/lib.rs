@@ -17,6 +17,7 @@
 //! - [`token`]: JWT access tokens (EdDSA default, HS256 selectable).
 //! - [`refresh`]: refresh-token families, rotation and reuse detection.
 //! - [`api_key`]: `hse_<id>_<secret>` keys, narrowing to the key's permissions.
+//! - [`denylist`]: access tokens of ended sessions refused before they expire.
 //! - [`rate_limit`], [`throttle`]: GCRA limits and growing sign-in delays.
 //! - [`totp`]: the optional second factor and recovery codes.
 //! - [`audit`]: batched API-key usage records.
@@ -77,6 +78,7 @@ pub mod authenticator;
 mod cache;
 pub mod config;
 pub mod cookie;
+pub mod denylist;
 pub mod error;
 pub mod memory;
 pub mod model;

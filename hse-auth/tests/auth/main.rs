@@ -11,4 +11,5 @@ mod keys;
 mod limits;
 mod nodes;
 mod service;
+mod sessions;
 mod support;
