@@ -20,7 +20,7 @@ use crate::model::{ApiKey, ApiKeyId, KeyUsage, Purged, RevokeReason, SecretStrin
 use crate::password::{Passwords, Verification};
 use crate::refresh::RefreshTokens;
 use crate::session::{KeyPrincipal, LoginOutcome, Session};
-use crate::throttle::LoginThrottle;
+use crate::throttle::{AttemptKeys, LoginThrottle, SignInThrottle, Source};
 use crate::token::{AccessTokens, TokenKind, scope_ref};
 use crate::totp::{Totp, TotpSetup};
 
@@ -33,6 +33,7 @@ pub struct Authenticator {
     refresh: RefreshTokens,
     keys: ApiKeys,
     throttle: LoginThrottle,
+    sign_in: SignInThrottle,
     totp: Option<Totp>,
     usage: Option<UsageRecorder>,
     principals: Arc<PrincipalCache>,
@@ -61,6 +62,7 @@ impl Authenticator {
                 ),
             keys: ApiKeys::new(deps.store.clone(), config.key_digest.clone()),
             throttle: LoginThrottle::new(deps.failures.clone(), config.throttle),
+            sign_in: SignInThrottle::new(deps.failures.clone(), config.sign_in_throttle),
             tokens,
             totp,
             usage: None,
@@ -106,16 +108,33 @@ impl Authenticator {
         self.totp.as_ref()
     }
 
-    /// Signs in with email and password.
+    /// Signs in with email and password, from an unknown source: attempts
+    /// are counted per account. Servers call [`Authenticator::login_from`].
+    ///
+    /// # Errors
+    /// See [`Authenticator::login_from`].
+    pub async fn login(&self, email: &str, password: &str) -> Result<LoginOutcome> {
+        self.login_from(email, password, Source::unknown()).await
+    }
+
+    /// Signs in with email and password from `source` (the client's
+    /// address), throttled by source and account (see [`crate::throttle`]):
+    /// failures against an account slow that source down, not the owner
+    /// signing in from elsewhere.
     ///
     /// Unknown accounts take the same path and time as wrong passwords.
     ///
     /// # Errors
     /// [`AuthError::InvalidCredentials`], [`AuthError::RateLimited`] (per
-    /// account quota or growing delay), [`AuthError::Busy`].
+    /// source quota or growing delay), [`AuthError::Busy`].
     #[tracing::instrument(skip_all, err(level = "info"))]
-    pub async fn login(&self, email: &str, password: &str) -> Result<LoginOutcome> {
-        let outcome = self.try_login(email, password).await;
+    pub async fn login_from(
+        &self,
+        email: &str,
+        password: &str,
+        source: Source,
+    ) -> Result<LoginOutcome> {
+        let outcome = self.try_login(email, password, source).await;
         let label = match &outcome {
             Ok(LoginOutcome::SignedIn(_)) => "signed_in",
             Ok(LoginOutcome::SecondFactorRequired { .. }) => "second_factor",
@@ -125,20 +144,20 @@ impl Authenticator {
         outcome
     }
 
-    async fn try_login(&self, email: &str, password: &str) -> Result<LoginOutcome> {
+    async fn try_login(&self, email: &str, password: &str, source: Source) -> Result<LoginOutcome> {
         let now = self.deps.clock.now();
-        let key = LoginThrottle::key_for(email);
+        let keys = AttemptKeys::new(email, source);
         self.deps
             .limiter
-            .check(&key, self.config.login_quota)
+            .check(keys.rate_key(), self.config.login_quota)
             .await?
             .into_result()?;
-        self.throttle.check(&key, now).await?;
+        self.sign_in.check(&keys, now).await?;
         let Some(creds) = self.check_password(email, password).await? else {
-            self.throttle.failed(&key, now).await?;
+            self.sign_in.failed(&keys, now).await?;
             return Err(AuthError::InvalidCredentials);
         };
-        self.throttle.succeeded(&key).await?;
+        self.sign_in.succeeded(&keys).await?;
         let principal = self
             .deps
             .directory

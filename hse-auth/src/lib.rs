@@ -107,4 +107,5 @@ pub use password::{PasswordConfig, Passwords};
 pub use rate_limit::{Decision, MemoryRateLimiter, Quota, RateLimiter};
 pub use session::{KeyPrincipal, LoginOutcome, Session};
 pub use store::{AuthStore, TenancyDirectory, UserDirectory};
+pub use throttle::Source;
 pub use token::{SigningKey, TokenConfig};

@@ -12,4 +12,5 @@ mod limits;
 mod nodes;
 mod service;
 mod sessions;
+mod sign_in;
 mod support;
