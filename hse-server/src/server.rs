@@ -80,6 +80,7 @@ pub fn services(
         chrono::Duration::from_std(config.placement_cache).unwrap_or(chrono::Duration::zero()),
     );
     let auth = Authenticator::build(deps, auth_config)?
+        .with_denylist(backends.denylist.clone())
         .with_usage_audit(recorder)
         .with_tenancy_revision(tenancy.revision());
     let bookings = crate::bookings::service(config, &backends);
