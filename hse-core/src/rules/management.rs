@@ -157,7 +157,12 @@ mod tests {
             may_manage_user(&user, SystemRole::Admin.hierarchy(), &set(&[a])),
             Err(Denied::RoleAboveCreator { .. })
         ));
-        let partner = who(SystemRole::Partner, Some(PartnerCompanyId::new()), None, &[]);
+        let partner = who(
+            SystemRole::Partner,
+            Some(PartnerCompanyId::new()),
+            None,
+            &[],
+        );
         assert!(matches!(
             may_manage_user(&partner, SystemRole::Root.hierarchy(), &set(&[])),
             Err(Denied::RoleAboveCreator { .. })
@@ -168,7 +173,12 @@ mod tests {
     fn root_and_partners_reach_every_establishment_they_see() {
         let many = set(&[EstablishmentId::new(), EstablishmentId::new()]);
         let root = who(SystemRole::Root, None, None, &[]);
-        let partner = who(SystemRole::Partner, Some(PartnerCompanyId::new()), None, &[]);
+        let partner = who(
+            SystemRole::Partner,
+            Some(PartnerCompanyId::new()),
+            None,
+            &[],
+        );
         let admin = SystemRole::Admin.hierarchy();
         assert_eq!(may_manage_user(&root, admin, &many), Ok(()));
         assert_eq!(may_manage_user(&partner, admin, &many), Ok(()));

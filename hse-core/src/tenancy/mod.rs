@@ -21,12 +21,15 @@ use crate::model::{
     PartnerCompanyPatch,
 };
 use crate::principal::{Principal, Resource};
-use crate::rules::{Denied, authorize};
+use crate::rules::{Denied, authorize, may_change_suspension};
 use crate::store::{Listing, Page, Target, TenancyStore};
 
 mod onboarding;
 mod places;
+mod suspension;
 mod users;
+
+pub use suspension::Suspended;
 
 /// The tenancy service. Cheap to clone; clones share the write
 /// [`Revision`] and the placement cache.
@@ -243,23 +246,30 @@ impl Tenancy {
         self.store.list_partner_companies(&who.scope(), page).await
     }
 
-    /// Updates a partner company.
+    /// Updates a partner company. Its `is_active` (suspension) is root's
+    /// alone to change.
     ///
     /// # Errors
-    /// As [`Tenancy::partner_company`], plus [`CoreError::Invalid`].
+    /// As [`Tenancy::partner_company`], plus [`CoreError::Invalid`], and
+    /// [`Denied::SuspensionFromAbove`] when a partner touches its own
+    /// company's `is_active`.
     pub async fn update_partner_company(
         &self,
         who: &Principal,
         id: PartnerCompanyId,
         patch: PartnerCompanyPatch,
     ) -> Result<PartnerCompany> {
-        self.check(
-            who,
-            "update_partner_company",
-            Target::PartnerCompany(id),
-            "partner company",
-        )
-        .await?;
+        let resource = self
+            .check(
+                who,
+                "update_partner_company",
+                Target::PartnerCompany(id),
+                "partner company",
+            )
+            .await?;
+        if patch.is_active.is_some() {
+            may_change_suspension(who, &resource)?;
+        }
         self.wrote(
             self.store
                 .update_partner_company(&who.scope(), id, patch, self.now())
@@ -345,23 +355,30 @@ impl Tenancy {
         self.store.list_organizations(&who.scope(), page).await
     }
 
-    /// Updates an organization.
+    /// Updates an organization. Its `is_active` (suspension) is changed
+    /// only from above: by root, or by the partner that runs it.
     ///
     /// # Errors
-    /// As [`Tenancy::organization`], plus [`CoreError::Invalid`].
+    /// As [`Tenancy::organization`], plus [`CoreError::Invalid`], and
+    /// [`Denied::SuspensionFromAbove`] when the organization's own users
+    /// touch its `is_active`.
     pub async fn update_organization(
         &self,
         who: &Principal,
         id: OrganizationId,
         patch: OrganizationPatch,
     ) -> Result<Organization> {
-        self.check(
-            who,
-            "update_organization",
-            Target::Organization(id),
-            "organization",
-        )
-        .await?;
+        let resource = self
+            .check(
+                who,
+                "update_organization",
+                Target::Organization(id),
+                "organization",
+            )
+            .await?;
+        if patch.is_active.is_some() {
+            may_change_suspension(who, &resource)?;
+        }
         self.wrote(
             self.store
                 .update_organization(&who.scope(), id, patch, self.now())

@@ -3,7 +3,7 @@
 
 use super::{Tenancy, refused};
 use crate::error::{CoreError, Result};
-use crate::id::InvitationId;
+use crate::id::{InvitationId, UserId};
 use crate::invitation::{
     Acceptance, DEFAULT_INVITATION_TTL, Invitation, InvitationStatus, InvitationTarget,
     NewInvitation, PasswordHasher,
@@ -13,6 +13,7 @@ use crate::principal::Principal;
 use crate::rules::may_create_user;
 use crate::secret::Secret;
 use crate::store::Target;
+use crate::value::Email;
 
 impl Tenancy {
     // ----- onboarding --------------------------------------------------
@@ -24,7 +25,10 @@ impl Tenancy {
     /// # Errors
     /// [`CoreError::NotFound`] for a target that does not exist (or is out
     /// of scope), [`CoreError::Denied`] as for creating that user,
-    /// [`CoreError::AlreadyExists`] when the email already has an account.
+    /// [`CoreError::AlreadyExists`] when the email belongs to an account
+    /// the inviter can see. An account outside the inviter's scope is not
+    /// revealed: the invitation is issued exactly as for a fresh email, and
+    /// the clash is answered only to whoever accepts it.
     pub async fn invite(
         &self,
         who: &Principal,
@@ -37,7 +41,7 @@ impl Tenancy {
         let placement = self.check(who, "create_invitation", target, entity).await?;
         let role = self.store.role(&who.scope(), new.role_id).await?;
         may_create_user(who, &role, &placement).map_err(refused(entity))?;
-        if self.store.credentials(&new.email).await?.is_some() {
+        if self.visible_account(who, &new.email).await? {
             return Err(CoreError::AlreadyExists {
                 entity: "user",
                 detail: format!("email {}", new.email),
@@ -71,7 +75,9 @@ impl Tenancy {
     /// # Errors
     /// [`CoreError::NotFound`] for an unknown token,
     /// [`CoreError::InvitationClosed`], [`CoreError::Password`] when the
-    /// password is refused, [`CoreError::AlreadyExists`].
+    /// password is refused, [`CoreError::AlreadyExists`] when the email has
+    /// an account by now (the invitation stays open; the answer names no
+    /// tenant).
     pub async fn accept_invitation(
         &self,
         token: &Secret,
@@ -99,11 +105,34 @@ impl Tenancy {
         }
         .build(placement.partner_company_id, true, self.now())?;
         let hash = hasher.hash_password(&answer.password).await?;
-        self.wrote(
-            self.store
-                .accept_invitation(token.hash(), &user, &hash, self.now())
-                .await,
-        )
+        let accepted = self
+            .store
+            .accept_invitation(token.hash(), &user, &hash, self.now())
+            .await;
+        self.wrote(accepted.map_err(|e| match e {
+            CoreError::AlreadyExists { entity: "user", .. } => CoreError::AlreadyExists {
+                entity: "user",
+                detail: "this email already has an account: sign in with it instead".into(),
+            },
+            other => other,
+        }))
+    }
+
+    /// Whether `email` belongs to an account `who` can see. The same two
+    /// reads run whether the email is taken or not (a fresh id is looked
+    /// up when it is not), so neither the answer nor its cost tells about
+    /// accounts outside `who`'s scope.
+    pub(super) async fn visible_account(&self, who: &Principal, email: &Email) -> Result<bool> {
+        let id = self
+            .store
+            .credentials(email)
+            .await?
+            .map_or_else(UserId::new, |c| c.user.id);
+        match self.store.user(&who.scope(), id).await {
+            Ok(_) => Ok(true),
+            Err(CoreError::NotFound { .. }) => Ok(false),
+            Err(e) => Err(e),
+        }
     }
 
     /// Declines an open invitation.

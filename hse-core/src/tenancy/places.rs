@@ -116,7 +116,9 @@ impl Tenancy {
     }
 
     /// Assigns a user of the organization to an establishment, optionally
-    /// with an establishment role (at or below the assigner's rank).
+    /// with an establishment role (at or below the assigner's rank). The
+    /// assignee must be someone the assigner may manage (rank at or below,
+    /// establishments within the assigner's).
     ///
     /// # Errors
     /// [`CoreError::NotFound`], [`CoreError::Denied`].
@@ -130,6 +132,10 @@ impl Tenancy {
         let target = Target::Establishment(establishment);
         self.check(who, "assign_establishment_user", target, "establishment")
             .await?;
+        if who.user_id != user {
+            let assignee = self.store.user(&who.scope(), user).await?;
+            self.check_manages(who, &assignee).await?;
+        }
         if let Some(role_id) = role {
             let role = self.store.role(&who.scope(), role_id).await?;
             may_give_role(who, &role)?;

@@ -1,12 +1,14 @@
 //! Users and roles through the service.
 
+use std::collections::BTreeSet;
+
 use super::{Tenancy, refused};
 use crate::error::{CoreError, Result};
-use crate::id::{OrganizationId, PartnerCompanyId, RoleId, UserId};
+use crate::id::{EstablishmentId, OrganizationId, PartnerCompanyId, RoleId, UserId};
 use crate::model::{NewUser, User, UserPatch};
 use crate::principal::{Principal, Resource, Scope};
 use crate::role::{NewRole, PermissionGrant, Role};
-use crate::rules::{may_create_role, may_create_user, may_give_role};
+use crate::rules::{may_create_role, may_create_user, may_manage_user};
 use crate::store::{Listing, Page, Target};
 
 impl Tenancy {
@@ -77,11 +79,31 @@ impl Tenancy {
         self.store.list_users(&who.scope(), page).await
     }
 
+    /// May `who` manage `target`, another user it sees? Its rank must be
+    /// at or below `who`'s and its establishments all `who`'s own
+    /// ([`may_manage_user`]); the target's rank and assignments are read
+    /// whole, not through `who`'s scope, so a hidden establishment counts.
+    pub(super) async fn check_manages(&self, who: &Principal, target: &User) -> Result<()> {
+        let role = self.store.role(&Scope::Platform, target.role_id).await?;
+        let held: BTreeSet<EstablishmentId> = self
+            .store
+            .assignments(&Scope::Platform, target.id)
+            .await?
+            .into_iter()
+            .map(|a| a.establishment_id)
+            .collect();
+        may_manage_user(who, role.hierarchy, &held)?;
+        Ok(())
+    }
+
     /// Updates a user's names or activity; deactivating needs
-    /// `delete_user` and a target at or below the principal's rank.
+    /// `delete_user`. Another user is changed only if `who` may manage
+    /// them: rank at or below, establishments within `who`'s own.
     ///
     /// # Errors
-    /// As [`Tenancy::user`], plus [`CoreError::Invalid`].
+    /// As [`Tenancy::user`], plus [`CoreError::Invalid`], and
+    /// [`CoreError::Denied`] ([`crate::Denied::RoleAboveCreator`] or
+    /// [`crate::Denied::EstablishmentsNotHeld`]) for a user out of reach.
     pub async fn update_user(&self, who: &Principal, id: UserId, patch: UserPatch) -> Result<User> {
         if who.user_id == id && patch.is_active == Some(false) {
             return Err(CoreError::invalid(
@@ -96,9 +118,8 @@ impl Tenancy {
         };
         self.check(who, needed, Target::User(id), "user").await?;
         let target = self.store.user(&who.scope(), id).await?;
-        let role = self.store.role(&Scope::Platform, target.role_id).await?;
         if who.user_id != id {
-            may_give_role(who, &role)?;
+            self.check_manages(who, &target).await?;
         }
         self.wrote(
             self.store
