@@ -345,6 +345,11 @@ impl DeviceStream for DevicesService {
                 "command_type must be 1-50 characters",
             ));
         }
+        if crate::commands::is_door_code_command(&req.command_type) {
+            return Err(Status::permission_denied(
+                "door-code commands are sent by the booking module only",
+            ));
+        }
         let request_id = match req.request_id.as_str() {
             "" => Uuid::now_v7(),
             text => Uuid::parse_str(text)
