@@ -76,7 +76,7 @@ pub struct DirectoryError(pub String);
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
 #[non_exhaustive]
 pub enum ErrorCode {
-    /// The line is longer than 64 KiB (the connection is closed).
+    /// The line is longer than 256 KiB (the connection is closed).
     FrameTooLarge,
     /// The line is not a JSON object.
     Malformed,

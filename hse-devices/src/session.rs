@@ -149,7 +149,7 @@ async fn handshake<R: FrameRead, W: FrameWrite>(
                 ctx,
                 writer,
                 ErrorCode::FrameTooLarge,
-                "frame larger than 64 KiB",
+                codec::FRAME_TOO_LARGE,
             )
             .await;
             return None;
@@ -318,7 +318,7 @@ impl Session {
                     &self.ctx,
                     writer,
                     ErrorCode::FrameTooLarge,
-                    "frame larger than 64 KiB",
+                    codec::FRAME_TOO_LARGE,
                 )
                 .await;
                 return Err(End::Refused);
