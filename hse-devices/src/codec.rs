@@ -156,7 +156,8 @@ pub enum Outbound {
         #[serde(skip_serializing_if = "std::ops::Not::not")]
         upto: bool,
     },
-    /// The frame `seq` was refused; none of its events were stored.
+    /// The frame `seq` was refused: none of its events were enqueued, except
+    /// with `outcome_unknown`, where they may have been (resend the frame).
     Nack {
         /// The refused frame.
         seq: u64,
@@ -164,6 +165,10 @@ pub enum Outbound {
         code: &'static str,
         /// Human-readable reason.
         message: String,
+        /// With `overloaded`, `unavailable` and `outcome_unknown`: how long
+        /// to wait before sending again, in milliseconds.
+        #[serde(skip_serializing_if = "Option::is_none")]
+        retry_after_ms: Option<u64>,
     },
     /// Answer to `ping`.
     Pong {

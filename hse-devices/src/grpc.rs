@@ -260,6 +260,24 @@ fn notified_event(event: pb::DeviceEvent, now_ms: i64) -> Result<Event, Status> 
     Ok(draft.into_event(origin, 0))
 }
 
+/// The status of a refused `NotifyDeviceEvents`, with the device
+/// protocol's `retry_after_ms` in the `retry-after-ms` metadata entry:
+/// `RESOURCE_EXHAUSTED` (overloaded) and `UNAVAILABLE` enqueued nothing;
+/// `DEADLINE_EXCEEDED` (outcome unknown) may have enqueued everything, and
+/// resending is safe (storage deduplicates by `event_id`).
+fn refused_status(e: IngestError) -> Status {
+    let mut status = match e {
+        IngestError::Overloaded { .. } => Status::resource_exhausted(e.to_string()),
+        IngestError::OutcomeUnknown { .. } => Status::deadline_exceeded(e.to_string()),
+        _ => Status::unavailable(e.to_string()),
+    };
+    let ms = e.retry_after().as_millis().to_string();
+    if let Ok(value) = ms.parse() {
+        status.metadata_mut().insert("retry-after-ms", value);
+    }
+    status
+}
+
 /// The stream type of `SubscribeToDeviceChanges`.
 pub type ChangeStream = Pin<Box<dyn Stream<Item = Result<pb::DeviceChangeEvent, Status>> + Send>>;
 
@@ -405,10 +423,7 @@ impl DeviceStream for DevicesService {
             .map(|e| notified_event(e, now))
             .collect::<Result<Vec<_>, _>>()?;
         if !events.is_empty() {
-            self.ingest.submit(&events).await.map_err(|e| match e {
-                IngestError::Overloaded => Status::resource_exhausted("overloaded; retry later"),
-                _ => Status::unavailable("queue unavailable; retry later"),
-            })?;
+            self.ingest.submit(&events).await.map_err(refused_status)?;
         }
         Ok(Response::new(pb::NotifyEventsResponse {
             success: true,
