@@ -8,12 +8,16 @@
 //!
 //! # Back-pressure that follows storage
 //! Events are refused with [`IngestError::Overloaded`] while the storage
-//! lag ([`EventQueue::storage_lag`]: the age of the oldest entry no writer
-//! has taken) is past [`Backpressure::max_lag`], and while the queue is past
-//! its high-water mark of entries or full (the in-process queue's memory
-//! bound). The lag is measured at most once per [`Backpressure::refresh`]
-//! (one caller measures, the others use the cached value), never per
-//! frame.
+//! lag is past [`Backpressure::max_lag`], and while the queue is past its
+//! high-water mark of entries or full (the in-process queue's memory
+//! bound). The lag is the longer of the age of the oldest entry no writer
+//! has taken and the time the writers need, at their recent pace, for the
+//! entries waiting: an entry enqueued now waits about that long. (The age
+//! alone reacts late: while it is under the bound, a fast fleet can admit
+//! many times what a slow writer stores in that time.) It is measured
+//! ([`EventQueue::storage_lag`]) at most once per
+//! [`Backpressure::refresh`]: one caller measures, the others use the
+//! cached value; never a round trip per frame.
 //!
 //! | outcome | code | `retry_after_ms` | were the events enqueued? |
 //! |---|---|---|---|
@@ -30,8 +34,8 @@
 //! `hse_devices_storage_lag_seconds`.
 
 use std::fmt;
-use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::{Arc, Mutex, PoisonError};
 use std::time::Duration;
 
 use tokio::time::Instant;
@@ -39,7 +43,7 @@ use tokio::time::Instant;
 use crate::error::{ErrorCode, QueueError};
 use crate::feed::ChangeFeed;
 use crate::model::Event;
-use crate::queue::EventQueue;
+use crate::queue::{EventQueue, LagSample};
 
 /// How long a device is asked to wait after `unavailable`,
 /// `outcome_unknown`, or `overloaded` from a full queue.
@@ -139,6 +143,56 @@ struct LagCache {
     /// the first.
     measured_ms: AtomicU64,
     measuring: AtomicBool,
+    pace: Mutex<Pace>,
+    /// What each entry admitted since the last measurement adds to the
+    /// lag, in microseconds (zero while the writers keep up).
+    per_entry_us: AtomicU64,
+    /// Entries admitted since the last measurement.
+    admitted: AtomicU64,
+}
+
+/// The writers' recent pace, from the `taken` counter of successive
+/// samples.
+#[derive(Debug, Default)]
+struct Pace {
+    last: Option<(Instant, u64)>,
+    /// Entries taken per second, smoothed.
+    per_second: f64,
+}
+
+/// Weight of the newest pace measurement.
+const PACE_WEIGHT: f64 = 0.3;
+
+impl Pace {
+    /// The lag `sample` implies, updating the pace, and the time each
+    /// further entry adds to it (zero when not counted). The pace counts
+    /// only once the oldest entry has waited `behind`: until then the
+    /// writers keep up, their pace is the fleet's, not what they could
+    /// take, and says nothing about how fast a burst would go.
+    fn lag(&mut self, sample: &LagSample, now: Instant, behind: Duration) -> (Duration, Duration) {
+        if let Some(taken) = sample.taken {
+            if let Some((at, before)) = self.last {
+                let elapsed = now.duration_since(at).as_secs_f64();
+                if elapsed > 0.0 {
+                    let recent = taken.saturating_sub(before) as f64 / elapsed;
+                    self.per_second = if self.per_second == 0.0 {
+                        recent
+                    } else {
+                        PACE_WEIGHT * recent + (1.0 - PACE_WEIGHT) * self.per_second
+                    };
+                }
+            }
+            self.last = Some((now, taken));
+        }
+        if self.per_second < 1.0 || sample.oldest_untaken < behind {
+            return (sample.oldest_untaken, Duration::ZERO);
+        }
+        let per_entry = Duration::from_secs_f64(1.0 / self.per_second);
+        let waiting = sample.untaken.map_or(Duration::ZERO, |n| {
+            Duration::try_from_secs_f64(n as f64 / self.per_second).unwrap_or(Duration::MAX)
+        });
+        (sample.oldest_untaken.max(waiting), per_entry)
+    }
 }
 
 impl LagCache {
@@ -148,6 +202,9 @@ impl LagCache {
             lag_ms: AtomicU64::new(0),
             measured_ms: AtomicU64::new(u64::MAX),
             measuring: AtomicBool::new(false),
+            pace: Mutex::new(Pace::default()),
+            per_entry_us: AtomicU64::new(0),
+            admitted: AtomicU64::new(0),
         }
     }
 
@@ -247,9 +304,17 @@ impl Ingest {
         }
         let _measuring = Measuring(cache);
         match tokio::time::timeout(MEASURE_TIMEOUT, self.queue.storage_lag()).await {
-            Ok(Ok(lag)) => {
+            Ok(Ok(sample)) => {
+                let (lag, per_entry) = cache
+                    .pace
+                    .lock()
+                    .unwrap_or_else(PoisonError::into_inner)
+                    .lag(&sample, Instant::now(), self.pressure.max_lag / 4);
                 let ms = u64::try_from(lag.as_millis()).unwrap_or(u64::MAX);
+                let us = u64::try_from(per_entry.as_micros()).unwrap_or(u64::MAX);
                 cache.lag_ms.store(ms, Ordering::Release);
+                cache.per_entry_us.store(us, Ordering::Release);
+                cache.admitted.store(0, Ordering::Release);
                 metrics::gauge!("hse_devices_storage_lag_seconds").set(lag.as_secs_f64());
             }
             Ok(Err(e)) => tracing::debug!(error = %e, "storage lag not measured"),
@@ -269,7 +334,7 @@ impl Ingest {
     /// sent and not answered in time: possibly everything was; the device
     /// resends with the same ids and storage deduplicates.
     pub async fn submit(&self, events: &[Event]) -> Result<(), IngestError> {
-        if let Err(e) = self.admit().await {
+        if let Err(e) = self.admit(events.len()).await {
             metrics::counter!("hse_devices_events_refused_total", "reason" => "overloaded")
                 .increment(events.len() as u64);
             return Err(e);
@@ -287,9 +352,18 @@ impl Ingest {
         }
     }
 
-    /// Whether the queue takes more now.
-    async fn admit(&self) -> Result<(), IngestError> {
-        let lag = self.storage_lag().await;
+    /// Whether the queue takes `n` more entries now: the lag measured, plus
+    /// what the entries admitted since add at the writers' pace (so a burst
+    /// between two measurements cannot overshoot the bound).
+    async fn admit(&self, n: usize) -> Result<(), IngestError> {
+        let measured = self.storage_lag().await;
+        let cache = &self.lag;
+        let admitted = cache.admitted.load(Ordering::Acquire);
+        let added = cache
+            .per_entry_us
+            .load(Ordering::Acquire)
+            .saturating_mul(admitted);
+        let lag = measured.saturating_add(Duration::from_micros(added));
         if lag > self.pressure.max_lag {
             return Err(IngestError::Overloaded {
                 retry_after: self.pressure.retry_after(lag),
@@ -302,6 +376,7 @@ impl Ingest {
                 retry_after: RETRY_AFTER,
             });
         }
+        cache.admitted.fetch_add(n as u64, Ordering::AcqRel);
         Ok(())
     }
 
@@ -338,6 +413,44 @@ impl Ingest {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn the_lag_counts_the_wait_of_what_is_queued_at_the_writers_pace() {
+        let mut pace = Pace::default();
+        let behind = Duration::from_millis(50);
+        let t0 = Instant::now();
+        let sample = |age_ms, untaken, taken| LagSample {
+            oldest_untaken: Duration::from_millis(age_ms),
+            untaken: Some(untaken),
+            taken: Some(taken),
+        };
+        // No pace known yet: the oldest entry's age.
+        let (lag, _) = pace.lag(&sample(100, 5000, 0), t0, behind);
+        assert_eq!(lag, Duration::from_millis(100));
+        // 200 taken in one second: 2,000 waiting take 10 s.
+        let t1 = t0 + Duration::from_secs(1);
+        let (lag, per_entry) = pace.lag(&sample(100, 2000, 200), t1, behind);
+        assert_eq!(
+            (lag, per_entry),
+            (Duration::from_secs(10), Duration::from_millis(5))
+        );
+        // Writers that keep up (nothing waited `behind`): the age alone,
+        // however slow the fleet made their pace.
+        let (lag, per_entry) = pace.lag(&sample(10, 2000, 200), t1, behind);
+        assert_eq!(
+            (lag, per_entry),
+            (Duration::from_millis(10), Duration::ZERO)
+        );
+        // Nothing waiting: the age alone.
+        let t2 = t1 + Duration::from_secs(1);
+        assert_eq!(pace.lag(&sample(0, 0, 400), t2, behind).0, Duration::ZERO);
+        // A backend that cannot count: the age alone.
+        let unknown = LagSample {
+            oldest_untaken: Duration::from_millis(700),
+            ..LagSample::default()
+        };
+        assert_eq!(pace.lag(&unknown, t2, behind).0, Duration::from_millis(700));
+    }
 
     #[test]
     fn retry_after_grows_with_the_excess_lag_within_bounds() {

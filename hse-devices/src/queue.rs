@@ -46,10 +46,21 @@ pub trait EventQueue: Send + Sync + fmt::Debug {
     async fn enqueue(&self, events: &[Event]) -> Result<(), QueueError>;
     /// Entries enqueued and not yet acked (last known value; cheap).
     fn backlog(&self) -> u64;
-    /// Age of the oldest entry no consumer has taken yet (zero when there
-    /// is none): how far storage lags behind. May cost a round trip to the
+    /// How far storage lags behind now. May cost a round trip to the
     /// backend; [`Ingest`](crate::ingest::Ingest) caches it.
-    async fn storage_lag(&self) -> Result<Duration, QueueError>;
+    async fn storage_lag(&self) -> Result<LagSample, QueueError>;
+}
+
+/// One measurement of the storage lag.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct LagSample {
+    /// Age of the oldest entry no consumer has taken yet (zero when none).
+    pub oldest_untaken: Duration,
+    /// Entries no consumer has taken yet, when the backend can tell.
+    pub untaken: Option<u64>,
+    /// Entries taken by consumers since some fixed origin (a counter), when
+    /// the backend can tell.
+    pub taken: Option<u64>,
 }
 
 /// The consumer side, used by the batch writer.
@@ -85,6 +96,8 @@ struct Entries {
     pending: BTreeMap<u64, Pending>,
     /// The footprint of every entry in `ready` and `pending`.
     bytes: usize,
+    /// Entries consumers have taken from `ready`, ever.
+    taken: u64,
 }
 
 #[derive(Debug)]
@@ -183,12 +196,16 @@ impl EventQueue for MemoryQueue {
         (entries.ready.len() + entries.pending.len()) as u64
     }
 
-    async fn storage_lag(&self) -> Result<Duration, QueueError> {
+    async fn storage_lag(&self) -> Result<LagSample, QueueError> {
         let entries = self.lock();
-        Ok(entries
-            .ready
-            .front()
-            .map_or(Duration::ZERO, |(_, at, _)| at.elapsed()))
+        Ok(LagSample {
+            oldest_untaken: entries
+                .ready
+                .front()
+                .map_or(Duration::ZERO, |(_, at, _)| at.elapsed()),
+            untaken: Some(entries.ready.len() as u64),
+            taken: Some(entries.taken),
+        })
     }
 }
 
@@ -218,6 +235,7 @@ impl MemoryConsumer {
         let mut entries = self.queue.lock();
         let n = max.min(entries.ready.len());
         let taken: Vec<_> = entries.ready.drain(..n).collect();
+        entries.taken += n as u64;
         let now = Instant::now();
         taken
             .into_iter()
@@ -377,14 +395,25 @@ mod tests {
     #[tokio::test(start_paused = true)]
     async fn the_lag_is_the_age_of_the_oldest_entry_not_taken() {
         let q = MemoryQueue::new(100, None);
-        assert_eq!(q.storage_lag().await.unwrap(), Duration::ZERO);
+        assert_eq!(
+            q.storage_lag().await.unwrap().oldest_untaken,
+            Duration::ZERO
+        );
         q.enqueue(&[event(1)]).await.unwrap();
         tokio::time::advance(Duration::from_secs(3)).await;
         q.enqueue(&[event(2)]).await.unwrap();
-        assert_eq!(q.storage_lag().await.unwrap(), Duration::from_secs(3));
+        let lag = q.storage_lag().await.unwrap();
+        assert_eq!(
+            (lag.oldest_untaken, lag.untaken, lag.taken),
+            (Duration::from_secs(3), Some(2), Some(0))
+        );
         let c = q.consumer("w");
         assert_eq!(c.read(1, Duration::ZERO).await.unwrap().len(), 1);
-        assert_eq!(q.storage_lag().await.unwrap(), Duration::ZERO);
+        let lag = q.storage_lag().await.unwrap();
+        assert_eq!(
+            (lag.oldest_untaken, lag.untaken, lag.taken),
+            (Duration::ZERO, Some(1), Some(1))
+        );
     }
 
     #[tokio::test]

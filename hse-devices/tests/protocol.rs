@@ -18,8 +18,12 @@ use tokio::net::TcpStream;
 use tokio::net::tcp::{OwnedReadHalf, OwnedWriteHalf};
 use tokio_util::sync::CancellationToken;
 
+#[path = "protocol/backpressure.rs"]
+mod backpressure;
 #[path = "protocol/edge.rs"]
 mod edge;
+#[path = "support/fleet.rs"]
+mod fleet;
 
 struct Node {
     addr: std::net::SocketAddr,

@@ -16,9 +16,10 @@
 //! 500 ms used to turn a slow but successful `XADD` into `unavailable`,
 //! and the device resent events that were already in.
 //!
-//! [`RedisQueue::storage_lag`] is one script round trip: the age, by the
-//! Redis clock, of the first entry after the consumer group's last
-//! delivered one (the oldest entry no writer has taken).
+//! The storage lag is one script round trip: the age, by the Redis clock,
+//! of the first entry after the consumer group's last delivered one (the
+//! oldest entry no writer has taken), and the group's `lag` and
+//! `entries-read` counters (Redis 7).
 
 use std::collections::BTreeMap;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -33,7 +34,7 @@ use redis::{AsyncCommands, AsyncConnectionConfig, Client, RedisError};
 use super::{GROUP, Keys, unavailable};
 use crate::error::QueueError;
 use crate::model::Event;
-use crate::queue::EventQueue;
+use crate::queue::{EventQueue, LagSample};
 use crate::state::LastEvent;
 
 /// Default longest wait for an enqueue's answer.
@@ -41,22 +42,28 @@ pub const DEFAULT_ENQUEUE_TIMEOUT: Duration = Duration::from_secs(5);
 /// Longest wait for a new connection.
 const CONNECT_TIMEOUT: Duration = Duration::from_secs(2);
 
-/// `{now_s, now_us, id}`: the Redis time and the id of the first entry of
-/// stream `KEYS[1]` after the last one group `ARGV[1]` delivered (`""` when
-/// there is none); empty when the stream does not exist.
+/// `{now_s, now_us, id, lag, entries_read}`: the Redis time, the id of the
+/// first entry of stream `KEYS[1]` after the last one group `ARGV[1]`
+/// delivered (`""` when there is none), and the group's `lag` (entries not
+/// delivered) and `entries-read` counter (`""` when Redis cannot tell);
+/// empty when the stream does not exist.
 const OLDEST_UNTAKEN: &str = r"
 if redis.call('EXISTS', KEYS[1]) == 0 then return {} end
-local last = '0-0'
+local last, lag, read = '0-0', '', ''
 for _, group in ipairs(redis.call('XINFO', 'GROUPS', KEYS[1])) do
     local fields = {}
     for i = 1, #group, 2 do fields[group[i]] = group[i + 1] end
-    if fields['name'] == ARGV[1] then last = fields['last-delivered-id'] end
+    if fields['name'] == ARGV[1] then
+        last = fields['last-delivered-id']
+        if fields['lag'] then lag = tostring(fields['lag']) end
+        if fields['entries-read'] then read = tostring(fields['entries-read']) end
+    end
 end
 local first = redis.call('XRANGE', KEYS[1], '(' .. last, '+', 'COUNT', 1)
 local now = redis.call('TIME')
 local id = ''
 if #first > 0 then id = first[1][1] end
-return {now[1], now[2], id}";
+return {now[1], now[2], id, lag, read}";
 
 /// The queue's own connection, made again after it broke.
 struct Link {
@@ -252,7 +259,7 @@ impl EventQueue for RedisQueue {
         self.backlog.load(Ordering::Relaxed)
     }
 
-    async fn storage_lag(&self) -> Result<Duration, QueueError> {
+    async fn storage_lag(&self) -> Result<LagSample, QueueError> {
         static SCRIPT: LazyLock<redis::Script> =
             LazyLock::new(|| redis::Script::new(OLDEST_UNTAKEN));
         let mut conn = self.link.get().await.map_err(unavailable)?;
@@ -262,16 +269,20 @@ impl EventQueue for RedisQueue {
             .invoke_async(&mut conn)
             .await
             .map_err(unavailable)?;
-        let [secs, micros, id] = reply.as_slice() else {
-            return Ok(Duration::ZERO);
+        let [secs, micros, id, lag, read] = reply.as_slice() else {
+            return Ok(LagSample::default());
         };
         let (Ok(secs), Ok(micros)) = (secs.parse::<u64>(), micros.parse::<u64>()) else {
             return Err(QueueError::Corrupt("TIME is not numeric".to_owned()));
         };
         let now_ms = secs * 1000 + micros / 1000;
-        Ok(id_ms(id).map_or(Duration::ZERO, |ms| {
-            Duration::from_millis(now_ms.saturating_sub(ms))
-        }))
+        Ok(LagSample {
+            oldest_untaken: id_ms(id).map_or(Duration::ZERO, |ms| {
+                Duration::from_millis(now_ms.saturating_sub(ms))
+            }),
+            untaken: lag.parse().ok(),
+            taken: read.parse().ok(),
+        })
     }
 }
 
