@@ -5,9 +5,9 @@
 //! server): `{p}events` (stream, consumer group `writers`),
 //! `{p}state:{device_id}` (hash), `{p}dlq` and `{p}dlq:permanent` (streams).
 //!
-//! An enqueue is one pipelined round trip: an `XADD` per event, an `HSET`
-//! of each device's state, and an `XLEN` that refreshes the backlog used for
-//! back-pressure. Entries leave the stream only after the batch writer's
+//! An enqueue is one pipelined round trip on the queue's own connection
+//! (`RedisQueue`, in `queue`: what its failures mean, and the storage lag
+//! back-pressure follows). Entries leave the stream only after the batch writer's
 //! commit: one script acks them and trims the stream below the oldest entry
 //! still pending (`XTRIM MINID`, which frees whole stream nodes, where the
 //! `XDEL` of a thousand ids kept Redis busy ~0.5 ms while every device's
@@ -15,8 +15,7 @@
 //! the same reason. Blocking reads use a dedicated connection, so they
 //! never stall the producers' multiplexed one.
 
-use std::collections::{BTreeMap, HashMap};
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::collections::HashMap;
 use std::sync::{LazyLock, PoisonError};
 use std::time::Duration;
 
@@ -29,8 +28,12 @@ use redis::{AsyncCommands, Client, RedisError, Value};
 use crate::dlq::{DeadLetter, DeadLetters};
 use crate::error::QueueError;
 use crate::model::Event;
-use crate::queue::{Delivery, DeliveryId, EventQueue, QueueConsumer};
+use crate::queue::{Delivery, DeliveryId, QueueConsumer};
 use crate::state::{Connection, DeviceState, LastEvent, StateStore};
+
+mod queue;
+
+pub use queue::{DEFAULT_ENQUEUE_TIMEOUT, RedisQueue};
 
 /// The consumer group of the batch writers.
 pub const GROUP: &str = "writers";
@@ -135,108 +138,6 @@ pub async fn connect(
     ConnectionManager::new_with_config(client.clone(), config)
         .await
         .map_err(unavailable)
-}
-
-/// The producer side of the events stream.
-#[derive(Debug)]
-pub struct RedisQueue {
-    conn: ConnectionManager,
-    keys: Keys,
-    backlog: AtomicU64,
-    relay_len: Option<usize>,
-}
-
-impl RedisQueue {
-    /// The queue under `keys`; creates the stream and consumer group.
-    ///
-    /// # Errors
-    /// [`QueueError::Unavailable`] if Redis fails.
-    pub async fn new(conn: ConnectionManager, keys: Keys) -> Result<Self, QueueError> {
-        let mut c = conn.clone();
-        let created: Result<(), RedisError> =
-            c.xgroup_create_mkstream(keys.events(), GROUP, "0").await;
-        match created {
-            Err(e) if e.code() != Some("BUSYGROUP") => return Err(unavailable(e)),
-            _ => {}
-        }
-        let backlog: u64 = c.xlen(keys.events()).await.map_err(unavailable)?;
-        Ok(Self {
-            conn,
-            keys,
-            backlog: AtomicU64::new(backlog),
-            relay_len: None,
-        })
-    }
-
-    /// Also appends each event to the change stream `{p}changes` (capped
-    /// near `keep` entries) in the same round trip, for [`ChangeRelay`].
-    #[must_use]
-    pub fn with_change_stream(mut self, keep: usize) -> Self {
-        self.relay_len = Some(keep);
-        self
-    }
-}
-
-/// The `HSET` fields of each device's state for these events.
-fn state_fields(events: &[Event]) -> Result<BTreeMap<DeviceId, Vec<(String, String)>>, QueueError> {
-    let mut per_device: BTreeMap<DeviceId, BTreeMap<String, String>> = BTreeMap::new();
-    for event in events {
-        let fields = per_device.entry(event.device_id).or_default();
-        let last = serde_json::to_string(&LastEvent::of(event))
-            .map_err(|e| QueueError::Corrupt(e.to_string()))?;
-        fields.insert(format!("last:{}", event.event_type), last);
-        fields.insert("last_seen_ms".to_owned(), event.ts_ms.to_string());
-    }
-    Ok(per_device
-        .into_iter()
-        .map(|(d, f)| (d, f.into_iter().collect()))
-        .collect())
-}
-
-#[async_trait]
-impl EventQueue for RedisQueue {
-    async fn enqueue(&self, events: &[Event]) -> Result<(), QueueError> {
-        let stream = self.keys.events();
-        let mut pipe = redis::pipe();
-        for event in events {
-            let json =
-                serde_json::to_string(event).map_err(|e| QueueError::Corrupt(e.to_string()))?;
-            pipe.cmd("XADD")
-                .arg(&stream)
-                .arg("*")
-                .arg("e")
-                .arg(json)
-                .ignore();
-        }
-        for (device_id, fields) in state_fields(events)? {
-            pipe.hset_multiple(self.keys.state(device_id), &fields)
-                .ignore();
-        }
-        if let Some(keep) = self.relay_len {
-            for event in events {
-                let json =
-                    serde_json::to_string(event).map_err(|e| QueueError::Corrupt(e.to_string()))?;
-                pipe.cmd("XADD")
-                    .arg(self.keys.changes())
-                    .arg("MAXLEN")
-                    .arg("~")
-                    .arg(keep)
-                    .arg("*")
-                    .arg("e")
-                    .arg(json)
-                    .ignore();
-            }
-        }
-        pipe.xlen(&stream);
-        let mut conn = self.conn.clone();
-        let (len,): (u64,) = pipe.query_async(&mut conn).await.map_err(unavailable)?;
-        self.backlog.store(len, Ordering::Relaxed);
-        Ok(())
-    }
-
-    fn backlog(&self) -> u64 {
-        self.backlog.load(Ordering::Relaxed)
-    }
 }
 
 /// One batch writer's view of the consumer group.

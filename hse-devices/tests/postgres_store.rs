@@ -392,7 +392,7 @@ async fn a_writer_killed_repeatedly_loses_and_duplicates_nothing(pool: PgPool) {
     let prefix = format!("hse-test:{}:", uuid::Uuid::new_v4());
     let keys = Keys::new(&prefix);
     let conn = connect(&client, Duration::from_secs(5)).await.unwrap();
-    let queue = Arc::new(RedisQueue::new(conn.clone(), keys.clone()).await.unwrap());
+    let queue = Arc::new(RedisQueue::new(&client, keys.clone()).await.unwrap());
     let dlq = Arc::new(RedisDeadLetters::new(conn.clone(), keys.clone()));
 
     let producer = {
@@ -541,7 +541,7 @@ async fn a_database_outage_under_load_loses_nothing_and_dead_letters_nothing(poo
     let prefix = format!("hse-test:{}:", uuid::Uuid::new_v4());
     let keys = Keys::new(&prefix);
     let conn = connect(&client, Duration::from_secs(5)).await.unwrap();
-    let queue = Arc::new(RedisQueue::new(conn.clone(), keys.clone()).await.unwrap());
+    let queue = Arc::new(RedisQueue::new(&client, keys.clone()).await.unwrap());
     let dlq = Arc::new(RedisDeadLetters::new(conn.clone(), keys.clone()));
     let consumer = RedisConsumer::new(&client, keys.clone(), "writer-1")
         .await
@@ -642,7 +642,7 @@ async fn a_writer_process_sigkilled_repeatedly_loses_and_duplicates_nothing(pool
     let prefix = format!("hse-test:{}:", uuid::Uuid::new_v4());
     let keys = Keys::new(&prefix);
     let conn = connect(&client, Duration::from_secs(5)).await.unwrap();
-    let queue = Arc::new(RedisQueue::new(conn.clone(), keys.clone()).await.unwrap());
+    let queue = Arc::new(RedisQueue::new(&client, keys.clone()).await.unwrap());
     let spawn = || {
         std::process::Command::new(env!("CARGO_BIN_EXE_hse-devices-writer"))
             .env("HSE_DATABASE_URL", &database_url)

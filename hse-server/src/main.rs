@@ -76,6 +76,10 @@ ENVIRONMENT (a bad value stops start-up naming the variable, or the file and key
     HSE_GRPC_TOKEN         bearer token gRPC callers must send, >= 32 chars
                            (gRPC is a service interface, not per tenant)  [none: loopback only]
     HSE_DEVICE_TCP_ADDR    device TCP listen address                     [127.0.0.1:7700]
+    HSE_INGEST_MAX_LAG_MS  nack overloaded while storage lags more, ms   [5000]
+    HSE_INGEST_ENQUEUE_TIMEOUT_MS  wait for Redis to answer an enqueue, then
+                           nack outcome_unknown, ms (100..=60000)        [5000]
+    HSE_INGEST_MEMORY_QUEUE_MB  in-process queue memory bound, MiB       [256]
     HSE_ROLES              same as --roles                               [api,grpc,ingest,workers]
     HSE_DATABASE_URL       PostgreSQL URL; unset runs in memory (NOTHING IS DURABLE)
                            (a role bound by row-level security: no SUPERUSER,

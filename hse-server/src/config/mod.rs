@@ -15,6 +15,9 @@
 //! | `HSE_GRPC_ADDR` | `127.0.0.1:50051` | gRPC listen address (`host:port`, as `HSE_HTTP_ADDR`) |
 //! | `HSE_GRPC_TOKEN` | unset | bearer token gRPC clients must send (≥32 chars); required off loopback |
 //! | `HSE_DEVICE_TCP_ADDR` | `127.0.0.1:7700` | device TCP listen address (`host:port`, as `HSE_HTTP_ADDR`) |
+//! | `HSE_INGEST_MAX_LAG_MS` | `5000` | devices get `nack overloaded` (with `retry_after_ms`) while the oldest event no writer has taken is older than this (100 to 3600000) |
+//! | `HSE_INGEST_ENQUEUE_TIMEOUT_MS` | `5000` | how long a frame waits for Redis to answer its enqueue; past it the device gets `nack outcome_unknown` (100 to 60000) |
+//! | `HSE_INGEST_MEMORY_QUEUE_MB` | `256` | memory bound of the in-process queue (without Redis), MiB (1 to 65536) |
 //! | `HSE_ROLES` | `api,grpc,ingest,workers` | what this process runs (also `--roles`) |
 //! | `HSE_CORS_ORIGINS` | unset | comma-separated browser origins allowed to call the API |
 //! | `HSE_LOG_FORMAT` | `text` | `text` or `json` |
@@ -159,6 +162,52 @@ pub struct Config {
     pub connections: crate::connections::Limits,
     /// Time a device connection has for its `hello` frame.
     pub device_hello_timeout: Duration,
+    /// Device ingest back-pressure and timeouts.
+    pub ingest: IngestSettings,
+}
+
+/// `HSE_INGEST_*`: when devices are asked to slow down, and how long an
+/// enqueue may take.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct IngestSettings {
+    /// `overloaded` while storage lags more than this.
+    pub max_lag: Duration,
+    /// Longest wait for Redis to answer an enqueue.
+    pub enqueue_timeout: Duration,
+    /// The in-process queue's memory bound, bytes.
+    pub memory_queue_bytes: usize,
+}
+
+impl IngestSettings {
+    fn from_env(get: &impl Fn(&str) -> Option<String>) -> Result<Self, ConfigError> {
+        let max_lag = bounded(get, "HSE_INGEST_MAX_LAG_MS", "5000", 100..=3_600_000)?;
+        let timeout = bounded(get, "HSE_INGEST_ENQUEUE_TIMEOUT_MS", "5000", 100..=60_000)?;
+        let mib = bounded(get, "HSE_INGEST_MEMORY_QUEUE_MB", "256", 1..=65_536)?;
+        Ok(Self {
+            max_lag: Duration::from_millis(max_lag),
+            enqueue_timeout: Duration::from_millis(timeout),
+            memory_queue_bytes: usize::try_from(mib)
+                .unwrap_or(usize::MAX)
+                .saturating_mul(1024 * 1024),
+        })
+    }
+}
+
+/// A whole number read from `variable` that must lie within `range`.
+fn bounded(
+    get: &impl Fn(&str) -> Option<String>,
+    variable: &'static str,
+    default: &str,
+    range: std::ops::RangeInclusive<u64>,
+) -> Result<u64, ConfigError> {
+    let n: u64 = parse(get, variable, default)?;
+    if !range.contains(&n) {
+        return Err(bad(
+            variable,
+            format!("`{n}` is outside {}..={}", range.start(), range.end()),
+        ));
+    }
+    Ok(n)
 }
 
 /// Which parts of the server this process runs, so the API can be
@@ -307,6 +356,7 @@ impl Config {
                 "HSE_DEVICE_HELLO_TIMEOUT_MS",
                 "10000",
             )?),
+            ingest: IngestSettings::from_env(&get)?,
         })
     }
 }
@@ -520,6 +570,24 @@ mod tests {
         ] {
             let err = config(&[(var, value)]).unwrap_err();
             assert_eq!(err.variable, var);
+        }
+    }
+
+    #[test]
+    fn ingest_settings_default_and_refuse_values_out_of_range() {
+        let c = config(&[]).unwrap();
+        assert_eq!(c.ingest.max_lag, Duration::from_secs(5));
+        assert_eq!(c.ingest.enqueue_timeout, Duration::from_secs(5));
+        assert_eq!(c.ingest.memory_queue_bytes, 256 * 1024 * 1024);
+        let c = config(&[("HSE_INGEST_MAX_LAG_MS", "250")]).unwrap();
+        assert_eq!(c.ingest.max_lag, Duration::from_millis(250));
+        for (var, value) in [
+            ("HSE_INGEST_MAX_LAG_MS", "0"),
+            ("HSE_INGEST_MAX_LAG_MS", "soon"),
+            ("HSE_INGEST_ENQUEUE_TIMEOUT_MS", "60001"),
+            ("HSE_INGEST_MEMORY_QUEUE_MB", "0"),
+        ] {
+            assert_eq!(config(&[(var, value)]).unwrap_err().variable, var);
         }
     }
 

@@ -43,13 +43,14 @@ pub(super) const MAX_LIMIT: u32 = 500;
 /// timeout, so a silent device is always `device_timeout`, never a 408.
 const MAX_COMMAND_TIMEOUT_MS: u64 = 25_000;
 const _: () = assert!((MAX_COMMAND_TIMEOUT_MS as u128) < super::REQUEST_TIMEOUT.as_millis());
-/// Largest command params, serialized (a device frame is at most 64 KiB).
+/// Largest command params, serialized (a device frame is at most 256 KiB).
 const MAX_PARAMS_BYTES: usize = 16 * 1024;
 /// Longest aggregates range.
 const MAX_AGGREGATE_DAYS: i64 = 400;
-/// Largest WebSocket message accepted (frames over 64 KiB are refused by
-/// the session with `frame_too_large`).
-const MAX_WS_MESSAGE: usize = 128 * 1024;
+/// Largest WebSocket message accepted: twice the frame limit, so a frame
+/// over `MAX_FRAME_BYTES` (256 KiB) reaches the session, which refuses it
+/// with `frame_too_large` as on TCP.
+const MAX_WS_MESSAGE: usize = 2 * hse_devices::codec::MAX_FRAME_BYTES;
 
 /// The device routes of the `api` role.
 pub fn routes() -> Router<AppState> {
