@@ -12,6 +12,7 @@ mod line_device;
 mod onboarding;
 
 mod binary;
+mod cluster;
 mod e2e;
 mod operator;
 mod services;
