@@ -17,3 +17,4 @@ mod e2e;
 mod operator;
 mod services;
 mod shutdown;
+mod writer;
