@@ -234,6 +234,19 @@ impl Connections {
         false
     }
 
+    /// Every session held here, as it was announced (the command bus
+    /// announces them again after a Redis outage).
+    #[must_use]
+    pub fn sessions(&self) -> Vec<Announcement> {
+        self.links()
+            .iter()
+            .map(|(&device_id, link)| Announcement {
+                device_id,
+                since_ms: link.since_ms,
+            })
+            .collect()
+    }
+
     /// Whether the device has a session here.
     #[must_use]
     pub fn is_connected(&self, device_id: DeviceId) -> bool {

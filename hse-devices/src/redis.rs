@@ -113,6 +113,12 @@ impl Keys {
         format!("{}state:{device_id}", self.prefix)
     }
 
+    /// The marker of an event already dead-lettered.
+    #[must_use]
+    pub fn dlq_event(&self, device_id: DeviceId, event_id: uuid::Uuid) -> String {
+        format!("{}dlq:event:{device_id}:{event_id}", self.prefix)
+    }
+
     /// The retrying (`false`) or permanent (`true`) dead-letter stream.
     #[must_use]
     pub fn dlq(&self, permanent: bool) -> String {
@@ -383,7 +389,37 @@ fn state_from_fields(fields: &HashMap<String, String>) -> DeviceState {
     }
 }
 
+/// How long a dead-lettered event's marker keeps a second writer from
+/// dead-lettering it again (a day: far longer than any redelivery).
+const DLQ_EVENT_TTL_SECONDS: u64 = 86_400;
+
+/// Adds the letter `ARGV[1]` to the stream `KEYS[2]` unless the event's
+/// marker `KEYS[1]` exists (another writer dead-lettered it already);
+/// sets the marker for `ARGV[2]` seconds. Returns 1 when added.
+const ADD_ONCE: &str = r"
+if redis.call('SET', KEYS[1], '1', 'NX', 'EX', ARGV[2]) then
+    redis.call('XADD', KEYS[2], '*', 'l', ARGV[1])
+    return 1
+end
+return 0";
+
+/// Replaces entry `ARGV[1]` of `KEYS[1]` by the letter `ARGV[2]` in
+/// `KEYS[2]`, only if the entry was still there: of several writers that
+/// retried the same letter at once, one moves it and the others change
+/// nothing. Returns 1 when moved.
+const MOVE_IF_THERE: &str = r"
+if redis.call('XDEL', KEYS[1], ARGV[1]) == 1 then
+    redis.call('XADD', KEYS[2], '*', 'l', ARGV[2])
+    return 1
+end
+return 0";
+
 /// Dead letters in the streams `{p}dlq` (retrying) and `{p}dlq:permanent`.
+///
+/// One letter per event whatever the number of writers: adding sets a
+/// per-event marker first (`SET NX`), and a retry's update moves the
+/// letter only if its entry is still there (`XDEL` returned 1), in one
+/// script each.
 #[derive(Clone, Debug)]
 pub struct RedisDeadLetters {
     conn: ConnectionManager,
@@ -457,11 +493,16 @@ impl DeadLetters for RedisDeadLetters {
             permanent: false,
         };
         let mut conn = self.conn.clone();
-        let _: String = conn
-            .xadd(self.keys.dlq(false), "*", &[("l", encode_letter(&letter)?)])
+        static SCRIPT: LazyLock<redis::Script> = LazyLock::new(|| redis::Script::new(ADD_ONCE));
+        SCRIPT
+            .key(self.keys.dlq_event(event.device_id, event.event_id))
+            .key(self.keys.dlq(false))
+            .arg(encode_letter(&letter)?)
+            .arg(DLQ_EVENT_TTL_SECONDS)
+            .invoke_async::<i64>(&mut conn)
             .await
-            .map_err(unavailable)?;
-        Ok(())
+            .map(drop)
+            .map_err(unavailable)
     }
 
     async fn due(&self, now_ms: i64, max: usize) -> Result<Vec<DeadLetter>, QueueError> {
@@ -475,18 +516,18 @@ impl DeadLetters for RedisDeadLetters {
 
     async fn update(&self, letter: &DeadLetter) -> Result<(), QueueError> {
         let (was_permanent, entry) = split_id(&letter.id).ok_or(QueueError::NotFound)?;
-        let mut pipe = redis::pipe();
-        pipe.atomic()
-            .xdel(self.keys.dlq(was_permanent), &[entry])
-            .ignore()
-            .xadd(
-                self.keys.dlq(letter.permanent),
-                "*",
-                &[("l", encode_letter(letter)?)],
-            )
-            .ignore();
         let mut conn = self.conn.clone();
-        pipe.query_async::<()>(&mut conn).await.map_err(unavailable)
+        static SCRIPT: LazyLock<redis::Script> =
+            LazyLock::new(|| redis::Script::new(MOVE_IF_THERE));
+        SCRIPT
+            .key(self.keys.dlq(was_permanent))
+            .key(self.keys.dlq(letter.permanent))
+            .arg(entry)
+            .arg(encode_letter(letter)?)
+            .invoke_async::<i64>(&mut conn)
+            .await
+            .map(drop)
+            .map_err(unavailable)
     }
 
     async fn remove(&self, letter: &DeadLetter) -> Result<(), QueueError> {
