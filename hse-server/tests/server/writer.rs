@@ -74,8 +74,7 @@ impl Rig {
     }
 
     async fn queue(&self) -> Arc<RedisQueue> {
-        let conn = connect(&self.client, Duration::from_secs(5)).await.unwrap();
-        Arc::new(RedisQueue::new(conn, self.keys.clone()).await.unwrap())
+        Arc::new(RedisQueue::new(&self.client, self.keys.clone()).await.unwrap())
     }
 
     async fn count(&self, sql: &str) -> i64 {
