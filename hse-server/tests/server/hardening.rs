@@ -348,3 +348,98 @@ async fn invented_methods_and_paths_add_no_metric_series() {
         "/metrics grew from {before} to {after} bytes after 1,000 invented methods and paths"
     );
 }
+
+/// The server's resident memory in KiB.
+fn rss_kib(pid: u32) -> u64 {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).expect("procfs");
+    status
+        .lines()
+        .find_map(|l| l.strip_prefix("VmRSS:"))
+        .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
+        .expect("VmRSS")
+}
+
+/// Waits until the HTTP listener reports `wanted` open connections
+/// (counting the one asking).
+async fn open_connections_reach(addr: SocketAddr, wanted: impl Fn(u64) -> bool) -> u64 {
+    let mut open = 0;
+    for _ in 0..600 {
+        let mut stream = TcpStream::connect(addr).await.unwrap();
+        stream
+            .write_all(b"GET /metrics HTTP/1.1\r\nHost: hse\r\n\r\n")
+            .await
+            .unwrap();
+        let (_, body) = answer(&mut stream).await.expect("metrics answer");
+        open = String::from_utf8_lossy(&body)
+            .lines()
+            .find_map(|l| l.strip_prefix(r#"hse_connections_open{listener="http"} "#))
+            .and_then(|v| v.trim().parse().ok())
+            .unwrap_or(0);
+        if wanted(open) {
+            return open;
+        }
+        drop(stream);
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    panic!("the server still reports {open} open connections");
+}
+
+/// Opens `n` connections spread over 50 loopback sources; each sends
+/// `first` (and, when `answered`, reads its answer).
+async fn hold(addr: SocketAddr, n: usize, first: &[u8], answered: bool) -> Vec<TcpStream> {
+    let mut held = Vec::with_capacity(n);
+    for i in 0..n {
+        let mut stream = connect_from(&format!("127.0.0.{}", 2 + i % 50), addr).await;
+        stream.write_all(first).await.unwrap();
+        if answered {
+            assert!(answer(&mut stream).await.is_some(), "connection {i} unanswered");
+        }
+        held.push(stream);
+    }
+    held
+}
+
+#[tokio::test]
+#[ignore = "a measurement: 10,000 connections; run with --ignored --nocapture"]
+async fn resident_memory_before_during_and_after_ten_thousand_connections() {
+    const N: usize = 10_000;
+    let server = binary::start([
+        ("HSE_MAX_CONNECTIONS", "20000"),
+        ("HSE_MAX_CONNECTIONS_PER_IP", "20000"),
+        ("HSE_HEADER_TIMEOUT_MS", "300000"),
+        ("HSE_IDLE_TIMEOUT_MS", "300000"),
+    ]);
+    open_connections_reach(server.http, |n| n == 1).await;
+    let mut figures = vec![("before", rss_kib(server.pid()))];
+    for round in 1..=2 {
+        let half_open = hold(server.http, N, b"GET /health/liveness HTTP/1.1\r\nHost: h", false).await;
+        open_connections_reach(server.http, |n| n > N as u64).await;
+        figures.push(("10,000 half-open", rss_kib(server.pid())));
+        drop(half_open);
+        open_connections_reach(server.http, |n| n == 1).await;
+        tokio::time::sleep(Duration::from_secs(1)).await;
+        figures.push(("after they closed", rss_kib(server.pid())));
+        let idle = hold(
+            server.http,
+            N,
+            b"GET /health/liveness HTTP/1.1\r\nHost: h\r\n\r\n",
+            true,
+        )
+        .await;
+        open_connections_reach(server.http, |n| n > N as u64).await;
+        figures.push(("10,000 idle keep-alive", rss_kib(server.pid())));
+        drop(idle);
+        open_connections_reach(server.http, |n| n == 1).await;
+        tokio::time::sleep(Duration::from_secs(1)).await;
+        figures.push(("after they closed", rss_kib(server.pid())));
+        eprintln!("round {round}:");
+    }
+    for (moment, kib) in &figures {
+        eprintln!("{moment:>24}: {:>8.1} MiB", *kib as f64 / 1024.0);
+    }
+    let (before, last) = (figures[0].1, figures[figures.len() - 1].1);
+    assert!(
+        last < before + 64 * 1024,
+        "resident memory grew from {before} to {last} KiB after the connections closed"
+    );
+}
