@@ -17,6 +17,12 @@ use hse_server::{Config, build, shutdown_signal, telemetry};
 
 use hse_server::config::Roles;
 
+/// mimalloc returns freed memory to the system: after a flood of
+/// connections closes, the process shrinks back (glibc's allocator kept
+/// every page; `tests/server/hardening.rs` measures it).
+#[global_allocator]
+static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
     let Args {

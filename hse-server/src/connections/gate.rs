@@ -33,7 +33,9 @@ impl Source {
                 Some(v4) => Self(IpAddr::V4(v4)),
                 None => {
                     let s = v6.segments();
-                    Self(IpAddr::V6(Ipv6Addr::new(s[0], s[1], s[2], s[3], 0, 0, 0, 0)))
+                    Self(IpAddr::V6(Ipv6Addr::new(
+                        s[0], s[1], s[2], s[3], 0, 0, 0, 0,
+                    )))
                 }
             },
         }
@@ -196,10 +198,7 @@ mod tests {
         );
         let a1 = gate.admit(ip("10.0.0.1")).unwrap();
         let _a2 = gate.admit(ip("10.0.0.1")).unwrap();
-        assert_eq!(
-            gate.admit(ip("10.0.0.1")).unwrap_err(),
-            Refusal::SourceFull
-        );
+        assert_eq!(gate.admit(ip("10.0.0.1")).unwrap_err(), Refusal::SourceFull);
         let _b1 = gate.admit(ip("10.0.0.2")).unwrap();
         assert_eq!(gate.admit(ip("10.0.0.3")).unwrap_err(), Refusal::Full);
         drop(a1);
@@ -217,7 +216,10 @@ mod tests {
             Source::of(ip("2001:db8:1:2::1")),
             Source::of(ip("2001:db8:1:3::1"))
         );
-        assert_eq!(Source::of(ip("::ffff:10.0.0.1")), Source::of(ip("10.0.0.1")));
+        assert_eq!(
+            Source::of(ip("::ffff:10.0.0.1")),
+            Source::of(ip("10.0.0.1"))
+        );
     }
 
     #[test]

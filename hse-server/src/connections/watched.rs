@@ -137,7 +137,12 @@ impl<IO> Watched<IO> {
         &self.io
     }
 
-    fn moved<T>(&mut self, cx: &mut Context<'_>, polled: Poll<io::Result<T>>, progress: bool) -> Poll<io::Result<T>> {
+    fn moved<T>(
+        &mut self,
+        cx: &mut Context<'_>,
+        polled: Poll<io::Result<T>>,
+        progress: bool,
+    ) -> Poll<io::Result<T>> {
         match polled {
             Poll::Ready(result) => {
                 if progress {

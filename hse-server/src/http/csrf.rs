@@ -118,7 +118,9 @@ fn authenticated_by_cookie(headers: &HeaderMap) -> bool {
         .get_all(COOKIE)
         .iter()
         .filter_map(|v| v.to_str().ok())
-        .any(|c| read_cookie(c, ACCESS_COOKIE).is_some() || read_cookie(c, REFRESH_COOKIE).is_some())
+        .any(|c| {
+            read_cookie(c, ACCESS_COOKIE).is_some() || read_cookie(c, REFRESH_COOKIE).is_some()
+        })
 }
 
 /// `scheme://host[:port]` of a URL or origin, lower-cased, without a
@@ -169,7 +171,10 @@ mod tests {
         assert_eq!(origin_of("null"), None);
         assert_eq!(origin_of("https://user@evil.example"), None);
         assert!(same_host("http://127.0.0.1:8080", Some("127.0.0.1:8080")));
-        assert!(same_host("https://api.hse.example", Some("api.hse.example:443")));
+        assert!(same_host(
+            "https://api.hse.example",
+            Some("api.hse.example:443")
+        ));
         assert!(!same_host("https://evil.example", Some("api.hse.example")));
     }
 }

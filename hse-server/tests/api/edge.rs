@@ -98,8 +98,7 @@ impl Browser {
                     .header("authorization", format!("Bearer {}", self.token))
                     .header("content-type", "application/json")
                     .body(Body::from(
-                        json!({"name": "reader", "permissions": ["read_organization"]})
-                            .to_string(),
+                        json!({"name": "reader", "permissions": ["read_organization"]}).to_string(),
                     ))
                     .unwrap(),
             )
@@ -182,7 +181,12 @@ async fn a_cookie_authenticated_change_from_an_allowed_origin_goes_through() {
     ] {
         let (id, key) = browser.key().await;
         let revoked = browser.revoke_by_cookie(&id, headers).await;
-        assert_eq!(revoked.status, StatusCode::NO_CONTENT, "{headers:?}: {}", revoked.body);
+        assert_eq!(
+            revoked.status,
+            StatusCode::NO_CONTENT,
+            "{headers:?}: {}",
+            revoked.body
+        );
         assert!(!browser.key_works(&key).await, "{headers:?} left the key");
     }
 }
@@ -202,7 +206,12 @@ async fn bearer_tokens_and_api_keys_are_not_concerned_by_the_origin() {
                 .unwrap(),
         )
         .await;
-    assert_eq!(by_bearer.status, StatusCode::NO_CONTENT, "{}", by_bearer.body);
+    assert_eq!(
+        by_bearer.status,
+        StatusCode::NO_CONTENT,
+        "{}",
+        by_bearer.body
+    );
     let (_, key) = browser.key().await;
     let by_key = browser
         .send(
@@ -275,7 +284,10 @@ async fn cors_preflights_carry_the_security_headers() {
         assert!(preflight.status.is_success(), "{}", preflight.status);
         assert_security_headers(&preflight);
         assert_eq!(
-            preflight.headers.get("access-control-allow-origin").is_some(),
+            preflight
+                .headers
+                .get("access-control-allow-origin")
+                .is_some(),
             origin == APP,
             "{origin}: {:?}",
             preflight.headers

@@ -116,7 +116,11 @@ async fn a_request_head_sent_byte_by_byte_is_cut_at_the_header_timeout() {
     // fires) but never ends the head.
     let trickle = async {
         for i in 0.. {
-            if stream.write_all(format!("x-{i}: y\r\n").as_bytes()).await.is_err() {
+            if stream
+                .write_all(format!("x-{i}: y\r\n").as_bytes())
+                .await
+                .is_err()
+            {
                 return;
             }
             tokio::time::sleep(Duration::from_millis(50)).await;
@@ -162,7 +166,10 @@ async fn one_address_gets_its_share_and_the_total_cap_holds_for_everyone() {
         flood.push(held);
     }
     let mut excess = connect_from("127.0.0.2", server.http).await;
-    assert!(refused(&mut excess).await, "a 4th connection from 127.0.0.2 was served");
+    assert!(
+        refused(&mut excess).await,
+        "a 4th connection from 127.0.0.2 was served"
+    );
     let mut probe = connect_from("127.0.0.1", server.http).await;
     assert_eq!(
         get(&mut probe, "/health/liveness").await,
@@ -173,7 +180,10 @@ async fn one_address_gets_its_share_and_the_total_cap_holds_for_everyone() {
     assert_eq!(get(&mut other, "/health/liveness").await, Some(200));
     // 3 + probe + other = 5: the total cap now refuses every address.
     let mut over_total = connect_from("127.0.0.4", server.http).await;
-    assert!(refused(&mut over_total).await, "a 6th connection was served");
+    assert!(
+        refused(&mut over_total).await,
+        "a 6th connection was served"
+    );
     drop(flood.pop());
     let mut after = connect_from("127.0.0.4", server.http).await;
     let mut served = None;
@@ -186,7 +196,11 @@ async fn one_address_gets_its_share_and_the_total_cap_holds_for_everyone() {
         tokio::time::sleep(Duration::from_millis(20)).await;
         after = connect_from("127.0.0.4", server.http).await;
     }
-    assert_eq!(served, Some(200), "a closed connection's place was not freed");
+    assert_eq!(
+        served,
+        Some(200),
+        "a closed connection's place was not freed"
+    );
 }
 
 #[tokio::test]
@@ -226,7 +240,10 @@ async fn a_websocket_device_is_not_cut_by_the_http_idle_timeout() {
     let url = format!("ws://{}/v1/devices/ws", server.http);
     let (mut socket, _) = tokio_tungstenite::client_async(url, stream).await.unwrap();
     let mut exchange = async |frame: Value| {
-        socket.send(Message::Text(frame.to_string().into())).await.ok()?;
+        socket
+            .send(Message::Text(frame.to_string().into()))
+            .await
+            .ok()?;
         loop {
             match tokio::time::timeout(WITHIN, socket.next()).await.ok()?? {
                 Ok(Message::Text(text)) => return serde_json::from_str::<Value>(&text).ok(),
@@ -270,16 +287,24 @@ async fn the_grpc_listener_caps_each_address() {
     let addr = server.grpc.expect("the grpc role listens");
     // An admitted HTTP/2 connection gets the server's SETTINGS first.
     let mut held = connect_from("127.0.0.2", addr).await;
-    held.write_all(b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n").await.unwrap();
+    held.write_all(b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n")
+        .await
+        .unwrap();
     let mut settings = [0u8; 9];
     tokio::time::timeout(WITHIN, held.read_exact(&mut settings))
         .await
         .expect("settings in time")
         .expect("the first connection is served");
     let mut excess = connect_from("127.0.0.2", addr).await;
-    assert!(refused(&mut excess).await, "a 2nd gRPC connection from 127.0.0.2 was served");
+    assert!(
+        refused(&mut excess).await,
+        "a 2nd gRPC connection from 127.0.0.2 was served"
+    );
     let mut other = connect_from("127.0.0.3", addr).await;
-    other.write_all(b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n").await.unwrap();
+    other
+        .write_all(b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n")
+        .await
+        .unwrap();
     tokio::time::timeout(WITHIN, other.read_exact(&mut settings))
         .await
         .expect("settings in time")
@@ -329,22 +354,140 @@ async fn invented_methods_and_paths_add_no_metric_series() {
         )
     };
     // Warm up: the series these requests fall into exist from now on.
-    send_all(server.http, (0..2).flat_map(|i| {
-        let (method, path) = junk(i);
-        [(method.clone(), "/health/liveness".to_owned()), ("GET".to_owned(), path.clone()), (method, path)]
-    }))
+    send_all(
+        server.http,
+        (0..2).flat_map(|i| {
+            let (method, path) = junk(i);
+            [
+                (method.clone(), "/health/liveness".to_owned()),
+                ("GET".to_owned(), path.clone()),
+                (method, path),
+            ]
+        }),
+    )
     .await;
     metrics_size(server.http).await;
     let before = metrics_size(server.http).await;
-    send_all(server.http, (2..1002).flat_map(|i| {
-        let (method, path) = junk(i);
-        [(method.clone(), "/health/liveness".to_owned()), ("GET".to_owned(), path.clone()), (method, path)]
-    }))
+    send_all(
+        server.http,
+        (2..1002).flat_map(|i| {
+            let (method, path) = junk(i);
+            [
+                (method.clone(), "/health/liveness".to_owned()),
+                ("GET".to_owned(), path.clone()),
+                (method, path),
+            ]
+        }),
+    )
     .await;
     let after = metrics_size(server.http).await;
     // Counts and sums grow by a few digits; one series more would be ~2 kB.
     assert!(
         after < before + 1024,
         "/metrics grew from {before} to {after} bytes after 1,000 invented methods and paths"
+    );
+}
+
+/// The server's resident memory in KiB.
+fn rss_kib(pid: u32) -> u64 {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).expect("procfs");
+    status
+        .lines()
+        .find_map(|l| l.strip_prefix("VmRSS:"))
+        .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
+        .expect("VmRSS")
+}
+
+/// Waits until the HTTP listener reports `wanted` open connections
+/// (counting the one asking).
+async fn open_connections_reach(addr: SocketAddr, wanted: impl Fn(u64) -> bool) -> u64 {
+    let mut open = 0;
+    for _ in 0..600 {
+        let mut stream = TcpStream::connect(addr).await.unwrap();
+        stream
+            .write_all(b"GET /metrics HTTP/1.1\r\nHost: hse\r\n\r\n")
+            .await
+            .unwrap();
+        let (_, body) = answer(&mut stream).await.expect("metrics answer");
+        open = String::from_utf8_lossy(&body)
+            .lines()
+            .find_map(|l| l.strip_prefix(r#"hse_connections_open{listener="http"} "#))
+            .and_then(|v| v.trim().parse().ok())
+            .unwrap_or(0);
+        if wanted(open) {
+            return open;
+        }
+        drop(stream);
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    panic!("the server still reports {open} open connections");
+}
+
+/// Opens `n` connections spread over 50 loopback sources; each sends
+/// `first` (and, when `answered`, reads its answer).
+async fn hold(addr: SocketAddr, n: usize, first: &[u8], answered: bool) -> Vec<TcpStream> {
+    let mut held = Vec::with_capacity(n);
+    for i in 0..n {
+        let mut stream = connect_from(&format!("127.0.0.{}", 2 + i % 50), addr).await;
+        stream.write_all(first).await.unwrap();
+        if answered {
+            assert!(
+                answer(&mut stream).await.is_some(),
+                "connection {i} unanswered"
+            );
+        }
+        held.push(stream);
+    }
+    held
+}
+
+#[tokio::test]
+#[ignore = "a measurement: 10,000 connections; run with --ignored --nocapture"]
+async fn resident_memory_before_during_and_after_ten_thousand_connections() {
+    const N: usize = 10_000;
+    let server = binary::start([
+        ("HSE_MAX_CONNECTIONS", "20000"),
+        ("HSE_MAX_CONNECTIONS_PER_IP", "20000"),
+        ("HSE_HEADER_TIMEOUT_MS", "300000"),
+        ("HSE_IDLE_TIMEOUT_MS", "300000"),
+    ]);
+    open_connections_reach(server.http, |n| n == 1).await;
+    let mut figures = vec![("before", rss_kib(server.pid()))];
+    for round in 1..=2 {
+        let half_open = hold(
+            server.http,
+            N,
+            b"GET /health/liveness HTTP/1.1\r\nHost: h",
+            false,
+        )
+        .await;
+        open_connections_reach(server.http, |n| n > N as u64).await;
+        figures.push(("10,000 half-open", rss_kib(server.pid())));
+        drop(half_open);
+        open_connections_reach(server.http, |n| n == 1).await;
+        tokio::time::sleep(Duration::from_secs(1)).await;
+        figures.push(("after they closed", rss_kib(server.pid())));
+        let idle = hold(
+            server.http,
+            N,
+            b"GET /health/liveness HTTP/1.1\r\nHost: h\r\n\r\n",
+            true,
+        )
+        .await;
+        open_connections_reach(server.http, |n| n > N as u64).await;
+        figures.push(("10,000 idle keep-alive", rss_kib(server.pid())));
+        drop(idle);
+        open_connections_reach(server.http, |n| n == 1).await;
+        tokio::time::sleep(Duration::from_secs(1)).await;
+        figures.push(("after they closed", rss_kib(server.pid())));
+        eprintln!("round {round}:");
+    }
+    for (moment, kib) in &figures {
+        eprintln!("{moment:>24}: {:>8.1} MiB", *kib as f64 / 1024.0);
+    }
+    let (before, last) = (figures[0].1, figures[figures.len() - 1].1);
+    assert!(
+        last < before + 64 * 1024,
+        "resident memory grew from {before} to {last} KiB after the connections closed"
     );
 }
