@@ -7,4 +7,5 @@ mod client;
 mod devices;
 mod flows;
 mod isolation;
+mod keys;
 mod numbers;
