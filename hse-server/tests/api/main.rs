@@ -9,4 +9,5 @@ mod docs;
 mod edge;
 mod flows;
 mod isolation;
+mod keys;
 mod numbers;
