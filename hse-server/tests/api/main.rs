@@ -8,3 +8,4 @@ mod devices;
 mod flows;
 mod isolation;
 mod numbers;
+mod tenants;
