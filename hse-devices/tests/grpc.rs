@@ -230,6 +230,37 @@ async fn a_command_reaches_the_device_and_offline_devices_fail_fast() {
 }
 
 #[tokio::test]
+async fn door_code_commands_are_refused_and_never_reach_the_lock() {
+    let mut rig = rig().await;
+    let (id, mut device) = Device::connect(&rig).await;
+    for kind in ["program_code", "remove_code", "delete_code"] {
+        let raw = DeviceCommand {
+            device_id: id.to_string(),
+            command_type: kind.into(),
+            params: [("code".to_owned(), "000000".to_owned())].into(),
+            request_id: uuid::Uuid::now_v7().to_string(),
+            timeout_ms: 1000,
+        };
+        let refused = rig.client.send_device_command(raw).await.unwrap_err();
+        assert_eq!(refused.code(), tonic::Code::PermissionDenied, "{kind}");
+    }
+    // The first command the lock gets is the ordinary one sent next.
+    let mut client = rig.client.clone();
+    let reboot = DeviceCommand {
+        device_id: id.to_string(),
+        command_type: "reboot".into(),
+        request_id: uuid::Uuid::now_v7().to_string(),
+        timeout_ms: 5000,
+        ..Default::default()
+    };
+    let sent = tokio::spawn(async move { client.send_device_command(reboot).await });
+    let frame = device.recv().await;
+    assert_eq!(frame["command_type"], "reboot");
+    device.send(json!({"type":"command_result","request_id":frame["request_id"],"success":true,"message":"ok"})).await;
+    assert!(sent.await.unwrap().unwrap().into_inner().success);
+}
+
+#[tokio::test]
 async fn status_and_events_are_read_and_notified_events_are_ingested() {
     let mut rig = rig().await;
     let (id, mut device) = Device::connect(&rig).await;

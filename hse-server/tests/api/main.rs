@@ -11,3 +11,4 @@ mod flows;
 mod isolation;
 mod keys;
 mod numbers;
+mod tenants;
