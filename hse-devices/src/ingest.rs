@@ -11,10 +11,13 @@
 //! lag is past [`Backpressure::max_lag`], and while the queue is past its
 //! high-water mark of entries or full (the in-process queue's memory
 //! bound). The lag is the longer of the age of the oldest entry no writer
-//! has taken and the time the writers need, at their recent pace, for the
-//! entries waiting: an entry enqueued now waits about that long. (The age
-//! alone reacts late: while it is under the bound, a fast fleet can admit
-//! many times what a slow writer stores in that time.) It is measured
+//! has taken and, once that age passes a quarter of the bound (the writers
+//! are behind, and their pace is their capacity), the time the writers
+//! need at that pace for the entries waiting; entries admitted since the
+//! last measurement add their time at the capacity seen, so a burst
+//! between two measurements cannot overshoot the bound. (The age alone
+//! reacts late: while it is under the bound, a fast fleet can admit many
+//! times what a slow writer stores in that time.) It is measured
 //! ([`EventQueue::storage_lag`]) at most once per
 //! [`Backpressure::refresh`]: one caller measures, the others use the
 //! cached value; never a round trip per frame.
@@ -145,19 +148,21 @@ struct LagCache {
     measuring: AtomicBool,
     pace: Mutex<Pace>,
     /// What each entry admitted since the last measurement adds to the
-    /// lag, in microseconds (zero while the writers keep up).
+    /// lag, in microseconds (zero while the writers' capacity is unknown).
     per_entry_us: AtomicU64,
     /// Entries admitted since the last measurement.
     admitted: AtomicU64,
 }
 
-/// The writers' recent pace, from the `taken` counter of successive
-/// samples.
+/// The writers' pace, from the `taken` counter of successive samples.
 #[derive(Debug, Default)]
 struct Pace {
     last: Option<(Instant, u64)>,
     /// Entries taken per second, smoothed.
     per_second: f64,
+    /// What the writers can take per second: their pace while they were
+    /// behind, else at least the fastest pace seen.
+    capacity: f64,
 }
 
 /// Weight of the newest pace measurement.
@@ -165,10 +170,12 @@ const PACE_WEIGHT: f64 = 0.3;
 
 impl Pace {
     /// The lag `sample` implies, updating the pace, and the time each
-    /// further entry adds to it (zero when not counted). The pace counts
-    /// only once the oldest entry has waited `behind`: until then the
-    /// writers keep up, their pace is the fleet's, not what they could
-    /// take, and says nothing about how fast a burst would go.
+    /// further entry adds to it (zero while the capacity is unknown).
+    ///
+    /// Once the oldest entry has waited `behind`, the writers are behind:
+    /// their pace is their capacity, and the entries waiting add their
+    /// time at it. Before that they keep up, their pace is the fleet's, and
+    /// only says that they take at least that much.
     fn lag(&mut self, sample: &LagSample, now: Instant, behind: Duration) -> (Duration, Duration) {
         if let Some(taken) = sample.taken {
             if let Some((at, before)) = self.last {
@@ -184,13 +191,22 @@ impl Pace {
             }
             self.last = Some((now, taken));
         }
-        if self.per_second < 1.0 || sample.oldest_untaken < behind {
+        let is_behind = sample.oldest_untaken >= behind;
+        self.capacity = if is_behind {
+            self.per_second
+        } else {
+            self.capacity.max(self.per_second)
+        };
+        if self.capacity < 1.0 {
             return (sample.oldest_untaken, Duration::ZERO);
         }
-        let per_entry = Duration::from_secs_f64(1.0 / self.per_second);
-        let waiting = sample.untaken.map_or(Duration::ZERO, |n| {
-            Duration::try_from_secs_f64(n as f64 / self.per_second).unwrap_or(Duration::MAX)
-        });
+        let per_entry = Duration::from_secs_f64(1.0 / self.capacity);
+        let waiting = match sample.untaken {
+            Some(n) if is_behind => {
+                Duration::try_from_secs_f64(n as f64 / self.capacity).unwrap_or(Duration::MAX)
+            }
+            _ => Duration::ZERO,
+        };
         (sample.oldest_untaken.max(waiting), per_entry)
     }
 }
@@ -434,12 +450,12 @@ mod tests {
             (lag, per_entry),
             (Duration::from_secs(10), Duration::from_millis(5))
         );
-        // Writers that keep up (nothing waited `behind`): the age alone,
-        // however slow the fleet made their pace.
+        // Writers that keep up (nothing waited `behind`): the age, however
+        // many wait; entries admitted from now on count at the capacity.
         let (lag, per_entry) = pace.lag(&sample(10, 2000, 200), t1, behind);
         assert_eq!(
             (lag, per_entry),
-            (Duration::from_millis(10), Duration::ZERO)
+            (Duration::from_millis(10), Duration::from_millis(5))
         );
         // Nothing waiting: the age alone.
         let t2 = t1 + Duration::from_secs(1);

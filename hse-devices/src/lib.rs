@@ -8,7 +8,9 @@
 //! event is lost or duplicated, whatever crashes.
 //!
 //! # Layout
-//! - [`model`], [`codec`]: events and the wire protocol (parse, don't validate).
+//! - [`model`], [`codec`]: events and the wire protocol (parse, don't
+//!   validate); [`codec::EventDraft::new`] is the one validated event
+//!   constructor every transport uses.
 //! - [`transport`], [`session`], [`tcp`]: one session implementation for TCP
 //!   and WebSocket; hello, acks, heartbeat, replacement, commands.
 //! - [`ingest`]: the entry every protocol adapter uses; [`queue`]: the
@@ -23,8 +25,9 @@
 //! # Wiring a node
 //! 1. Queue and state: `redis::RedisQueue` + `redis::RedisState` (or
 //!    [`queue::MemoryQueue`] with [`state::MemoryState`] embedded).
-//! 2. [`ingest::Ingest`] over the queue and a [`feed::ChangeFeed`], with a
-//!    high-water mark for back-pressure. With several nodes:
+//! 2. [`ingest::Ingest`] over the queue and a [`feed::ChangeFeed`], with
+//!    [`ingest::Backpressure`] (the storage-lag bound, a high-water mark).
+//!    With several nodes:
 //!    `RedisQueue::with_change_stream`, `Ingest::relayed` and a
 //!    `redis::ChangeRelay` per node, so every feed sees every node's events.
 //! 3. [`session::SessionContext`] (a [`directory::DeviceDirectory`], e.g.

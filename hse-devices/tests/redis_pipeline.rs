@@ -15,6 +15,11 @@ use hse_devices::{Event, EventType};
 use redis::AsyncCommands;
 use tokio_util::sync::CancellationToken;
 
+#[path = "redis_pipeline/backpressure.rs"]
+mod backpressure;
+#[path = "support/fleet.rs"]
+mod fleet;
+
 struct Prefix {
     client: redis::Client,
     keys: Keys,

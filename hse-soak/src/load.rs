@@ -29,8 +29,14 @@ use crate::tenants::DeviceLogin;
 const PER_FRAME: usize = 10;
 /// Frames a device has in flight before it waits for acks.
 const WINDOW: usize = 64;
-/// Codes after which a frame is sent again.
-const RETRYABLE: [&str; 3] = ["overloaded", "unavailable", "shutting_down"];
+/// Codes after which a frame is sent again (`outcome_unknown`: the events
+/// may be stored already; the resend is deduplicated by `event_id`).
+const RETRYABLE: [&str; 4] = [
+    "overloaded",
+    "unavailable",
+    "outcome_unknown",
+    "shutting_down",
+];
 /// The first hold-back after a retryable nack.
 const BACKOFF_MIN: Duration = Duration::from_millis(250);
 /// The longest hold-back.

@@ -268,7 +268,12 @@ impl EventQueue for RedisQueue {
             .arg(GROUP)
             .invoke_async(&mut conn)
             .await
-            .map_err(unavailable)?;
+            .map_err(|e| {
+                if e.is_io_error() || e.is_connection_dropped() {
+                    self.link.discard();
+                }
+                unavailable(e)
+            })?;
         let [secs, micros, id, lag, read] = reply.as_slice() else {
             return Ok(LagSample::default());
         };
