@@ -78,7 +78,9 @@ ENVIRONMENT (a bad value stops start-up naming the variable):
                            acknowledged events (appendonly, fsync, eviction) [warn]
     HSE_NODE_NAME          this node's writer name, stable across restarts [$HOSTNAME]
     HSE_JWT_SIGNING_KEY    Ed25519 seed, 64 hex chars; share between nodes [random per start]
-    HSE_PUBLIC_URL         token issuer (iss)                            [http://HSE_HTTP_ADDR]
+    HSE_PUBLIC_URL         token issuer (iss); share it between nodes, or share
+                           HSE_JWT_SIGNING_KEY and leave it unset [urn:hse with a
+                           signing key, else http://HSE_HTTP_ADDR]
     HSE_ROOT_EMAIL         root account to bootstrap                     [root@hse.local]
     HSE_ROOT_PASSWORD      its password                                  [generated, printed once]
     HSE_CORS_ORIGINS       comma-separated browser origins allowed       [none]
