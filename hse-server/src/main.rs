@@ -7,7 +7,7 @@
 use hse_server::bootstrap::{Bootstrap, bootstrap_root};
 use std::net::SocketAddr;
 
-use hse_server::backends::Backends;
+use hse_server::backends::{Backends, Check};
 use hse_server::server::services;
 use hse_server::state::AppState;
 use hse_server::{Config, build, shutdown_signal, telemetry};
@@ -30,7 +30,7 @@ async fn main() -> anyhow::Result<()> {
         None | Some("serve") => {
             let server = build(&config).await?;
             if config.database_url.is_none() || config.root_password.is_some() {
-                announce_root(&config, server.state()).await?;
+                root_when_postgres_answers(&config, server.state()).await?;
                 print_sign_in(&config, server.local_addr()?);
             }
             server.run_until_stopped(shutdown_signal()).await
@@ -140,6 +140,29 @@ async fn announce_root(config: &Config, state: &AppState) -> anyhow::Result<()> 
             println!("  password: {password}");
         }
     }
+    Ok(())
+}
+
+/// [`announce_root`] now, or, when PostgreSQL does not answer (the node
+/// started without it to ingest into Redis), in the background once it
+/// does.
+async fn root_when_postgres_answers(config: &Config, state: &AppState) -> anyhow::Result<()> {
+    let Err(e) = announce_root(config, state).await else {
+        return Ok(());
+    };
+    if state.backends.check_postgres().await != Check::Down {
+        return Err(e);
+    }
+    tracing::warn!(error = %format!("{e:#}"), "root account not checked: PostgreSQL does not answer; retrying");
+    let (config, state) = (config.clone(), state.clone());
+    tokio::spawn(async move {
+        loop {
+            tokio::time::sleep(std::time::Duration::from_secs(2)).await;
+            if announce_root(&config, &state).await.is_ok() {
+                return;
+            }
+        }
+    });
     Ok(())
 }
 

@@ -15,6 +15,7 @@ mod binary;
 mod cluster;
 mod e2e;
 mod operator;
+mod outage;
 mod services;
 mod shutdown;
 mod writer;
