@@ -83,7 +83,13 @@ impl Backends {
         let postgres = match &config.database_url {
             Some(url) => {
                 let owner = config.database_migration_url.as_ref().map(Secret::expose);
-                Some(connect_postgres(url.expose(), owner).await?)
+                match connect_postgres(url.expose(), owner).await {
+                    Ok(pool) => Some(pool),
+                    Err(e) if buffers_ingest(config) && unreachable(&e) => {
+                        Some(start_without_postgres(config, &e)?)
+                    }
+                    Err(e) => return Err(e),
+                }
             }
             None => None,
         };
@@ -238,6 +244,88 @@ pub async fn connect_postgres(url: &str, migration_url: Option<&str>) -> anyhow:
         .context("HSE_DATABASE_URL: cannot connect to PostgreSQL")?;
     check_app_role(&pool).await?;
     Ok(pool)
+}
+
+/// How often start-up retries PostgreSQL after starting without it.
+const POSTGRES_RETRY: Duration = Duration::from_secs(2);
+
+/// Whether this node can start while PostgreSQL is down: it ingests into
+/// Redis, which holds what devices sent until the writer can store it.
+fn buffers_ingest(config: &Config) -> bool {
+    config.roles.ingest && config.redis_url.is_some()
+}
+
+/// Whether `error` says PostgreSQL did not answer (as opposed to answering
+/// with a refusal: a bad role or a failed migration still stops start-up).
+fn unreachable(error: &anyhow::Error) -> bool {
+    error.chain().any(|cause| {
+        cause.downcast_ref::<sqlx::Error>().is_some_and(|e| {
+            matches!(
+                e,
+                sqlx::Error::Io(_) | sqlx::Error::PoolTimedOut | sqlx::Error::Tls(_)
+            )
+        }) || cause
+            .downcast_ref::<sqlx::migrate::MigrateError>()
+            .is_some_and(|e| {
+                matches!(
+                    e,
+                    sqlx::migrate::MigrateError::Execute(
+                        sqlx::Error::Io(_) | sqlx::Error::PoolTimedOut
+                    )
+                )
+            })
+    })
+}
+
+/// Starts on a pool that connects when PostgreSQL answers, and finishes
+/// what start-up would have done (migrations as the owner, the check of
+/// the application role) in the background as soon as it does. A role
+/// found unfit then stops the process, as it would have at start.
+///
+/// # Errors
+/// When `HSE_DATABASE_URL` cannot make a pool.
+fn start_without_postgres(config: &Config, error: &anyhow::Error) -> anyhow::Result<PgPool> {
+    tracing::warn!(
+        error = %format!("{error:#}"),
+        "PostgreSQL does not answer: starting without it; ingest buffers in Redis, \
+         migrations and the role check run once it answers"
+    );
+    let url = config
+        .database_url
+        .as_ref()
+        .map(|u| u.expose().to_owned())
+        .unwrap_or_default();
+    let pool = PgPoolOptions::new()
+        .max_connections(16)
+        .acquire_timeout(Duration::from_secs(5))
+        .connect_lazy(&url)
+        .context("HSE_DATABASE_URL: not a valid PostgreSQL URL")?;
+    let owner = config
+        .database_migration_url
+        .as_ref()
+        .map(|u| u.expose().to_owned());
+    tokio::spawn(finish_postgres(pool.clone(), url, owner));
+    Ok(pool)
+}
+
+/// Retries start-up's PostgreSQL steps until they succeed.
+async fn finish_postgres(pool: PgPool, url: String, owner: Option<String>) {
+    loop {
+        tokio::time::sleep(POSTGRES_RETRY).await;
+        match connect_postgres(&url, owner.as_deref()).await {
+            Ok(checked) => {
+                checked.close().await;
+                tracing::info!("PostgreSQL answers: migrated and the application role checked");
+                return;
+            }
+            Err(e) if unreachable(&e) => {}
+            Err(e) => {
+                tracing::error!(error = %format!("{e:#}"), "PostgreSQL refused start-up; stopping");
+                pool.close().await;
+                std::process::exit(1);
+            }
+        }
+    }
 }
 
 /// The start-up check of the tenant wall: refuses, naming each problem,

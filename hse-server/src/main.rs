@@ -10,7 +10,7 @@ use hse_server::bootstrap::{Bootstrap, bootstrap_root, has_accounts};
 use std::net::SocketAddr;
 use std::path::PathBuf;
 
-use hse_server::backends::Backends;
+use hse_server::backends::{Backends, Check};
 use hse_server::server::services;
 use hse_server::state::AppState;
 use hse_server::{Config, build, shutdown_signal, telemetry};
@@ -98,7 +98,9 @@ ENVIRONMENT (a bad value stops start-up naming the variable, or the file and key
                            acknowledged events (appendonly, fsync, eviction) [warn]
     HSE_NODE_NAME          this node's writer name, stable across restarts [$HOSTNAME]
     HSE_JWT_SIGNING_KEY    Ed25519 seed, 64 hex chars; share between nodes [random per start]
-    HSE_PUBLIC_URL         token issuer (iss)                            [http://HSE_HTTP_ADDR]
+    HSE_PUBLIC_URL         token issuer (iss); share it between nodes, or share
+                           HSE_JWT_SIGNING_KEY and leave it unset [urn:hse with a
+                           signing key, else http://HSE_HTTP_ADDR]
     HSE_ROOT_EMAIL         root account to bootstrap                     [root@hse.local]
     HSE_ROOT_PASSWORD      its password                                  [generated, printed once]
     HSE_CORS_ORIGINS       comma-separated browser origins allowed       [none]
@@ -181,8 +183,8 @@ async fn greet(config: &Config, state: &AppState, addr: SocketAddr) -> anyhow::R
         return Ok(());
     }
     if embedded || config.root_password.is_some() {
-        announce_root(config, state).await?;
-    } else if !has_accounts(state).await? {
+        root_when_postgres_answers(config, state).await?;
+    } else if !has_accounts(state).await.unwrap_or(true) {
         tracing::warn!(
             "no root account exists in this database, so nobody can sign in: create one with \
              `hse-server bootstrap-root` (same configuration; it prints a generated password \
@@ -211,6 +213,29 @@ async fn announce_root(config: &Config, state: &AppState) -> anyhow::Result<()> 
             println!("  password: {password}");
         }
     }
+    Ok(())
+}
+
+/// [`announce_root`] now, or, when PostgreSQL does not answer (the node
+/// started without it to ingest into Redis), in the background once it
+/// does.
+async fn root_when_postgres_answers(config: &Config, state: &AppState) -> anyhow::Result<()> {
+    let Err(e) = announce_root(config, state).await else {
+        return Ok(());
+    };
+    if state.backends.check_postgres().await != Check::Down {
+        return Err(e);
+    }
+    tracing::warn!(error = %format!("{e:#}"), "root account not checked: PostgreSQL does not answer; retrying");
+    let (config, state) = (config.clone(), state.clone());
+    tokio::spawn(async move {
+        loop {
+            tokio::time::sleep(std::time::Duration::from_secs(2)).await;
+            if announce_root(&config, &state).await.is_ok() {
+                return;
+            }
+        }
+    });
     Ok(())
 }
 

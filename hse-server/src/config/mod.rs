@@ -28,7 +28,7 @@
 //! | `HSE_JWT_SIGNING_KEY` | random per start | Ed25519 seed, 64 hex characters; share it between nodes |
 //! | `HSE_ROOT_EMAIL` | `root@hse.local` | the root account `bootstrap-root` creates |
 //! | `HSE_ROOT_PASSWORD` | unset | its password; unset generates one and prints it once |
-//! | `HSE_PUBLIC_URL` | `http://<HSE_HTTP_ADDR>` | the token issuer (`iss`) |
+//! | `HSE_PUBLIC_URL` | `urn:hse` with `HSE_JWT_SIGNING_KEY`, else `http://<HSE_HTTP_ADDR>` | the token issuer (`iss`); nodes sharing a signing key share it, so a sibling accepts a node's tokens |
 //! | `HSE_WEBHOOK_URL` | unset | `http://host[:port][/path]` receiving booking notifications, HMAC-signed |
 //! | `HSE_WEBHOOK_SECRET` | unset | the webhook's signing secret, at least 16 bytes (required with the URL) |
 //! | `HSE_SMTP_ADDR` | unset | `host:port` of a local SMTP relay for guest emails |
@@ -89,6 +89,10 @@ pub enum LogFormat {
     /// One JSON object per line.
     Json,
 }
+
+/// The token issuer of nodes that share `HSE_JWT_SIGNING_KEY` and set no
+/// `HSE_PUBLIC_URL`: the same on every node of the cluster.
+pub const CLUSTER_ISSUER: &str = "urn:hse";
 
 /// A secret setting; `Debug` never prints it.
 #[derive(Clone)]
@@ -314,8 +318,14 @@ impl Config {
                 .unwrap_or_else(|| crate::bootstrap::DEFAULT_ROOT_EMAIL.to_owned()),
             root_password: get("HSE_ROOT_PASSWORD").map(Secret),
             public_url: get("HSE_PUBLIC_URL").unwrap_or_else(|| {
-                let named = get("HSE_HTTP_ADDR").map(|a| a.trim().to_owned());
-                format!("http://{}", named.unwrap_or_else(|| http_addr.to_string()))
+                // A shared signing key makes a cluster: its nodes must agree
+                // on the issuer too, and their own addresses differ.
+                if get("HSE_JWT_SIGNING_KEY").is_some() {
+                    CLUSTER_ISSUER.to_owned()
+                } else {
+                    let named = get("HSE_HTTP_ADDR").map(|a| a.trim().to_owned());
+                    format!("http://{}", named.unwrap_or_else(|| http_addr.to_string()))
+                }
             }),
             database_url: url(&get, "HSE_DATABASE_URL", &["postgres://", "postgresql://"])?,
             database_migration_url: url(

@@ -56,9 +56,17 @@ const SECURITY_HEADERS: [(&str, &str); 5] = [
 pub fn router(state: AppState, config: &Config) -> Router {
     // Install the recorder before the first request is counted.
     let _ = metrics::handle();
+    let roles = config.roles;
     let mut app = Router::new()
         .route("/health/liveness", get(health::liveness))
-        .route("/health/readiness", get(health::readiness))
+        .route(
+            "/health/readiness",
+            get(move |s| health::readiness(s, roles)),
+        )
+        .route(
+            "/health/readiness/{role}",
+            get(move |s, r| health::role_readiness(s, r, roles)),
+        )
         .route("/metrics", get(metrics::render))
         .route("/openapi.json", get(openapi::document));
     if config.roles.api {

@@ -37,10 +37,7 @@ impl OwnRedis {
     pub(crate) async fn start() -> Self {
         let dir = std::env::temp_dir().join(format!("hse-cluster-{}", Uuid::now_v7()));
         std::fs::create_dir_all(&dir).expect("a temporary directory");
-        let port = std::net::TcpListener::bind("127.0.0.1:0")
-            .and_then(|l| l.local_addr())
-            .expect("a free port")
-            .port();
+        let port = free_port();
         let mut redis = Self {
             dir,
             port,
@@ -130,8 +127,16 @@ impl Drop for OwnRedis {
     }
 }
 
+/// A port free now.
+fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .expect("a free port")
+        .port()
+}
+
 /// The environment of node `name` on the test's database and `redis`;
-/// every node shares the key prefix and the token issuer.
+/// every node shares the key prefix and the token signing key.
 pub(crate) async fn node_env(
     options: &PgConnectOptions,
     redis: &OwnRedis,
@@ -146,7 +151,11 @@ pub(crate) async fn node_env(
         ("HSE_REDIS_URL", redis.url()),
         ("HSE_REDIS_PREFIX", "hse-cluster:".to_owned()),
         ("HSE_NODE_NAME", name.to_owned()),
-        ("HSE_PUBLIC_URL", "http://hse-cluster.test".to_owned()),
+        // Shared, as a cluster's nodes must; HSE_PUBLIC_URL is left unset.
+        ("HSE_JWT_SIGNING_KEY", "5e".repeat(32)),
+        // Each node on its own address, as in a deployment (with `:0` the
+        // default issuer would be the same string on both).
+        ("HSE_HTTP_ADDR", format!("127.0.0.1:{}", free_port())),
         ("HSE_ROOT_PASSWORD", ROOT_PASSWORD.to_owned()),
         ("HSE_SHUTDOWN_TIMEOUT_S", "5".to_owned()),
     ]);
@@ -232,6 +241,27 @@ async fn a_command_crosses_nodes_before_and_after_a_redis_restart(
     let (a, b) = two_nodes(&options, &redis).await;
     let root = a.api().login(ROOT, ROOT_PASSWORD).await.unwrap();
     let (lock, secret) = register_locks(&root, 1).await.unwrap().remove(0);
+    let signed_in = a
+        .api()
+        .post(
+            "/v1/auth/login",
+            json!({"email": ROOT, "password": ROOT_PASSWORD}),
+            StatusCode::OK,
+        )
+        .await
+        .unwrap();
+    let token = signed_in["access_token"].as_str().expect("a token");
+    let (status, body) = b
+        .api()
+        .with_token(token)
+        .send(Method::GET, &format!("/v1/devices/{lock}/status"), None)
+        .await
+        .unwrap();
+    assert_eq!(
+        status,
+        StatusCode::OK,
+        "node B accepts node A's token: {body}"
+    );
     let on_b = answering_lock(b.device_tcp.expect("ingest role"), &lock, &secret).await;
     let commands = "hse-cluster:commands";
     assert_eq!(redis.subscribers(commands).await, 2, "both nodes listen");

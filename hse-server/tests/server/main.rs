@@ -16,6 +16,7 @@ mod cluster;
 mod e2e;
 mod hardening;
 mod operator;
+mod outage;
 mod services;
 mod shutdown;
 mod selfhost;
