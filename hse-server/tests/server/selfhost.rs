@@ -289,11 +289,33 @@ fn start_saying(mut command: Command) -> Said {
     Said { child, http, lines }
 }
 
-/// The binary's standard error when it refuses to start with `command`.
+/// The binary's standard error when it refuses to start with `command`
+/// (killed, and the test failed, if it is still running after 30 s).
 fn refusal(mut command: Command) -> String {
-    let output = command.output().expect("the binary runs");
-    assert!(!output.status.success(), "it started");
-    String::from_utf8_lossy(&output.stderr).into_owned()
+    let mut child = command
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("the binary runs");
+    let started = std::time::Instant::now();
+    let status = loop {
+        if let Some(status) = child.try_wait().expect("waiting works") {
+            break status;
+        }
+        if started.elapsed() > Duration::from_secs(30) {
+            let _ = child.kill();
+            let _ = child.wait();
+            panic!("it started instead of refusing");
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    };
+    assert!(!status.success(), "it started");
+    let mut stderr = String::new();
+    if let Some(mut pipe) = child.stderr.take() {
+        use std::io::Read;
+        let _ = pipe.read_to_string(&mut stderr);
+    }
+    stderr
 }
 
 #[tokio::test]
