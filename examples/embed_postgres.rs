@@ -73,8 +73,9 @@ async fn main() -> anyhow::Result<()> {
     let tag = format!("{:x}", std::process::id() ^ chrono::Utc::now().timestamp_subsec_nanos());
     let told = hotel_story(&stores, &tag).await?;
     println!(
-        "stored in PostgreSQL: booking {} of room {}; {} attempts let through by Redis",
-        told.booking, told.room, told.attempts_allowed
+        "stored in PostgreSQL: booking {} of room {} (the overlap was refused for {}); \
+         {} attempts let through by Redis",
+        told.booking, told.room, told.refused_for, told.attempts_allowed
     );
     Ok(())
 }

@@ -289,11 +289,33 @@ fn start_saying(mut command: Command) -> Said {
     Said { child, http, lines }
 }
 
-/// The binary's standard error when it refuses to start with `command`.
+/// The binary's standard error when it refuses to start with `command`
+/// (killed, and the test failed, if it is still running after 30 s).
 fn refusal(mut command: Command) -> String {
-    let output = command.output().expect("the binary runs");
-    assert!(!output.status.success(), "it started");
-    String::from_utf8_lossy(&output.stderr).into_owned()
+    let mut child = command
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("the binary runs");
+    let started = std::time::Instant::now();
+    let status = loop {
+        if let Some(status) = child.try_wait().expect("waiting works") {
+            break status;
+        }
+        if started.elapsed() > Duration::from_secs(30) {
+            let _ = child.kill();
+            let _ = child.wait();
+            panic!("it started instead of refusing");
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    };
+    assert!(!status.success(), "it started");
+    let mut stderr = String::new();
+    if let Some(mut pipe) = child.stderr.take() {
+        use std::io::Read;
+        let _ = pipe.read_to_string(&mut stderr);
+    }
+    stderr
 }
 
 #[tokio::test]
@@ -538,4 +560,71 @@ fn the_systemd_units_pass_systemd_analyze_verify() {
         "systemd-analyze verify: {}\n{stderr}",
         output.status
     );
+}
+
+/// The README's PostgreSQL recipe, on a database of its own: a schema
+/// owner that is no superuser migrates at start, an application role in
+/// `hse_app_group` serves, readiness sees PostgreSQL up.
+#[tokio::test]
+async fn the_readme_postgres_roles_migrate_and_serve() {
+    let base = std::env::var("DATABASE_URL")
+        .unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432/postgres".into());
+    let (server, _) = base.rsplit_once('/').expect("a database URL");
+    let admin = sqlx::PgPool::connect(&base).await.unwrap();
+    let tag = Uuid::now_v7().simple().to_string();
+    let (owner, app, database) = (
+        format!("hse_owner_{tag}"),
+        format!("hse_app_{tag}"),
+        format!("hse_readme_{tag}"),
+    );
+    for statement in [
+        format!("CREATE ROLE {owner} LOGIN PASSWORD 'owner-secret'"),
+        format!("CREATE DATABASE {database} OWNER {owner}"),
+        "DO $$ BEGIN CREATE ROLE hse_app_group NOLOGIN NOSUPERUSER NOBYPASSRLS; \
+         EXCEPTION WHEN duplicate_object THEN NULL; END $$"
+            .to_owned(),
+        format!(
+            "CREATE ROLE {app} LOGIN PASSWORD 'app-secret' NOSUPERUSER NOBYPASSRLS IN ROLE hse_app_group"
+        ),
+    ] {
+        sqlx::raw_sql(&statement).execute(&admin).await.unwrap();
+    }
+    let host = server.rsplit_once('@').map_or(server, |(_, h)| h);
+    let owner_url = format!("postgres://{owner}:owner-secret@{host}/{database}");
+    let app_url = format!("postgres://{app}:app-secret@{host}/{database}");
+    let started = binary::start([
+        ("HSE_DATABASE_MIGRATION_URL", owner_url.as_str()),
+        ("HSE_DATABASE_URL", app_url.as_str()),
+    ]);
+    let (status, body) = started
+        .api()
+        .send(Method::GET, "/health/readiness", None)
+        .await
+        .unwrap();
+    assert!(started.terminate(STOP).await.success());
+    for statement in [
+        format!("DROP DATABASE {database} WITH (FORCE)"),
+        format!("DROP ROLE {app}"),
+        format!("DROP ROLE {owner}"),
+    ] {
+        sqlx::raw_sql(&statement).execute(&admin).await.unwrap();
+    }
+    assert_eq!(status, StatusCode::OK, "{body}");
+    assert_eq!(body["postgres"], "up", "{body}");
+}
+
+#[tokio::test]
+async fn the_onboarding_story_runs_again_under_another_tag() {
+    let server = binary::start([("HSE_ROOT_PASSWORD", ROOT_PASSWORD)]);
+    for tag in ["first", "second"] {
+        let story = crate::onboarding::onboard(&server.url(), ROOT, ROOT_PASSWORD, tag)
+            .await
+            .expect(tag);
+        assert_eq!(story.rooms.len(), 2);
+        assert!(story.rooms.iter().all(|room| room.secret.len() >= 32));
+    }
+    // The same tag again collides with the first run's emails.
+    let again = crate::onboarding::onboard(&server.url(), ROOT, ROOT_PASSWORD, "first").await;
+    assert!(again.is_err(), "the emails are unique");
+    assert!(server.terminate(STOP).await.success());
 }
