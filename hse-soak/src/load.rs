@@ -1,14 +1,16 @@
 //! The device load: each device sends frames of events at a steady rate
-//! over the device TCP protocol (`docs/PROTOCOL.md`), through the devices proxy.
-//! Like real firmware it keeps every frame until it is acknowledged: on a
-//! lost connection, a refused hello or a retryable `nack` it reconnects and
-//! sends the same events again (same `event_id`, same `ts_ms` if it sends one), so retries
-//! are idempotent. After a retryable `nack` it holds back (250 ms, doubling
-//! to 5 s, reset by the next ack), as firmware must: the first 30-minute
-//! run resent refused frames at once, and that retry storm (35 000 Redis
-//! ops/s for 200 events/s offered) kept Redis saturated and readiness down
-//! after a restart (SOAK.md). It records the id of every acknowledged event
-//! for the exactly-once checker, and answers lock commands with success.
+//! over the device TCP protocol (`docs/PROTOCOL.md`), through its node's
+//! devices proxy. Like real firmware it keeps every frame until it is
+//! acknowledged: on a lost connection, a refused hello or a retryable
+//! `nack` it reconnects and sends the same events again (same `event_id`,
+//! same `ts_ms` if it sends one), so retries are idempotent. After a
+//! retryable `nack` it holds back (at least the `retry_after_ms` the nack
+//! carries; 250 ms, doubling to 5 s, reset by the next ack), as firmware
+//! must: the first 30-minute run resent refused frames at once, and that
+//! retry storm (35 000 Redis ops/s for 200 events/s offered) kept Redis
+//! saturated and readiness down after a restart (SOAK.md). It records the
+//! id of every acknowledged event for the exactly-once checker, and
+//! answers lock commands with success.
 //!
 //! Some devices have no clock: their events carry an `event_id` but no
 //! `ts_ms` (the server stamps its own time on arrival), and they resend
@@ -35,8 +37,14 @@ use crate::tenants::DeviceLogin;
 const PER_FRAME: usize = 10;
 /// Frames a device has in flight before it waits for acks.
 const WINDOW: usize = 64;
-/// Codes after which a frame is sent again.
-const RETRYABLE: [&str; 3] = ["overloaded", "unavailable", "shutting_down"];
+/// Codes after which a frame is sent again (`outcome_unknown`: the server
+/// cannot tell whether it enqueued the frame; the same events go again).
+const RETRYABLE: [&str; 4] = [
+    "overloaded",
+    "unavailable",
+    "shutting_down",
+    "outcome_unknown",
+];
 /// The first hold-back after a retryable nack.
 const BACKOFF_MIN: Duration = Duration::from_millis(250);
 /// The longest hold-back.
@@ -190,10 +198,11 @@ impl State {
         self.queue.is_empty() && self.in_flight.is_empty()
     }
 
-    /// Holds sending back after a refusal, longer each time.
-    fn back_off(&mut self) {
+    /// Holds sending back after a refusal, longer each time, and at least
+    /// the `retry_after` the server asked for.
+    fn back_off(&mut self, retry_after: Duration) {
         self.backoff = (self.backoff * 2).clamp(BACKOFF_MIN, BACKOFF_MAX);
-        self.hold_until = Some(Instant::now() + self.backoff);
+        self.hold_until = Some(Instant::now() + self.backoff.max(retry_after));
     }
 
     /// Whether a frame may be sent now.
@@ -360,7 +369,8 @@ async fn answer(
             {
                 outcome.resent_frames += 1;
                 state.queue.push_front(batch);
-                state.back_off();
+                let retry_after = reply["retry_after_ms"].as_u64().unwrap_or(0);
+                state.back_off(Duration::from_millis(retry_after.min(60_000)));
             }
         }
         "command" => {
