@@ -12,6 +12,13 @@
 //! principal of a request made with a key holds only the permissions both
 //! the key and (still, today) the creator hold. Keys are read from the
 //! store on every use, so a revocation takes effect on every node at once.
+//!
+//! A key holding `create_api_key` may mint keys: each is its child, holds
+//! only permissions the parent holds, and expires no later than it (a
+//! later or missing expiry is refused with 400, never clamped silently).
+//! Revoking a key revokes every key minted from it, transitively. Made
+//! with a key, listing and revoking need `read_api_key` and
+//! `delete_api_key` and reach only the keys minted from that key.
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::fmt;
@@ -28,6 +35,7 @@ use uuid::Uuid;
 
 use crate::error::{AuthError, Result};
 use crate::model::{ApiKey, ApiKeyId, SecretString};
+use crate::session::KeyPrincipal;
 use crate::store::AuthStore;
 
 const PREFIX: &str = "hse";
@@ -146,6 +154,41 @@ pub struct NewApiKey {
     pub expires_at: Option<DateTime<Utc>>,
 }
 
+/// Who is managing keys: a user signed in, or a request made with a key.
+///
+/// A user manages the keys it created (and, holding `delete_api_key`,
+/// revokes keys in its scope). A key manages only the keys minted from it,
+/// and only with the permission for each act: `create_api_key`,
+/// `read_api_key`, `delete_api_key`.
+#[derive(Clone, Copy, Debug)]
+pub struct KeyActor<'a> {
+    /// The caller's principal (for a key: its creator, narrowed).
+    pub principal: &'a Principal,
+    /// The key the request was made with, if it was.
+    pub key_id: Option<ApiKeyId>,
+}
+
+impl<'a> From<&'a Principal> for KeyActor<'a> {
+    fn from(principal: &'a Principal) -> Self {
+        Self {
+            principal,
+            key_id: None,
+        }
+    }
+}
+
+impl<'a> From<&'a KeyPrincipal> for KeyActor<'a> {
+    fn from(key: &'a KeyPrincipal) -> Self {
+        Self {
+            principal: &key.principal,
+            key_id: Some(key.key_id),
+        }
+    }
+}
+
+/// How far up a key's parents [`ApiKeys::revoke`] looks for the actor.
+const MAX_LINEAGE: usize = 64;
+
 /// Creates, verifies and revokes API keys.
 #[derive(Clone, Debug)]
 pub struct ApiKeys {
@@ -166,20 +209,29 @@ impl ApiKeys {
         }
     }
 
-    /// Creates a key for `creator`; returns it and the full key text,
-    /// which is shown once and never stored.
+    /// Creates a key for the actor's user; returns it and the full key
+    /// text, which is shown once and never stored. Made with a key, the
+    /// new key is that key's child: its permissions must be among the
+    /// parent's and it must expire no later than the parent.
     ///
     /// # Errors
     /// [`AuthError::Forbidden`] when the creator may not create keys or
-    /// asks for a permission it does not hold; [`AuthError::Invalid`] for a
-    /// bad name or a past expiry.
+    /// asks for a permission it (or the parent key) does not hold;
+    /// [`AuthError::Invalid`] for a bad name, a past expiry, or one later
+    /// than the parent key's; [`AuthError::InvalidApiKey`] when the parent
+    /// key stopped working meanwhile.
     pub async fn create(
         &self,
-        creator: &Principal,
+        actor: KeyActor<'_>,
         new: NewApiKey,
         now: DateTime<Utc>,
     ) -> Result<(ApiKey, SecretString)> {
+        let creator = actor.principal;
         check_new(creator, &new, now)?;
+        if let Some(parent) = actor.key_id {
+            let parent = self.live_key(parent, now).await?;
+            check_child(&parent, &new)?;
+        }
         let secret = random_hex(SECRET_BYTES)?;
         let key = ApiKey {
             id: ApiKeyId::new(),
@@ -192,10 +244,20 @@ impl ApiKeys {
             created_at: now,
             expires_at: new.expires_at,
             revoked_at: None,
+            parent_id: actor.key_id,
         };
         self.store.insert_api_key(&key).await?;
         let text = format!("{PREFIX}_{}_{secret}", key.id.as_uuid().simple());
         Ok((key, SecretString::new(text)))
+    }
+
+    /// The stored record of a key that is live at `now`.
+    async fn live_key(&self, id: ApiKeyId, now: DateTime<Utc>) -> Result<ApiKey> {
+        self.store
+            .api_key(id)
+            .await?
+            .filter(|k| k.is_live(now))
+            .ok_or(AuthError::InvalidApiKey)
     }
 
     /// Checks a presented key and returns its record.
@@ -217,34 +279,119 @@ impl ApiKeys {
         }
     }
 
-    /// Revokes a key. Its creator may, and so may anyone holding
-    /// `delete_api_key` whose scope covers the key's.
+    /// Revokes a key and every key minted from it. A user may revoke the
+    /// keys it created, and holding `delete_api_key` any key its scope
+    /// covers; a key holding `delete_api_key` only the keys minted from it.
     ///
     /// # Errors
+    /// [`AuthError::Forbidden`] for a key without `delete_api_key`;
     /// [`AuthError::NotFound`] when the key does not exist or is outside
-    /// the actor's reach.
-    pub async fn revoke(&self, actor: &Principal, id: ApiKeyId, now: DateTime<Utc>) -> Result<()> {
-        let key = self
-            .store
-            .api_key(id)
-            .await?
-            .filter(|k| may_manage(actor, k))
-            .ok_or(AuthError::NotFound { entity: "api_key" })?;
+    /// the actor's reach (alike, so ids outside it are not revealed).
+    pub async fn revoke(
+        &self,
+        actor: KeyActor<'_>,
+        id: ApiKeyId,
+        now: DateTime<Utc>,
+    ) -> Result<()> {
+        let not_found = AuthError::NotFound { entity: "api_key" };
+        let key = match actor.key_id {
+            Some(own) => {
+                require(actor.principal, "delete_api_key", "revoke API keys")?;
+                self.live_key(own, now).await?;
+                self.descendant_of(own, id).await?.ok_or(not_found)?
+            }
+            None => self
+                .store
+                .api_key(id)
+                .await?
+                .filter(|k| may_manage(actor.principal, k))
+                .ok_or(not_found)?,
+        };
         self.store.revoke_api_key(key.id, now).await?;
-        tracing::info!(api_key.id = %key.id, "API key revoked");
+        tracing::info!(api_key.id = %key.id, "API key revoked, with the keys minted from it");
         Ok(())
     }
 
-    /// The keys `user` created (without digests).
+    /// The key `id` if it was minted from `ancestor` (transitively).
+    async fn descendant_of(&self, ancestor: ApiKeyId, id: ApiKeyId) -> Result<Option<ApiKey>> {
+        let Some(key) = self.store.api_key(id).await? else {
+            return Ok(None);
+        };
+        let mut parent = key.parent_id;
+        for _ in 0..MAX_LINEAGE {
+            match parent {
+                Some(p) if p == ancestor => return Ok(Some(key)),
+                Some(p) => parent = self.store.api_key(p).await?.and_then(|k| k.parent_id),
+                None => return Ok(None),
+            }
+        }
+        Ok(None)
+    }
+
+    /// The keys the actor manages (without digests): for a user, the keys
+    /// it created; for a key holding `read_api_key`, the keys minted from it.
     ///
     /// # Errors
-    /// A storage error.
-    pub async fn list(&self, user: &Principal) -> Result<Vec<ApiKey>> {
-        let mut keys = self.store.api_keys_created_by(user.user_id).await?;
+    /// [`AuthError::Forbidden`] for a key without `read_api_key`; a storage
+    /// error.
+    pub async fn list(&self, actor: KeyActor<'_>, now: DateTime<Utc>) -> Result<Vec<ApiKey>> {
+        let mut keys = match actor.key_id {
+            Some(own) => {
+                require(actor.principal, "read_api_key", "list API keys")?;
+                self.live_key(own, now).await?;
+                self.store.api_key_descendants(own).await?
+            }
+            None => {
+                self.store
+                    .api_keys_created_by(actor.principal.user_id)
+                    .await?
+            }
+        };
         for k in &mut keys {
             k.secret_hash = None;
         }
         Ok(keys)
+    }
+}
+
+/// [`AuthError::Forbidden`] unless `p` holds `action` (to `what`).
+fn require(p: &Principal, action: &str, what: &str) -> Result<()> {
+    if ActionName::parse(action).is_ok_and(|a| p.permissions.contains(&a)) {
+        return Ok(());
+    }
+    Err(AuthError::forbidden(format!(
+        "this credential may not {what} (it lacks `{action}`)"
+    )))
+}
+
+/// A key minted by `parent` holds only permissions the parent holds and
+/// ends no later than the parent.
+fn check_child(parent: &ApiKey, new: &NewApiKey) -> Result<()> {
+    if let Some(extra) = new
+        .permissions
+        .iter()
+        .find(|p| !parent.permissions.contains(*p))
+    {
+        return Err(AuthError::forbidden(format!(
+            "a key cannot hold `{extra}`, which the key creating it does not hold"
+        )));
+    }
+    match (parent.expires_at, new.expires_at) {
+        (Some(end), None) => Err(AuthError::invalid(
+            "expires_at",
+            format!(
+                "required: the key creating it expires at {}",
+                end.to_rfc3339()
+            ),
+        )),
+        (Some(end), Some(asked)) if asked > end => Err(AuthError::invalid(
+            "expires_at",
+            format!(
+                "must be no later than the key creating it, which expires at {}",
+                end.to_rfc3339()
+            ),
+        )),
+        _ => Ok(()),
     }
 }
 
@@ -259,11 +406,7 @@ fn check_new(creator: &Principal, new: &NewApiKey, now: DateTime<Utc>) -> Result
     if creator.scope() == Scope::Nothing {
         return Err(AuthError::forbidden("no tenant scope to attach the key to"));
     }
-    let may_create =
-        ActionName::parse("create_api_key").is_ok_and(|a| creator.permissions.contains(&a));
-    if !may_create {
-        return Err(AuthError::forbidden("you may not create API keys"));
-    }
+    require(creator, "create_api_key", "create API keys")?;
     let held = held_anywhere(creator);
     match new.permissions.iter().find(|p| !held.contains(*p)) {
         Some(extra) => Err(AuthError::forbidden(format!(

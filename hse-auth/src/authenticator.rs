@@ -10,16 +10,17 @@ use hse_core::store::Credentials;
 use hse_core::value::Email;
 use hse_core::{Principal, UserId};
 
-use crate::api_key::{self, ApiKeys, NewApiKey};
+use crate::api_key::{self, ApiKeys, KeyActor, NewApiKey};
 use crate::audit::UsageRecorder;
 use crate::cache::PrincipalCache;
 use crate::config::{AuthConfig, AuthDeps};
+use crate::denylist::{Denylist, MemoryDenylist, Revocations};
 use crate::error::{AuthError, Result};
 use crate::model::{ApiKey, ApiKeyId, KeyUsage, Purged, RevokeReason, SecretString};
 use crate::password::{Passwords, Verification};
 use crate::refresh::RefreshTokens;
 use crate::session::{KeyPrincipal, LoginOutcome, Session};
-use crate::throttle::LoginThrottle;
+use crate::throttle::{AttemptKeys, LoginThrottle, SignInThrottle, Source};
 use crate::token::{AccessTokens, TokenKind, scope_ref};
 use crate::totp::{Totp, TotpSetup};
 
@@ -32,6 +33,7 @@ pub struct Authenticator {
     refresh: RefreshTokens,
     keys: ApiKeys,
     throttle: LoginThrottle,
+    sign_in: SignInThrottle,
     totp: Option<Totp>,
     usage: Option<UsageRecorder>,
     principals: Arc<PrincipalCache>,
@@ -53,9 +55,14 @@ impl Authenticator {
         Ok(Self {
             passwords: Passwords::build(config.passwords)?,
             refresh: RefreshTokens::new(deps.store.clone(), config.refresh_ttl)
-                .with_reuse_grace(config.refresh_reuse_grace),
+                .with_reuse_grace(config.refresh_reuse_grace)
+                .with_revocations(
+                    Revocations::new(Arc::new(MemoryDenylist::new())),
+                    access_window(&config),
+                ),
             keys: ApiKeys::new(deps.store.clone(), config.key_digest.clone()),
             throttle: LoginThrottle::new(deps.failures.clone(), config.throttle),
+            sign_in: SignInThrottle::new(deps.failures.clone(), config.sign_in_throttle),
             tokens,
             totp,
             usage: None,
@@ -63,6 +70,17 @@ impl Authenticator {
             deps,
             config,
         })
+    }
+
+    /// Keeps revoked sessions in `list` (e.g. `crate::redis::RedisDenylist`,
+    /// shared by every node) instead of this process's memory; set it
+    /// before serving, as revocations already recorded stay behind.
+    #[must_use]
+    pub fn with_denylist(mut self, list: Arc<dyn Denylist>) -> Self {
+        self.refresh = self
+            .refresh
+            .with_revocations(Revocations::new(list), access_window(&self.config));
+        self
     }
 
     /// Records API-key usage through `recorder` from now on.
@@ -90,16 +108,33 @@ impl Authenticator {
         self.totp.as_ref()
     }
 
-    /// Signs in with email and password.
+    /// Signs in with email and password, from an unknown source: attempts
+    /// are counted per account. Servers call [`Authenticator::login_from`].
+    ///
+    /// # Errors
+    /// See [`Authenticator::login_from`].
+    pub async fn login(&self, email: &str, password: &str) -> Result<LoginOutcome> {
+        self.login_from(email, password, Source::unknown()).await
+    }
+
+    /// Signs in with email and password from `source` (the client's
+    /// address), throttled by source and account (see [`crate::throttle`]):
+    /// failures against an account slow that source down, not the owner
+    /// signing in from elsewhere.
     ///
     /// Unknown accounts take the same path and time as wrong passwords.
     ///
     /// # Errors
     /// [`AuthError::InvalidCredentials`], [`AuthError::RateLimited`] (per
-    /// account quota or growing delay), [`AuthError::Busy`].
+    /// source quota or growing delay), [`AuthError::Busy`].
     #[tracing::instrument(skip_all, err(level = "info"))]
-    pub async fn login(&self, email: &str, password: &str) -> Result<LoginOutcome> {
-        let outcome = self.try_login(email, password).await;
+    pub async fn login_from(
+        &self,
+        email: &str,
+        password: &str,
+        source: Source,
+    ) -> Result<LoginOutcome> {
+        let outcome = self.try_login(email, password, source).await;
         let label = match &outcome {
             Ok(LoginOutcome::SignedIn(_)) => "signed_in",
             Ok(LoginOutcome::SecondFactorRequired { .. }) => "second_factor",
@@ -109,20 +144,20 @@ impl Authenticator {
         outcome
     }
 
-    async fn try_login(&self, email: &str, password: &str) -> Result<LoginOutcome> {
+    async fn try_login(&self, email: &str, password: &str, source: Source) -> Result<LoginOutcome> {
         let now = self.deps.clock.now();
-        let key = LoginThrottle::key_for(email);
+        let keys = AttemptKeys::new(email, source);
         self.deps
             .limiter
-            .check(&key, self.config.login_quota)
+            .check(keys.rate_key(), self.config.login_quota)
             .await?
             .into_result()?;
-        self.throttle.check(&key, now).await?;
+        self.sign_in.check(&keys, now).await?;
         let Some(creds) = self.check_password(email, password).await? else {
-            self.throttle.failed(&key, now).await?;
+            self.sign_in.failed(&keys, now).await?;
             return Err(AuthError::InvalidCredentials);
         };
-        self.throttle.succeeded(&key).await?;
+        self.sign_in.succeeded(&keys).await?;
         let principal = self
             .deps
             .directory
@@ -214,7 +249,9 @@ impl Authenticator {
             }
             Err(e) => return Err(e),
         };
-        let access = self.tokens.issue(&principal, now)?;
+        let access = self
+            .tokens
+            .issue_in_session(&principal, refresh.family_id, now)?;
         Ok(Session {
             access,
             refresh,
@@ -222,8 +259,8 @@ impl Authenticator {
         })
     }
 
-    /// Signs out: revokes the session of `refresh_token`. Always succeeds
-    /// for unknown tokens.
+    /// Signs out: revokes the session of `refresh_token` and the access
+    /// tokens issued in it. Always succeeds for unknown tokens.
     ///
     /// # Errors
     /// A storage error.
@@ -242,6 +279,12 @@ impl Authenticator {
     pub async fn authenticate(&self, access_token: &str) -> Result<Principal> {
         let now = self.deps.clock.now();
         let claims = self.tokens.verify(access_token, TokenKind::Access, now)?;
+        // Also for claims from the verified-token cache: an ended session
+        // ends its tokens at once.
+        if self.refresh.revocations().is_revoked(&claims, now).await? {
+            tracing::debug!("access token of an ended session refused");
+            return Err(AuthError::InvalidToken);
+        }
         let principal = self.active_principal(claims.sub).await?;
         if scope_ref(&principal.scope()) != claims.scope {
             return Err(AuthError::InvalidToken);
@@ -318,34 +361,45 @@ impl Authenticator {
         Ok(purged)
     }
 
-    /// Creates an API key for `creator`; the text is shown once.
+    /// Creates an API key for a user signed in (`&Principal`) or as a child
+    /// of the key a request was made with (`&KeyPrincipal`); the text is
+    /// shown once.
     ///
     /// # Errors
     /// See [`ApiKeys::create`].
-    #[tracing::instrument(skip_all, fields(user.id = %creator.user_id), err(level = "info"))]
-    pub async fn create_api_key(
+    #[tracing::instrument(skip_all, fields(user.id = tracing::field::Empty), err(level = "info"))]
+    pub async fn create_api_key<'a>(
         &self,
-        creator: &Principal,
+        actor: impl Into<KeyActor<'a>>,
         new: NewApiKey,
     ) -> Result<(ApiKey, SecretString)> {
-        self.keys.create(creator, new, self.deps.clock.now()).await
+        let actor = actor.into();
+        tracing::Span::current()
+            .record("user.id", tracing::field::display(actor.principal.user_id));
+        self.keys.create(actor, new, self.deps.clock.now()).await
     }
 
-    /// Revokes an API key.
+    /// Revokes an API key and the keys minted from it.
     ///
     /// # Errors
     /// See [`ApiKeys::revoke`].
     #[tracing::instrument(skip_all, fields(api_key.id = %id))]
-    pub async fn revoke_api_key(&self, actor: &Principal, id: ApiKeyId) -> Result<()> {
-        self.keys.revoke(actor, id, self.deps.clock.now()).await
+    pub async fn revoke_api_key<'a>(
+        &self,
+        actor: impl Into<KeyActor<'a>>,
+        id: ApiKeyId,
+    ) -> Result<()> {
+        self.keys
+            .revoke(actor.into(), id, self.deps.clock.now())
+            .await
     }
 
-    /// The keys `user` created.
+    /// The keys the actor manages: a user's own, or a key's descendants.
     ///
     /// # Errors
-    /// A storage error.
-    pub async fn list_api_keys(&self, user: &Principal) -> Result<Vec<ApiKey>> {
-        self.keys.list(user).await
+    /// See [`ApiKeys::list`].
+    pub async fn list_api_keys<'a>(&self, actor: impl Into<KeyActor<'a>>) -> Result<Vec<ApiKey>> {
+        self.keys.list(actor.into(), self.deps.clock.now()).await
     }
 
     /// The principal of a request bearing an API key, rate-limited per key.
@@ -492,7 +546,9 @@ impl Authenticator {
 
     async fn start_session(&self, principal: Principal, now: DateTime<Utc>) -> Result<Session> {
         let refresh = self.refresh.start(principal.user_id, now).await?;
-        let access = self.tokens.issue(&principal, now)?;
+        let access = self
+            .tokens
+            .issue_in_session(&principal, refresh.family_id, now)?;
         Ok(Session {
             access,
             refresh,
@@ -534,4 +590,9 @@ impl Authenticator {
     pub fn forget_principals(&self) {
         self.principals.clear();
     }
+}
+
+/// How long after its issue an access token may still be accepted.
+fn access_window(config: &AuthConfig) -> Duration {
+    config.tokens.access_ttl + config.tokens.leeway
 }

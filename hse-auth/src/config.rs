@@ -15,7 +15,7 @@ use crate::password::PasswordConfig;
 use crate::rate_limit::{MemoryRateLimiter, Quota, RateLimiter};
 use crate::refresh::DEFAULT_REFRESH_TTL;
 use crate::store::{AuthStore, UserDirectory};
-use crate::throttle::{FailureStore, MemoryFailureStore, ThrottleConfig};
+use crate::throttle::{FailureStore, MemoryFailureStore, SignInThrottleConfig, ThrottleConfig};
 use crate::token::{SigningKey, TokenConfig};
 use crate::totp::SealingKey;
 
@@ -65,12 +65,16 @@ pub struct AuthConfig {
     /// A spent refresh token presented again within this window is refused
     /// without revoking its family (default zero: always revoke).
     pub refresh_reuse_grace: Duration,
-    /// Sign-in attempts per account (default: burst 10, then 1 per 6 s).
+    /// Sign-in attempts per source, or per account when the source is
+    /// unknown (default: burst 10, then 1 per 6 s).
     pub login_quota: Quota,
     /// Requests per API key (default: burst 100, then 10 per second).
     pub api_key_quota: Quota,
-    /// Growing delays after failed sign-ins.
+    /// Growing delays after wrong second-factor codes and wrong current
+    /// passwords (per user).
     pub throttle: ThrottleConfig,
+    /// Growing delays after failed sign-ins, by source and account.
+    pub sign_in_throttle: SignInThrottleConfig,
     /// How API key secrets are digested.
     pub key_digest: KeyDigest,
     /// Seals TOTP secrets; without it, TOTP is off.
@@ -102,6 +106,7 @@ impl AuthConfig {
             login_quota: Quota::new(nonzero(10), StdDuration::from_secs(6)),
             api_key_quota: Quota::new(nonzero(100), StdDuration::from_millis(100)),
             throttle: ThrottleConfig::default(),
+            sign_in_throttle: SignInThrottleConfig::default(),
             key_digest: KeyDigest::sha256(),
             totp_key: None,
             totp_issuer: "HSE".into(),

@@ -17,6 +17,7 @@
 //! - [`token`]: JWT access tokens (EdDSA default, HS256 selectable).
 //! - [`refresh`]: refresh-token families, rotation and reuse detection.
 //! - [`api_key`]: `hse_<id>_<secret>` keys, narrowing to the key's permissions.
+//! - [`denylist`]: access tokens of ended sessions refused before they expire.
 //! - [`rate_limit`], [`throttle`]: GCRA limits and growing sign-in delays.
 //! - [`totp`]: the optional second factor and recovery codes.
 //! - [`audit`]: batched API-key usage records.
@@ -77,6 +78,7 @@ pub mod authenticator;
 mod cache;
 pub mod config;
 pub mod cookie;
+pub mod denylist;
 pub mod error;
 pub mod memory;
 pub mod model;
@@ -94,7 +96,7 @@ pub mod postgres;
 #[cfg(feature = "redis")]
 pub mod redis;
 
-pub use api_key::{ApiKeys, KeyDigest, NewApiKey};
+pub use api_key::{ApiKeys, KeyActor, KeyDigest, NewApiKey};
 pub use authenticator::Authenticator;
 pub use config::{AuthConfig, AuthDeps};
 pub use error::{AuthError, Result};
@@ -105,4 +107,5 @@ pub use password::{PasswordConfig, Passwords};
 pub use rate_limit::{Decision, MemoryRateLimiter, Quota, RateLimiter};
 pub use session::{KeyPrincipal, LoginOutcome, Session};
 pub use store::{AuthStore, TenancyDirectory, UserDirectory};
+pub use throttle::Source;
 pub use token::{SigningKey, TokenConfig};

@@ -3,7 +3,7 @@
 //! One mutex guards all state, so every method is atomic exactly like the
 //! PostgreSQL adapter's transactions. Nothing survives a restart.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 use std::sync::{Mutex, MutexGuard, PoisonError};
 
 use async_trait::async_trait;
@@ -64,6 +64,20 @@ impl MemoryAuthStore {
 }
 
 impl State {
+    /// The ids of the keys minted from `id`, transitively.
+    fn descendants(&self, id: ApiKeyId) -> HashSet<ApiKeyId> {
+        let mut found = HashSet::new();
+        let mut frontier = vec![id];
+        while let Some(parent) = frontier.pop() {
+            for k in self.keys.iter().filter(|k| k.parent_id == Some(parent)) {
+                if found.insert(k.id) {
+                    frontier.push(k.id);
+                }
+            }
+        }
+        found
+    }
+
     fn revoke(&mut self, id: FamilyId, reason: RevokeReason, now: DateTime<Utc>) -> bool {
         match self.families.get_mut(&id) {
             Some(f) if f.revoked.is_none() => {
@@ -216,6 +230,15 @@ impl AuthStore for MemoryAuthStore {
         if s.keys.iter().any(|k| k.id == key.id) {
             return Err(AuthError::invalid("id", "API key id already exists"));
         }
+        if let Some(parent) = key.parent_id {
+            let live = s
+                .keys
+                .iter()
+                .any(|k| k.id == parent && k.is_live(key.created_at));
+            if !live {
+                return Err(AuthError::InvalidApiKey);
+            }
+        }
         s.keys.push(key.clone());
         Ok(())
     }
@@ -236,15 +259,29 @@ impl AuthStore for MemoryAuthStore {
         Ok(keys)
     }
 
+    async fn api_key_descendants(&self, id: ApiKeyId) -> Result<Vec<ApiKey>> {
+        let s = self.lock();
+        let mut keys: Vec<ApiKey> = s
+            .descendants(id)
+            .into_iter()
+            .filter_map(|d| s.keys.iter().find(|k| k.id == d).cloned())
+            .collect();
+        keys.sort_by_key(|k| k.id);
+        Ok(keys)
+    }
+
     async fn revoke_api_key(&self, id: ApiKeyId, now: DateTime<Utc>) -> Result<bool> {
         let mut s = self.lock();
-        match s.keys.iter_mut().find(|k| k.id == id) {
-            Some(k) if k.revoked_at.is_none() => {
-                k.revoked_at = Some(now);
-                Ok(true)
-            }
-            _ => Ok(false),
+        let Some(root) = s.keys.iter_mut().find(|k| k.id == id) else {
+            return Ok(false);
+        };
+        let newly = root.revoked_at.is_none();
+        root.revoked_at.get_or_insert(now);
+        let descendants = s.descendants(id);
+        for k in s.keys.iter_mut().filter(|k| descendants.contains(&k.id)) {
+            k.revoked_at.get_or_insert(now);
         }
+        Ok(newly)
     }
 
     async fn insert_usage(&self, batch: &[KeyUsage]) -> Result<()> {

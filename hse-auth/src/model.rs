@@ -148,6 +148,10 @@ pub struct ApiKey {
     pub expires_at: Option<DateTime<Utc>>,
     /// When it was revoked, if it was.
     pub revoked_at: Option<DateTime<Utc>>,
+    /// The key that minted it, if a key did (`None`: its creator did,
+    /// signed in). Revoking a key revokes every key minted from it.
+    #[serde(default)]
+    pub parent_id: Option<ApiKeyId>,
 }
 
 impl ApiKey {

@@ -1,5 +1,6 @@
-//! Redis adapters (feature `redis`): the GCRA [`RateLimiter`] and the
-//! sign-in [`FailureStore`], so several server processes share one limit.
+//! Redis adapters (feature `redis`): the GCRA [`RateLimiter`], the
+//! sign-in [`FailureStore`] and the access-token [`Denylist`], so several
+//! server processes share one limit and one list of ended sessions.
 //!
 //! Each decision is one Lua script, which Redis runs atomically: two
 //! processes counting against one key can never both take the last slot.
@@ -17,6 +18,7 @@ use hse_core::clock::Clock;
 use redis::Script;
 use redis::aio::ConnectionManager;
 
+use crate::denylist::Denylist;
 use crate::error::{AuthError, Result};
 use crate::rate_limit::{Decision, Quota, RateLimiter};
 use crate::throttle::{FailureStore, Failures};
@@ -196,5 +198,72 @@ impl FailureStore for RedisFailureStore {
             .query_async(&mut conn)
             .await?;
         Ok(())
+    }
+}
+
+/// Ended sessions and users shared through Redis: one key each, expiring
+/// with the last token it refuses (`SET … PX`), read with one `MGET`.
+///
+/// Records expire by Redis's clock: the `now` passed is used only to
+/// compute how long a record lives.
+#[derive(Clone)]
+pub struct RedisDenylist {
+    conn: ConnectionManager,
+    prefix: String,
+}
+
+impl RedisDenylist {
+    /// A list on `conn` whose keys start with `prefix` (e.g. `hse:deny:`).
+    #[must_use]
+    pub fn new(conn: ConnectionManager, prefix: impl Into<String>) -> Self {
+        Self {
+            conn,
+            prefix: prefix.into(),
+        }
+    }
+}
+
+impl fmt::Debug for RedisDenylist {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("RedisDenylist")
+            .field("prefix", &self.prefix)
+            .finish_non_exhaustive()
+    }
+}
+
+#[async_trait]
+impl Denylist for RedisDenylist {
+    async fn put(
+        &self,
+        key: &str,
+        value: i64,
+        now: DateTime<Utc>,
+        until: DateTime<Utc>,
+    ) -> Result<()> {
+        let ttl_ms = (until - now).num_milliseconds();
+        if ttl_ms <= 0 {
+            return Ok(());
+        }
+        let mut conn = self.conn.clone();
+        let _: () = redis::cmd("SET")
+            .arg(format!("{}{key}", self.prefix))
+            .arg(value)
+            .arg("PX")
+            .arg(ttl_ms)
+            .query_async(&mut conn)
+            .await?;
+        Ok(())
+    }
+
+    async fn get(&self, keys: &[String], _now: DateTime<Utc>) -> Result<Vec<Option<i64>>> {
+        if keys.is_empty() {
+            return Ok(Vec::new());
+        }
+        let mut conn = self.conn.clone();
+        let mut cmd = redis::cmd("MGET");
+        for key in keys {
+            cmd.arg(format!("{}{key}", self.prefix));
+        }
+        Ok(cmd.query_async(&mut conn).await?)
     }
 }

@@ -13,12 +13,17 @@
 //! a thief). A deployment whose clients race themselves (several browser
 //! tabs) can set a short reuse grace: a second use within it is refused
 //! without revoking, and gets nothing either.
+//!
+//! Ending a session (sign-out, reuse) or all of a user's (password change,
+//! deactivation) also ends the access tokens already issued in them,
+//! through [`Revocations`], for as long as they could still be accepted.
 
 use std::sync::Arc;
 
 use chrono::{DateTime, Duration, Utc};
 use hse_core::{Secret, UserId};
 
+use crate::denylist::{MemoryDenylist, Revocations};
 use crate::error::{AuthError, Result};
 use crate::model::{FamilyId, RefreshFamily, RevokeReason, Rotation};
 use crate::store::AuthStore;
@@ -43,6 +48,8 @@ pub struct RefreshTokens {
     store: Arc<dyn AuthStore>,
     ttl: Duration,
     grace: Duration,
+    revocations: Revocations,
+    access_window: Duration,
 }
 
 impl RefreshTokens {
@@ -53,7 +60,24 @@ impl RefreshTokens {
             store,
             ttl,
             grace: Duration::zero(),
+            revocations: Revocations::new(Arc::new(MemoryDenylist::new())),
+            access_window: Duration::minutes(16),
         }
+    }
+
+    /// Ends the access tokens of ended sessions through `revocations`, for
+    /// `access_window` (the access lifetime plus leeway) after the end.
+    #[must_use]
+    pub fn with_revocations(mut self, revocations: Revocations, access_window: Duration) -> Self {
+        self.revocations = revocations;
+        self.access_window = access_window;
+        self
+    }
+
+    /// Where ended sessions are recorded.
+    #[must_use]
+    pub fn revocations(&self) -> &Revocations {
+        &self.revocations
     }
 
     /// Treats a token presented again less than `grace` after it was spent
@@ -116,6 +140,9 @@ impl RefreshTokens {
             )),
             Rotation::Reused { family_id, user_id } => {
                 metrics::counter!("hse_auth_refresh_reuse_total").increment(1);
+                self.revocations
+                    .revoke_session(family_id, now, now + self.access_window)
+                    .await?;
                 tracing::warn!(family.id = %family_id, user.id = %user_id,
                     "refresh token reuse: family revoked");
                 Err(AuthError::RefreshReuse)
@@ -128,19 +155,27 @@ impl RefreshTokens {
         }
     }
 
-    /// Revokes the family of `presented` (sign-out). Unknown tokens are
-    /// ignored, so sign-out always succeeds.
+    /// Revokes the family of `presented` (sign-out) and its access tokens.
+    /// Unknown tokens are ignored, so sign-out always succeeds.
     ///
     /// # Errors
     /// A storage error.
     pub async fn revoke(&self, presented: &str, now: DateTime<Utc>) -> Result<Option<FamilyId>> {
         let hash = Secret::from_presented(presented).hash();
-        self.store
+        let family = self
+            .store
             .revoke_family_of(hash, RevokeReason::Logout, now)
-            .await
+            .await?;
+        if let Some(family) = family {
+            self.revocations
+                .revoke_session(family, now, now + self.access_window)
+                .await?;
+        }
+        Ok(family)
     }
 
-    /// Revokes every session of `user`.
+    /// Revokes every session of `user`, and every access token issued to
+    /// it before this second.
     ///
     /// # Errors
     /// A storage error.
@@ -150,7 +185,11 @@ impl RefreshTokens {
         reason: RevokeReason,
         now: DateTime<Utc>,
     ) -> Result<u64> {
-        self.store.revoke_user_families(user, reason, now).await
+        let ended = self.store.revoke_user_families(user, reason, now).await?;
+        self.revocations
+            .revoke_user(user, now, now + self.access_window)
+            .await?;
+        Ok(ended)
     }
 }
 

@@ -123,13 +123,23 @@ pub trait AuthStore: Send + Sync + fmt::Debug {
     /// usage records older than `usage_before`.
     async fn purge(&self, now: DateTime<Utc>, usage_before: DateTime<Utc>) -> Result<Purged>;
 
-    /// Stores a new API key (with its `secret_hash`).
+    /// Stores a new API key (with its `secret_hash`). A key with a
+    /// `parent_id` is stored only if, atomically with a concurrent
+    /// [`AuthStore::revoke_api_key`] of the parent or any of its ancestors,
+    /// the parent exists and is live at the key's `created_at`; otherwise
+    /// [`crate::AuthError::InvalidApiKey`] (the minting key stopped working).
     async fn insert_api_key(&self, key: &ApiKey) -> Result<()>;
     /// A key by id, with its `secret_hash`.
     async fn api_key(&self, id: ApiKeyId) -> Result<Option<ApiKey>>;
     /// The keys a user created, oldest first.
     async fn api_keys_created_by(&self, user: UserId) -> Result<Vec<ApiKey>>;
-    /// Marks a key revoked; `false` if it was unknown or already revoked.
+    /// The keys minted from `id`, transitively (its children, theirs…),
+    /// oldest first; not `id` itself.
+    async fn api_key_descendants(&self, id: ApiKeyId) -> Result<Vec<ApiKey>>;
+    /// Marks a key and every key minted from it, transitively, revoked
+    /// (those already revoked keep their time); `false` if the key itself
+    /// was unknown or already revoked. No key can be minted from one of
+    /// them once this returns.
     async fn revoke_api_key(&self, id: ApiKeyId, now: DateTime<Utc>) -> Result<bool>;
     /// Appends a batch of key uses.
     async fn insert_usage(&self, batch: &[KeyUsage]) -> Result<()>;

@@ -1,14 +1,35 @@
 //! The sign-in throttle: growing delays after failed attempts.
 //!
-//! Failures are counted per account key (the SHA-256 of the normalised
-//! email, so unknown accounts are throttled alike and no email lands in
-//! Redis). After `free_attempts` failures, the next attempt must wait
-//! `base_delay × 2^(failures − free_attempts)`, capped at `max_delay`,
-//! from the last failure. The record expires `forget_after` the last
-//! failure, and a successful sign-in clears it.
+//! Failures are counted per key. After `free_attempts` failures, the next
+//! attempt must wait `base_delay × 2^(failures − free_attempts)`, capped
+//! at `max_delay`, from the last failure. The record expires
+//! `forget_after` the last failure.
+//!
+//! Sign-in ([`SignInThrottle`]) counts by source and account, as OWASP's
+//! authentication cheat sheet advises, so that nobody can lock an account
+//! out by failing against it. Accounts are keyed by the SHA-256 of the
+//! normalised email (unknown accounts are throttled alike and no email
+//! lands in Redis), sources by a digest of the client address (IPv6 by
+//! its /64, which one host usually holds whole):
+//! - per account *and* source, the delays above (default: 3 free): a
+//!   source guessing one account is slowed, the owner elsewhere is not;
+//!   a successful sign-in clears it;
+//! - per source, across accounts (default: 20 free): spraying one
+//!   password over many accounts is slowed;
+//! - per account, across sources (default: 10 free): applied only to
+//!   sources with failures of their own, so many sources guessing one
+//!   account are slowed while a source that has not been failing signs in.
+//!
+//! The per-source and per-account records are never cleared by a success
+//! (an attacker's own account must not wash its address clean); they
+//! expire. Every check runs before the password hash is checked, and alike
+//! for known and unknown accounts, so the answers and their timing tell
+//! nothing about which accounts exist. Without a known source, the
+//! account alone is counted, as one source.
 
 use std::collections::HashMap;
 use std::fmt;
+use std::net::IpAddr;
 use std::sync::{Arc, Mutex, PoisonError};
 
 use async_trait::async_trait;
@@ -185,6 +206,155 @@ impl LoginThrottle {
     /// A storage error.
     pub async fn succeeded(&self, key: &str) -> Result<()> {
         self.store.clear(key).await
+    }
+}
+
+/// Where a sign-in attempt comes from: the client's address, when known.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct Source(Option<IpAddr>);
+
+impl Source {
+    /// An attempt from `ip`.
+    #[must_use]
+    pub fn ip(ip: IpAddr) -> Self {
+        Self(Some(ip))
+    }
+
+    /// An attempt from an unknown place (counted per account only).
+    #[must_use]
+    pub fn unknown() -> Self {
+        Self(None)
+    }
+
+    /// The digest of the address (an IPv6 address by its /64), if known.
+    fn digest(self) -> Option<String> {
+        let bytes = match self.0? {
+            IpAddr::V4(v4) => v4.octets().to_vec(),
+            IpAddr::V6(v6) => match v6.to_ipv4_mapped() {
+                Some(v4) => v4.octets().to_vec(),
+                None => v6.octets()[..8].to_vec(),
+            },
+        };
+        Some(hex::encode(&Sha256::digest(&bytes)[..16]))
+    }
+}
+
+/// The records one sign-in attempt is counted under.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct AttemptKeys {
+    /// Account and source together (the account alone without a source).
+    pair: String,
+    /// The source across accounts, with the account across sources.
+    spread: Option<(String, String)>,
+}
+
+impl AttemptKeys {
+    /// The keys of an attempt on `email` from `source`.
+    #[must_use]
+    pub fn new(email: &str, source: Source) -> Self {
+        let account = LoginThrottle::key_for(email);
+        match source.digest() {
+            None => Self {
+                pair: account,
+                spread: None,
+            },
+            Some(src) => Self {
+                pair: format!("{account}:{src}"),
+                spread: Some((format!("login-src:{src}"), format!("{account}:any"))),
+            },
+        }
+    }
+
+    /// The key to rate-limit attempts by: the source, or the account
+    /// when the source is unknown.
+    #[must_use]
+    pub fn rate_key(&self) -> &str {
+        self.spread.as_ref().map_or(&self.pair, |(src, _)| src)
+    }
+}
+
+/// How [`SignInThrottle`] grows its three records.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct SignInThrottleConfig {
+    /// Per account and source (default [`ThrottleConfig::default`]).
+    pub pair: ThrottleConfig,
+    /// Per source, across accounts (default: 20 free attempts).
+    pub source: ThrottleConfig,
+    /// Per account, across sources, for failing sources (default: 10 free).
+    pub account: ThrottleConfig,
+}
+
+impl Default for SignInThrottleConfig {
+    fn default() -> Self {
+        let base = ThrottleConfig::default();
+        Self {
+            pair: base,
+            source: ThrottleConfig {
+                free_attempts: 20,
+                ..base
+            },
+            account: ThrottleConfig {
+                free_attempts: 10,
+                ..base
+            },
+        }
+    }
+}
+
+/// The sign-in throttle by source and account (see the module header).
+#[derive(Clone, Debug)]
+pub struct SignInThrottle {
+    store: Arc<dyn FailureStore>,
+    config: SignInThrottleConfig,
+}
+
+impl SignInThrottle {
+    /// A throttle counting in `store`.
+    #[must_use]
+    pub fn new(store: Arc<dyn FailureStore>, config: SignInThrottleConfig) -> Self {
+        Self { store, config }
+    }
+
+    fn with(&self, config: ThrottleConfig) -> LoginThrottle {
+        LoginThrottle::new(self.store.clone(), config)
+    }
+
+    /// Whether the attempt may go ahead at `now`.
+    ///
+    /// # Errors
+    /// [`AuthError::RateLimited`] with the remaining wait.
+    pub async fn check(&self, keys: &AttemptKeys, now: DateTime<Utc>) -> Result<()> {
+        self.with(self.config.pair).check(&keys.pair, now).await?;
+        let Some((source, account)) = &keys.spread else {
+            return Ok(());
+        };
+        let by_source = self.with(self.config.source);
+        by_source.check(source, now).await?;
+        if self.store.failures(source, now).await?.is_some() {
+            self.with(self.config.account).check(account, now).await?;
+        }
+        Ok(())
+    }
+
+    /// Records a failed attempt in every record.
+    ///
+    /// # Errors
+    /// A storage error.
+    pub async fn failed(&self, keys: &AttemptKeys, now: DateTime<Utc>) -> Result<()> {
+        self.with(self.config.pair).failed(&keys.pair, now).await?;
+        if let Some((source, account)) = &keys.spread {
+            self.with(self.config.source).failed(source, now).await?;
+            self.with(self.config.account).failed(account, now).await?;
+        }
+        Ok(())
+    }
+
+    /// Clears the account-and-source record after a successful sign-in.
+    ///
+    /// # Errors
+    /// A storage error.
+    pub async fn succeeded(&self, keys: &AttemptKeys) -> Result<()> {
+        self.store.clear(&keys.pair).await
     }
 }
 

@@ -22,7 +22,7 @@ use uuid::Uuid;
 
 use crate::cache::BoundedMap;
 use crate::error::{AuthError, Result};
-use crate::model::SecretString;
+use crate::model::{FamilyId, SecretString};
 
 /// The longest access-token lifetime accepted.
 pub const MAX_ACCESS_TTL: Duration = Duration::minutes(15);
@@ -180,6 +180,11 @@ pub struct AccessClaims {
     pub typ: TokenKind,
     /// The principal's scope reference, e.g. `organization:<uuid>`.
     pub scope: String,
+    /// The session (refresh family) the token belongs to, so ending the
+    /// session ends the token ([`crate::denylist`]). Absent on tokens of
+    /// no session (second-factor challenges).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub sid: Option<FamilyId>,
 }
 
 /// A freshly signed token.
@@ -282,7 +287,7 @@ impl AccessTokens {
         &self.config
     }
 
-    /// Signs an access token for `principal`.
+    /// Signs an access token for `principal`, outside any session.
     ///
     /// # Errors
     /// [`AuthError::Internal`] if signing fails.
@@ -295,6 +300,34 @@ impl AccessTokens {
             self.config.access_ttl,
             now,
         )
+    }
+
+    /// Signs an access token for `principal` in `session` (its `sid`).
+    ///
+    /// # Errors
+    /// [`AuthError::Internal`] if signing fails.
+    pub fn issue_in_session(
+        &self,
+        principal: &Principal,
+        session: FamilyId,
+        now: DateTime<Utc>,
+    ) -> Result<IssuedToken> {
+        let scope = scope_ref(&principal.scope());
+        self.sign_claims(
+            principal.user_id,
+            scope,
+            TokenKind::Access,
+            self.config.access_ttl,
+            Some(session),
+            now,
+        )
+    }
+
+    /// The latest moment a token issued at `now` may still be accepted:
+    /// its lifetime plus the leeway.
+    #[must_use]
+    pub fn accepted_until(&self, now: DateTime<Utc>) -> DateTime<Utc> {
+        now + self.config.access_ttl + self.config.leeway
     }
 
     /// Signs a token of `kind` for `user`, valid for `ttl` (capped at the
@@ -310,6 +343,18 @@ impl AccessTokens {
         ttl: Duration,
         now: DateTime<Utc>,
     ) -> Result<IssuedToken> {
+        self.sign_claims(user, scope, kind, ttl, None, now)
+    }
+
+    fn sign_claims(
+        &self,
+        user: UserId,
+        scope: String,
+        kind: TokenKind,
+        ttl: Duration,
+        sid: Option<FamilyId>,
+        now: DateTime<Utc>,
+    ) -> Result<IssuedToken> {
         let expires_at = now + ttl.min(self.config.access_ttl);
         let claims = AccessClaims {
             iss: self.config.issuer.clone(),
@@ -321,6 +366,7 @@ impl AccessTokens {
             jti: Uuid::now_v7(),
             typ: kind,
             scope,
+            sid,
         };
         let mut header = Header::new(self.key.algorithm);
         header.typ = Some("at+jwt".into());

@@ -88,7 +88,7 @@ impl Pipeline {
         let prefix = Env::redis_prefix();
         let keys = Keys::new(&prefix);
         let conn = connect(&client, Duration::from_secs(5)).await?;
-        let queue = Arc::new(RedisQueue::new(conn.clone(), keys.clone()).await?);
+        let queue = Arc::new(RedisQueue::new(&client, keys.clone()).await?);
         let directory = Arc::new(MemoryDirectory::new());
         let stop = CancellationToken::new();
         let ctx = Arc::new(SessionContext {

@@ -76,7 +76,7 @@ pub use role::{Hierarchy, Role, SystemRole};
 pub use rules::{Denied, authorize};
 pub use secret::{Secret, SecretHash};
 pub use store::{Listing, Page, Target, TenancyStore};
-pub use tenancy::Tenancy;
+pub use tenancy::{Suspended, Tenancy};
 
 #[doc(hidden)]
 pub mod __private {

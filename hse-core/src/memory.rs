@@ -96,6 +96,20 @@ impl State {
         Some(self.org_resource(est.organization_id)?.in_establishment(id))
     }
 
+    /// Whether the partner company or organization `resource` belongs to
+    /// is suspended (inactive).
+    fn suspended(&self, resource: &Resource) -> bool {
+        let org_off = resource
+            .organization_id
+            .and_then(|o| self.organizations.get(&o))
+            .is_some_and(|o| !o.is_active);
+        let partner_off = resource
+            .partner_company_id
+            .and_then(|p| self.partners.get(&p))
+            .is_some_and(|p| !p.is_active);
+        org_off || partner_off
+    }
+
     fn user_resource(&self, user: &User) -> Resource {
         match (user.organization_id, user.partner_company_id) {
             (Some(org), _) => self.org_resource(org).unwrap_or_default(),
@@ -748,7 +762,7 @@ impl TenancyStore for MemoryStore {
             .users
             .get(&id)
             .map(|(u, _)| u)
-            .filter(|u| u.is_active)
+            .filter(|u| u.is_active && !st.suspended(&st.user_resource(u)))
             .ok_or(CoreError::not_found("user"))?;
         let role = st.role(user.role_id).ok_or(CoreError::not_found("role"))?;
         let establishments = st

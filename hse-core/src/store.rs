@@ -305,7 +305,10 @@ pub trait TenancyStore: Send + Sync + std::fmt::Debug {
         now: DateTime<Utc>,
     ) -> Result<()>;
     /// Builds the principal of an active user from its role and
-    /// assignments; [`CoreError::NotFound`] if it is absent or inactive.
+    /// assignments; [`CoreError::NotFound`] if it is absent or inactive,
+    /// or if its organization or partner company (its own, or its
+    /// organization's) is suspended: a suspended tenant's users, and the
+    /// API keys they created, have no principal.
     /// *System path* (every authenticated request).
     async fn principal(&self, id: UserId) -> Result<Principal>;
 

@@ -60,7 +60,7 @@ async fn main() -> anyhow::Result<()> {
     let prefix = format!("hse-load:{}:", uuid::Uuid::new_v4());
     let keys = Keys::new(&prefix);
     let conn = connect(&client, Duration::from_secs(5)).await?;
-    let queue = Arc::new(RedisQueue::new(conn.clone(), keys.clone()).await?);
+    let queue = Arc::new(RedisQueue::new(&client, keys.clone()).await?);
     let state = Arc::new(RedisState::new(conn.clone(), keys.clone()));
     let directory = Arc::new(MemoryDirectory::new());
     let stop = CancellationToken::new();

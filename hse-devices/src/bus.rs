@@ -10,17 +10,27 @@
 //! Each session registered on a node is announced on `{p}connected`; a node
 //! holding an older session of the same device closes it with `replaced`,
 //! so the protocol's "a newer connection replaces the older" holds across
-//! nodes too.
+//! nodes too. The same registration claims the device's owner key
+//! `{p}owner:{device}` (`<since_ms> <node>`, newest session wins), which
+//! covers announcements a node missed while its subscription was down.
+//!
+//! The subscription survives Redis: when it drops (Redis restarted, the
+//! connection cut, or a ping unanswered for [`PING_TIMEOUT`]) the bus
+//! subscribes again with capped backoff, counts
+//! `hse_redis_resubscriptions_total{channel}`, logs it, and then
+//! re-asserts every session it holds: each is claimed again under its
+//! owner key (a session whose device registered later on another node is
+//! closed with `replaced`) and announced again.
 
 use std::collections::HashMap;
-use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
+use std::sync::{Arc, LazyLock, Mutex, MutexGuard, PoisonError, Weak};
 use std::time::Duration;
 
 use async_trait::async_trait;
 use futures_util::StreamExt;
 use hse_core::DeviceId;
 use redis::AsyncCommands;
-use redis::aio::ConnectionManager;
+use redis::aio::{ConnectionManager, PubSubSink, PubSubStream};
 use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value};
 use tokio::sync::mpsc;
@@ -34,6 +44,35 @@ use crate::error::QueueError;
 const ANNOUNCE_BUFFER: usize = 1024;
 /// Replies buffered per command in flight.
 const REPLY_BUFFER: usize = 64;
+/// How often the subscription's connection is pinged.
+const PING_EVERY: Duration = Duration::from_secs(3);
+/// A ping (or a new subscription's connection) unanswered this long means
+/// the subscription is lost.
+pub const PING_TIMEOUT: Duration = Duration::from_secs(3);
+/// The first wait before subscribing again, doubled up to
+/// [`RESUBSCRIBE_MAX`] while Redis stays unreachable.
+const RESUBSCRIBE_FIRST: Duration = Duration::from_millis(100);
+/// The longest wait between two attempts to subscribe again.
+const RESUBSCRIBE_MAX: Duration = Duration::from_secs(2);
+/// Sessions claimed and announced per round trip when re-asserting them.
+const REASSERT_CHUNK: usize = 500;
+/// How long a device's owner key outlives its last claim.
+const OWNER_TTL: Duration = Duration::from_secs(7 * 86_400);
+
+/// Claims `KEYS[1]` (a device's owner key) for the session registered at
+/// `ARGV[1]` on node `ARGV[2]`, for `ARGV[3]` seconds, unless it records a
+/// newer session: then returns that owner (`<since_ms> <node>`) and
+/// changes nothing.
+const CLAIM_OWNER: &str = r"
+local current = redis.call('GET', KEYS[1])
+if current then
+    local since = tonumber(string.match(current, '^(-?%d+) '))
+    if since and since > tonumber(ARGV[1]) then
+        return current
+    end
+end
+redis.call('SET', KEYS[1], ARGV[1] .. ' ' .. ARGV[2], 'EX', ARGV[3])
+return false";
 
 #[derive(Debug, Serialize, Deserialize)]
 struct Request {
@@ -96,33 +135,97 @@ impl CommandBus {
             conn,
             pending: Mutex::new(HashMap::new()),
         });
-        let mut pubsub = client
-            .get_async_pubsub()
-            .await
-            .map_err(|e| QueueError::Unavailable(e.to_string()))?;
-        let channels = [
-            bus.commands_channel(),
-            bus.results_channel(node),
-            bus.connected_channel(),
-        ];
-        for channel in channels {
-            pubsub
-                .subscribe(channel)
-                .await
-                .map_err(|e| QueueError::Unavailable(e.to_string()))?;
-        }
+        let subscription = bus.subscribe(client).await?;
         let (announcements, announced) = mpsc::channel(ANNOUNCE_BUFFER);
         bus.local.announce_to(announcements);
         tokio::spawn(announce(Arc::downgrade(&bus), announced));
-        let weak = Arc::downgrade(&bus);
-        tokio::spawn(async move {
-            let mut messages = pubsub.into_on_message();
-            while let Some(message) = messages.next().await {
-                let Some(bus) = weak.upgrade() else { return };
-                bus.on_message(message.get_channel_name(), message.get_payload_bytes());
-            }
-        });
+        tokio::spawn(listen(Arc::downgrade(&bus), client.clone(), subscription));
         Ok(bus)
+    }
+
+    /// The channels this node listens on, with their metric label.
+    fn channels(&self) -> [(String, &'static str); 3] {
+        [
+            (self.commands_channel(), "commands"),
+            (self.results_channel(&self.node), "results"),
+            (self.connected_channel(), "connected"),
+        ]
+    }
+
+    /// A new connection subscribed to every channel of [`Self::channels`].
+    async fn subscribe(&self, client: &redis::Client) -> Result<Subscription, QueueError> {
+        let unavailable = |e: redis::RedisError| QueueError::Unavailable(e.to_string());
+        let connecting = tokio::time::timeout(PING_TIMEOUT, client.get_async_pubsub());
+        let pubsub = connecting
+            .await
+            .map_err(|_| QueueError::Unavailable("pub/sub connection timed out".into()))?
+            .map_err(unavailable)?;
+        let (mut sink, stream) = pubsub.split();
+        for (channel, _) in self.channels() {
+            sink.subscribe(channel).await.map_err(unavailable)?;
+        }
+        Ok(Subscription { sink, stream })
+    }
+
+    /// Claims every session held here again and announces it: after a
+    /// subscription gap, announcements may have been missed both ways.
+    /// A session whose device registered later on another node is closed.
+    async fn reassert_sessions(&self) {
+        let sessions = self.local.sessions();
+        for chunk in sessions.chunks(REASSERT_CHUNK) {
+            if let Err(e) = self.claim_and_announce(chunk).await {
+                tracing::warn!(error = %e, "sessions not re-announced after resubscribing");
+                return;
+            }
+        }
+        if !sessions.is_empty() {
+            tracing::info!(
+                sessions = sessions.len(),
+                "command bus: sessions re-announced"
+            );
+        }
+    }
+
+    /// Claims the owner key of each session and announces those that are
+    /// still the newest; closes those another node holds a newer session of.
+    async fn claim_and_announce(&self, sessions: &[Announcement]) -> Result<(), redis::RedisError> {
+        static CLAIM: LazyLock<redis::Script> = LazyLock::new(|| redis::Script::new(CLAIM_OWNER));
+        let mut pipe = redis::pipe();
+        // Loaded in the same round trip: a restarted Redis forgot it.
+        pipe.cmd("SCRIPT").arg("LOAD").arg(CLAIM_OWNER).ignore();
+        for a in sessions {
+            pipe.invoke_script(
+                CLAIM
+                    .key(self.owner_key(a.device_id))
+                    .arg(a.since_ms)
+                    .arg(&self.node)
+                    .arg(OWNER_TTL.as_secs()),
+            );
+        }
+        let mut conn = self.conn.clone();
+        let owners: Vec<Option<String>> = pipe.query_async(&mut conn).await?;
+        let mut announce = redis::pipe();
+        for (a, newer) in sessions.iter().zip(owners) {
+            if let Some(since_ms) = newer.as_deref().and_then(newer_elsewhere(&self.node)) {
+                if self.local.evict_older(a.device_id, since_ms) {
+                    tracing::info!(device.id = %a.device_id, "session replaced by a newer one on another node");
+                }
+                continue;
+            }
+            let message = Connected {
+                device_id: a.device_id,
+                since_ms: a.since_ms,
+                node: self.node.clone(),
+            };
+            if let Ok(text) = serde_json::to_string(&message) {
+                announce.publish(self.connected_channel(), text).ignore();
+            }
+        }
+        announce.query_async::<()>(&mut conn).await
+    }
+
+    fn owner_key(&self, device_id: DeviceId) -> String {
+        format!("{}owner:{device_id}", self.prefix)
     }
 
     fn commands_channel(&self) -> String {
@@ -277,23 +380,89 @@ impl CommandSender for CommandBus {
     }
 }
 
-/// Tells the other nodes about each session registered here, so they close
-/// an older session of the same device (`replaced`).
-async fn announce(bus: std::sync::Weak<CommandBus>, mut announced: mpsc::Receiver<Announcement>) {
+/// Tells the other nodes about each session registered here (owner key and
+/// `{p}connected`), so they close an older session of the same device
+/// (`replaced`). One that cannot be announced now (Redis down) is
+/// announced again when the subscription comes back.
+async fn announce(bus: Weak<CommandBus>, mut announced: mpsc::Receiver<Announcement>) {
     while let Some(a) = announced.recv().await {
         let Some(bus) = bus.upgrade() else { return };
-        let message = Connected {
-            device_id: a.device_id,
-            since_ms: a.since_ms,
-            node: bus.node.clone(),
-        };
-        let Ok(text) = serde_json::to_string(&message) else {
-            continue;
-        };
-        let mut conn = bus.conn.clone();
-        let published: Result<i64, _> = conn.publish(bus.connected_channel(), text).await;
-        if let Err(e) = published {
+        if let Err(e) = bus.claim_and_announce(&[a]).await {
             tracing::warn!(error = %e, "connection not announced to other nodes");
         }
+    }
+}
+
+/// The connection of a subscription: commands (subscribe, ping) and the
+/// messages it receives.
+struct Subscription {
+    sink: PubSubSink,
+    stream: PubSubStream,
+}
+
+/// Delivers the bus's messages, and subscribes again (with backoff) each
+/// time the subscription is lost, until the bus is dropped.
+async fn listen(bus: Weak<CommandBus>, client: redis::Client, mut subscription: Subscription) {
+    if let Some(b) = bus.upgrade() {
+        b.reassert_sessions().await;
+    }
+    loop {
+        follow(&bus, subscription).await;
+        let Some(mut backoff) = bus.upgrade().map(|_| RESUBSCRIBE_FIRST) else {
+            return;
+        };
+        tracing::warn!("command bus: Redis subscription lost, subscribing again");
+        subscription = loop {
+            tokio::time::sleep(backoff).await;
+            let Some(b) = bus.upgrade() else { return };
+            match b.subscribe(&client).await {
+                Ok(s) => {
+                    for (channel, label) in b.channels() {
+                        metrics::counter!("hse_redis_resubscriptions_total", "channel" => label)
+                            .increment(1);
+                        tracing::info!(redis.channel = %channel, "command bus: resubscribed");
+                    }
+                    b.reassert_sessions().await;
+                    break s;
+                }
+                Err(e) => {
+                    tracing::warn!(error = %e, retry_in_ms = backoff.as_millis() as u64, "command bus: resubscribing failed");
+                    backoff = (backoff * 2).min(RESUBSCRIBE_MAX);
+                }
+            }
+        };
+    }
+}
+
+/// Hands each message to the bus until the subscription ends: its stream
+/// closes (the connection dropped) or a ping goes unanswered.
+async fn follow(bus: &Weak<CommandBus>, subscription: Subscription) {
+    let Subscription { mut sink, stream } = subscription;
+    let mut stream = std::pin::pin!(stream);
+    let mut ping = tokio::time::interval(PING_EVERY);
+    ping.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    loop {
+        tokio::select! {
+            message = stream.next() => {
+                let Some(message) = message else { return };
+                let Some(bus) = bus.upgrade() else { return };
+                bus.on_message(message.get_channel_name(), message.get_payload_bytes());
+            }
+            _ = ping.tick() => {
+                let pong = tokio::time::timeout(PING_TIMEOUT, sink.ping::<redis::Value>()).await;
+                if !matches!(pong, Ok(Ok(_))) || bus.strong_count() == 0 {
+                    return;
+                }
+            }
+        }
+    }
+}
+
+/// The `since_ms` of the owner recorded in `value` (`<since_ms> <node>`)
+/// when it is a session on another node than `node`.
+fn newer_elsewhere(node: &str) -> impl Fn(&str) -> Option<i64> + '_ {
+    move |value| {
+        let (since, owner) = value.split_once(' ')?;
+        (owner != node).then(|| since.parse().ok()).flatten()
     }
 }

@@ -6,12 +6,17 @@
 //!
 //! | input | answer |
 //! |---|---|
-//! | longer than [`MAX_FRAME_BYTES`] | `error frame_too_large` (connection closed) |
-//! | not UTF-8 JSON, not an object, nesting past 128 levels, a number out of `f64` range | `error malformed` |
+//! | longer than [`MAX_FRAME_BYTES`] (256 KiB) | `error frame_too_large` (connection closed) |
+//! | not UTF-8 JSON, not an object, nesting past 128 levels | `error malformed` |
 //! | unknown or missing `type` | `error unknown_type` |
 //! | `hello`/`command_result` with a bad field, event frame without a valid `seq` | `error invalid` |
-//! | event field invalid (type, unit, value not finite, metadata > 4 KiB or nested past 8 levels, > 1000 events) | `nack invalid` |
+//! | more than [`MAX_EVENTS_PER_FRAME`] (1,000) events, or an event field invalid: see [`EventDraft::new`] (type, unit over 20 characters or with NUL, value not finite, e.g. `1e309`, metadata over 4 KiB, nested past 8 levels or with NUL in a key or string) | `nack invalid` |
 //! | `ts_ms` more than 5 minutes ahead or past retention | `nack out_of_range` |
+//!
+//! The two frame limits fit each other: 1,000 typical events (UUID
+//! `event_id`, type, value, unit, `ts_ms`) are about 135 KB, well under
+//! 256 KiB. A number beyond `f64`'s range is refused for its frame's `seq`
+//! (see `nonfinite`), like any other invalid field.
 //!
 //! Messages name the field and the rule, never the offending value.
 
@@ -21,20 +26,21 @@ use serde_json::{Map, Value};
 use uuid::Uuid;
 
 use crate::error::{ErrorCode, Invalid};
-use crate::model::{Event, EventType, derived_event_id};
 
-/// Largest accepted frame, without its line terminator.
-pub const MAX_FRAME_BYTES: usize = 64 * 1024;
+mod draft;
+mod nonfinite;
+
+pub use draft::{
+    EARLIEST_STORABLE_MS, EventDraft, EventFields, FUTURE_TOLERANCE_MS, MAX_METADATA_BYTES,
+    MAX_METADATA_DEPTH, MAX_UNIT_CHARS, Origin, Refused,
+};
+
+/// Largest accepted frame, without its line terminator: 256 KiB, room for
+/// [`MAX_EVENTS_PER_FRAME`] typical events (a UUID `event_id`, type,
+/// value, unit and `ts_ms` take about 135 bytes each, 135 KB for 1,000).
+pub const MAX_FRAME_BYTES: usize = 256 * 1024;
 /// Most events in one `events` frame.
 pub const MAX_EVENTS_PER_FRAME: usize = 1000;
-/// Largest `metadata` object, serialized.
-pub const MAX_METADATA_BYTES: usize = 4 * 1024;
-/// Deepest nesting inside `metadata` (the object itself is level 1).
-pub const MAX_METADATA_DEPTH: usize = 8;
-/// Longest `unit`.
-pub const MAX_UNIT_CHARS: usize = 20;
-/// How far in the future a device clock may be.
-pub const FUTURE_TOLERANCE_MS: i64 = 5 * 60 * 1000;
 /// Longest `token` in a hello.
 pub const MAX_TOKEN_CHARS: usize = 512;
 /// Longest `message` in a command result.
@@ -60,59 +66,6 @@ pub struct Hello {
     pub token: Secret,
     /// The protocol version it speaks.
     pub protocol: u64,
-}
-
-/// An event as sent, validated, before it gets its id and time.
-#[derive(Clone, Debug, PartialEq)]
-pub struct EventDraft {
-    /// The device's idempotency key, if it sent one.
-    pub event_id: Option<Uuid>,
-    /// Device time; `None` means server time.
-    pub ts_ms: Option<i64>,
-    /// What happened.
-    pub event_type: EventType,
-    /// A finite value.
-    pub value: Option<f64>,
-    /// Its unit.
-    pub unit: Option<String>,
-    /// A JSON object of at most 4 KiB.
-    pub metadata: Option<Map<String, Value>>,
-}
-
-/// Where a draft came from, to complete it into an [`Event`].
-#[derive(Clone, Copy, Debug)]
-pub struct Origin<'a> {
-    /// The sending device.
-    pub device_id: DeviceId,
-    /// Its session.
-    pub session_id: Uuid,
-    /// The frame's sequence number.
-    pub seq: u64,
-    /// Server time, Unix milliseconds.
-    pub now_ms: i64,
-    /// The protocol name stored as the event's source.
-    pub source: &'a str,
-}
-
-impl EventDraft {
-    /// The complete event: the device's id or a derived one, the device's
-    /// time or the server's.
-    #[must_use]
-    pub fn into_event(self, origin: Origin<'_>, index: usize) -> Event {
-        let event_id = self.event_id.unwrap_or_else(|| {
-            derived_event_id(origin.device_id, origin.session_id, origin.seq, index)
-        });
-        Event {
-            event_id,
-            device_id: origin.device_id,
-            ts_ms: self.ts_ms.unwrap_or(origin.now_ms),
-            event_type: self.event_type,
-            value: self.value,
-            unit: self.unit,
-            metadata: self.metadata,
-            source: Some(origin.source.to_owned()),
-        }
-    }
 }
 
 /// A device's answer to a command.
@@ -203,7 +156,8 @@ pub enum Outbound {
         #[serde(skip_serializing_if = "std::ops::Not::not")]
         upto: bool,
     },
-    /// The frame `seq` was refused; none of its events were stored.
+    /// The frame `seq` was refused: none of its events were enqueued, except
+    /// with `outcome_unknown`, where they may have been (resend the frame).
     Nack {
         /// The refused frame.
         seq: u64,
@@ -211,6 +165,10 @@ pub enum Outbound {
         code: &'static str,
         /// Human-readable reason.
         message: String,
+        /// With `overloaded`, `unavailable` and `outcome_unknown`: how long
+        /// to wait before sending again, in milliseconds.
+        #[serde(skip_serializing_if = "Option::is_none")]
+        retry_after_ms: Option<u64>,
     },
     /// Answer to `ping`.
     Pong {
@@ -254,10 +212,7 @@ pub fn encode(frame: &Outbound) -> String {
 /// the module docs for the table).
 pub fn decode(line: &[u8], limits: &Limits) -> Result<Inbound, Rejection> {
     if line.len() > MAX_FRAME_BYTES {
-        return Err(Rejection::error(
-            ErrorCode::FrameTooLarge,
-            "frame larger than 64 KiB",
-        ));
+        return Err(Rejection::error(ErrorCode::FrameTooLarge, FRAME_TOO_LARGE));
     }
     let object = parse_object(line)?;
     let kind = object.get("type").and_then(Value::as_str).unwrap_or("");
@@ -274,8 +229,20 @@ pub fn decode(line: &[u8], limits: &Limits) -> Result<Inbound, Rejection> {
     }
 }
 
+/// The message of `error frame_too_large`.
+pub const FRAME_TOO_LARGE: &str = "frame larger than 256 KiB";
+
 fn parse_object(line: &[u8]) -> Result<Map<String, Value>, Rejection> {
-    match serde_json::from_slice::<Value>(line) {
+    let parsed = match serde_json::from_slice::<Value>(line) {
+        // A number past f64's range fails the whole parse; the frame is
+        // parsed again with such numbers marked, so its `seq` is known and
+        // the device gets a `nack invalid` for it.
+        Err(e) if e.to_string().contains("number out of range") => {
+            nonfinite::mark(line).map_or(Err(e), |marked| serde_json::from_slice(&marked))
+        }
+        other => other,
+    };
+    match parsed {
         Ok(Value::Object(map)) => Ok(map),
         Ok(_) => Err(Rejection::error(
             ErrorCode::Malformed,
@@ -376,55 +343,29 @@ fn decode_events_frame(object: &Map<String, Value>, limits: &Limits) -> Result<I
     Ok(Inbound::Events { seq, events })
 }
 
-/// A refused event field: `invalid` or `out_of_range`.
-#[derive(Debug)]
-struct Refused {
-    code: ErrorCode,
-    message: String,
-}
-
-impl From<Invalid> for Refused {
-    fn from(e: Invalid) -> Self {
-        Self {
-            code: ErrorCode::Invalid,
-            message: e.to_string(),
-        }
-    }
-}
-
 fn decode_draft(object: &Map<String, Value>, limits: &Limits) -> Result<EventDraft, Refused> {
     let event_type = object
         .get("event_type")
         .and_then(Value::as_str)
-        .ok_or_else(|| Invalid::new("event_type", "is required"))
-        .and_then(EventType::parse)?;
-    Ok(EventDraft {
+        .ok_or_else(|| Invalid::new("event_type", "is required"))?;
+    let fields = EventFields {
         event_id: optional_uuid(object, "event_id")?,
-        ts_ms: timestamp(object, limits)?,
+        ts_ms: timestamp(object)?,
         event_type,
         value: value(object)?,
-        unit: optional_str(object, "unit", MAX_UNIT_CHARS)?,
+        unit: optional_str(object, "unit", usize::MAX)?,
         metadata: metadata(object)?,
-    })
+    };
+    EventDraft::new(fields, limits)
 }
 
-fn timestamp(object: &Map<String, Value>, limits: &Limits) -> Result<Option<i64>, Refused> {
+fn timestamp(object: &Map<String, Value>) -> Result<Option<i64>, Invalid> {
     let Some(raw) = object.get("ts_ms").filter(|v| !v.is_null()) else {
         return Ok(None);
     };
-    let ts = raw
-        .as_i64()
-        .ok_or_else(|| Invalid::new("ts_ms", "must be an integer of Unix milliseconds"))?;
-    let newest = limits.now_ms.saturating_add(FUTURE_TOLERANCE_MS);
-    let oldest = limits.now_ms.saturating_sub(limits.retention_ms);
-    if ts > newest || ts < oldest {
-        return Err(Refused {
-            code: ErrorCode::OutOfRange,
-            message: "ts_ms is more than 5 minutes ahead or older than the retention window"
-                .to_owned(),
-        });
-    }
-    Ok(Some(ts))
+    raw.as_i64()
+        .map(Some)
+        .ok_or_else(|| Invalid::new("ts_ms", "must be an integer of Unix milliseconds"))
 }
 
 fn value(object: &Map<String, Value>) -> Result<Option<f64>, Invalid> {
@@ -441,28 +382,11 @@ fn value(object: &Map<String, Value>) -> Result<Option<f64>, Invalid> {
 fn metadata(object: &Map<String, Value>) -> Result<Option<Map<String, Value>>, Invalid> {
     match object.get("metadata") {
         None | Some(Value::Null) => Ok(None),
-        Some(whole @ Value::Object(map)) => {
-            if depth(whole) > MAX_METADATA_DEPTH {
-                return Err(Invalid::new("metadata", "nested deeper than 8 levels"));
-            }
-            let size = serde_json::to_vec(map)
-                .map(|v| v.len())
-                .unwrap_or(usize::MAX);
-            if size > MAX_METADATA_BYTES {
-                return Err(Invalid::new("metadata", "larger than 4 KiB"));
-            }
-            Ok(Some(map.clone()))
+        Some(Value::Object(map)) if nonfinite::marked(map) => {
+            Err(Invalid::new("metadata", "numbers must be finite"))
         }
+        Some(Value::Object(map)) => Ok(Some(map.clone())),
         Some(_) => Err(Invalid::new("metadata", "must be a JSON object")),
-    }
-}
-
-/// Nesting depth of a JSON value: scalars are 0, `{}` is 1.
-fn depth(value: &Value) -> usize {
-    match value {
-        Value::Object(map) => 1 + map.values().map(depth).max().unwrap_or(0),
-        Value::Array(list) => 1 + list.iter().map(depth).max().unwrap_or(0),
-        _ => 0,
     }
 }
 

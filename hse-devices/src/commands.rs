@@ -29,6 +29,25 @@ pub const BUILTIN_COMMANDS: [&str; 5] = [
     "reboot",
 ];
 
+/// Whether `command_type` changes a lock's door codes (`program_code`,
+/// `remove_code`, or any type with a word `code`, `codes`, `pin`, `pins`,
+/// `passcode` or `passcodes` between `_`, `.` or `-`, in any case). Such
+/// commands belong to the booking module, which checks a code's strength
+/// and uniqueness before programming it; raw command interfaces (HTTP,
+/// gRPC) refuse them.
+#[must_use]
+pub fn is_door_code_command(command_type: &str) -> bool {
+    command_type
+        .to_ascii_lowercase()
+        .split(['_', '.', '-'])
+        .any(|word| {
+            matches!(
+                word,
+                "code" | "codes" | "pin" | "pins" | "passcode" | "passcodes"
+            )
+        })
+}
+
 /// Default time to wait for a device's result.
 pub const DEFAULT_COMMAND_TIMEOUT: Duration = Duration::from_secs(10);
 
@@ -215,6 +234,19 @@ impl Connections {
         false
     }
 
+    /// Every session held here, as it was announced (the command bus
+    /// announces them again after a Redis outage).
+    #[must_use]
+    pub fn sessions(&self) -> Vec<Announcement> {
+        self.links()
+            .iter()
+            .map(|(&device_id, link)| Announcement {
+                device_id,
+                since_ms: link.since_ms,
+            })
+            .collect()
+    }
+
     /// Whether the device has a session here.
     #[must_use]
     pub fn is_connected(&self, device_id: DeviceId) -> bool {
@@ -296,6 +328,24 @@ mod tests {
             request_id: Uuid::now_v7(),
             command_type: "unlock".into(),
             params: Map::new(),
+        }
+    }
+
+    #[test]
+    fn door_code_commands_are_recognised_by_their_words() {
+        for kind in [
+            "program_code",
+            "remove_code",
+            "delete_code",
+            "set_pin",
+            "lock.codes.clear",
+            "PROGRAM_CODE",
+            "passcode-add",
+        ] {
+            assert!(is_door_code_command(kind), "{kind}");
+        }
+        for kind in ["unlock", "set_state", "reboot", "barcode_scan", "encode"] {
+            assert!(!is_door_code_command(kind), "{kind}");
         }
     }
 

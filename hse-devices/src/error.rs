@@ -32,9 +32,15 @@ impl Invalid {
 #[derive(Debug, thiserror::Error)]
 #[non_exhaustive]
 pub enum QueueError {
-    /// The backend is unreachable or failed; the text is for logs.
+    /// The backend could not be reached: nothing was sent, so nothing was
+    /// enqueued. The text is for logs.
     #[error("queue unavailable: {0}")]
     Unavailable(String),
+    /// The write was sent but its answer did not come (timeout, or the
+    /// connection broke while waiting): the entries may or may not be in
+    /// the queue. The text is for logs.
+    #[error("enqueue outcome unknown: {0}")]
+    OutcomeUnknown(String),
     /// The queue is at capacity; the producer should back off.
     #[error("queue is full")]
     Full,
@@ -76,7 +82,7 @@ pub struct DirectoryError(pub String);
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
 #[non_exhaustive]
 pub enum ErrorCode {
-    /// The line is longer than 64 KiB (the connection is closed).
+    /// The line is longer than 256 KiB (the connection is closed).
     FrameTooLarge,
     /// The line is not a JSON object.
     Malformed,
@@ -94,10 +100,16 @@ pub enum ErrorCode {
     UnsupportedProtocol,
     /// A newer connection of the same device took over.
     Replaced,
-    /// The ingest queue is past its high-water mark; retry later.
+    /// Storage lags behind (or the queue is full); retry after
+    /// `retry_after_ms`. Nothing of the frame was enqueued.
     Overloaded,
-    /// The queue is unreachable; retry later.
+    /// The queue is unreachable; retry after `retry_after_ms`. Nothing of
+    /// the frame was enqueued.
     Unavailable,
+    /// The enqueue was sent but its answer did not come in time: the
+    /// frame's events may or may not be stored. Resend it (storage
+    /// deduplicates by `event_id`) after `retry_after_ms`.
+    OutcomeUnknown,
     /// The server is shutting down.
     ShuttingDown,
     /// Too many bad frames in a row.
@@ -120,6 +132,7 @@ impl ErrorCode {
             Self::Replaced => "replaced",
             Self::Overloaded => "overloaded",
             Self::Unavailable => "unavailable",
+            Self::OutcomeUnknown => "outcome_unknown",
             Self::ShuttingDown => "shutting_down",
             Self::TooManyErrors => "too_many_errors",
         }

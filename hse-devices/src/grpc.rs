@@ -26,7 +26,9 @@ use tokio_util::sync::CancellationToken;
 use tonic::{Request, Response, Status};
 use uuid::Uuid;
 
+use crate::codec::{EventDraft, EventFields, Limits, Origin};
 use crate::commands::{Command, CommandSender, DEFAULT_COMMAND_TIMEOUT};
+use crate::error::ErrorCode;
 use crate::feed::Change;
 use crate::history::{EventHistory, EventQuery, ReadError};
 use crate::ingest::{Ingest, IngestError};
@@ -210,22 +212,16 @@ fn status_proto(device_id: DeviceId, state: Option<&DeviceState>) -> pb::DeviceS
     }
 }
 
-/// An event from `NotifyDeviceEvents`, validated as a device's would be.
+/// An event from `NotifyDeviceEvents`, built by the same constructor as a
+/// device's ([`EventDraft::new`]): the same limits on type, value, unit and
+/// metadata (size, nesting, NUL characters) and the same time window.
 fn notified_event(event: pb::DeviceEvent, now_ms: i64) -> Result<Event, Status> {
-    let invalid = |e: crate::error::Invalid| Status::invalid_argument(e.to_string());
-    let value = (event.has_value || event.value != 0.0).then_some(event.value);
-    if value.is_some_and(|v| !v.is_finite()) {
-        return Err(Status::invalid_argument("value must be finite"));
-    }
     let event_id = if event.event_id.is_empty() {
         Uuid::now_v7()
     } else {
         Uuid::parse_str(&event.event_id)
             .map_err(|_| Status::invalid_argument("event_id must be a UUID"))?
     };
-    if event.unit.chars().count() > crate::codec::MAX_UNIT_CHARS {
-        return Err(Status::invalid_argument("unit longer than 20 characters"));
-    }
     let metadata = match event.metadata_json.as_str() {
         "" => None,
         text => match serde_json::from_str(text) {
@@ -237,23 +233,49 @@ fn notified_event(event: pb::DeviceEvent, now_ms: i64) -> Result<Event, Status> 
             }
         },
     };
-    let ts_ms = millis(event.timestamp_ms, event.timestamp).unwrap_or(now_ms);
-    let oldest = now_ms.saturating_sub(NOTIFY_RETENTION_MS);
-    if ts_ms > now_ms.saturating_add(crate::codec::FUTURE_TOLERANCE_MS) || ts_ms < oldest {
-        return Err(Status::out_of_range(
-            "timestamp is more than 5 minutes ahead or past retention",
-        ));
-    }
-    Ok(Event {
-        event_id,
-        device_id: device_id(&event.device_id)?,
-        ts_ms,
-        event_type: EventType::parse(&event.event_type).map_err(invalid)?,
-        value,
-        unit: (!event.unit.is_empty()).then_some(event.unit),
+    let device_id = device_id(&event.device_id)?;
+    let fields = EventFields {
+        event_id: Some(event_id),
+        ts_ms: millis(event.timestamp_ms, event.timestamp),
+        event_type: &event.event_type,
+        value: (event.has_value || event.value != 0.0).then_some(event.value),
+        unit: (!event.unit.is_empty()).then(|| event.unit.clone()),
         metadata,
-        source: Some("grpc".into()),
-    })
+    };
+    let limits = Limits {
+        now_ms,
+        retention_ms: NOTIFY_RETENTION_MS,
+    };
+    let draft = EventDraft::new(fields, &limits).map_err(|refused| match refused.code {
+        ErrorCode::OutOfRange => Status::out_of_range(refused.message),
+        _ => Status::invalid_argument(refused.message),
+    })?;
+    let origin = Origin {
+        device_id,
+        session_id: Uuid::nil(),
+        seq: 0,
+        now_ms,
+        source: "grpc",
+    };
+    Ok(draft.into_event(origin, 0))
+}
+
+/// The status of a refused `NotifyDeviceEvents`, with the device
+/// protocol's `retry_after_ms` in the `retry-after-ms` metadata entry:
+/// `RESOURCE_EXHAUSTED` (overloaded) and `UNAVAILABLE` enqueued nothing;
+/// `DEADLINE_EXCEEDED` (outcome unknown) may have enqueued everything, and
+/// resending is safe (storage deduplicates by `event_id`).
+fn refused_status(e: IngestError) -> Status {
+    let mut status = match e {
+        IngestError::Overloaded { .. } => Status::resource_exhausted(e.to_string()),
+        IngestError::OutcomeUnknown { .. } => Status::deadline_exceeded(e.to_string()),
+        _ => Status::unavailable(e.to_string()),
+    };
+    let ms = e.retry_after().as_millis().to_string();
+    if let Ok(value) = ms.parse() {
+        status.metadata_mut().insert("retry-after-ms", value);
+    }
+    status
 }
 
 /// The stream type of `SubscribeToDeviceChanges`.
@@ -345,6 +367,11 @@ impl DeviceStream for DevicesService {
                 "command_type must be 1-50 characters",
             ));
         }
+        if crate::commands::is_door_code_command(&req.command_type) {
+            return Err(Status::permission_denied(
+                "door-code commands are sent by the booking module only",
+            ));
+        }
         let request_id = match req.request_id.as_str() {
             "" => Uuid::now_v7(),
             text => Uuid::parse_str(text)
@@ -401,10 +428,7 @@ impl DeviceStream for DevicesService {
             .map(|e| notified_event(e, now))
             .collect::<Result<Vec<_>, _>>()?;
         if !events.is_empty() {
-            self.ingest.submit(&events).await.map_err(|e| match e {
-                IngestError::Overloaded => Status::resource_exhausted("overloaded; retry later"),
-                _ => Status::unavailable("queue unavailable; retry later"),
-            })?;
+            self.ingest.submit(&events).await.map_err(refused_status)?;
         }
         Ok(Response::new(pb::NotifyEventsResponse {
             success: true,

@@ -109,6 +109,35 @@ pub struct Event {
     pub source: Option<String>,
 }
 
+impl Event {
+    /// Approximate bytes this event holds in memory: the struct, its
+    /// strings and its metadata (keys, strings and a fixed cost per JSON
+    /// node). Bounds the in-process queue without serializing anything.
+    #[must_use]
+    pub fn footprint(&self) -> usize {
+        const JSON_NODE: usize = 32;
+        fn json(value: &serde_json::Value) -> usize {
+            JSON_NODE
+                + match value {
+                    serde_json::Value::String(s) => s.len(),
+                    serde_json::Value::Array(list) => list.iter().map(json).sum(),
+                    serde_json::Value::Object(map) => {
+                        map.iter().map(|(k, v)| k.len() + json(v)).sum()
+                    }
+                    _ => 0,
+                }
+        }
+        std::mem::size_of::<Self>()
+            + self.event_type.as_str().len()
+            + self.unit.as_ref().map_or(0, String::len)
+            + self.source.as_ref().map_or(0, String::len)
+            + self
+                .metadata
+                .as_ref()
+                .map_or(0, |m| m.iter().map(|(k, v)| k.len() + json(v)).sum())
+    }
+}
+
 impl fmt::Debug for Event {
     /// Ids and type only: payloads are never logged.
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {

@@ -1,11 +1,15 @@
 //! PostgreSQL event store (feature `postgres`): idempotent batch inserts
 //! with rollups in the same statement, reads, and partition upkeep.
 //!
-//! Schema: `hse-devices/migrations` (versions `20261128300xxx`, sharing
+//! Schema: `hse-devices/migrations` (versions `20261128300xxx` and
+//! `20261204300xxx`, sharing
 //! `_sqlx_migrations` with the other HSE crates). A batch is one statement:
-//! `UNNEST` arrays feed `INSERT … ON CONFLICT DO NOTHING RETURNING`, and the
+//! `UNNEST` arrays feed `INSERT … ON CONFLICT DO NOTHING RETURNING` into
+//! `device_event_ids` (key `(device_id, event_id)`, without the time), the
+//! events whose id was new are inserted into `device_events`, and the
 //! returned rows — only those actually inserted — are aggregated into the
-//! hourly and daily rollups, so a redelivered batch changes nothing.
+//! hourly and daily rollups, so a redelivered batch, or the same event
+//! retried with another time, changes nothing.
 //! SQLSTATE classes 22 (data), 23 (integrity) and 54 (limits) are content
 //! errors (split and dead-letter); everything else is transient (retry).
 //!
@@ -60,7 +64,10 @@ pub struct PgEventStore {
     known_days: Mutex<HashSet<NaiveDate>>,
 }
 
-/// The batch insert. The rollup rows are upserted in key order, so writers
+/// The batch insert. An event is stored only if its `(device_id,
+/// event_id)` is new to `device_event_ids` (whatever its time: a retry
+/// with another time is the same event), and only stored events are
+/// rolled up. The rollup rows are upserted in key order, so writers
 /// storing batches at the same time (several `hse-devices-writer`
 /// processes) lock shared buckets in the same order and never deadlock.
 const INSERT: &str = r"
@@ -68,9 +75,15 @@ WITH input AS (
     SELECT * FROM UNNEST($1::timestamptz[], $2::uuid[], $3::uuid[], $4::text[],
                          $5::float8[], $6::text[], $7::text[], $8::text[])
         AS t(time, device_id, event_id, event_type, value, unit, metadata, source)
+), fresh AS (
+    INSERT INTO device_event_ids (device_id, event_id, time)
+    SELECT device_id, event_id, time FROM input
+    ON CONFLICT DO NOTHING
+    RETURNING device_id, event_id, time
 ), inserted AS (
     INSERT INTO device_events (time, device_id, event_id, event_type, value, unit, metadata, source)
-    SELECT time, device_id, event_id, event_type, value, unit, metadata::jsonb, source FROM input
+    SELECT i.time, i.device_id, i.event_id, i.event_type, i.value, i.unit, i.metadata::jsonb, i.source
+    FROM input i JOIN fresh f USING (device_id, event_id, time)
     ON CONFLICT DO NOTHING
     RETURNING time, device_id, event_type, value
 ), hourly AS (
@@ -210,11 +223,27 @@ impl PgEventStore {
             .bind(cutoff)
             .fetch_one(&self.pool)
             .await?;
+        self.prune_event_ids(cutoff).await?;
         self.known_days
             .lock()
             .unwrap_or_else(PoisonError::into_inner)
             .retain(|d| *d >= cutoff);
         Ok(dropped)
+    }
+
+    /// Forgets the ids of events older than `cutoff` (their events are
+    /// past retention): the partitions' drop, or TimescaleDB's retention
+    /// policy, removed the events themselves.
+    async fn prune_event_ids(&self, cutoff: NaiveDate) -> Result<(), sqlx::Error> {
+        let Some(cutoff) = cutoff.and_hms_opt(0, 0, 0).map(|t| t.and_utc()) else {
+            return Ok(());
+        };
+        let mut tx = system_tx(&self.pool).await?;
+        sqlx::query("DELETE FROM device_event_ids WHERE time < $1")
+            .bind(cutoff)
+            .execute(&mut *tx)
+            .await?;
+        tx.commit().await
     }
 
     /// Whether `device_events` is a TimescaleDB hypertable (else it is

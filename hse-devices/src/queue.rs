@@ -46,6 +46,21 @@ pub trait EventQueue: Send + Sync + fmt::Debug {
     async fn enqueue(&self, events: &[Event]) -> Result<(), QueueError>;
     /// Entries enqueued and not yet acked (last known value; cheap).
     fn backlog(&self) -> u64;
+    /// How far storage lags behind now. May cost a round trip to the
+    /// backend; [`Ingest`](crate::ingest::Ingest) caches it.
+    async fn storage_lag(&self) -> Result<LagSample, QueueError>;
+}
+
+/// One measurement of the storage lag.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct LagSample {
+    /// Age of the oldest entry no consumer has taken yet (zero when none).
+    pub oldest_untaken: Duration,
+    /// Entries no consumer has taken yet, when the backend can tell.
+    pub untaken: Option<u64>,
+    /// Entries taken by consumers since some fixed origin (a counter), when
+    /// the backend can tell.
+    pub taken: Option<u64>,
 }
 
 /// The consumer side, used by the batch writer.
@@ -61,20 +76,28 @@ pub trait QueueConsumer: Send + Sync + fmt::Debug {
     async fn reclaim(&self, min_idle: Duration, max: usize) -> Result<Vec<Delivery>, QueueError>;
 }
 
-/// In-process queue: the embedded default. Bounded by `capacity`.
+/// In-process queue: the embedded default. Bounded by `capacity` entries
+/// and by `max_bytes` of events ([`Event::footprint`]), whichever is
+/// reached first; past either, enqueues fail with [`QueueError::Full`].
 #[derive(Debug)]
 pub struct MemoryQueue {
     inner: Mutex<Entries>,
     notify: Notify,
     capacity: usize,
+    max_bytes: usize,
     state: Option<Arc<MemoryState>>,
 }
 
 #[derive(Debug, Default)]
 struct Entries {
     next_id: u64,
-    ready: VecDeque<(u64, Event)>,
+    /// Entries no consumer has taken, oldest first, with their enqueue time.
+    ready: VecDeque<(u64, Instant, Event)>,
     pending: BTreeMap<u64, Pending>,
+    /// The footprint of every entry in `ready` and `pending`.
+    bytes: usize,
+    /// Entries consumers have taken from `ready`, ever.
+    taken: u64,
 }
 
 #[derive(Debug)]
@@ -84,18 +107,40 @@ struct Pending {
     since: Instant,
 }
 
+/// The in-process queue's default memory bound.
+pub const DEFAULT_MEMORY_QUEUE_BYTES: usize = 256 * 1024 * 1024;
+
 impl MemoryQueue {
     /// A queue holding at most `capacity` unacked entries; when `state` is
     /// given, enqueues update it (as the Redis adapter does in its round
     /// trip).
+    /// The memory bound is [`DEFAULT_MEMORY_QUEUE_BYTES`].
     #[must_use]
     pub fn new(capacity: usize, state: Option<Arc<MemoryState>>) -> Arc<Self> {
+        Self::bounded(capacity, DEFAULT_MEMORY_QUEUE_BYTES, state)
+    }
+
+    /// A queue holding at most `capacity` unacked entries and `max_bytes`
+    /// of events.
+    #[must_use]
+    pub fn bounded(
+        capacity: usize,
+        max_bytes: usize,
+        state: Option<Arc<MemoryState>>,
+    ) -> Arc<Self> {
         Arc::new(Self {
             inner: Mutex::new(Entries::default()),
             notify: Notify::new(),
             capacity,
+            max_bytes,
             state,
         })
+    }
+
+    /// The footprint of the entries held now (see [`Event::footprint`]).
+    #[must_use]
+    pub fn bytes(&self) -> usize {
+        self.lock().bytes
     }
 
     /// A consumer named `name`; a consumer of the same name after a restart
@@ -124,14 +169,19 @@ impl MemoryQueue {
 impl EventQueue for MemoryQueue {
     async fn enqueue(&self, events: &[Event]) -> Result<(), QueueError> {
         {
+            let size: usize = events.iter().map(Event::footprint).sum();
             let mut entries = self.lock();
-            if entries.ready.len() + entries.pending.len() + events.len() > self.capacity {
+            if entries.ready.len() + entries.pending.len() + events.len() > self.capacity
+                || entries.bytes + size > self.max_bytes
+            {
                 return Err(QueueError::Full);
             }
+            entries.bytes += size;
+            let now = Instant::now();
             for event in events {
                 entries.next_id += 1;
                 let id = entries.next_id;
-                entries.ready.push_back((id, event.clone()));
+                entries.ready.push_back((id, now, event.clone()));
             }
         }
         self.notify.notify_waiters();
@@ -144,6 +194,18 @@ impl EventQueue for MemoryQueue {
     fn backlog(&self) -> u64 {
         let entries = self.lock();
         (entries.ready.len() + entries.pending.len()) as u64
+    }
+
+    async fn storage_lag(&self) -> Result<LagSample, QueueError> {
+        let entries = self.lock();
+        Ok(LagSample {
+            oldest_untaken: entries
+                .ready
+                .front()
+                .map_or(Duration::ZERO, |(_, at, _)| at.elapsed()),
+            untaken: Some(entries.ready.len() as u64),
+            taken: Some(entries.taken),
+        })
     }
 }
 
@@ -173,10 +235,11 @@ impl MemoryConsumer {
         let mut entries = self.queue.lock();
         let n = max.min(entries.ready.len());
         let taken: Vec<_> = entries.ready.drain(..n).collect();
+        entries.taken += n as u64;
         let now = Instant::now();
         taken
             .into_iter()
-            .map(|(id, event)| {
+            .map(|(id, _, event)| {
                 let out = delivery(id, &event);
                 let owner = self.name.clone();
                 entries.pending.insert(
@@ -234,8 +297,10 @@ impl QueueConsumer for MemoryConsumer {
     async fn ack(&self, ids: &[DeliveryId]) -> Result<(), QueueError> {
         let mut entries = self.queue.lock();
         for id in ids {
-            if let Ok(n) = id.0.parse::<u64>() {
-                entries.pending.remove(&n);
+            if let Ok(n) = id.0.parse::<u64>()
+                && let Some(done) = entries.pending.remove(&n)
+            {
+                entries.bytes = entries.bytes.saturating_sub(done.event.footprint());
             }
         }
         Ok(())
@@ -309,6 +374,46 @@ mod tests {
         let alive = q.consumer("alive");
         assert_eq!(alive.reclaim(Duration::ZERO, 10).await.unwrap().len(), 2);
         assert_eq!(q.pending_len(), 2);
+    }
+
+    #[tokio::test]
+    async fn the_memory_bound_refuses_and_acks_give_the_room_back() {
+        let one = event(1).footprint();
+        let q = MemoryQueue::bounded(100, 2 * one, None);
+        q.enqueue(&[event(1), event(2)]).await.unwrap();
+        assert_eq!(q.bytes(), 2 * one);
+        assert!(matches!(
+            q.enqueue(&[event(3)]).await,
+            Err(QueueError::Full)
+        ));
+        let c = q.consumer("w");
+        let got = c.read(10, Duration::ZERO).await.unwrap();
+        c.ack(&[got[0].id.clone()]).await.unwrap();
+        q.enqueue(&[event(3)]).await.unwrap();
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn the_lag_is_the_age_of_the_oldest_entry_not_taken() {
+        let q = MemoryQueue::new(100, None);
+        assert_eq!(
+            q.storage_lag().await.unwrap().oldest_untaken,
+            Duration::ZERO
+        );
+        q.enqueue(&[event(1)]).await.unwrap();
+        tokio::time::advance(Duration::from_secs(3)).await;
+        q.enqueue(&[event(2)]).await.unwrap();
+        let lag = q.storage_lag().await.unwrap();
+        assert_eq!(
+            (lag.oldest_untaken, lag.untaken, lag.taken),
+            (Duration::from_secs(3), Some(2), Some(0))
+        );
+        let c = q.consumer("w");
+        assert_eq!(c.read(1, Duration::ZERO).await.unwrap().len(), 1);
+        let lag = q.storage_lag().await.unwrap();
+        assert_eq!(
+            (lag.oldest_untaken, lag.untaken, lag.taken),
+            (Duration::ZERO, Some(1), Some(1))
+        );
     }
 
     #[tokio::test]

@@ -5,9 +5,9 @@
 //! server): `{p}events` (stream, consumer group `writers`),
 //! `{p}state:{device_id}` (hash), `{p}dlq` and `{p}dlq:permanent` (streams).
 //!
-//! An enqueue is one pipelined round trip: an `XADD` per event, an `HSET`
-//! of each device's state, and an `XLEN` that refreshes the backlog used for
-//! back-pressure. Entries leave the stream only after the batch writer's
+//! An enqueue is one pipelined round trip on the queue's own connection
+//! (`RedisQueue`, in `queue`: what its failures mean, and the storage lag
+//! back-pressure follows). Entries leave the stream only after the batch writer's
 //! commit: one script acks them and trims the stream below the oldest entry
 //! still pending (`XTRIM MINID`, which frees whole stream nodes, where the
 //! `XDEL` of a thousand ids kept Redis busy ~0.5 ms while every device's
@@ -15,8 +15,7 @@
 //! the same reason. Blocking reads use a dedicated connection, so they
 //! never stall the producers' multiplexed one.
 
-use std::collections::{BTreeMap, HashMap};
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::collections::HashMap;
 use std::sync::{LazyLock, PoisonError};
 use std::time::Duration;
 
@@ -29,8 +28,12 @@ use redis::{AsyncCommands, Client, RedisError, Value};
 use crate::dlq::{DeadLetter, DeadLetters};
 use crate::error::QueueError;
 use crate::model::Event;
-use crate::queue::{Delivery, DeliveryId, EventQueue, QueueConsumer};
+use crate::queue::{Delivery, DeliveryId, QueueConsumer};
 use crate::state::{Connection, DeviceState, LastEvent, StateStore};
+
+mod queue;
+
+pub use queue::{DEFAULT_ENQUEUE_TIMEOUT, RedisQueue};
 
 /// The consumer group of the batch writers.
 pub const GROUP: &str = "writers";
@@ -110,6 +113,12 @@ impl Keys {
         format!("{}state:{device_id}", self.prefix)
     }
 
+    /// The marker of an event already dead-lettered.
+    #[must_use]
+    pub fn dlq_event(&self, device_id: DeviceId, event_id: uuid::Uuid) -> String {
+        format!("{}dlq:event:{device_id}:{event_id}", self.prefix)
+    }
+
     /// The retrying (`false`) or permanent (`true`) dead-letter stream.
     #[must_use]
     pub fn dlq(&self, permanent: bool) -> String {
@@ -135,108 +144,6 @@ pub async fn connect(
     ConnectionManager::new_with_config(client.clone(), config)
         .await
         .map_err(unavailable)
-}
-
-/// The producer side of the events stream.
-#[derive(Debug)]
-pub struct RedisQueue {
-    conn: ConnectionManager,
-    keys: Keys,
-    backlog: AtomicU64,
-    relay_len: Option<usize>,
-}
-
-impl RedisQueue {
-    /// The queue under `keys`; creates the stream and consumer group.
-    ///
-    /// # Errors
-    /// [`QueueError::Unavailable`] if Redis fails.
-    pub async fn new(conn: ConnectionManager, keys: Keys) -> Result<Self, QueueError> {
-        let mut c = conn.clone();
-        let created: Result<(), RedisError> =
-            c.xgroup_create_mkstream(keys.events(), GROUP, "0").await;
-        match created {
-            Err(e) if e.code() != Some("BUSYGROUP") => return Err(unavailable(e)),
-            _ => {}
-        }
-        let backlog: u64 = c.xlen(keys.events()).await.map_err(unavailable)?;
-        Ok(Self {
-            conn,
-            keys,
-            backlog: AtomicU64::new(backlog),
-            relay_len: None,
-        })
-    }
-
-    /// Also appends each event to the change stream `{p}changes` (capped
-    /// near `keep` entries) in the same round trip, for [`ChangeRelay`].
-    #[must_use]
-    pub fn with_change_stream(mut self, keep: usize) -> Self {
-        self.relay_len = Some(keep);
-        self
-    }
-}
-
-/// The `HSET` fields of each device's state for these events.
-fn state_fields(events: &[Event]) -> Result<BTreeMap<DeviceId, Vec<(String, String)>>, QueueError> {
-    let mut per_device: BTreeMap<DeviceId, BTreeMap<String, String>> = BTreeMap::new();
-    for event in events {
-        let fields = per_device.entry(event.device_id).or_default();
-        let last = serde_json::to_string(&LastEvent::of(event))
-            .map_err(|e| QueueError::Corrupt(e.to_string()))?;
-        fields.insert(format!("last:{}", event.event_type), last);
-        fields.insert("last_seen_ms".to_owned(), event.ts_ms.to_string());
-    }
-    Ok(per_device
-        .into_iter()
-        .map(|(d, f)| (d, f.into_iter().collect()))
-        .collect())
-}
-
-#[async_trait]
-impl EventQueue for RedisQueue {
-    async fn enqueue(&self, events: &[Event]) -> Result<(), QueueError> {
-        let stream = self.keys.events();
-        let mut pipe = redis::pipe();
-        for event in events {
-            let json =
-                serde_json::to_string(event).map_err(|e| QueueError::Corrupt(e.to_string()))?;
-            pipe.cmd("XADD")
-                .arg(&stream)
-                .arg("*")
-                .arg("e")
-                .arg(json)
-                .ignore();
-        }
-        for (device_id, fields) in state_fields(events)? {
-            pipe.hset_multiple(self.keys.state(device_id), &fields)
-                .ignore();
-        }
-        if let Some(keep) = self.relay_len {
-            for event in events {
-                let json =
-                    serde_json::to_string(event).map_err(|e| QueueError::Corrupt(e.to_string()))?;
-                pipe.cmd("XADD")
-                    .arg(self.keys.changes())
-                    .arg("MAXLEN")
-                    .arg("~")
-                    .arg(keep)
-                    .arg("*")
-                    .arg("e")
-                    .arg(json)
-                    .ignore();
-            }
-        }
-        pipe.xlen(&stream);
-        let mut conn = self.conn.clone();
-        let (len,): (u64,) = pipe.query_async(&mut conn).await.map_err(unavailable)?;
-        self.backlog.store(len, Ordering::Relaxed);
-        Ok(())
-    }
-
-    fn backlog(&self) -> u64 {
-        self.backlog.load(Ordering::Relaxed)
-    }
 }
 
 /// One batch writer's view of the consumer group.
@@ -482,7 +389,37 @@ fn state_from_fields(fields: &HashMap<String, String>) -> DeviceState {
     }
 }
 
+/// How long a dead-lettered event's marker keeps a second writer from
+/// dead-lettering it again (a day: far longer than any redelivery).
+const DLQ_EVENT_TTL_SECONDS: u64 = 86_400;
+
+/// Adds the letter `ARGV[1]` to the stream `KEYS[2]` unless the event's
+/// marker `KEYS[1]` exists (another writer dead-lettered it already);
+/// sets the marker for `ARGV[2]` seconds. Returns 1 when added.
+const ADD_ONCE: &str = r"
+if redis.call('SET', KEYS[1], '1', 'NX', 'EX', ARGV[2]) then
+    redis.call('XADD', KEYS[2], '*', 'l', ARGV[1])
+    return 1
+end
+return 0";
+
+/// Replaces entry `ARGV[1]` of `KEYS[1]` by the letter `ARGV[2]` in
+/// `KEYS[2]`, only if the entry was still there: of several writers that
+/// retried the same letter at once, one moves it and the others change
+/// nothing. Returns 1 when moved.
+const MOVE_IF_THERE: &str = r"
+if redis.call('XDEL', KEYS[1], ARGV[1]) == 1 then
+    redis.call('XADD', KEYS[2], '*', 'l', ARGV[2])
+    return 1
+end
+return 0";
+
 /// Dead letters in the streams `{p}dlq` (retrying) and `{p}dlq:permanent`.
+///
+/// One letter per event whatever the number of writers: adding sets a
+/// per-event marker first (`SET NX`), and a retry's update moves the
+/// letter only if its entry is still there (`XDEL` returned 1), in one
+/// script each.
 #[derive(Clone, Debug)]
 pub struct RedisDeadLetters {
     conn: ConnectionManager,
@@ -556,11 +493,16 @@ impl DeadLetters for RedisDeadLetters {
             permanent: false,
         };
         let mut conn = self.conn.clone();
-        let _: String = conn
-            .xadd(self.keys.dlq(false), "*", &[("l", encode_letter(&letter)?)])
+        static SCRIPT: LazyLock<redis::Script> = LazyLock::new(|| redis::Script::new(ADD_ONCE));
+        SCRIPT
+            .key(self.keys.dlq_event(event.device_id, event.event_id))
+            .key(self.keys.dlq(false))
+            .arg(encode_letter(&letter)?)
+            .arg(DLQ_EVENT_TTL_SECONDS)
+            .invoke_async::<i64>(&mut conn)
             .await
-            .map_err(unavailable)?;
-        Ok(())
+            .map(drop)
+            .map_err(unavailable)
     }
 
     async fn due(&self, now_ms: i64, max: usize) -> Result<Vec<DeadLetter>, QueueError> {
@@ -574,18 +516,18 @@ impl DeadLetters for RedisDeadLetters {
 
     async fn update(&self, letter: &DeadLetter) -> Result<(), QueueError> {
         let (was_permanent, entry) = split_id(&letter.id).ok_or(QueueError::NotFound)?;
-        let mut pipe = redis::pipe();
-        pipe.atomic()
-            .xdel(self.keys.dlq(was_permanent), &[entry])
-            .ignore()
-            .xadd(
-                self.keys.dlq(letter.permanent),
-                "*",
-                &[("l", encode_letter(letter)?)],
-            )
-            .ignore();
         let mut conn = self.conn.clone();
-        pipe.query_async::<()>(&mut conn).await.map_err(unavailable)
+        static SCRIPT: LazyLock<redis::Script> =
+            LazyLock::new(|| redis::Script::new(MOVE_IF_THERE));
+        SCRIPT
+            .key(self.keys.dlq(was_permanent))
+            .key(self.keys.dlq(letter.permanent))
+            .arg(entry)
+            .arg(encode_letter(letter)?)
+            .invoke_async::<i64>(&mut conn)
+            .await
+            .map(drop)
+            .map_err(unavailable)
     }
 
     async fn remove(&self, letter: &DeadLetter) -> Result<(), QueueError> {

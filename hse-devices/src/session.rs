@@ -149,7 +149,7 @@ async fn handshake<R: FrameRead, W: FrameWrite>(
                 ctx,
                 writer,
                 ErrorCode::FrameTooLarge,
-                "frame larger than 64 KiB",
+                codec::FRAME_TOO_LARGE,
             )
             .await;
             return None;
@@ -211,6 +211,7 @@ enum Reply {
         seq: u64,
         code: ErrorCode,
         message: String,
+        retry_after_ms: Option<u64>,
     },
 }
 
@@ -318,7 +319,7 @@ impl Session {
                     &self.ctx,
                     writer,
                     ErrorCode::FrameTooLarge,
-                    "frame larger than 64 KiB",
+                    codec::FRAME_TOO_LARGE,
                 )
                 .await;
                 return Err(End::Refused);
@@ -334,7 +335,12 @@ impl Session {
             Err(Rejection::Nack { seq, code, message }) => {
                 self.bad_in_row = 0;
                 if self.accept_seq(seq) {
-                    self.reply_in_order(Reply::Nack { seq, code, message });
+                    self.reply_in_order(Reply::Nack {
+                        seq,
+                        code,
+                        message,
+                        retry_after_ms: None,
+                    });
                 }
                 Ok(())
             }
@@ -404,6 +410,7 @@ impl Session {
                 seq,
                 code: ErrorCode::Invalid,
                 message,
+                retry_after_ms: None,
             });
             return false;
         }
@@ -436,6 +443,9 @@ impl Session {
                         seq,
                         code: e.code(),
                         message: e.to_string(),
+                        retry_after_ms: Some(
+                            u64::try_from(e.retry_after().as_millis()).unwrap_or(u64::MAX),
+                        ),
                     },
                 }
             }
@@ -519,12 +529,18 @@ fn answers(replies: Vec<Reply>) -> Vec<Outbound> {
     for reply in replies {
         match reply {
             Reply::Ack(seq) => run = Some((seq, run.map_or(1, |(_, n)| n + 1))),
-            Reply::Nack { seq, code, message } => {
+            Reply::Nack {
+                seq,
+                code,
+                message,
+                retry_after_ms,
+            } => {
                 flush(&mut run, &mut frames);
                 frames.push(Outbound::Nack {
                     seq,
                     code: code.as_str(),
                     message,
+                    retry_after_ms,
                 });
             }
         }
@@ -555,8 +571,15 @@ mod tests {
                 seq: 4,
                 code: ErrorCode::Invalid,
                 message: "x".into(),
+                retry_after_ms: None,
             },
             Reply::Ack(5),
+            Reply::Nack {
+                seq: 6,
+                code: ErrorCode::Overloaded,
+                message: "y".into(),
+                retry_after_ms: Some(250),
+            },
         ]);
         let text: Vec<String> = frames.iter().map(codec::encode).collect();
         assert_eq!(
@@ -565,6 +588,7 @@ mod tests {
                 r#"{"type":"ack","seq":3,"upto":true}"#,
                 r#"{"type":"nack","seq":4,"code":"invalid","message":"x"}"#,
                 r#"{"type":"ack","seq":5}"#,
+                r#"{"type":"nack","seq":6,"code":"overloaded","message":"y","retry_after_ms":250}"#,
             ]
         );
     }

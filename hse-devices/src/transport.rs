@@ -4,6 +4,11 @@
 //! [`LineReader`] and [`LineWriter`] speak the TCP line framing;
 //! [`TextFrames`] and [`ChannelWriter`] adapt a WebSocket (one text message
 //! is one frame), so both transports share one session implementation.
+//!
+//! | transport | one frame | largest frame | past it |
+//! |---|---|---|---|
+//! | TCP | one `\n`-terminated line (`\r` dropped) | [`MAX_FRAME_BYTES`] = 262,144 bytes, terminator excluded | [`ReadError::TooLarge`]: `error frame_too_large`, connection closed |
+//! | WebSocket | one text message | [`MAX_FRAME_BYTES`] = 262,144 bytes | the same |
 
 use std::future::Future;
 use std::io;
@@ -17,8 +22,8 @@ use crate::codec::MAX_FRAME_BYTES;
 /// Why a frame could not be read.
 #[derive(Debug, thiserror::Error)]
 pub enum ReadError {
-    /// The frame is longer than 64 KiB.
-    #[error("frame larger than 64 KiB")]
+    /// The frame is longer than [`MAX_FRAME_BYTES`] (256 KiB).
+    #[error("frame larger than 256 KiB")]
     TooLarge,
     /// The connection failed.
     #[error("read failed: {0}")]
@@ -38,8 +43,8 @@ pub trait FrameWrite: Send {
     fn send(&mut self, frames: Vec<String>) -> impl Future<Output = io::Result<()>> + Send;
 }
 
-/// Reads `\n`-terminated lines of at most 64 KiB (a trailing `\r` is
-/// dropped, blank lines are skipped). Memory per connection stays bounded
+/// Reads `\n`-terminated lines of at most [`MAX_FRAME_BYTES`] (256 KiB; a
+/// trailing `\r` is dropped, blank lines are skipped). Memory per connection stays bounded
 /// by the frame limit plus one read.
 ///
 /// The read size adapts, as hyper's does: it starts at [`MIN_READ`], doubles

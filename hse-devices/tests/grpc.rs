@@ -463,3 +463,50 @@ async fn the_breaker_opens_when_the_service_is_down() {
         .unwrap_err();
     assert_eq!(rejected.message(), "circuit open");
 }
+
+/// `NotifyDeviceEvents` builds its events with the device frames'
+/// constructor: what a device frame is refused for (NUL in unit or
+/// metadata, metadata over 4 KiB or nested past 8 levels) is refused
+/// here too, and nothing of the call is stored.
+#[tokio::test]
+async fn notified_events_are_refused_for_what_device_frames_are_refused_for() {
+    let mut rig = rig().await;
+    let device = DeviceId::new().to_string();
+    let nine = format!(r#"{}1{}"#, r#"{"a":"#.repeat(9), "}".repeat(9));
+    let big = format!(r#"{{"a":"{}"}}"#, "x".repeat(4 * 1024));
+    let cases = [
+        ("unit", "C\0".to_owned(), String::new()),
+        ("metadata", String::new(), r#"{"a\u0000":1}"#.to_owned()),
+        (
+            "metadata",
+            String::new(),
+            r#"{"a":{"b":["\u0000"]}}"#.to_owned(),
+        ),
+        ("metadata", String::new(), nine),
+        ("metadata", String::new(), big),
+    ];
+    for (field, unit, metadata_json) in cases {
+        let good = DeviceEvent {
+            device_id: device.clone(),
+            event_type: "energy".into(),
+            value: 1.0,
+            ..Default::default()
+        };
+        let bad = DeviceEvent {
+            unit,
+            metadata_json,
+            ..good.clone()
+        };
+        let status = rig
+            .client
+            .notify_device_events(NotifyEventsRequest {
+                events: vec![good, bad],
+            })
+            .await
+            .unwrap_err();
+        assert_eq!(status.code(), tonic::Code::InvalidArgument);
+        assert!(status.message().contains(field), "{}", status.message());
+    }
+    tokio::time::sleep(Duration::from_millis(50)).await;
+    assert!(rig.sink.stored().is_empty());
+}

@@ -18,6 +18,13 @@ use tokio::net::TcpStream;
 use tokio::net::tcp::{OwnedReadHalf, OwnedWriteHalf};
 use tokio_util::sync::CancellationToken;
 
+#[path = "protocol/backpressure.rs"]
+mod backpressure;
+#[path = "protocol/edge.rs"]
+mod edge;
+#[path = "support/fleet.rs"]
+mod fleet;
+
 struct Node {
     addr: std::net::SocketAddr,
     queue: Arc<MemoryQueue>,
@@ -248,7 +255,7 @@ async fn ping_gets_pong() {
 async fn an_oversized_frame_closes_the_connection() {
     let node = node().await;
     let (_, mut d) = node.connected().await;
-    let mut big = vec![b'x'; 70 * 1024];
+    let mut big = vec![b'x'; 260 * 1024];
     big.push(b'\n');
     d.send_raw(&big).await;
     assert_eq!(d.recv().await.unwrap()["code"], "frame_too_large");
@@ -438,7 +445,7 @@ async fn the_websocket_transport_runs_the_same_session() {
     to_server.send(event(1, "t").to_string()).await.unwrap();
     let ack: Value = serde_json::from_str(&from_server.recv().await.unwrap()).unwrap();
     assert_eq!(ack, json!({"type":"ack","seq":1}));
-    to_server.send("x".repeat(70 * 1024)).await.unwrap();
+    to_server.send("x".repeat(260 * 1024)).await.unwrap();
     let err: Value = serde_json::from_str(&from_server.recv().await.unwrap()).unwrap();
     assert_eq!(err["code"], "frame_too_large");
     session.await.unwrap();

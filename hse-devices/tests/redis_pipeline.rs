@@ -38,7 +38,7 @@ impl Prefix {
     }
 
     async fn queue(&self) -> RedisQueue {
-        RedisQueue::new(self.conn().await, self.keys.clone())
+        RedisQueue::new(&self.client, self.keys.clone())
             .await
             .unwrap()
     }

@@ -6,8 +6,9 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use anyhow::Context;
+use hse_auth::denylist::{Denylist, MemoryDenylist};
 use hse_auth::rate_limit::{MemoryRateLimiter, RateLimiter};
-use hse_auth::redis::{RedisFailureStore, RedisRateLimiter};
+use hse_auth::redis::{RedisDenylist, RedisFailureStore, RedisRateLimiter};
 use hse_auth::store::AuthStore;
 use hse_auth::throttle::{FailureStore, MemoryFailureStore};
 use hse_auth::{MemoryAuthStore, SystemClock};
@@ -42,6 +43,9 @@ pub struct Backends {
     pub limiter: Arc<dyn RateLimiter>,
     /// Sign-in failure counts (shared through Redis when configured).
     pub failures: Arc<dyn FailureStore>,
+    /// Ended sessions whose access tokens are refused before they expire
+    /// (shared through Redis when configured, so every node refuses them).
+    pub denylist: Arc<dyn Denylist>,
     /// Guests, bookings, door codes and the notification outbox.
     pub booking_store: Arc<dyn BookingStore>,
 }
@@ -152,6 +156,10 @@ impl Backends {
                 Arc::new(MemoryFailureStore::new()),
             ),
         };
+        let denylist: Arc<dyn Denylist> = match &redis {
+            Some(conn) => Arc::new(RedisDenylist::new(conn.clone(), "hse:deny:")),
+            None => Arc::new(MemoryDenylist::new()),
+        };
         let booking_store: Arc<dyn BookingStore> = match &postgres {
             Some(pool) => Arc::new(hse_booking::postgres::PgStore::new(pool.clone())),
             None => Arc::new(hse_booking::MemoryStore::new()),
@@ -163,6 +171,7 @@ impl Backends {
             auth_store,
             limiter,
             failures,
+            denylist,
             booking_store,
         }
     }

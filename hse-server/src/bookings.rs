@@ -6,7 +6,8 @@
 //! - the stay worker (automatic check-in and check-out), a pass every
 //!   `HSE_STAY_INTERVAL_MS`;
 //! - the door-code programmer, sending codes to the locks through
-//!   [`LockBridge`] over this node's [`Connections`](hse_devices::commands::Connections);
+//!   [`LockBridge`] over this node's [`Connections`](hse_devices::commands::Connections),
+//!   except to locks of a suspended tenant ([`ActiveTenantsOnly`]);
 //! - the notification dispatcher, with the channels configured by
 //!   `HSE_WEBHOOK_*` and `HSE_SMTP_*`. With none configured it does not
 //!   run, and notifications stay pending in the outbox until one is.
@@ -19,10 +20,14 @@
 
 use std::sync::Arc;
 
+use async_trait::async_trait;
 use hse_booking::clock::SystemClock;
+use hse_booking::codes::Attempt;
+use hse_booking::lock::{LockProgrammer, ProgramCode};
 use hse_booking::notification::ChannelKind;
 use hse_booking::stays::StayWorker;
 use hse_booking::{BookingError, Bookings, BookingsConfig, CodeProgrammer, Dispatcher, DoorCodeId};
+use hse_core::{DeviceId, Target, Tenancy};
 use hse_devices::Event;
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
@@ -89,7 +94,8 @@ pub fn spawn_workers(
     tasks.spawn(stays.run_until_stopped(shutdown.clone().cancelled_owned()));
     // Through the command bus, so a lock connected to another node is
     // reached too (with one node it is the local connections).
-    let lock = Arc::new(LockBridge::new(state.devices.commands.clone()));
+    let bridge = Arc::new(LockBridge::new(state.devices.commands.clone()));
+    let lock = Arc::new(ActiveTenantsOnly::new(bridge, state.tenancy.clone()));
     let programmer = CodeProgrammer::new(store, lock, clock);
     tasks.spawn(programmer.run_until_stopped(shutdown.clone().cancelled_owned()));
     match dispatcher(config, &state.backends) {
@@ -101,6 +107,65 @@ pub fn spawn_workers(
         ),
     }
     tracing::info!("booking workers started: stays, door codes, notifications");
+}
+
+/// The door-code programmer's lock port, minus suspended tenants: a code
+/// for a lock of a suspended organization or partner company is not
+/// programmed. The attempt counts as unreachable, so the programmer
+/// retries it with its backoff (capped at 10 minutes) and the code goes
+/// out once the tenant is reinstated, if still due. Removals always go
+/// out: they only take access away.
+#[derive(Debug)]
+pub struct ActiveTenantsOnly {
+    inner: Arc<dyn LockProgrammer>,
+    tenancy: Tenancy,
+}
+
+impl ActiveTenantsOnly {
+    /// Wraps `inner`, asking `tenancy` about each lock's tenant.
+    #[must_use]
+    pub fn new(inner: Arc<dyn LockProgrammer>, tenancy: Tenancy) -> Self {
+        Self { inner, tenancy }
+    }
+
+    /// Whether `device`'s tenant is suspended; a failed read counts as
+    /// suspended for now (the attempt is retried).
+    async fn suspended(&self, device: DeviceId) -> bool {
+        let found = self.tenancy.locate(Target::Device(device)).await;
+        let resource = match found {
+            Ok(Some(resource)) => resource,
+            Ok(None) => return false,
+            Err(e) => {
+                tracing::warn!(device.id = %device, error = %e, "lock tenant unknown; code deferred");
+                return true;
+            }
+        };
+        match self.tenancy.suspension(&resource).await {
+            Ok(None) => false,
+            Ok(Some(suspended)) => {
+                tracing::info!(device.id = %device, %suspended, "door code deferred: tenant suspended");
+                true
+            }
+            Err(e) => {
+                tracing::warn!(device.id = %device, error = %e, "lock tenant unknown; code deferred");
+                true
+            }
+        }
+    }
+}
+
+#[async_trait]
+impl LockProgrammer for ActiveTenantsOnly {
+    async fn program(&self, request: &ProgramCode<'_>) -> Attempt {
+        if self.suspended(request.device).await {
+            return Attempt::Unreachable;
+        }
+        self.inner.program(request).await
+    }
+
+    async fn remove(&self, device: DeviceId, slot: DoorCodeId) -> Attempt {
+        self.inner.remove(device, slot).await
+    }
 }
 
 /// Counts a lock's `code_used` event (metadata `{"code_id": "<uuid>"}`)

@@ -7,6 +7,8 @@
 //!
 //! # Layout
 //! - [`config`]: `HSE_*` variables, validated at start-up.
+//! - [`connections`]: the HTTP and gRPC listeners' connection caps and
+//!   timeouts, and the HTTP accept loop.
 //! - [`telemetry`]: the tracing subscriber (text or JSON).
 //! - [`bootstrap`]: the first root account.
 //! - [`backends`]: connections to PostgreSQL and Redis, and their checks.
@@ -26,6 +28,7 @@ pub mod backends;
 pub mod bookings;
 pub mod bootstrap;
 pub mod config;
+pub mod connections;
 pub mod devices;
 pub mod health;
 pub mod http;

@@ -76,6 +76,10 @@ ENVIRONMENT (a bad value stops start-up naming the variable, or the file and key
     HSE_GRPC_TOKEN         bearer token gRPC callers must send, >= 32 chars
                            (gRPC is a service interface, not per tenant)  [none: loopback only]
     HSE_DEVICE_TCP_ADDR    device TCP listen address                     [127.0.0.1:7700]
+    HSE_INGEST_MAX_LAG_MS  nack overloaded while storage lags more, ms   [5000]
+    HSE_INGEST_ENQUEUE_TIMEOUT_MS  wait for Redis to answer an enqueue, then
+                           nack outcome_unknown, ms (100..=60000)        [5000]
+    HSE_INGEST_MEMORY_QUEUE_MB  in-process queue memory bound, MiB       [256]
     HSE_ROLES              same as --roles                               [api,grpc,ingest,workers]
     HSE_DATABASE_URL       PostgreSQL URL; unset runs in memory (NOTHING IS DURABLE)
                            (a role bound by row-level security: no SUPERUSER,
@@ -101,6 +105,12 @@ ENVIRONMENT (a bad value stops start-up naming the variable, or the file and key
     HSE_SHUTDOWN_TIMEOUT_S drain deadline on SIGTERM, seconds            [10]
     HSE_PRINCIPAL_CACHE_MS ms a user's role/grants read is reused (0: never) [1000]
     HSE_PLACEMENT_CACHE_MS ms a resource's place in the tenant tree is reused [1000]
+    HSE_HEADER_TIMEOUT_MS  ms for a complete HTTP request head (also ends idle keep-alives) [10000]
+    HSE_IDLE_TIMEOUT_MS    ms an HTTP or gRPC connection may move no byte  [60000]
+    HSE_MAX_CONNECTIONS    connections held open per listener (HTTP, gRPC) [10000]
+    HSE_MAX_CONNECTIONS_PER_IP  of those, from one IPv4 address or IPv6 /64;
+                           behind a proxy raise it to the total          [256]
+    HSE_DEVICE_HELLO_TIMEOUT_MS  ms a device connection has for its hello [10000]
     HSE_LOG_FORMAT         text or json (logs go to stdout)              [text]
     RUST_LOG               log filter                                    [info]
     Details: hse-server/src/config/mod.rs and the README.

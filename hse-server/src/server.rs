@@ -37,6 +37,7 @@ pub struct Server {
     state: AppState,
     router: Router,
     shutdown_timeout: Duration,
+    limits: crate::connections::Limits,
     tasks: TaskTracker,
     shutdown: CancellationToken,
     devices: crate::devices::Bound,
@@ -79,6 +80,7 @@ pub fn services(
         chrono::Duration::from_std(config.placement_cache).unwrap_or(chrono::Duration::zero()),
     );
     let auth = Authenticator::build(deps, auth_config)?
+        .with_denylist(backends.denylist.clone())
         .with_usage_audit(recorder)
         .with_tenancy_revision(tenancy.revision());
     let bookings = crate::bookings::service(config, &backends);
@@ -133,6 +135,7 @@ pub async fn build(config: &Config) -> anyhow::Result<Server> {
         router,
         state,
         shutdown_timeout: config.shutdown_timeout,
+        limits: config.connections,
         tasks,
         shutdown,
         devices,
@@ -180,6 +183,7 @@ impl Server {
 
     /// Serves until `stop` completes, then stops accepting, lets in-flight
     /// requests and background tasks finish, for at most the deadline.
+    /// Connections are bounded as [`crate::connections`] says.
     ///
     /// # Errors
     /// When serving fails.
@@ -196,25 +200,23 @@ impl Server {
             tracing::info!("shutdown requested: draining");
             signalled.cancel();
         });
-        let drained = token.clone();
-        let serve = axum::serve(self.listener, self.router)
-            .with_graceful_shutdown(async move { drained.cancelled().await });
+        let serve =
+            crate::connections::serve_http(self.listener, self.router, self.limits, token.clone());
         let tasks = self.tasks.clone();
         // Background writers flush when the last handle to the services is
         // gone: the router's copies go when serving ends, this one now.
         drop(self.state);
         let everything = async move {
-            let served = serve.await;
+            serve.await;
             tasks.close();
             tasks.wait().await;
-            served
         };
         let deadline = async {
             token.cancelled().await;
             tokio::time::sleep(self.shutdown_timeout).await;
         };
         tokio::select! {
-            result = everything => result.context("serving HTTP")?,
+            () = everything => {}
             () = deadline => tracing::warn!("shutdown deadline passed with work still in flight"),
         }
         tracing::info!("stopped");

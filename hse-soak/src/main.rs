@@ -137,7 +137,7 @@ impl Options {
         {
             anyhow::ensure!(
                 bin.exists(),
-                "{} is missing: build it (cargo build -p hse-server --bin hse-server -p hse-devices --bin hse-devices-writer --all-features) or pass its path",
+                "{} is missing: build it (cargo build -p hse-server --bins --all-features) or pass its path",
                 bin.display()
             );
         }

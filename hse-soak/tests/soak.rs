@@ -26,7 +26,7 @@ fn soak(seed: u64) {
     for bin in ["hse-server", "hse-devices-writer"] {
         assert!(
             dir.join(bin).exists(),
-            "{bin} is not built in {}: run `cargo build --all-features -p hse-server -p hse-devices --bins` \
+            "{bin} is not built in {}: run `cargo build --all-features -p hse-server --bins` \
              (cargo test --workspace --all-features builds it)",
             dir.display()
         );

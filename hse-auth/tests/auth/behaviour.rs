@@ -194,7 +194,99 @@ fn key(creator: UserId) -> ApiKey {
         created_at: start(),
         expires_at: Some(start() + Duration::days(90)),
         revoked_at: None,
+        parent_id: None,
     }
+}
+
+fn child_of(parent: &ApiKey) -> ApiKey {
+    ApiKey {
+        parent_id: Some(parent.id),
+        ..key(parent.created_by)
+    }
+}
+
+async fn revoking_a_key_revokes_its_descendants_and_stops_new_ones(
+    store: Arc<dyn AuthStore>,
+    users: Vec<UserId>,
+) {
+    let root = key(users[0]);
+    let child = child_of(&root);
+    let grandchild = child_of(&child);
+    let other = key(users[0]);
+    for k in [&root, &child, &grandchild, &other] {
+        store.insert_api_key(k).await.unwrap();
+    }
+    let ids = |keys: Vec<ApiKey>| keys.into_iter().map(|k| k.id).collect::<Vec<_>>();
+    let below = store.api_key_descendants(root.id).await.unwrap();
+    assert_eq!(ids(below), vec![child.id, grandchild.id]);
+    assert!(
+        store
+            .api_key_descendants(other.id)
+            .await
+            .unwrap()
+            .is_empty()
+    );
+    assert!(store.revoke_api_key(root.id, start()).await.unwrap());
+    for k in [&root, &child, &grandchild] {
+        let stored = store.api_key(k.id).await.unwrap().unwrap();
+        assert_eq!(stored.revoked_at, Some(start()), "{:?}", k.id);
+    }
+    assert!(
+        store
+            .api_key(other.id)
+            .await
+            .unwrap()
+            .unwrap()
+            .is_live(start())
+    );
+    assert!(!store.revoke_api_key(root.id, start()).await.unwrap());
+    // No key is stored under a revoked, unknown or expired parent.
+    let mut expired = key(users[0]);
+    expired.expires_at = Some(start());
+    store.insert_api_key(&expired).await.unwrap();
+    let unknown = ApiKey {
+        parent_id: Some(ApiKeyId::new()),
+        ..key(users[0])
+    };
+    for orphan in [child_of(&child), unknown, child_of(&expired)] {
+        assert!(matches!(
+            store.insert_api_key(&orphan).await,
+            Err(hse_auth::AuthError::InvalidApiKey)
+        ));
+        assert_eq!(store.api_key(orphan.id).await.unwrap(), None);
+    }
+}
+
+async fn keys_minted_while_their_ancestor_is_revoked_end_revoked(
+    store: Arc<dyn AuthStore>,
+    users: Vec<UserId>,
+) {
+    let root = key(users[0]);
+    store.insert_api_key(&root).await.unwrap();
+    let barrier = Arc::new(Barrier::new(9));
+    let mut tasks = Vec::new();
+    for _ in 0..8 {
+        let (store, barrier, root) = (store.clone(), barrier.clone(), root.clone());
+        tasks.push(tokio::spawn(async move {
+            barrier.wait().await;
+            let mut parent = root;
+            for _ in 0..4 {
+                let child = child_of(&parent);
+                if store.insert_api_key(&child).await.is_err() {
+                    break;
+                }
+                parent = child;
+            }
+        }));
+    }
+    barrier.wait().await;
+    tokio::task::yield_now().await;
+    store.revoke_api_key(root.id, start()).await.unwrap();
+    for t in tasks {
+        t.await.unwrap();
+    }
+    let below = store.api_key_descendants(root.id).await.unwrap();
+    assert!(below.iter().all(|k| k.revoked_at.is_some()), "{below:?}");
 }
 
 async fn a_replay_within_the_grace_window_is_refused_without_revoking(
@@ -435,6 +527,8 @@ suite!(
     a_replay_within_the_grace_window_is_refused_without_revoking,
     a_purge_removes_expired_families_and_old_usage_only,
     api_keys_are_stored_listed_and_revoked_once,
+    revoking_a_key_revokes_its_descendants_and_stops_new_ones,
+    keys_minted_while_their_ancestor_is_revoked_end_revoked,
     usage_batches_are_kept_and_read_newest_first,
     totp_enrollment_is_replaced_only_until_confirmed_and_steps_only_grow,
     recovery_codes_are_spent_once_and_replaced_whole,

@@ -7,7 +7,10 @@
 mod adversarial;
 mod behaviour;
 mod jwt;
+mod keys;
 mod limits;
 mod nodes;
 mod service;
+mod sessions;
+mod sign_in;
 mod support;

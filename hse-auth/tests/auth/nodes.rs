@@ -4,7 +4,7 @@
 use std::sync::Arc;
 
 use chrono::Duration;
-use hse_auth::redis::{RedisFailureStore, RedisRateLimiter};
+use hse_auth::redis::{RedisDenylist, RedisFailureStore, RedisRateLimiter};
 use hse_auth::{AuthDeps, AuthError, Authenticator, LoginOutcome, ManualClock, NewApiKey};
 use hse_core::ActionName;
 use sqlx::PgPool;
@@ -22,6 +22,7 @@ async fn two_nodes(
     Authenticator,
     Arc<FakeDirectory>,
     Arc<ManualClock>,
+    String,
 ) {
     migrate(&pool).await;
     let dir = Arc::new(FakeDirectory::default());
@@ -42,16 +43,21 @@ async fn two_nodes(
             )),
             clock: clock.clone(),
         };
-        nodes.push(Authenticator::build(deps, config()).unwrap());
+        let denylist = RedisDenylist::new(redis().await, format!("{prefix}deny:"));
+        nodes.push(
+            Authenticator::build(deps, config())
+                .unwrap()
+                .with_denylist(Arc::new(denylist)),
+        );
     }
     let b = nodes.pop().unwrap();
     let a = nodes.pop().unwrap();
-    (a, b, dir, clock)
+    (a, b, dir, clock, prefix)
 }
 
 #[sqlx::test(migrations = false)]
 async fn a_key_revoked_on_one_node_stops_working_on_the_other_at_once(pool: PgPool) {
-    let (a, b, dir, _clock) = two_nodes(pool.clone()).await;
+    let (a, b, dir, _clock, _prefix) = two_nodes(pool.clone()).await;
     let hash = a.passwords().hash(PASSWORD).await.unwrap();
     let creator = dir.add("kim@example.com", Some(hash));
     insert_pg_user(&pool, creator.user_id, "kim@example.com").await;
@@ -71,7 +77,7 @@ async fn a_key_revoked_on_one_node_stops_working_on_the_other_at_once(pool: PgPo
 
 #[sqlx::test(migrations = false)]
 async fn failures_on_one_node_delay_sign_in_on_the_other_and_sessions_rotate_across(pool: PgPool) {
-    let (a, b, dir, clock) = two_nodes(pool.clone()).await;
+    let (a, b, dir, clock, _prefix) = two_nodes(pool.clone()).await;
     let hash = a.passwords().hash(PASSWORD).await.unwrap();
     let user = dir.add("lu@example.com", Some(hash));
     insert_pg_user(&pool, user.user_id, "lu@example.com").await;
@@ -95,4 +101,35 @@ async fn failures_on_one_node_delay_sign_in_on_the_other_and_sessions_rotate_acr
         Err(AuthError::RefreshReuse)
     ));
     assert!(a.refresh(s2.refresh.token.expose()).await.is_err());
+}
+
+#[sqlx::test(migrations = false)]
+async fn a_sign_out_on_one_node_ends_the_access_token_on_the_other_for_its_lifetime(pool: PgPool) {
+    let (a, b, dir, clock, prefix) = two_nodes(pool.clone()).await;
+    let hash = a.passwords().hash(PASSWORD).await.unwrap();
+    let user = dir.add("mo@example.com", Some(hash));
+    insert_pg_user(&pool, user.user_id, "mo@example.com").await;
+    let Ok(LoginOutcome::SignedIn(s)) = a.login("mo@example.com", PASSWORD).await else {
+        panic!("sign-in failed");
+    };
+    assert!(b.authenticate(s.access.token.expose()).await.is_ok());
+    clock.advance(Duration::minutes(5));
+    a.logout(s.refresh.token.expose()).await.unwrap();
+    assert!(matches!(
+        b.authenticate(s.access.token.expose()).await,
+        Err(AuthError::InvalidToken)
+    ));
+    // The record lives as long as the token could be accepted (15 min +
+    // 30 s leeway from sign-out), not forever.
+    let mut conn = redis().await;
+    let key = format!("{prefix}deny:sid:{}", s.refresh.family_id);
+    let ttl_ms: i64 = redis::cmd("PTTL")
+        .arg(&key)
+        .query_async(&mut conn)
+        .await
+        .unwrap();
+    assert!(
+        (14 * 60_000..=930_000).contains(&ttl_ms),
+        "{key}: {ttl_ms} ms"
+    );
 }

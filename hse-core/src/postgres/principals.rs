@@ -22,7 +22,8 @@ struct PrincipalRow {
 }
 
 /// The principal of an active user (system path); `NotFound` if the user
-/// is absent or inactive. One read-only snapshot, so role, grants and
+/// is absent or inactive, or its organization or partner company is
+/// suspended (inactive). One read-only snapshot, so role, grants and
 /// assignments agree with each other.
 #[tracing::instrument(skip_all, fields(user.id = %id))]
 pub(super) async fn principal(pool: &PgPool, id: UserId) -> Result<Principal> {
@@ -37,7 +38,10 @@ pub(super) async fn principal(pool: &PgPool, id: UserId) -> Result<Principal> {
          COALESCE(u.partner_company_id, o.partner_company_id) AS partner_company_id, \
          u.organization_id FROM users u JOIN roles r ON r.id = u.role_id \
          LEFT JOIN organizations o ON o.id = u.organization_id \
-         WHERE u.id = $1 AND u.is_active",
+         LEFT JOIN partner_companies pc \
+           ON pc.id = COALESCE(u.partner_company_id, o.partner_company_id) \
+         WHERE u.id = $1 AND u.is_active \
+           AND (o.id IS NULL OR o.is_active) AND (pc.id IS NULL OR pc.is_active)",
     )
     .bind(id.0)
     .fetch_optional(&mut *tx)

@@ -554,27 +554,6 @@ pub(crate) async fn establishment_roles_grant_only_in_their_establishment(
     assert!(matches!(wrong, Err(CoreError::NotFound { .. })));
 }
 
-macro_rules! on_both_adapters {
-    ($($name:ident),* $(,)?) => {
-        mod memory_adapter {
-            $(
-                #[tokio::test]
-                async fn $name() {
-                    super::$name(crate::support::memory()).await;
-                }
-            )*
-        }
-                mod postgres_adapter {
-            $(
-                #[sqlx::test(migrations = false)]
-                async fn $name(pool: sqlx::PgPool) {
-                    super::$name(crate::support::postgres(pool).await).await;
-                }
-            )*
-        }
-    };
-}
-
 on_both_adapters!(
     only_root_creates_partner_companies,
     partners_create_organizations_only_in_their_company,

@@ -161,19 +161,151 @@ fn event_frames_without_a_seq_get_an_error_not_a_nack() {
 }
 
 #[test]
-fn non_finite_and_non_numeric_values_are_refused() {
+fn non_finite_and_non_numeric_values_are_nacked_for_their_seq() {
+    for (line, field) in [
+        (
+            r#"{"type":"event","seq":1,"event_type":"t","value":1e309}"#,
+            "value",
+        ),
+        (
+            r#"{"type":"event","seq":1,"event_type":"t","value":-1e400}"#,
+            "value",
+        ),
+        (
+            r#"{"type":"events","seq":1,"events":[{"event_type":"t","value":1},{"event_type":"t","value":1e309}]}"#,
+            "value",
+        ),
+        (
+            r#"{"type":"event","seq":1,"event_type":"t","ts_ms":1e309}"#,
+            "ts_ms",
+        ),
+        (
+            r#"{"type":"event","seq":1,"event_type":"t","metadata":{"a":[1,{"b":1e309}]}}"#,
+            "metadata",
+        ),
+    ] {
+        let Err(Rejection::Nack { seq, code, message }) = decode_str(line) else {
+            panic!("expected a nack: {line}")
+        };
+        assert_eq!((seq, code), (1, ErrorCode::Invalid), "{line}");
+        assert!(message.contains(field), "{line}: {message}");
+    }
     assert_eq!(
-        error_code(r#"{"type":"event","seq":1,"event_type":"t","value":1e400}"#),
-        ErrorCode::Malformed
+        nack_code(r#"{"type":"event","seq":5,"event_type":"t","value":"21.5"}"#),
+        (5, ErrorCode::Invalid)
+    );
+    // Without a valid seq there is nothing to nack; NaN is not JSON.
+    assert_eq!(
+        error_code(r#"{"type":"event","seq":1e309,"event_type":"t"}"#),
+        ErrorCode::Invalid
     );
     assert_eq!(
         error_code(r#"{"type":"event","seq":1,"event_type":"t","value":NaN}"#),
         ErrorCode::Malformed
     );
     assert_eq!(
-        nack_code(r#"{"type":"event","seq":5,"event_type":"t","value":"21.5"}"#),
-        (5, ErrorCode::Invalid)
+        error_code(r#"{"type":"event","seq":1,"value":1e309"#),
+        ErrorCode::Malformed
     );
+}
+
+#[test]
+fn a_nul_character_is_refused_in_every_stored_text_naming_the_field() {
+    let id = Uuid::now_v7();
+    for (event, field) in [
+        (r#""event_type":"t","unit":"C\u0000""#.to_owned(), "unit"),
+        (r#""event_type":"t\u0000""#.to_owned(), "event_type"),
+        (
+            format!(r#""event_type":"t","event_id":"{id}\u0000""#),
+            "event_id",
+        ),
+        (
+            r#""event_type":"t","metadata":{"a\u0000":1}"#.to_owned(),
+            "metadata",
+        ),
+        (
+            r#""event_type":"t","metadata":{"a":"x\u0000y"}"#.to_owned(),
+            "metadata",
+        ),
+        (
+            r#""event_type":"t","metadata":{"a":[1,{"b":["ok","\u0000"]}]}"#.to_owned(),
+            "metadata",
+        ),
+        (
+            r#""event_type":"t","metadata":{"a":{"k\u0000":null}}"#.to_owned(),
+            "metadata",
+        ),
+    ] {
+        let line = format!(r#"{{"type":"event","seq":3,{event}}}"#);
+        let Err(Rejection::Nack { seq, code, message }) = decode_str(&line) else {
+            panic!("expected a nack: {line}")
+        };
+        assert_eq!((seq, code), (3, ErrorCode::Invalid), "{line}");
+        assert!(message.contains(field), "{line}: {message}");
+    }
+    // Other control characters are storable and accepted.
+    let line = r#"{"type":"event","seq":4,"event_type":"t","unit":"\u0001","metadata":{"a":"\t"}}"#;
+    assert!(decode_str(line).is_ok());
+}
+
+#[test]
+fn times_postgresql_cannot_store_are_out_of_range_whatever_the_retention() {
+    let limits = Limits {
+        now_ms: NOW,
+        retention_ms: i64::MAX,
+    };
+    let line = format!(
+        r#"{{"type":"event","seq":2,"event_type":"t","ts_ms":{}}}"#,
+        EARLIEST_STORABLE_MS - 1
+    );
+    assert!(matches!(
+        decode(line.as_bytes(), &limits),
+        Err(Rejection::Nack {
+            seq: 2,
+            code: ErrorCode::OutOfRange,
+            ..
+        })
+    ));
+    let line =
+        format!(r#"{{"type":"event","seq":2,"event_type":"t","ts_ms":{EARLIEST_STORABLE_MS}}}"#);
+    assert!(decode(line.as_bytes(), &limits).is_ok());
+}
+
+#[test]
+fn a_full_frame_of_typical_events_fits_the_frame_limit() {
+    let events: Vec<String> = (0..MAX_EVENTS_PER_FRAME)
+        .map(|i| {
+            format!(
+                r#"{{"event_id":"{}","event_type":"temperature","value":{}.25,"unit":"C","ts_ms":{}}}"#,
+                Uuid::now_v7(),
+                1000 + i,
+                NOW - 1_000_000 + i as i64
+            )
+        })
+        .collect();
+    let line = format!(
+        r#"{{"type":"events","seq":1,"events":[{}]}}"#,
+        events.join(",")
+    );
+    // About 128 KB: twice the old 64 KiB limit, half the new one.
+    assert!(
+        line.len() > 64 * 1024 && line.len() < MAX_FRAME_BYTES,
+        "{}",
+        line.len()
+    );
+    assert!(
+        matches!(decode_str(&line), Ok(Inbound::Events { events, .. }) if events.len() == 1000)
+    );
+}
+
+#[test]
+fn the_frame_limit_is_exact() {
+    let frame = r#"{"type":"event","seq":1,"event_type":"t"}"#;
+    let exact = format!("{frame}{}", " ".repeat(MAX_FRAME_BYTES - frame.len()));
+    assert_eq!(exact.len(), 262_144);
+    assert!(decode_str(&exact).is_ok());
+    let over = format!("{exact} ");
+    assert_eq!(error_code(&over), ErrorCode::FrameTooLarge);
 }
 
 #[test]
@@ -243,14 +375,11 @@ fn ping_and_command_results_are_decoded() {
 
 #[test]
 fn drafts_complete_into_events_with_derived_ids_and_server_time() {
-    let draft = EventDraft {
-        event_id: None,
-        ts_ms: None,
-        event_type: EventType::parse("t").unwrap(),
-        value: None,
-        unit: None,
-        metadata: None,
+    let fields = EventFields {
+        event_type: "t",
+        ..EventFields::default()
     };
+    let draft = EventDraft::new(fields, &limits()).unwrap();
     let origin = Origin {
         device_id: DeviceId::new(),
         session_id: Uuid::now_v7(),

@@ -15,6 +15,9 @@
 //! | `HSE_GRPC_ADDR` | `127.0.0.1:50051` | gRPC listen address (`host:port`, as `HSE_HTTP_ADDR`) |
 //! | `HSE_GRPC_TOKEN` | unset | bearer token gRPC clients must send (≥32 chars); required off loopback |
 //! | `HSE_DEVICE_TCP_ADDR` | `127.0.0.1:7700` | device TCP listen address (`host:port`, as `HSE_HTTP_ADDR`) |
+//! | `HSE_INGEST_MAX_LAG_MS` | `5000` | devices get `nack overloaded` (with `retry_after_ms`) while the oldest event no writer has taken is older than this (100 to 3600000) |
+//! | `HSE_INGEST_ENQUEUE_TIMEOUT_MS` | `5000` | how long a frame waits for Redis to answer its enqueue; past it the device gets `nack outcome_unknown` (100 to 60000) |
+//! | `HSE_INGEST_MEMORY_QUEUE_MB` | `256` | memory bound of the in-process queue (without Redis), MiB (1 to 65536) |
 //! | `HSE_ROLES` | `api,grpc,ingest,workers` | what this process runs (also `--roles`) |
 //! | `HSE_CORS_ORIGINS` | unset | comma-separated browser origins allowed to call the API |
 //! | `HSE_LOG_FORMAT` | `text` | `text` or `json` |
@@ -30,6 +33,11 @@
 //! | `HSE_WEBHOOK_SECRET` | unset | the webhook's signing secret, at least 16 bytes (required with the URL) |
 //! | `HSE_SMTP_ADDR` | unset | `host:port` of a local SMTP relay for guest emails |
 //! | `HSE_SMTP_FROM` | unset | the sender address of those emails (required with the relay) |
+//! | `HSE_HEADER_TIMEOUT_MS` | `10000` | an HTTP request head must arrive within this of the connection opening or of its previous answer, so it also closes idle keep-alive connections |
+//! | `HSE_IDLE_TIMEOUT_MS` | `60000` | an HTTP or gRPC connection moving no byte either way for this long is closed (a stalled body, an unread answer, a silent gRPC client; gRPC pings live clients every half of it); an upgraded WebSocket is bounded by its device session instead |
+//! | `HSE_MAX_CONNECTIONS` | `10000` | connections the HTTP listener (WebSockets included) and, separately, the gRPC listener hold open; the excess is closed as soon as it is accepted |
+//! | `HSE_MAX_CONNECTIONS_PER_IP` | `256` | of those, from one IPv4 address or IPv6 `/64`; behind a reverse proxy every client has the proxy's address, so raise it to `HSE_MAX_CONNECTIONS` |
+//! | `HSE_DEVICE_HELLO_TIMEOUT_MS` | `10000` | a device connection (TCP or WebSocket) must complete its `hello` frame within this, or it is closed |
 //!
 //! With neither notification channel configured, booking notifications are
 //! kept in the outbox (pending) until one is.
@@ -150,6 +158,56 @@ pub struct Config {
     pub webhook: Option<WebhookChannel>,
     /// The relay guest emails go through, if any.
     pub smtp: Option<SmtpChannel>,
+    /// Bounds of the HTTP and gRPC listeners' connections.
+    pub connections: crate::connections::Limits,
+    /// Time a device connection has for its `hello` frame.
+    pub device_hello_timeout: Duration,
+    /// Device ingest back-pressure and timeouts.
+    pub ingest: IngestSettings,
+}
+
+/// `HSE_INGEST_*`: when devices are asked to slow down, and how long an
+/// enqueue may take.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct IngestSettings {
+    /// `overloaded` while storage lags more than this.
+    pub max_lag: Duration,
+    /// Longest wait for Redis to answer an enqueue.
+    pub enqueue_timeout: Duration,
+    /// The in-process queue's memory bound, bytes.
+    pub memory_queue_bytes: usize,
+}
+
+impl IngestSettings {
+    fn from_env(get: &impl Fn(&str) -> Option<String>) -> Result<Self, ConfigError> {
+        let max_lag = bounded(get, "HSE_INGEST_MAX_LAG_MS", "5000", 100..=3_600_000)?;
+        let timeout = bounded(get, "HSE_INGEST_ENQUEUE_TIMEOUT_MS", "5000", 100..=60_000)?;
+        let mib = bounded(get, "HSE_INGEST_MEMORY_QUEUE_MB", "256", 1..=65_536)?;
+        Ok(Self {
+            max_lag: Duration::from_millis(max_lag),
+            enqueue_timeout: Duration::from_millis(timeout),
+            memory_queue_bytes: usize::try_from(mib)
+                .unwrap_or(usize::MAX)
+                .saturating_mul(1024 * 1024),
+        })
+    }
+}
+
+/// A whole number read from `variable` that must lie within `range`.
+fn bounded(
+    get: &impl Fn(&str) -> Option<String>,
+    variable: &'static str,
+    default: &str,
+    range: std::ops::RangeInclusive<u64>,
+) -> Result<u64, ConfigError> {
+    let n: u64 = parse(get, variable, default)?;
+    if !range.contains(&n) {
+        return Err(bad(
+            variable,
+            format!("`{n}` is outside {}..={}", range.start(), range.end()),
+        ));
+    }
+    Ok(n)
 }
 
 /// Which parts of the server this process runs, so the API can be
@@ -292,6 +350,13 @@ impl Config {
             stay_interval: stay_interval(&get)?,
             webhook: webhook(&get)?,
             smtp: smtp(&get)?,
+            connections: connection_limits(&get)?,
+            device_hello_timeout: Duration::from_millis(positive(
+                &get,
+                "HSE_DEVICE_HELLO_TIMEOUT_MS",
+                "10000",
+            )?),
+            ingest: IngestSettings::from_env(&get)?,
         })
     }
 }
@@ -334,6 +399,35 @@ fn smtp(get: &impl Fn(&str) -> Option<String>) -> Result<Option<SmtpChannel>, Co
     let from =
         hse_core::value::Email::parse(&from).map_err(|e| bad("HSE_SMTP_FROM", e.to_string()))?;
     Ok(Some(SmtpChannel::new(host, port, from)))
+}
+
+/// `HSE_HEADER_TIMEOUT_MS`, `HSE_IDLE_TIMEOUT_MS`, `HSE_MAX_CONNECTIONS`
+/// and `HSE_MAX_CONNECTIONS_PER_IP`, each at least 1.
+fn connection_limits(
+    get: &impl Fn(&str) -> Option<String>,
+) -> Result<crate::connections::Limits, ConfigError> {
+    let count = |variable, default| {
+        positive(get, variable, default)
+            .and_then(|n| usize::try_from(n).map_err(|e| bad(variable, e.to_string())))
+    };
+    Ok(crate::connections::Limits {
+        header_timeout: Duration::from_millis(positive(get, "HSE_HEADER_TIMEOUT_MS", "10000")?),
+        idle_timeout: Duration::from_millis(positive(get, "HSE_IDLE_TIMEOUT_MS", "60000")?),
+        max_connections: count("HSE_MAX_CONNECTIONS", "10000")?,
+        max_connections_per_ip: count("HSE_MAX_CONNECTIONS_PER_IP", "256")?,
+    })
+}
+
+/// A whole number of at least 1.
+fn positive(
+    get: &impl Fn(&str) -> Option<String>,
+    variable: &'static str,
+    default: &str,
+) -> Result<u64, ConfigError> {
+    match parse(get, variable, default)? {
+        0 => Err(bad(variable, "must be at least 1".into())),
+        n => Ok(n),
+    }
 }
 
 /// `HSE_STAY_INTERVAL_MS`: whole milliseconds within [`STAY_INTERVAL_MS`].
@@ -444,6 +538,8 @@ mod tests {
         assert!(c.database_url.is_none() && c.redis_url.is_none());
         assert_eq!(c.shutdown_timeout, Duration::from_secs(10));
         assert_eq!(c.stay_interval, Duration::from_secs(30));
+        assert_eq!(c.connections, crate::connections::Limits::default());
+        assert_eq!(c.device_hello_timeout, Duration::from_secs(10));
     }
 
     #[test]
@@ -466,9 +562,32 @@ mod tests {
             ("HSE_STAY_INTERVAL_MS", "fast"),
             ("HSE_STAY_INTERVAL_MS", "99"),
             ("HSE_STAY_INTERVAL_MS", "3600001"),
+            ("HSE_HEADER_TIMEOUT_MS", "0"),
+            ("HSE_IDLE_TIMEOUT_MS", "soon"),
+            ("HSE_MAX_CONNECTIONS", "0"),
+            ("HSE_MAX_CONNECTIONS_PER_IP", "-1"),
+            ("HSE_DEVICE_HELLO_TIMEOUT_MS", "0"),
         ] {
             let err = config(&[(var, value)]).unwrap_err();
             assert_eq!(err.variable, var);
+        }
+    }
+
+    #[test]
+    fn ingest_settings_default_and_refuse_values_out_of_range() {
+        let c = config(&[]).unwrap();
+        assert_eq!(c.ingest.max_lag, Duration::from_secs(5));
+        assert_eq!(c.ingest.enqueue_timeout, Duration::from_secs(5));
+        assert_eq!(c.ingest.memory_queue_bytes, 256 * 1024 * 1024);
+        let c = config(&[("HSE_INGEST_MAX_LAG_MS", "250")]).unwrap();
+        assert_eq!(c.ingest.max_lag, Duration::from_millis(250));
+        for (var, value) in [
+            ("HSE_INGEST_MAX_LAG_MS", "0"),
+            ("HSE_INGEST_MAX_LAG_MS", "soon"),
+            ("HSE_INGEST_ENQUEUE_TIMEOUT_MS", "60001"),
+            ("HSE_INGEST_MEMORY_QUEUE_MB", "0"),
+        ] {
+            assert_eq!(config(&[(var, value)]).unwrap_err().variable, var);
         }
     }
 

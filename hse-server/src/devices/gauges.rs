@@ -74,6 +74,10 @@ fn describe() {
     );
     metrics::describe_counter!("hse_devices_events_stored_total", "Events newly stored");
     metrics::describe_counter!(
+        "hse_redis_resubscriptions_total",
+        "Redis pub/sub channels subscribed again after the subscription was lost"
+    );
+    metrics::describe_counter!(
         "hse_devices_dead_lettered_total",
         "Events refused by storage"
     );

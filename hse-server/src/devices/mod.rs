@@ -48,7 +48,7 @@ use hse_devices::directory::TenancyDirectory;
 use hse_devices::dlq::{DeadLetters, MemoryDeadLetters};
 use hse_devices::feed::ChangeFeed;
 use hse_devices::history::EventHistory;
-use hse_devices::ingest::Ingest;
+use hse_devices::ingest::{Backpressure, Ingest};
 use hse_devices::postgres::PgEventStore;
 use hse_devices::queue::{EventQueue, MemoryQueue, QueueConsumer};
 use hse_devices::redis::{Keys, RedisConsumer, RedisDeadLetters, RedisQueue, RedisState};
@@ -65,7 +65,8 @@ use crate::config::Config;
 const MEMORY_QUEUE_CAPACITY: usize = 200_000;
 /// Backlog past which ingest answers `overloaded` (in-process queue).
 const MEMORY_HIGH_WATER: u64 = 150_000;
-/// Backlog past which ingest answers `overloaded` (Redis stream).
+/// Backlog past which ingest answers `overloaded` (Redis stream); a safety
+/// net: storage lag (`HSE_INGEST_MAX_LAG_MS`) answers `overloaded` first.
 const REDIS_HIGH_WATER: u64 = 2_000_000;
 /// Changes kept for subscribers that resume.
 const FEED_CAPACITY: usize = 10_000;
@@ -154,7 +155,10 @@ struct Parts {
     commands: Option<Arc<dyn CommandSender>>,
     relay: Option<(redis::Client, Keys)>,
     high_water: u64,
+    /// `HSE_INGEST_MAX_LAG_MS`.
+    max_lag: std::time::Duration,
     durable_queue: bool,
+    session: SessionConfig,
 }
 
 impl Devices {
@@ -169,7 +173,11 @@ impl Devices {
         bookings: Bookings,
     ) -> Self {
         let state = Arc::new(MemoryState::new());
-        let queue = MemoryQueue::new(MEMORY_QUEUE_CAPACITY, Some(state.clone()));
+        let queue = MemoryQueue::bounded(
+            MEMORY_QUEUE_CAPACITY,
+            config.ingest.memory_queue_bytes,
+            Some(state.clone()),
+        );
         let consumer = Arc::new(queue.consumer(&config.node_name));
         let parts = Parts {
             queue,
@@ -179,7 +187,9 @@ impl Devices {
             commands: None,
             relay: None,
             high_water: MEMORY_HIGH_WATER,
+            max_lag: config.ingest.max_lag,
             durable_queue: false,
+            session: session_config(config),
         };
         Self::assemble(
             backends,
@@ -208,10 +218,11 @@ impl Devices {
         let client =
             redis::Client::open(url.expose()).context("HSE_REDIS_URL: not a valid Redis URL")?;
         let keys = Keys::new(&config.redis_prefix);
-        let queue = RedisQueue::new(conn.clone(), keys.clone())
+        let queue = RedisQueue::new(&client, keys.clone())
             .await
             .context("HSE_REDIS_URL: cannot set up the device event stream")?
-            .with_change_stream(CHANGE_STREAM_KEEP);
+            .with_change_stream(CHANGE_STREAM_KEEP)
+            .with_enqueue_timeout(config.ingest.enqueue_timeout);
         let consumer = RedisConsumer::new(&client, keys.clone(), &config.node_name)
             .await
             .context("HSE_REDIS_URL: cannot open the batch writer's connection")?;
@@ -232,7 +243,9 @@ impl Devices {
             commands: Some(bus),
             relay: Some((client, keys.clone())),
             high_water: REDIS_HIGH_WATER,
+            max_lag: config.ingest.max_lag,
             durable_queue: true,
+            session: session_config(config),
         };
         let plain = Storage::of(backends);
         let cache = RollupCache::new(conn.clone(), &keys);
@@ -262,7 +275,12 @@ impl Devices {
         }: Storage,
     ) -> Self {
         let feed = ChangeFeed::new(FEED_CAPACITY);
-        let mut ingest = Ingest::new(parts.queue.clone(), feed, parts.high_water);
+        let mut ingest = Ingest::new(parts.queue.clone(), feed, parts.high_water)
+            .with_backpressure(Backpressure {
+                max_lag: parts.max_lag,
+                high_water: parts.high_water,
+                ..Backpressure::default()
+            });
         if parts.relay.is_some() {
             ingest = ingest.relayed();
         }
@@ -272,7 +290,7 @@ impl Devices {
             ingest: ingest.clone(),
             connections: connections.clone(),
             state: parts.state.clone(),
-            config: SessionConfig::default(),
+            config: parts.session,
             shutdown: CancellationToken::new(),
         });
         let commands = parts.commands.unwrap_or_else(|| connections.clone());
@@ -330,6 +348,15 @@ impl Devices {
             self.dead_letters.clone(),
             config,
         )
+    }
+}
+
+/// The device sessions' settings: the defaults, with the `hello` deadline
+/// of `HSE_DEVICE_HELLO_TIMEOUT_MS`.
+fn session_config(config: &Config) -> SessionConfig {
+    SessionConfig {
+        hello_timeout: config.device_hello_timeout,
+        ..SessionConfig::default()
     }
 }
 

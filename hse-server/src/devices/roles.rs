@@ -74,6 +74,7 @@ pub async fn start(
             devices.clone(),
             listener,
             token,
+            config.connections,
             shutdown.clone(),
         ));
     }
@@ -164,7 +165,9 @@ async fn stop_ingest(
     tracing::info!("devices: sessions closed, writer flushed");
 }
 
-/// The gRPC service until `shutdown`.
+/// The gRPC service until `shutdown`, its connections bounded by `limits`
+/// (caps per listener and per source, closed after the idle timeout; the
+/// server pings every half of it so live clients are never idle).
 ///
 /// With a `token`, every call must carry `authorization: Bearer <token>`
 /// (compared in constant time); without one the service only listens on
@@ -173,6 +176,7 @@ async fn serve_grpc(
     devices: Devices,
     listener: TcpListener,
     token: Option<String>,
+    limits: crate::connections::Limits,
     shutdown: CancellationToken,
 ) {
     let service = DevicesService::new(
@@ -182,8 +186,10 @@ async fn serve_grpc(
         devices.history.clone(),
     )
     .with_shutdown(shutdown.clone());
-    let incoming = tonic::transport::server::TcpIncoming::from(listener);
+    let incoming = crate::connections::grpc_incoming(listener, limits);
     let served = tonic::transport::Server::builder()
+        .http2_keepalive_interval(Some(limits.idle_timeout / 2))
+        .http2_keepalive_timeout(Some(limits.idle_timeout / 2))
         .add_service(DeviceStreamServer::with_interceptor(
             service,
             move |request| check_grpc_token(token.as_deref(), request),

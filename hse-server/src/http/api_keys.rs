@@ -1,11 +1,18 @@
 //! `/v1/api-keys`: third parties' scoped keys. The key itself is shown
 //! once, in the answer that creates it.
+//!
+//! Called with an API key, these routes act as that key: it creates only
+//! its own children (permissions among its own, expiring no later: a later
+//! or missing `expires_at` is 400), and lists and revokes only the keys
+//! minted from it, holding `read_api_key` / `delete_api_key` (else 403;
+//! another key's id is 404 like an unknown one).
 
 use axum::extract::State;
-use axum::http::StatusCode;
+use axum::http::{HeaderMap, StatusCode};
 use axum::routing::{delete, post};
 use axum::{Json, Router};
-use hse_auth::{ApiKey, ApiKeyId, NewApiKey, SecretString};
+use hse_auth::api_key::PresentedKey;
+use hse_auth::{ApiKey, ApiKeyId, KeyActor, NewApiKey, SecretString};
 use std::collections::BTreeSet;
 
 use chrono::{DateTime, Utc};
@@ -54,6 +61,8 @@ pub struct ApiKeyView {
     expires_at: Option<DateTime<Utc>>,
     /// When it was revoked.
     revoked_at: Option<DateTime<Utc>>,
+    /// The key that minted it (`null`: made by its user, signed in).
+    parent_id: Option<ApiKeyId>,
 }
 
 impl From<ApiKey> for ApiKeyView {
@@ -68,7 +77,23 @@ impl From<ApiKey> for ApiKeyView {
             created_at: k.created_at,
             expires_at: k.expires_at,
             revoked_at: k.revoked_at,
+            parent_id: k.parent_id,
         }
+    }
+}
+
+/// Who acts: the caller, and the key it called with if it did ([`Caller`]
+/// authenticates `X-API-Key` before any other credential, so a present
+/// header is the key that was checked).
+fn actor<'a>(c: &'a Caller, headers: &HeaderMap) -> KeyActor<'a> {
+    let key_id = headers
+        .get("x-api-key")
+        .and_then(|v| v.to_str().ok())
+        .and_then(|text| PresentedKey::parse(text).ok())
+        .map(|k| k.id());
+    KeyActor {
+        principal: &c.principal,
+        key_id,
     }
 }
 
@@ -85,6 +110,7 @@ pub struct IssuedKey {
 pub(crate) async fn create(
     State(s): State<AppState>,
     c: Caller,
+    headers: HeaderMap,
     ApiJson(body): ApiJson<NewKeyBody>,
 ) -> Result<(StatusCode, Json<IssuedKey>), ApiError> {
     let new = NewApiKey {
@@ -92,7 +118,8 @@ pub(crate) async fn create(
         permissions: body.permissions,
         expires_at: body.expires_at,
     };
-    let (key, secret): (ApiKey, SecretString) = s.auth.create_api_key(&c.principal, new).await?;
+    let (key, secret): (ApiKey, SecretString) =
+        s.auth.create_api_key(actor(&c, &headers), new).await?;
     let api_key = secret.expose().to_owned();
     Ok((
         StatusCode::CREATED,
@@ -107,8 +134,9 @@ pub(crate) async fn create(
 pub(crate) async fn list(
     State(s): State<AppState>,
     c: Caller,
+    headers: HeaderMap,
 ) -> Result<Json<Vec<ApiKeyView>>, ApiError> {
-    let keys = s.auth.list_api_keys(&c.principal).await?;
+    let keys = s.auth.list_api_keys(actor(&c, &headers)).await?;
     Ok(Json(keys.into_iter().map(ApiKeyView::from).collect()))
 }
 
@@ -116,8 +144,9 @@ pub(crate) async fn list(
 pub(crate) async fn revoke(
     State(s): State<AppState>,
     c: Caller,
+    headers: HeaderMap,
     ApiPath(id): ApiPath<ApiKeyId>,
 ) -> Result<StatusCode, ApiError> {
-    s.auth.revoke_api_key(&c.principal, id).await?;
+    s.auth.revoke_api_key(actor(&c, &headers), id).await?;
     Ok(StatusCode::NO_CONTENT)
 }

@@ -1,14 +1,22 @@
 //! `/v1/auth/*` and `/v1/me`: sign-in, refresh, sign-out, who am I.
+//!
+//! Sign-in is throttled by source and account (`hse_auth::throttle`): the
+//! source is the peer address of the connection (axum's
+//! `ConnectInfo<SocketAddr>`, which the accept loop provides); a request
+//! without one counts per account only. `X-Forwarded-For` is not trusted.
+
+use std::net::SocketAddr;
 
 use axum::body::Bytes;
-use axum::extract::State;
+use axum::extract::{ConnectInfo, FromRequestParts, State};
 use axum::http::header::{COOKIE, SET_COOKIE};
+use axum::http::request::Parts;
 use axum::http::{HeaderMap, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use axum::{Json, Router};
 use hse_auth::cookie::{REFRESH_COOKIE, clear_cookies, read_cookie};
-use hse_auth::{LoginOutcome, Session};
+use hse_auth::{LoginOutcome, Session, Source};
 use hse_core::{ActionName, Scope, User};
 use serde::{Deserialize, Serialize};
 
@@ -95,12 +103,33 @@ fn session_response(session: &Session) -> Response {
     response
 }
 
+/// Where a request comes from: the connection's peer address, if the
+/// server recorded it.
+#[derive(Clone, Copy, Debug)]
+pub struct ClientSource(pub Source);
+
+impl<S: Send + Sync> FromRequestParts<S> for ClientSource {
+    type Rejection = std::convert::Infallible;
+
+    async fn from_request_parts(parts: &mut Parts, _state: &S) -> Result<Self, Self::Rejection> {
+        let peer = parts.extensions.get::<ConnectInfo<SocketAddr>>();
+        Ok(Self(
+            peer.map_or_else(Source::unknown, |c| Source::ip(c.0.ip())),
+        ))
+    }
+}
+
 #[utoipa::path(post, path = "/v1/auth/login", tag = "auth", request_body = LoginBody, responses((status = 200, body = Tokens), (status = "4XX", body = Problem, content_type = "application/problem+json"), (status = 503, body = Problem, content_type = "application/problem+json")))]
 pub(crate) async fn login(
     State(state): State<AppState>,
+    ClientSource(source): ClientSource,
     ApiJson(body): ApiJson<LoginBody>,
 ) -> Result<Response, ApiError> {
-    match state.auth.login(&body.email, &body.password).await? {
+    match state
+        .auth
+        .login_from(&body.email, &body.password, source)
+        .await?
+    {
         LoginOutcome::SignedIn(session) => Ok(session_response(&session)),
         LoginOutcome::SecondFactorRequired { challenge } => Ok(Json(serde_json::json!({
             "second_factor_required": true,

@@ -4,9 +4,10 @@
 //! Every device route first authorizes the caller on the device's place in
 //! the tenant tree (`read_device`, through [`hse_core::Tenancy::authorize`]
 //! and its placement cache), so a device of another tenant is 404 whatever
-//! the route; commands then need `command_device` on it. The status read
-//! then touches only Redis: no PostgreSQL round trip while the placement
-//! is cached.
+//! the route; commands then need `command_device` on it, a type that is
+//! not a door code's (those belong to the booking module), and a tenant
+//! that is not suspended. The status read then touches only Redis: no
+//! PostgreSQL round trip while the placement is cached.
 
 use std::collections::BTreeMap;
 use std::time::Duration;
@@ -20,7 +21,7 @@ use axum::routing::{get, post};
 use axum::{Json, Router};
 use chrono::{DateTime, TimeZone, Utc};
 use hse_core::{ActionName, CoreError, DeviceId, Principal, Resource, Target, authorize};
-use hse_devices::commands::{Command, DEFAULT_COMMAND_TIMEOUT};
+use hse_devices::commands::{Command, DEFAULT_COMMAND_TIMEOUT, is_door_code_command};
 use hse_devices::history::{Aggregate, Bucket, EventQuery};
 use hse_devices::model::{Event, EventType};
 use hse_devices::state::DeviceState;
@@ -42,13 +43,14 @@ pub(super) const MAX_LIMIT: u32 = 500;
 /// timeout, so a silent device is always `device_timeout`, never a 408.
 const MAX_COMMAND_TIMEOUT_MS: u64 = 25_000;
 const _: () = assert!((MAX_COMMAND_TIMEOUT_MS as u128) < super::REQUEST_TIMEOUT.as_millis());
-/// Largest command params, serialized (a device frame is at most 64 KiB).
+/// Largest command params, serialized (a device frame is at most 256 KiB).
 const MAX_PARAMS_BYTES: usize = 16 * 1024;
 /// Longest aggregates range.
 const MAX_AGGREGATE_DAYS: i64 = 400;
-/// Largest WebSocket message accepted (frames over 64 KiB are refused by
-/// the session with `frame_too_large`).
-const MAX_WS_MESSAGE: usize = 128 * 1024;
+/// Largest WebSocket message accepted: twice the frame limit, so a frame
+/// over `MAX_FRAME_BYTES` (256 KiB) reaches the session, which refuses it
+/// with `frame_too_large` as on TCP.
+const MAX_WS_MESSAGE: usize = 2 * hse_devices::codec::MAX_FRAME_BYTES;
 
 /// The device routes of the `api` role.
 pub fn routes() -> Router<AppState> {
@@ -401,8 +403,10 @@ pub(crate) async fn aggregates(
 #[derive(Debug, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct NewCommand {
-    /// `program_code`, `remove_code`, `unlock`, `set_state`, `reboot`, or a
-    /// device-specific type (1–50 characters of `[a-z0-9_.-]`).
+    /// `unlock`, `set_state`, `reboot`, or a device-specific type (1–50
+    /// characters of `[a-z0-9_.-]`). Door-code types (`program_code`,
+    /// `remove_code`, any type with a word `code`, `pin`, ...) are refused
+    /// with 403 `reserved_command`: codes come from bookings.
     command_type: String,
     /// Parameters for the device (a JSON object, at most 16 KiB).
     #[serde(default)]
@@ -428,6 +432,13 @@ pub struct CommandOutcome {
 fn checked_command(body: NewCommand) -> Result<(Command, Duration), ApiError> {
     let kind = EventType::parse(&body.command_type)
         .map_err(|e| ApiError::invalid("command_type", e.reason))?;
+    if is_door_code_command(kind.as_str()) {
+        return Err(ApiError::new(
+            StatusCode::FORBIDDEN,
+            "reserved_command",
+            "door-code commands are sent by the booking module only: confirm a booking to issue a code",
+        ));
+    }
     let size = serde_json::to_vec(&body.params).map_or(usize::MAX, |v| v.len());
     if size > MAX_PARAMS_BYTES {
         return Err(ApiError::invalid("params", "at most 16 KiB"));
@@ -445,7 +456,23 @@ fn checked_command(body: NewCommand) -> Result<(Command, Duration), ApiError> {
     Ok((command, timeout))
 }
 
-#[utoipa::path(post, path = "/v1/devices/{id}/commands", tag = "devices", params(("id" = uuid::Uuid, Path, description = "the device")), request_body = NewCommand, responses((status = 200, body = CommandOutcome), (status = "4XX", body = Problem, content_type = "application/problem+json", description = "409 `device_offline` when the device is not connected"), (status = 503, body = Problem, content_type = "application/problem+json"), (status = 504, body = Problem, content_type = "application/problem+json", description = "`device_timeout`: no answer in time")), security(("bearer" = []), ("api_key" = [])))]
+/// Commands to a device of a suspended organization or partner company
+/// are refused (409 `tenant_suspended`), whoever sends them.
+async fn refuse_if_suspended(s: &AppState, device: DeviceId) -> Result<(), ApiError> {
+    let Some(resource) = s.tenancy.locate(Target::Device(device)).await? else {
+        return Ok(());
+    };
+    match s.tenancy.suspension(&resource).await? {
+        Some(suspended) => Err(ApiError::new(
+            StatusCode::CONFLICT,
+            "tenant_suspended",
+            format!("{suspended}: its devices take no commands until it is reinstated"),
+        )),
+        None => Ok(()),
+    }
+}
+
+#[utoipa::path(post, path = "/v1/devices/{id}/commands", tag = "devices", params(("id" = uuid::Uuid, Path, description = "the device")), request_body = NewCommand, responses((status = 200, body = CommandOutcome), (status = "4XX", body = Problem, content_type = "application/problem+json", description = "403 `reserved_command` for a door-code type; 409 `device_offline` when the device is not connected, `tenant_suspended` when its organization or partner company is suspended"), (status = 503, body = Problem, content_type = "application/problem+json"), (status = 504, body = Problem, content_type = "application/problem+json", description = "`device_timeout`: no answer in time")), security(("bearer" = []), ("api_key" = [])))]
 pub(crate) async fn command(
     State(s): State<AppState>,
     c: Caller,
@@ -455,6 +482,7 @@ pub(crate) async fn command(
     read_device(&s, &c.principal, id).await?;
     may(&s, &c.principal, id, "command_device").await?;
     let (command, timeout) = checked_command(body)?;
+    refuse_if_suspended(&s, id).await?;
     let request_id = command.request_id;
     tracing::info!(device.id = %id, command.id = %request_id, command.kind = %command.command_type, "command sent");
     let result = s.devices.commands.send(id, command, timeout).await?;

@@ -1,9 +1,15 @@
 //! The HTTP API of `docs/API.md`: routes, the layers every request passes
-//! (body limit, timeout, security headers), and the problem+json fallback.
+//! (body limit, timeout, cross-origin refusal of cookie-authenticated
+//! changes, CORS, security headers), and the problem+json fallback.
+//!
+//! The security headers are the outermost layer, so every answer carries
+//! them: CORS preflights (which the CORS layer answers itself) and the
+//! refusals of the inner layers too.
 
 pub mod api_keys;
 pub mod auth;
 pub mod bookings;
+pub mod csrf;
 pub mod dead_letters;
 pub mod devices;
 pub mod error;
@@ -11,6 +17,7 @@ pub mod extract;
 pub mod openapi;
 pub mod tenancy;
 
+use std::sync::Arc;
 use std::time::Duration;
 
 use axum::Router;
@@ -77,14 +84,19 @@ pub fn router(state: AppState, config: &Config) -> Router {
         .layer(TimeoutLayer::with_status_code(
             StatusCode::REQUEST_TIMEOUT,
             REQUEST_TIMEOUT,
-        ));
+        ))
+        .layer(axum::middleware::from_fn_with_state(
+            Arc::new(csrf::Origins::new(&config.public_url, &config.cors_origins)),
+            csrf::refuse_cross_origin,
+        ))
+        .layer(cors(&config.cors_origins));
     for (name, value) in SECURITY_HEADERS {
         app = app.layer(SetResponseHeaderLayer::if_not_present(
             HeaderName::from_static(name),
             HeaderValue::from_static(value),
         ));
     }
-    app.layer(cors(&config.cors_origins)).with_state(state)
+    app.with_state(state)
 }
 
 /// CORS for the configured browser origins; none configured, none allowed.

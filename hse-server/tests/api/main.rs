@@ -6,6 +6,7 @@ mod bookings;
 mod client;
 mod devices;
 mod docs;
+mod edge;
 mod flows;
 mod isolation;
 mod numbers;

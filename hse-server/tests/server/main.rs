@@ -12,8 +12,11 @@ mod line_device;
 mod onboarding;
 
 mod binary;
+mod cluster;
 mod e2e;
+mod hardening;
 mod operator;
 mod services;
 mod shutdown;
 mod selfhost;
+mod writer;

@@ -127,6 +127,7 @@ fn the_documented_error_codes_are_the_ones_the_server_returns() {
         include_str!("../../src/http/extract.rs"),
         include_str!("../../src/http/devices.rs"),
         include_str!("../../src/http/mod.rs"),
+        include_str!("../../src/http/csrf.rs"),
     ]
     .concat();
     let returned: Vec<&str> = sources

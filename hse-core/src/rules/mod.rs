@@ -10,6 +10,10 @@ use crate::action::ActionName;
 use crate::principal::{Principal, Resource};
 use crate::role::{Hierarchy, NewRole, Role, SystemRole};
 
+mod management;
+
+pub use management::{may_change_suspension, may_manage_user};
+
 /// Why an action was refused.
 #[derive(Clone, Debug, PartialEq, Eq, thiserror::Error, Serialize)]
 #[serde(tag = "rule", rename_all = "snake_case")]
@@ -73,6 +77,18 @@ pub enum Denied {
     PlacementMismatch {
         /// What the role requires.
         expected: &'static str,
+    },
+    /// The user to manage is assigned to establishments the manager is not
+    /// (a manager reaches only users whose establishments are all its own).
+    #[error("the user is assigned to establishments you are not assigned to")]
+    EstablishmentsNotHeld,
+    /// Only a level above a partner company or organization suspends or
+    /// reinstates it (root for a partner company; root or its partner for
+    /// an organization), never the tenant itself.
+    #[error("only a level above this {level} may suspend or reinstate it")]
+    SuspensionFromAbove {
+        /// `partner company` or `organization`.
+        level: &'static str,
     },
 }
 

@@ -1,6 +1,6 @@
 //! PostgreSQL adapter of the [`AuthStore`] port (feature `postgres`).
 //!
-//! Schema: `hse-auth/migrations` (versions `202611281000xx`), which refers
+//! Schema: `hse-auth/migrations` (versions `202611281000xx`, `202612041000xx`), which refers
 //! to hse-core's `users`: run `hse_core::postgres::migrate` first. Refresh
 //! rotation is one conditional `UPDATE`: under concurrency PostgreSQL's row
 //! lock lets exactly one transaction spend a token, and the loser sees it
@@ -14,8 +14,7 @@
 use async_trait::async_trait;
 use chrono::{DateTime, Duration, Utc};
 use hse_core::postgres::system_tx;
-use hse_core::{ActionName, Scope, SecretHash, UserId};
-use sqlx::types::Json;
+use hse_core::{SecretHash, UserId};
 use sqlx::{PgPool, Postgres, Transaction};
 use uuid::Uuid;
 
@@ -25,6 +24,8 @@ use crate::model::{
     TotpEnrollment,
 };
 use crate::store::AuthStore;
+
+mod keys;
 
 /// Applies hse-auth's migrations (after hse-core's). Idempotent.
 ///
@@ -62,59 +63,6 @@ fn on_constraint(e: sqlx::Error) -> AuthError {
         Some("23503") => AuthError::NotFound { entity: "user" },
         _ => e.into(),
     }
-}
-
-type KeyRow = (
-    Uuid,
-    String,
-    Uuid,
-    Json<Scope>,
-    Vec<String>,
-    String,
-    Vec<u8>,
-    DateTime<Utc>,
-    Option<DateTime<Utc>>,
-    Option<DateTime<Utc>>,
-);
-
-const KEY_COLUMNS: &str = "id, name, created_by, scope, permissions, last_four, secret_hash, \
-                           created_at, expires_at, revoked_at";
-
-fn key_from_row(row: KeyRow) -> Result<ApiKey> {
-    let (
-        id,
-        name,
-        created_by,
-        scope,
-        permissions,
-        last_four,
-        hash,
-        created_at,
-        expires_at,
-        revoked_at,
-    ) = row;
-    let permissions = permissions
-        .iter()
-        .filter_map(|p| match ActionName::parse(p) {
-            Ok(a) => Some(a),
-            Err(_) => {
-                tracing::warn!(api_key.id = %id, action = %p, "key holds an unknown action; ignored");
-                None
-            }
-        })
-        .collect();
-    Ok(ApiKey {
-        id: ApiKeyId(id),
-        name,
-        created_by: UserId(created_by),
-        scope: scope.0,
-        permissions,
-        last_four,
-        secret_hash: Some(SecretHash::from_slice(&hash)?),
-        created_at,
-        expires_at,
-        revoked_at,
-    })
 }
 
 type TokenState = (
@@ -310,66 +258,23 @@ impl AuthStore for PgAuthStore {
     }
 
     async fn insert_api_key(&self, key: &ApiKey) -> Result<()> {
-        let mut tx = system_tx(&self.pool).await?;
-        let hash = key
-            .secret_hash
-            .ok_or_else(|| AuthError::invalid("secret_hash", "an API key needs its hash"))?;
-        let permissions: Vec<&str> = key.permissions.iter().map(ActionName::as_str).collect();
-        sqlx::query(&format!(
-            "INSERT INTO auth_api_keys ({KEY_COLUMNS}) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)"
-        ))
-        .bind(key.id.as_uuid())
-        .bind(&key.name)
-        .bind(key.created_by.as_uuid())
-        .bind(Json(&key.scope))
-        .bind(permissions)
-        .bind(&key.last_four)
-        .bind(hash.0.as_slice())
-        .bind(key.created_at)
-        .bind(key.expires_at)
-        .bind(key.revoked_at)
-        .execute(&mut *tx)
-        .await
-        .map_err(on_constraint)?;
-        tx.commit().await?;
-        Ok(())
+        keys::insert(&self.pool, key).await
     }
 
     async fn api_key(&self, id: ApiKeyId) -> Result<Option<ApiKey>> {
-        let mut tx = system_tx(&self.pool).await?;
-        let row: Option<KeyRow> = sqlx::query_as(&format!(
-            "SELECT {KEY_COLUMNS} FROM auth_api_keys WHERE id = $1"
-        ))
-        .bind(id.as_uuid())
-        .fetch_optional(&mut *tx)
-        .await?;
-        tx.commit().await?;
-        row.map(key_from_row).transpose()
+        keys::by_id(&self.pool, id).await
     }
 
     async fn api_keys_created_by(&self, user: UserId) -> Result<Vec<ApiKey>> {
-        let mut tx = system_tx(&self.pool).await?;
-        let rows: Vec<KeyRow> = sqlx::query_as(&format!(
-            "SELECT {KEY_COLUMNS} FROM auth_api_keys WHERE created_by = $1 ORDER BY id"
-        ))
-        .bind(user.as_uuid())
-        .fetch_all(&mut *tx)
-        .await?;
-        tx.commit().await?;
-        rows.into_iter().map(key_from_row).collect()
+        keys::created_by(&self.pool, user).await
+    }
+
+    async fn api_key_descendants(&self, id: ApiKeyId) -> Result<Vec<ApiKey>> {
+        keys::descendants(&self.pool, id).await
     }
 
     async fn revoke_api_key(&self, id: ApiKeyId, now: DateTime<Utc>) -> Result<bool> {
-        let mut tx = system_tx(&self.pool).await?;
-        let done = sqlx::query(
-            "UPDATE auth_api_keys SET revoked_at = $2 WHERE id = $1 AND revoked_at IS NULL",
-        )
-        .bind(id.as_uuid())
-        .bind(now)
-        .execute(&mut *tx)
-        .await?;
-        tx.commit().await?;
-        Ok(done.rows_affected() == 1)
+        keys::revoke(&self.pool, id, now).await
     }
 
     async fn insert_usage(&self, batch: &[KeyUsage]) -> Result<()> {
