@@ -3,6 +3,7 @@
 
 use std::collections::{HashMap, HashSet};
 
+use chrono::{DateTime, Utc};
 use sqlx::PgPool;
 use uuid::Uuid;
 
@@ -19,20 +20,30 @@ pub(crate) struct Verdict {
     pub(crate) detail: String,
 }
 
-/// The event counts of the exactly-once checker.
+/// The event counts of the exactly-once checker, by `(device_id,
+/// event_id)`: the time a row carries is not part of an event's identity
+/// (a device without a clock gets the server's time on every attempt).
 #[derive(Debug, Default)]
 pub(crate) struct EventCounts {
-    /// Events acknowledged to the devices.
+    /// Distinct `(device, event)` pairs acknowledged to the devices.
     pub(crate) acked: u64,
     /// Rows in `device_events` for the soak's devices.
     pub(crate) stored_rows: u64,
-    /// Acknowledged events with exactly one row.
+    /// Distinct `(device, event)` pairs among those rows.
+    pub(crate) stored_pairs: u64,
+    /// Acknowledged pairs with exactly one row.
     pub(crate) acked_stored_once: u64,
-    /// Acknowledged events with no row.
+    /// Acknowledged pairs with no row.
     pub(crate) missing: u64,
-    /// Events (acknowledged or not) with more than one row.
+    /// Pairs (acknowledged or not) with more than one row.
     pub(crate) duplicated: u64,
-    /// Stored events the device never saw acknowledged (their ack was lost
+    /// Of those, pairs of devices that send no `ts_ms`.
+    pub(crate) duplicated_timeless: u64,
+    /// Rows beyond the first of every duplicated pair.
+    pub(crate) extra_rows: u64,
+    /// One duplicated pair, described (device, event, rows, times).
+    pub(crate) example: Option<String>,
+    /// Stored pairs the device never saw acknowledged (their ack was lost
     /// with a connection; allowed).
     pub(crate) stored_unacked: u64,
 }
@@ -42,7 +53,33 @@ impl EventCounts {
     pub(crate) fn holds(&self) -> bool {
         self.missing == 0 && self.duplicated == 0 && self.acked_stored_once == self.acked
     }
+
+    /// The checker's figures, duplicates described precisely.
+    pub(crate) fn detail(&self) -> String {
+        let mut detail = format!(
+            "{} (device, event) pairs acked, {} stored ({} rows), {} acked stored once, {} missing, {} duplicated",
+            self.acked,
+            self.stored_pairs,
+            self.stored_rows,
+            self.acked_stored_once,
+            self.missing,
+            self.duplicated
+        );
+        if self.duplicated > 0 {
+            detail.push_str(&format!(
+                " ({} extra rows; {} of the pairs from devices without ts_ms)",
+                self.extra_rows, self.duplicated_timeless
+            ));
+        }
+        if let Some(example) = &self.example {
+            detail.push_str(&format!("; e.g. {example}"));
+        }
+        detail
+    }
 }
+
+/// One stored pair: device, event, rows, earliest and latest time.
+type StoredPair = (Uuid, Uuid, i64, DateTime<Utc>, DateTime<Utc>);
 
 /// Counts rows per `(device, event)` for the soak's devices.
 pub(crate) async fn events(
@@ -50,27 +87,55 @@ pub(crate) async fn events(
     devices: &[DeviceOutcome],
 ) -> anyhow::Result<EventCounts> {
     let ids: Vec<Uuid> = devices.iter().map(|d| d.device).collect();
-    let rows: Vec<(Uuid, Uuid, i64)> = sqlx::query_as(
-        "SELECT device_id, event_id, count(*) FROM device_events
+    let rows: Vec<StoredPair> = sqlx::query_as(
+        "SELECT device_id, event_id, count(*), min(time), max(time) FROM device_events
          WHERE device_id = ANY($1) GROUP BY device_id, event_id",
     )
     .bind(&ids)
     .fetch_all(pool)
     .await?;
+    Ok(count(rows, devices))
+}
+
+/// The counts of `rows` (one per stored pair) against what `devices` saw
+/// acknowledged.
+fn count(rows: Vec<StoredPair>, devices: &[DeviceOutcome]) -> EventCounts {
+    let timeless: HashSet<Uuid> = devices
+        .iter()
+        .filter(|d| !d.timed)
+        .map(|d| d.device)
+        .collect();
     let mut stored: HashMap<(Uuid, Uuid), i64> = HashMap::with_capacity(rows.len());
     let mut counts = EventCounts::default();
-    for (device, event, n) in rows {
+    for (device, event, n, first, last) in rows {
         counts.stored_rows += u64::try_from(n).unwrap_or(0);
+        counts.stored_pairs += 1;
         if n > 1 {
             counts.duplicated += 1;
+            counts.extra_rows += u64::try_from(n - 1).unwrap_or(0);
+            let clock = if timeless.contains(&device) {
+                counts.duplicated_timeless += 1;
+                "without ts_ms"
+            } else {
+                "with ts_ms"
+            };
+            counts.example.get_or_insert_with(|| {
+                format!(
+                    "device {device} ({clock}) event {event}: {n} rows, {} to {}",
+                    first.to_rfc3339(),
+                    last.to_rfc3339()
+                )
+            });
         }
         stored.insert((device, event), n);
     }
     let mut acked_keys = HashSet::new();
     for device in devices {
         for event in &device.acked {
+            if !acked_keys.insert((device.device, *event)) {
+                continue;
+            }
             counts.acked += 1;
-            acked_keys.insert((device.device, *event));
             match stored.get(&(device.device, *event)) {
                 None => counts.missing += 1,
                 Some(1) => counts.acked_stored_once += 1,
@@ -79,7 +144,7 @@ pub(crate) async fn events(
         }
     }
     counts.stored_unacked = stored.keys().filter(|k| !acked_keys.contains(k)).count() as u64;
-    Ok(counts)
+    counts
 }
 
 /// Acknowledged events not yet stored (to wait for the writers).
@@ -163,4 +228,63 @@ pub(crate) fn foreign_ids(
         .collect();
     foreign.sort();
     foreign
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn device(timed: bool, acked: Vec<Uuid>) -> DeviceOutcome {
+        DeviceOutcome {
+            device: Uuid::new_v4(),
+            timed,
+            acked,
+            ..DeviceOutcome::default()
+        }
+    }
+
+    #[test]
+    fn a_pair_stored_at_two_times_is_a_duplicate_with_an_example() {
+        let (e1, e2, e3) = (Uuid::new_v4(), Uuid::new_v4(), Uuid::new_v4());
+        let timed = device(true, vec![e1]);
+        let timeless = device(false, vec![e2, e3]);
+        let t = Utc::now();
+        let later = t + chrono::TimeDelta::milliseconds(1500);
+        let rows = vec![
+            (timed.device, e1, 1, t, t),
+            (timeless.device, e2, 3, t, later),
+            (timeless.device, e3, 1, t, t),
+        ];
+        let counts = count(rows, &[timed, timeless]);
+        assert!(!counts.holds());
+        assert_eq!(
+            (counts.acked, counts.stored_pairs, counts.stored_rows),
+            (3, 3, 5)
+        );
+        assert_eq!((counts.acked_stored_once, counts.missing), (2, 0));
+        assert_eq!(
+            (
+                counts.duplicated,
+                counts.extra_rows,
+                counts.duplicated_timeless
+            ),
+            (1, 2, 1)
+        );
+        let detail = counts.detail();
+        assert!(detail.contains(&format!("event {e2}: 3 rows")), "{detail}");
+        assert!(detail.contains("without ts_ms"), "{detail}");
+    }
+
+    #[test]
+    fn one_row_per_acked_pair_holds_and_missing_ones_do_not() {
+        let (e1, e2) = (Uuid::new_v4(), Uuid::new_v4());
+        let d = device(false, vec![e1, e2]);
+        let t = Utc::now();
+        let both = count(vec![(d.device, e1, 1, t, t), (d.device, e2, 1, t, t)], &[d]);
+        assert!(both.holds(), "{}", both.detail());
+        let d = device(false, vec![e1, e2]);
+        let one = count(vec![(d.device, e1, 1, t, t)], &[d]);
+        assert!(!one.holds());
+        assert_eq!(one.missing, 1);
+    }
 }

@@ -1,14 +1,22 @@
 //! The device load: each device sends frames of events at a steady rate
-//! over the device TCP protocol (`docs/PROTOCOL.md`), through the devices proxy.
-//! Like real firmware it keeps every frame until it is acknowledged: on a
-//! lost connection, a refused hello or a retryable `nack` it reconnects and
-//! sends the same events again (same `event_id`, same `ts_ms`), so retries
-//! are idempotent. After a retryable `nack` it holds back (250 ms, doubling
-//! to 5 s, reset by the next ack), as firmware must: the first 30-minute
-//! run resent refused frames at once, and that retry storm (35 000 Redis
-//! ops/s for 200 events/s offered) kept Redis saturated and readiness down
-//! after a restart (SOAK.md). It records the id of every acknowledged event
-//! for the exactly-once checker, and answers lock commands with success.
+//! over the device TCP protocol (`docs/PROTOCOL.md`), through its node's
+//! devices proxy. Like real firmware it keeps every frame until it is
+//! acknowledged: on a lost connection, a refused hello or a retryable
+//! `nack` it reconnects and sends the same events again (same `event_id`,
+//! same `ts_ms` if it sends one), so retries are idempotent. After a
+//! retryable `nack` it holds back (at least the `retry_after_ms` the nack
+//! carries; 250 ms, doubling to 5 s, reset by the next ack), as firmware
+//! must: the first 30-minute run resent refused frames at once, and that
+//! retry storm (35 000 Redis ops/s for 200 events/s offered) kept Redis
+//! saturated and readiness down after a restart (SOAK.md). It records the
+//! id of every acknowledged event for the exactly-once checker, and
+//! answers lock commands with success.
+//!
+//! Some devices have no clock: their events carry an `event_id` but no
+//! `ts_ms` (the server stamps its own time on arrival), and they resend
+//! unacknowledged frames with the same `event_id`s like the others. Storage
+//! must keep one row per `(device_id, event_id)` whatever time each attempt
+//! was given (issue 14).
 
 use std::collections::{BTreeMap, HashSet, VecDeque};
 use std::fmt::Write as _;
@@ -42,11 +50,30 @@ const BACKOFF_MIN: Duration = Duration::from_millis(250);
 /// The longest hold-back.
 const BACKOFF_MAX: Duration = Duration::from_secs(5);
 
+/// Which of `devices` devices send `ts_ms` (`true`) and which have no
+/// clock (`false`): one in three has none, chosen from `seed`, and at least
+/// one of each when there are two devices or more.
+pub(crate) fn clocks(seed: u64, devices: usize) -> Vec<bool> {
+    let mut rng = crate::schedule::Rng::new(seed ^ 0x00C1_0C45_5EED);
+    let mut timed: Vec<bool> = (0..devices).map(|_| rng.below(3) != 0).collect();
+    if devices >= 2 {
+        if timed.iter().all(|t| *t) {
+            timed[rng.below(devices)] = false;
+        }
+        if timed.iter().all(|t| !*t) {
+            timed[rng.below(devices)] = true;
+        }
+    }
+    timed
+}
+
 /// What one device's run came to.
 #[derive(Debug, Default)]
 pub(crate) struct DeviceOutcome {
     /// Its id.
     pub(crate) device: Uuid,
+    /// Whether its events carry `ts_ms` (false: a device without a clock).
+    pub(crate) timed: bool,
     /// Events created.
     pub(crate) sent: u64,
     /// Every acknowledged event id (once each).
@@ -63,11 +90,12 @@ pub(crate) struct DeviceOutcome {
     pub(crate) commands: u64,
 }
 
-/// One frame's events: ids and the device time they were taken at.
+/// One frame's events: ids and the device time they were taken at
+/// (`None`: sent without `ts_ms`).
 #[derive(Clone, Debug)]
 struct Batch {
     events: Vec<Uuid>,
-    ts_ms: u64,
+    ts_ms: Option<u64>,
     value: u64,
 }
 
@@ -79,10 +107,13 @@ impl Batch {
             if i > 0 {
                 line.push(',');
             }
+            let _ = write!(line, r#"{{"event_id":"{id}","#);
+            if let Some(ts_ms) = self.ts_ms {
+                let _ = write!(line, r#""ts_ms":{ts_ms},"#);
+            }
             let _ = write!(
                 line,
-                r#"{{"event_id":"{id}","ts_ms":{},"event_type":"temperature","value":{}.5,"unit":"C"}}"#,
-                self.ts_ms,
+                r#""event_type":"temperature","value":{}.5,"unit":"C"}}"#,
                 self.value % 40
             );
         }
@@ -91,20 +122,30 @@ impl Batch {
     }
 }
 
-/// Runs one device at `frames_per_s` until `stop`, then keeps going until
+/// How a device behaves.
+#[derive(Clone, Copy, Debug)]
+pub(crate) struct Firmware {
+    /// Frames per second.
+    pub(crate) frames_per_s: f64,
+    /// Whether events carry `ts_ms`.
+    pub(crate) timed: bool,
+}
+
+/// Runs one device with `firmware` until `stop`, then keeps going until
 /// everything it created is acknowledged or `drain` is cancelled.
 pub(crate) async fn run_device(
     addr: SocketAddr,
     login: DeviceLogin,
-    frames_per_s: f64,
+    firmware: Firmware,
     stop: CancellationToken,
     drain: CancellationToken,
 ) -> DeviceOutcome {
     let device = Uuid::parse_str(&login.id).unwrap_or_default();
     let state = Arc::new(Mutex::new(State::default()));
-    let producer = tokio::spawn(produce(state.clone(), frames_per_s, stop.clone()));
+    let producer = tokio::spawn(produce(state.clone(), firmware, stop.clone()));
     let mut outcome = DeviceOutcome {
         device,
+        timed: firmware.timed,
         ..DeviceOutcome::default()
     };
     loop {
@@ -157,10 +198,11 @@ impl State {
         self.queue.is_empty() && self.in_flight.is_empty()
     }
 
-    /// Holds sending back after a refusal, longer each time.
-    fn back_off(&mut self) {
+    /// Holds sending back after a refusal, longer each time, and at least
+    /// the `retry_after` the server asked for.
+    fn back_off(&mut self, retry_after: Duration) {
         self.backoff = (self.backoff * 2).clamp(BACKOFF_MIN, BACKOFF_MAX);
-        self.hold_until = Some(Instant::now() + self.backoff);
+        self.hold_until = Some(Instant::now() + self.backoff.max(retry_after));
     }
 
     /// Whether a frame may be sent now.
@@ -184,8 +226,8 @@ fn lock(state: &Mutex<State>) -> std::sync::MutexGuard<'_, State> {
 }
 
 /// Creates a frame's worth of events every interval until `stop`.
-async fn produce(state: Arc<Mutex<State>>, frames_per_s: f64, stop: CancellationToken) {
-    let interval = Duration::from_secs_f64(1.0 / frames_per_s.max(0.01));
+async fn produce(state: Arc<Mutex<State>>, firmware: Firmware, stop: CancellationToken) {
+    let interval = Duration::from_secs_f64(1.0 / firmware.frames_per_s.max(0.01));
     let mut tick = tokio::time::interval(interval);
     tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     let mut value = 0u64;
@@ -200,7 +242,7 @@ async fn produce(state: Arc<Mutex<State>>, frames_per_s: f64, stop: Cancellation
         value += 1;
         let batch = Batch {
             events: (0..PER_FRAME).map(|_| Uuid::new_v4()).collect(),
-            ts_ms,
+            ts_ms: firmware.timed.then_some(ts_ms),
             value,
         };
         let mut state = lock(&state);
@@ -327,7 +369,8 @@ async fn answer(
             {
                 outcome.resent_frames += 1;
                 state.queue.push_front(batch);
-                state.back_off();
+                let retry_after = reply["retry_after_ms"].as_u64().unwrap_or(0);
+                state.back_off(Duration::from_millis(retry_after.min(60_000)));
             }
         }
         "command" => {
@@ -339,4 +382,46 @@ async fn answer(
         _ => {}
     }
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn about_one_in_three_devices_has_no_clock_and_the_seed_decides() {
+        assert_eq!(clocks(7, 10), clocks(7, 10));
+        let timeless: usize = (0..300)
+            .map(|seed| clocks(seed, 10).iter().filter(|t| !**t).count())
+            .sum();
+        assert!((800..1200).contains(&timeless), "{timeless} of 3000");
+        for seed in 0..300 {
+            let c = clocks(seed, 10);
+            assert!(
+                c.contains(&true) && c.contains(&false),
+                "seed {seed}: {c:?}"
+            );
+        }
+    }
+
+    #[test]
+    fn a_device_without_a_clock_sends_no_ts_ms() {
+        let id = Uuid::nil();
+        let timed = Batch {
+            events: vec![id],
+            ts_ms: Some(1_764_288_000_123),
+            value: 3,
+        };
+        let frame: Value = serde_json::from_str(&timed.frame(1)).expect("json");
+        assert_eq!(frame["events"][0]["ts_ms"], 1_764_288_000_123_u64);
+        let timeless = Batch {
+            ts_ms: None,
+            ..timed
+        };
+        let frame: Value = serde_json::from_str(&timeless.frame(2)).expect("json");
+        let event = &frame["events"][0];
+        assert!(event.get("ts_ms").is_none(), "{event}");
+        assert_eq!(event["event_id"], id.to_string());
+        assert_eq!(event["unit"], "C");
+    }
 }

@@ -1,25 +1,31 @@
 //! `hse-soak`: the fault soak of issue 8.
 //!
-//! Runs the real `hse-server` (and a standalone `hse-devices-writer`) on
-//! the soak's own PostgreSQL and Redis, under a device load, booking
-//! traffic and API reads as two tenants, and injects one fault after
-//! another from a seeded schedule: SIGKILL of the server or of the batch
-//! writer, SIGSTOP of PostgreSQL or Redis for 5 s, crash-restarts of
-//! PostgreSQL and of Redis (`appendonly yes`, `appendfsync always`), and
+//! Runs two full `hse-server` nodes (by default; `--nodes 1` for one) and
+//! a standalone `hse-devices-writer` on the soak's own PostgreSQL and
+//! Redis, under a device load split across the nodes (a third of the
+//! devices, chosen from the seed, send no `ts_ms`), booking traffic and
+//! API reads as two tenants (one through each node), and injects one
+//! fault after another from a seeded schedule: SIGKILL of a server node or
+//! of the batch writer, SIGSTOP of PostgreSQL or Redis for 5 s,
+//! crash-restarts of PostgreSQL and of Redis (`appendonly yes`,
+//! `appendfsync always`; with two nodes each Redis restart is followed by
+//! commands and a door code through one node to a lock on the other), and
 //! latency or cut connections through TCP proxies. A supervisor restarts
 //! killed processes as systemd would; nothing is restarted by hand. At the
 //! end the checkers run on the stored data, and the result table is
 //! printed; the exit code is 1 when a checker fails.
 //!
 //! Run with `scripts/soak --seed N --minutes M` (which builds the binaries
-//! first), or `hse-soak --seed N --minutes M [--server PATH] [--writer
-//! PATH] [--keep] [--dry-run] [--sabotage WHAT]`. The same seed replays the same schedule.
+//! first), or `hse-soak --seed N --minutes M [--nodes 1|2] [--timed-only]
+//! [--server PATH] [--writer PATH] [--keep] [--dry-run] [--sabotage WHAT]`.
+//! The same seed (and options) replays the same schedule.
 //!
 //! # Layout
 //! - [`schedule`]: the seeded fault schedule.
 //! - [`services`]: the private PostgreSQL and Redis.
 //! - [`proxy`]: the latency/cut TCP proxy.
-//! - [`supervisor`]: restarts what ends.
+//! - [`supervisor`]: restarts what ends; [`node`]: the server nodes.
+//! - [`crossnode`]: the cross-node probes after a Redis restart.
 //! - [`http`] (the examples' client, shared), [`tenants`]: the API client
 //!   and the two tenants.
 //! - [`load`]: the reconnecting device load.
@@ -28,9 +34,11 @@
 //! - [`soak`]: the run itself; [`report`]: the result table.
 
 mod checks;
+mod crossnode;
 #[path = "../../examples/support/http.rs"]
 mod http;
 mod load;
+mod node;
 mod proxy;
 mod report;
 mod schedule;
@@ -53,6 +61,10 @@ pub(crate) struct Options {
     pub(crate) server: PathBuf,
     /// The `hse-devices-writer` binary.
     pub(crate) writer: PathBuf,
+    /// Full server nodes on the same stores (1 or 2).
+    pub(crate) nodes: usize,
+    /// Whether some devices send no `ts_ms` (one in three).
+    pub(crate) timeless: bool,
     /// Keep the run directory (logs, data) even when every check passes.
     pub(crate) keep: bool,
     /// Only print the schedule.
@@ -61,8 +73,11 @@ pub(crate) struct Options {
     pub(crate) sabotage: Option<soak::Sabotage>,
 }
 
-const USAGE: &str =
-    "usage: hse-soak [--seed N] [--minutes M] [--server PATH] [--writer PATH] [--keep] [--dry-run]
+const USAGE: &str = "usage: hse-soak [--seed N] [--minutes M] [--nodes 1|2] [--timed-only] [--server PATH] [--writer PATH] [--keep] [--dry-run]
+    --nodes N   full server nodes on the same PostgreSQL and Redis (default 2); with 2,
+                every Redis restart is followed by cross-node commands and door codes
+    --timed-only
+                every device sends ts_ms (by default one in three, from the seed, sends none)
     --dry-run   print the seed's schedule and exit
     --sabotage idempotency|exclusion|codes
                 negative control: drop device_events' primary key, the bookings'
@@ -82,6 +97,8 @@ impl Options {
             minutes: 30.0,
             server: here.join("hse-server"),
             writer: here.join("hse-devices-writer"),
+            nodes: 2,
+            timeless: true,
             keep: false,
             dry_run: false,
             sabotage: None,
@@ -97,6 +114,8 @@ impl Options {
                 "--minutes" => options.minutes = value()?.parse()?,
                 "--server" => options.server = value()?.into(),
                 "--writer" => options.writer = value()?.into(),
+                "--nodes" => options.nodes = value()?.parse()?,
+                "--timed-only" => options.timeless = false,
                 "--keep" => options.keep = true,
                 "--dry-run" => options.dry_run = true,
                 "--sabotage" => options.sabotage = Some(soak::Sabotage::parse(&value()?)?),
@@ -108,6 +127,10 @@ impl Options {
             }
         }
         anyhow::ensure!(options.minutes > 0.0, "--minutes must be positive\n{USAGE}");
+        anyhow::ensure!(
+            (1..=2).contains(&options.nodes),
+            "--nodes must be 1 or 2\n{USAGE}"
+        );
         for bin in [&options.server, &options.writer]
             .into_iter()
             .filter(|_| !options.dry_run)

@@ -1,11 +1,14 @@
-//! The result table: faults injected by kind with their recovery, events
-//! acknowledged/stored/duplicated, traffic, and the checkers' verdicts.
+//! The result table: faults injected by kind with their recovery (and the
+//! cross-node probes after Redis restarts), events acknowledged/stored/
+//! duplicated by `(device_id, event_id)`, traffic, and the checkers'
+//! verdicts.
 
 use std::collections::BTreeMap;
 use std::fmt::Write as _;
 use std::time::Duration;
 
 use crate::checks::{EventCounts, Verdict};
+use crate::crossnode::Probe;
 use crate::load::DeviceOutcome;
 use crate::schedule::Fault;
 use crate::traffic::TrafficOutcome;
@@ -23,12 +26,39 @@ pub(crate) struct FaultRecord {
     pub(crate) recovery: Option<Duration>,
     /// Whether a killed process was started again by the supervisor.
     pub(crate) restarted: bool,
+    /// The cross-node probes after it (Redis restarts with two nodes).
+    pub(crate) cross_node: Option<Vec<Probe>>,
 }
 
 impl FaultRecord {
-    /// Injected, restarted where killed, ready within the bound.
+    /// Injected, restarted where killed, ready within the bound, and
+    /// (after a Redis restart with two nodes) every cross-node probe
+    /// answered within its bound.
     pub(crate) fn recovered(&self) -> bool {
-        self.injected.is_none() && self.restarted && self.recovery.is_some()
+        self.injected.is_none()
+            && self.restarted
+            && self.recovery.is_some()
+            && self.cross_node_answered()
+    }
+
+    /// Every cross-node probe answered (true when there were none to run).
+    fn cross_node_answered(&self) -> bool {
+        match (&self.cross_node, self.fault) {
+            (Some(probes), _) => probes.iter().all(|p| p.answered.is_some()),
+            (None, Fault::RestartRedisCrossNode) => false,
+            (None, _) => true,
+        }
+    }
+
+    /// The slowest cross-node probe, if every one was answered.
+    fn slowest_probe(&self) -> Option<Duration> {
+        let probes = self.cross_node.as_ref()?;
+        probes
+            .iter()
+            .map(|p| p.answered)
+            .collect::<Option<Vec<_>>>()?
+            .into_iter()
+            .max()
     }
 
     /// One line about it.
@@ -52,7 +82,19 @@ impl FaultRecord {
                     r.as_secs_f64()
                 )
             }
-            (None, Some(r)) => format!("ready {:.1}s after the fault ended", r.as_secs_f64()),
+            (None, Some(r)) => {
+                let mut line = format!("ready {:.1}s after the fault ended", r.as_secs_f64());
+                if let Some(probes) = &self.cross_node {
+                    let all: Vec<String> = probes.iter().map(Probe::outcome).collect();
+                    let verdict = if self.cross_node_answered() {
+                        "cross-node"
+                    } else {
+                        "cross-node FAILED"
+                    };
+                    let _ = write!(line, "; {verdict}: {}", all.join("; "));
+                }
+                line
+            }
         }
     }
 }
@@ -78,8 +120,8 @@ pub(crate) struct Report {
     pub(crate) verdicts: Vec<Verdict>,
     /// How long the writers took to store the last acknowledged events.
     pub(crate) store_wait: Duration,
-    /// Times the server was started (1 + restarts).
-    pub(crate) server_starts: u64,
+    /// Times each server node was started (1 + restarts).
+    pub(crate) server_starts: Vec<(char, u64)>,
     /// Times the standalone writer was started.
     pub(crate) writer_starts: u64,
 }
@@ -105,6 +147,7 @@ impl Report {
             if self.passed() { "PASSED" } else { "FAILED" }
         );
         self.faults_table(&mut t);
+        self.cross_node_table(&mut t);
         self.events_table(&mut t);
         self.traffic_table(&mut t);
         let _ = writeln!(t, "| checker | result | detail |\n|---|---|---|");
@@ -137,13 +180,69 @@ impl Report {
             );
         }
         let total_ok = self.faults.iter().filter(|f| f.recovered()).count();
+        let servers: Vec<String> = match self.server_starts.as_slice() {
+            [(_, n)] => vec![format!("server started {n}×")],
+            many => many
+                .iter()
+                .map(|(name, n)| format!("server {name} started {n}×"))
+                .collect(),
+        };
         let _ = writeln!(
             t,
-            "| **all** | {} | {total_ok} | server started {}×, writer {}× |\n",
+            "| **all** | {} | {total_ok} | {}, writer {}× |\n",
             self.faults.len(),
-            self.server_starts,
+            servers.join(", "),
             self.writer_starts
         );
+    }
+
+    /// Each cross-node probe after a Redis restart, answered or not.
+    fn cross_node_table(&self, t: &mut String) {
+        let probed: Vec<&FaultRecord> = self
+            .faults
+            .iter()
+            .filter(|f| f.fault == Fault::RestartRedisCrossNode)
+            .collect();
+        if probed.is_empty() {
+            return;
+        }
+        let _ = writeln!(
+            t,
+            "| after the Redis restart at | probe | answered after readiness |\n|---|---|---|"
+        );
+        for f in probed {
+            let at = format!("{:.0} s", f.at.as_secs_f64());
+            let Some(probes) = &f.cross_node else {
+                let _ = writeln!(t, "| {at} | not run: not ready | — |");
+                continue;
+            };
+            for p in probes {
+                let answered = p.answered.map_or_else(
+                    || {
+                        format!(
+                            "**not within {} s** (last: {})",
+                            crate::crossnode::BOUND.as_secs(),
+                            p.last
+                        )
+                    },
+                    |d| format!("{:.1} s", d.as_secs_f64()),
+                );
+                let _ = writeln!(t, "| {at} | {} | {answered} |", p.what);
+            }
+        }
+        let slowest = self
+            .faults
+            .iter()
+            .filter_map(FaultRecord::slowest_probe)
+            .max();
+        if let Some(slowest) = slowest {
+            let _ = writeln!(
+                t,
+                "| **slowest answered** | | {:.1} s |",
+                slowest.as_secs_f64()
+            );
+        }
+        t.push('\n');
     }
 
     fn events_table(&self, t: &mut String) {
@@ -168,17 +267,24 @@ impl Report {
                 .collect::<Vec<_>>()
                 .join(", ")
         };
+        let timeless = self.devices.iter().filter(|d| !d.timed).count();
         let _ = writeln!(
             t,
-            "| events ({} devices) | count |\n|---|---|",
+            "| events ({} devices, {timeless} without ts_ms), by (device_id, event_id) | count |\n|---|---|",
             self.devices.len()
         );
         for (what, n) in [
             ("created by the devices", sent),
             ("acknowledged", e.acked),
+            ("stored (distinct pairs)", e.stored_pairs),
             ("acknowledged and stored exactly once", e.acked_stored_once),
             ("acknowledged, missing", e.missing),
             ("stored more than once", e.duplicated),
+            (
+                "  of which from devices without ts_ms",
+                e.duplicated_timeless,
+            ),
+            ("  rows beyond the first", e.extra_rows),
             (
                 "stored, ack lost with a connection (allowed)",
                 e.stored_unacked,

@@ -1,6 +1,10 @@
 //! The fault schedule: a sequence of (pause, fault) drawn from the seed
 //! alone, so a failing seed replays the same faults in the same order with
-//! the same pauses and parameters.
+//! the same pauses and parameters. With two server nodes ([`spread`]) the
+//! server kills alternate between the nodes (first A, then B, …) and every
+//! Redis restart is followed by cross-node commands; the draw itself does
+//! not change, so a seed's pauses and fault kinds are those of a one-node
+//! run.
 
 use std::fmt;
 use std::time::Duration;
@@ -64,8 +68,8 @@ impl Link {
 /// One fault.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub(crate) enum Fault {
-    /// SIGKILL the whole server (every role).
-    KillServer,
+    /// SIGKILL one whole server node (every role): 0 is node A, 1 node B.
+    KillServer(usize),
     /// SIGKILL the standalone batch writer (`hse-devices-writer`).
     KillWriter,
     /// SIGSTOP every PostgreSQL process, SIGCONT after the duration.
@@ -76,6 +80,10 @@ pub(crate) enum Fault {
     RestartPostgres,
     /// Crash-restart Redis (SIGKILL, then start; the AOF is replayed).
     RestartRedis,
+    /// Crash-restart Redis, then, once every node is ready, commands and a
+    /// door code through one node's API to locks connected to the other:
+    /// each must be answered (acknowledged) within a bound.
+    RestartRedisCrossNode,
     /// Delay every chunk through a proxy for the duration.
     Latency(Link, Duration, Duration),
     /// Close every connection through a proxy at once.
@@ -86,12 +94,13 @@ impl Fault {
     /// Its kind, for the result table.
     pub(crate) fn kind(self) -> String {
         match self {
-            Self::KillServer => "kill -9 server".into(),
+            Self::KillServer(node) => format!("kill -9 server {}", node_name(node)),
             Self::KillWriter => "kill -9 batch writer".into(),
             Self::PausePostgres(_) => "SIGSTOP postgres".into(),
             Self::PauseRedis(_) => "SIGSTOP redis".into(),
             Self::RestartPostgres => "restart postgres".into(),
             Self::RestartRedis => "restart redis".into(),
+            Self::RestartRedisCrossNode => "restart redis, then cross-node commands".into(),
             Self::Latency(link, _, _) => format!("latency {}", link.name()),
             Self::Cut(link) => format!("cut {}", link.name()),
         }
@@ -154,7 +163,7 @@ pub(crate) fn schedule(seed: u64, minutes: f64) -> Vec<Step> {
 fn draw(rng: &mut Rng) -> Fault {
     let link = Link::ALL[rng.below(Link::ALL.len())];
     match rng.below(8) {
-        0 => Fault::KillServer,
+        0 => Fault::KillServer(0),
         1 => Fault::KillWriter,
         2 => Fault::PausePostgres(PAUSE),
         3 => Fault::PauseRedis(PAUSE),
@@ -167,6 +176,35 @@ fn draw(rng: &mut Rng) -> Fault {
         ),
         _ => Fault::Cut(link),
     }
+}
+
+/// The schedule for `nodes` server nodes: with two or more, the `n`-th
+/// server kill hits node `n mod nodes` and every Redis restart becomes
+/// [`Fault::RestartRedisCrossNode`]. One node: unchanged.
+pub(crate) fn spread(steps: Vec<Step>, nodes: usize) -> Vec<Step> {
+    if nodes < 2 {
+        return steps;
+    }
+    let mut kills = 0;
+    steps
+        .into_iter()
+        .map(|step| {
+            let fault = match step.fault {
+                Fault::KillServer(_) => {
+                    kills += 1;
+                    Fault::KillServer((kills - 1) % nodes)
+                }
+                Fault::RestartRedis => Fault::RestartRedisCrossNode,
+                other => other,
+            };
+            Step { fault, ..step }
+        })
+        .collect()
+}
+
+/// A node's letter: 0 is `A`, 1 is `B`.
+pub(crate) fn node_name(node: usize) -> char {
+    char::from(b'A' + u8::try_from(node % 26).unwrap_or(0))
 }
 
 /// How long a fault holds (before recovery is awaited).
@@ -207,6 +245,39 @@ mod tests {
         let short = schedule(1, 1.5);
         assert!(short.len() >= 3, "{}", short.len());
         assert!(short.iter().all(|s| s.pause.as_secs() <= 18));
+    }
+
+    #[test]
+    fn two_nodes_alternate_kills_and_probe_after_redis_restarts() {
+        let steps = |faults: &[Fault]| -> Vec<Step> {
+            faults
+                .iter()
+                .map(|&fault| Step {
+                    pause: Duration::from_secs(1),
+                    fault,
+                })
+                .collect()
+        };
+        let drawn = steps(&[
+            Fault::KillServer(0),
+            Fault::RestartRedis,
+            Fault::KillServer(0),
+            Fault::KillServer(0),
+            Fault::KillWriter,
+        ]);
+        let faults = |s: Vec<Step>| -> Vec<Fault> { s.iter().map(|s| s.fault).collect() };
+        assert_eq!(
+            faults(spread(drawn.clone(), 2)),
+            vec![
+                Fault::KillServer(0),
+                Fault::RestartRedisCrossNode,
+                Fault::KillServer(1),
+                Fault::KillServer(0),
+                Fault::KillWriter,
+            ]
+        );
+        assert_eq!(faults(spread(drawn.clone(), 1)), faults(drawn));
+        assert_eq!(Fault::KillServer(1).kind(), "kill -9 server B");
     }
 
     #[test]

@@ -1,9 +1,10 @@
-//! One soak run: services, proxies, supervised processes, tenants, load,
-//! the fault schedule with a recovery bound after each fault, the drain,
-//! and the checkers.
+//! One soak run: services, proxies, supervised processes (the server
+//! nodes and the standalone writer), tenants, load, the fault schedule
+//! with a recovery bound after each fault, the drain, and the checkers.
+//! Devices are split across the nodes (device `i` on node `i mod nodes`),
+//! and so is the API traffic (tenant `t` through node `t mod nodes`).
 
 use std::collections::HashSet;
-use std::net::SocketAddr;
 use std::path::Path;
 use std::time::Duration;
 
@@ -15,12 +16,13 @@ use tokio_util::sync::CancellationToken;
 
 use crate::Options;
 use crate::checks;
-use crate::http::Api;
-use crate::load::{self, DeviceOutcome};
+use crate::crossnode::{self, Route};
+use crate::load::{self, DeviceOutcome, Firmware};
+use crate::node::{self, Node, Stores, env, wait_all_ready};
 use crate::proxy::Proxy;
 use crate::report::{FaultRecord, Report};
-use crate::schedule::{Fault, Link, Step, schedule};
-use crate::services::{Postgres, Redis, free_port, signal};
+use crate::schedule::{Fault, Link, Step, schedule, spread};
+use crate::services::{Postgres, Redis, signal};
 use crate::supervisor::Supervised;
 use crate::tenants::{self, Tenant};
 use crate::traffic::{self, TrafficOutcome};
@@ -33,8 +35,6 @@ const FRAMES_PER_S: f64 = 2.0;
 const ACK_DRAIN: Duration = Duration::from_secs(90);
 /// How long the writers get to store everything acknowledged.
 const STORE_DRAIN: Duration = Duration::from_secs(90);
-/// A fixed token-signing seed, so access tokens survive server restarts.
-const JWT_SEED: &str = "5eed5eed5eed5eed5eed5eed5eed5eed5eed5eed5eed5eed5eed5eed5eed5eed";
 
 /// A guarantee the soak removes to show its checker fails without it.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -74,10 +74,15 @@ struct Rig {
     redis: Redis,
     pg_proxy: Proxy,
     redis_proxy: Proxy,
-    device_proxy: Proxy,
-    server: Supervised,
+    nodes: Vec<Node>,
     writer: Supervised,
-    api: Api,
+}
+
+impl Rig {
+    /// The node `i`-th things (devices, tenants) go through.
+    fn node(&self, i: usize) -> &Node {
+        &self.nodes[i % self.nodes.len()]
+    }
 }
 
 /// Runs the soak of `options` and returns its report.
@@ -108,11 +113,22 @@ pub(crate) async fn run(options: &Options) -> anyhow::Result<Report> {
 
 /// Prints the seed and its schedule; returns the schedule.
 pub(crate) fn print_schedule(options: &Options) -> Vec<Step> {
-    let steps = schedule(options.seed, options.minutes);
+    let steps = spread(schedule(options.seed, options.minutes), options.nodes);
+    let timeless = if options.timeless {
+        let clocks = load::clocks(options.seed, DEVICES);
+        let without: Vec<String> = (0..DEVICES)
+            .filter(|&i| !clocks[i])
+            .map(|i| (i + 1).to_string())
+            .collect();
+        format!("devices {} send no ts_ms", without.join(", "))
+    } else {
+        "every device sends ts_ms".into()
+    };
     println!(
-        "soak: seed {} over {} min; schedule ({} faults):",
+        "soak: seed {} over {} min, {} server node(s), {DEVICES} devices ({timeless}); schedule ({} faults):",
         options.seed,
         options.minutes,
+        options.nodes,
         steps.len()
     );
     for (i, step) in steps.iter().enumerate() {
@@ -137,9 +153,6 @@ async fn start(options: &Options, dir: &Path) -> anyhow::Result<Rig> {
     let redis = Redis::start(dir).await?;
     let pg_proxy = Proxy::start(pg.addr()).await?;
     let redis_proxy = Proxy::start(redis.addr()).await?;
-    let (http, grpc, devices) = (free_port()?, free_port()?, free_port()?);
-    let device_tcp = SocketAddr::from(([127, 0, 0, 1], devices));
-    let device_proxy = Proxy::start(device_tcp).await?;
     let owner_url = format!("postgres://postgres@{}/hse", pg_proxy.addr());
     let database_url = if knows(&options.server, MIGRATION_URL)? {
         format!("postgres://hse_app@{}/hse", pg_proxy.addr())
@@ -147,33 +160,12 @@ async fn start(options: &Options, dir: &Path) -> anyhow::Result<Rig> {
         owner_url.clone()
     };
     let redis_url = format!("redis://{}", redis_proxy.addr());
-    let server_env = vec![
-        env("HSE_HTTP_ADDR", format!("127.0.0.1:{http}")),
-        env("HSE_GRPC_ADDR", format!("127.0.0.1:{grpc}")),
-        env("HSE_DEVICE_TCP_ADDR", device_tcp.to_string()),
-        env("HSE_DATABASE_URL", database_url.clone()),
-        env(MIGRATION_URL, owner_url.clone()),
-        env("HSE_REDIS_URL", redis_url.clone()),
-        env("HSE_REDIS_DURABILITY", "require".into()),
-        env("HSE_NODE_NAME", "soak-server".into()),
-        env("HSE_JWT_SIGNING_KEY", JWT_SEED.into()),
-        env("HSE_ROOT_EMAIL", tenants::ROOT.into()),
-        env("HSE_ROOT_PASSWORD", tenants::ROOT_PASSWORD.into()),
-        env("HSE_SHUTDOWN_TIMEOUT_S", "5".into()),
-        env("RUST_LOG", "warn,hse_server=info".into()),
-    ];
-    let server = Supervised::start(
-        "server",
-        options.server.clone(),
-        Vec::new(),
-        server_env,
-        dir,
-    );
-    let address = SocketAddr::from(([127, 0, 0, 1], http));
-    let api = Api::new(&format!("http://{address}")).with_timeout(CALL_TIMEOUT);
-    wait_ready(&api, Duration::from_secs(120))
-        .await
-        .context("the server did not become ready")?;
+    let stores = Stores {
+        database_url: database_url.clone(),
+        owner_url: owner_url.clone(),
+        redis_url: redis_url.clone(),
+    };
+    let nodes = node::start(&options.server, options.nodes, &stores, dir).await?;
     let writer_env = vec![
         env("HSE_DATABASE_URL", database_url),
         env(MIGRATION_URL, owner_url),
@@ -192,15 +184,13 @@ async fn start(options: &Options, dir: &Path) -> anyhow::Result<Rig> {
         redis,
         pg_proxy,
         redis_proxy,
-        device_proxy,
-        server,
+        nodes,
         writer,
-        api,
     })
 }
 
-/// Longest an API call may take before it counts as failed.
-const CALL_TIMEOUT: Duration = Duration::from_secs(10);
+/// Devices of the two tenants (a lock and four sensors each).
+const DEVICES: usize = 10;
 
 /// The variable of the schema owner's URL (row-level security: the server
 /// connects as an application role that owns nothing and migrates as the
@@ -222,23 +212,6 @@ fn knows(binary: &Path, name: &str) -> anyhow::Result<bool> {
     Ok(bytes.windows(name.len()).any(|w| w == name.as_bytes()))
 }
 
-fn env(name: &str, value: String) -> (String, String) {
-    (name.to_owned(), value)
-}
-
-/// Waits until readiness answers 200; the time it took.
-async fn wait_ready(api: &Api, bound: Duration) -> anyhow::Result<Duration> {
-    let started = Instant::now();
-    while started.elapsed() < bound {
-        let ready = tokio::time::timeout(Duration::from_secs(3), api.get("/health/readiness"));
-        if matches!(ready.await, Ok(Ok(_))) {
-            return Ok(started.elapsed());
-        }
-        tokio::time::sleep(Duration::from_millis(200)).await;
-    }
-    anyhow::bail!("not ready within {bound:?}")
-}
-
 /// Tenants, load, traffic, faults, drain, checks.
 async fn exercise(options: &Options, rig: &Rig, steps: &[Step]) -> anyhow::Result<Report> {
     if let Some(sabotage) = options.sabotage {
@@ -251,33 +224,44 @@ async fn exercise(options: &Options, rig: &Rig, steps: &[Step]) -> anyhow::Resul
             .execute(&mut conn)
             .await?;
     }
-    let tenants = tenants::set_up(&rig.api).await?;
+    let tenants = tenants::set_up(&rig.node(0).api).await?;
     let stop = CancellationToken::new();
     let drain = CancellationToken::new();
+    let logins: Vec<_> = tenants.iter().flat_map(|t| t.devices.clone()).collect();
+    let clocks = if options.timeless {
+        load::clocks(options.seed, logins.len())
+    } else {
+        vec![true; logins.len()]
+    };
     let mut devices = Vec::new();
-    for tenant in &tenants {
-        for login in &tenant.devices {
-            devices.push(tokio::spawn(load::run_device(
-                rig.device_proxy.addr(),
-                login.clone(),
-                FRAMES_PER_S,
-                stop.clone(),
-                drain.clone(),
-            )));
-        }
+    for (i, login) in logins.into_iter().enumerate() {
+        let firmware = Firmware {
+            frames_per_s: FRAMES_PER_S,
+            timed: clocks[i],
+        };
+        devices.push(tokio::spawn(load::run_device(
+            rig.node(i).device_proxy.addr(),
+            login,
+            firmware,
+            stop.clone(),
+            drain.clone(),
+        )));
     }
     let traffic: Vec<_> = tenants
         .iter()
         .enumerate()
         .map(|(i, t)| {
+            let api = rig.node(i).api.clone();
             tokio::spawn(traffic::run(
-                rig.api.clone(),
-                t.clone(),
+                api.clone(),
+                t.through(&api),
                 options.seed ^ (i as u64 + 1),
                 stop.clone(),
             ))
         })
         .collect();
+    let routes = routes(rig, &tenants);
+    let mut probes = 0;
     let started = Instant::now();
     let deadline = started + Duration::from_secs_f64(options.minutes * 60.0);
     let mut faults = Vec::new();
@@ -291,7 +275,11 @@ async fn exercise(options: &Options, rig: &Rig, steps: &[Step]) -> anyhow::Resul
             steps.len(),
             step.fault
         );
-        let record = inject(rig, step.fault, at).await;
+        let mut record = inject(rig, step.fault, at).await;
+        if step.fault == Fault::RestartRedisCrossNode && record.recovery.is_some() {
+            record.cross_node = Some(crossnode::probe(&routes, probes).await);
+            probes += 1;
+        }
         println!(
             "soak: [{:>6.1}s]   {}",
             started.elapsed().as_secs_f64(),
@@ -363,10 +351,33 @@ async fn wait_stored(pool: &PgPool, devices: &[DeviceOutcome]) -> anyhow::Result
     Ok(started.elapsed())
 }
 
+/// For each tenant: its lock's node, and the other node to ask (none with
+/// one node).
+fn routes(rig: &Rig, tenants: &[Tenant; 2]) -> Vec<Route> {
+    if rig.nodes.len() < 2 {
+        return Vec::new();
+    }
+    let mut first = 0;
+    tenants
+        .iter()
+        .map(|tenant| {
+            let lock_node = first % rig.nodes.len();
+            first += tenant.devices.len();
+            let via = (lock_node + 1) % rig.nodes.len();
+            Route {
+                tenant: tenant.clone(),
+                lock_node,
+                via,
+                api: rig.nodes[via].api.clone(),
+            }
+        })
+        .collect()
+}
+
 /// Injects `fault`, lifts it, and measures how long readiness takes to
-/// come back.
+/// come back on every node.
 async fn inject(rig: &Rig, fault: Fault, at: Duration) -> FaultRecord {
-    let server_starts = rig.server.starts();
+    let server_starts: Vec<u64> = rig.nodes.iter().map(|n| n.server.starts()).collect();
     let writer_starts = rig.writer.starts();
     let injected = apply(rig, fault).await;
     let mut record = FaultRecord {
@@ -375,11 +386,14 @@ async fn inject(rig: &Rig, fault: Fault, at: Duration) -> FaultRecord {
         injected: injected.err().map(|e| format!("{e:#}")),
         recovery: None,
         restarted: true,
+        cross_node: None,
     };
-    let recovered = wait_ready(&rig.api, RECOVERY_BOUND).await;
+    let recovered = wait_all_ready(&rig.nodes, RECOVERY_BOUND).await;
     record.recovery = recovered.ok();
     record.restarted = match fault {
-        Fault::KillServer => rig.server.starts() > server_starts,
+        Fault::KillServer(i) => {
+            rig.node(i).server.starts() > server_starts[i % server_starts.len()]
+        }
         Fault::KillWriter => {
             let deadline = Instant::now() + RECOVERY_BOUND;
             while rig.writer.starts() == writer_starts && Instant::now() < deadline {
@@ -395,7 +409,7 @@ async fn inject(rig: &Rig, fault: Fault, at: Duration) -> FaultRecord {
 /// Puts the fault in force for its duration, then lifts it.
 async fn apply(rig: &Rig, fault: Fault) -> anyhow::Result<()> {
     match fault {
-        Fault::KillServer => rig.server.kill().await,
+        Fault::KillServer(i) => rig.node(i).server.kill().await,
         Fault::KillWriter => rig.writer.kill().await,
         Fault::PausePostgres(d) => {
             let pids = rig.pg.pids();
@@ -413,16 +427,16 @@ async fn apply(rig: &Rig, fault: Fault) -> anyhow::Result<()> {
             rig.pg.crash().await?;
             rig.pg.start_again().await
         }
-        Fault::RestartRedis => restart_redis(rig).await,
+        Fault::RestartRedis | Fault::RestartRedisCrossNode => restart_redis(rig).await,
         Fault::Latency(link, delay, d) => {
-            let proxy = proxy(rig, link);
-            proxy.set_latency(delay);
+            let proxies = proxies(rig, link);
+            proxies.iter().for_each(|p| p.set_latency(delay));
             tokio::time::sleep(d).await;
-            proxy.set_latency(Duration::ZERO);
+            proxies.iter().for_each(|p| p.set_latency(Duration::ZERO));
             Ok(())
         }
         Fault::Cut(link) => {
-            proxy(rig, link).cut();
+            proxies(rig, link).iter().for_each(|p| p.cut());
             Ok(())
         }
     }
@@ -434,11 +448,12 @@ async fn restart_redis(rig: &Rig) -> anyhow::Result<()> {
     rig.redis.start_again().await
 }
 
-fn proxy(rig: &Rig, link: Link) -> &Proxy {
+/// The proxies on `link` (every node's device proxy for the devices).
+fn proxies(rig: &Rig, link: Link) -> Vec<&Proxy> {
     match link {
-        Link::Postgres => &rig.pg_proxy,
-        Link::Redis => &rig.redis_proxy,
-        Link::Devices => &rig.device_proxy,
+        Link::Postgres => vec![&rig.pg_proxy],
+        Link::Redis => vec![&rig.redis_proxy],
+        Link::Devices => rig.nodes.iter().map(|n| &n.device_proxy).collect(),
     }
 }
 
@@ -454,10 +469,7 @@ async fn check(
     let mut verdicts = vec![checks::Verdict {
         name: "every acknowledged event stored exactly once",
         passed: events.holds() && events.acked > 0,
-        detail: format!(
-            "{} acked, {} stored once, {} missing, {} duplicated",
-            events.acked, events.acked_stored_once, events.missing, events.duplicated
-        ),
+        detail: events.detail(),
     }];
     verdicts.push(checks::bookings(pool).await?);
     verdicts.push(checks::door_codes(pool).await?);
@@ -498,7 +510,11 @@ async fn check(
         traffic: outcomes.traffic,
         verdicts,
         store_wait: outcomes.store_wait,
-        server_starts: rig.server.starts(),
+        server_starts: rig
+            .nodes
+            .iter()
+            .map(|n| (n.name, n.server.starts()))
+            .collect(),
         writer_starts: rig.writer.starts(),
     })
 }
@@ -550,7 +566,9 @@ async fn isolation(
 /// Stops everything the rig started.
 async fn stop(rig: Rig) {
     rig.writer.stop().await;
-    rig.server.stop().await;
+    for node in rig.nodes {
+        node.server.stop().await;
+    }
     let _ = rig.pg.stop().await;
     let _ = rig.redis.crash().await;
 }

@@ -38,8 +38,11 @@ pub(crate) struct Tenant {
     pub(crate) organization: String,
     /// Its admin's email.
     pub(crate) email: String,
-    /// Its admin, signed in.
+    /// Its admin, signed in (on the node its traffic goes through).
     pub(crate) admin: Api,
+    /// The admin's access token (valid on every node: they share the
+    /// signing key and the issuer).
+    pub(crate) token: String,
     /// Bookable rooms.
     pub(crate) rooms: Vec<String>,
     /// Guests.
@@ -75,7 +78,7 @@ async fn tenant(
     )
     .await?;
     let email = format!("admin@{}.soak.example", name.to_lowercase());
-    let admin = onboard(api, root, &email, &organization).await?;
+    let (admin, token) = onboard(api, root, &email, &organization).await?;
     let est = create(
         &admin,
         "/v1/establishments",
@@ -124,6 +127,7 @@ async fn tenant(
         organization,
         email,
         admin,
+        token,
         rooms,
         guests,
         devices,
@@ -131,15 +135,46 @@ async fn tenant(
 }
 
 impl Tenant {
-    /// Signs the admin in again (access tokens expire during a long run).
+    /// Signs the admin in again on `api` (access tokens expire during a
+    /// long run).
     pub(crate) async fn sign_in_again(&mut self, api: &Api) -> anyhow::Result<()> {
-        self.admin = api.login(&self.email, ADMIN_PASSWORD).await?;
+        (self.admin, self.token) = sign_in(api, &self.email, ADMIN_PASSWORD).await?;
         Ok(())
+    }
+
+    /// The tenant acting through another node's `api`, with the token the
+    /// first node issued.
+    pub(crate) fn through(&self, api: &Api) -> Self {
+        Self {
+            admin: api.with_token(&self.token),
+            ..self.clone()
+        }
+    }
+
+    /// A fresh admin client on `api` (signed in there).
+    pub(crate) async fn admin_on(&self, api: &Api) -> anyhow::Result<Api> {
+        Ok(sign_in(api, &self.email, ADMIN_PASSWORD).await?.0)
     }
 }
 
+/// Signs in on `api`: the client acting as that user, and its token.
+async fn sign_in(api: &Api, email: &str, password: &str) -> anyhow::Result<(Api, String)> {
+    let body = json!({"email": email, "password": password});
+    let answer = api.post("/v1/auth/login", body, StatusCode::OK).await?;
+    let token = answer["access_token"]
+        .as_str()
+        .context("no access_token")?
+        .to_owned();
+    Ok((api.with_token(&token), token))
+}
+
 /// Invites `email` as the organization's admin, accepts, signs in.
-async fn onboard(api: &Api, root: &Api, email: &str, organization: &str) -> anyhow::Result<Api> {
+async fn onboard(
+    api: &Api,
+    root: &Api,
+    email: &str,
+    organization: &str,
+) -> anyhow::Result<(Api, String)> {
     let role = hse_core::SystemRole::Admin.id().to_string();
     let invitation = json!({"email": email, "role_id": role, "target": {"kind": "organization", "id": organization}});
     let invited = root
@@ -154,7 +189,7 @@ async fn onboard(api: &Api, root: &Api, email: &str, organization: &str) -> anyh
     )
     .await
     .context("accepting the invitation")?;
-    api.login(email, ADMIN_PASSWORD).await
+    sign_in(api, email, ADMIN_PASSWORD).await
 }
 
 /// POSTs and returns the new id; fails on anything but 201.

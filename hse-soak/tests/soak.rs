@@ -1,11 +1,14 @@
 //! The short soak of the test suite: three seeds of 1.5 minutes each
-//! against the real `hse-server` and `hse-devices-writer` binaries (built
-//! next to this test's binary by `cargo test --workspace --all-features`,
-//! or by `scripts/soak`). Together the seeds inject every fault kind:
-//! seed 1 kills the server and the writer, pauses PostgreSQL and Redis,
-//! restarts Redis and slows it; seed 6 restarts PostgreSQL, slows and cuts
-//! device connections; seed 12 slows and cuts PostgreSQL and cuts Redis.
-//! The seeds run one after another (they are CPU-heavy).
+//! against the real `hse-server` (two nodes) and `hse-devices-writer`
+//! binaries (built next to this test's binary by `cargo test --workspace
+//! --all-features`, or by `scripts/soak`), with some devices sending no
+//! `ts_ms` (seed 1: devices 1, 6, 9; seed 6: 4, 8, 10; seed 12: 6).
+//! Together the seeds inject every fault kind: seed 1 kills server node A
+//! and the writer, pauses PostgreSQL and Redis, slows Redis and restarts it
+//! twice, each time followed by cross-node commands and door codes; seed 6
+//! restarts PostgreSQL, slows and cuts device connections; seed 12 slows
+//! and cuts PostgreSQL and cuts Redis. The seeds run one after another
+//! (they are CPU-heavy).
 
 use std::path::PathBuf;
 use std::process::Command;
@@ -41,7 +44,7 @@ fn soak(seed: u64) {
 }
 
 #[test]
-fn soak_seed_1_kills_and_pauses() {
+fn soak_seed_1_kills_pauses_and_commands_across_nodes_after_redis_restarts() {
     soak(1);
 }
 
