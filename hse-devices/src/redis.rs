@@ -159,7 +159,31 @@ pub struct RedisConsumer {
     /// Where the scan of this consumer's own pending entries stands;
     /// `None` once it is done.
     own_cursor: std::sync::Mutex<Option<String>>,
+    /// How long another consumer may go without reading before it counts
+    /// as dead: its entries are taken over then, and the consumer removed.
+    dead_after: Duration,
 }
+
+/// The default of [`RedisConsumer::with_dead_after`]: a live writer reads
+/// at least every [`MAX_BLOCK`] plus one batch's store.
+pub const DEAD_CONSUMER_AFTER: Duration = Duration::from_secs(15);
+
+/// Removes consumer `ARGV[2]` from group `ARGV[1]` of stream `KEYS[1]` if
+/// it holds no entry and has not read for `ARGV[3]` ms, in one step (so a
+/// consumer that reads in between keeps its entries). Returns 1 if removed.
+const REMOVE_IF_DEAD: &str = r"
+for _, consumer in ipairs(redis.call('XINFO', 'CONSUMERS', KEYS[1], ARGV[1])) do
+    local fields = {}
+    for i = 1, #consumer, 2 do fields[consumer[i]] = consumer[i + 1] end
+    if fields['name'] == ARGV[2] then
+        if fields['pending'] == 0 and fields['idle'] >= tonumber(ARGV[3]) then
+            redis.call('XGROUP', 'DELCONSUMER', KEYS[1], ARGV[1], ARGV[2])
+            return 1
+        end
+        return 0
+    end
+end
+return 0";
 
 impl RedisConsumer {
     /// Consumer `name` (stable across restarts, so it finds its own pending
@@ -176,7 +200,74 @@ impl RedisConsumer {
             keys,
             name: name.to_owned(),
             own_cursor: std::sync::Mutex::new(Some("0".to_owned())),
+            dead_after: DEAD_CONSUMER_AFTER,
         })
+    }
+
+    /// Counts another consumer dead once it has not read for `after`
+    /// (default [`DEAD_CONSUMER_AFTER`]).
+    #[must_use]
+    pub fn with_dead_after(mut self, after: Duration) -> Self {
+        self.dead_after = after;
+        self
+    }
+
+    /// Takes over the entries of consumers that stopped reading longer than
+    /// `dead_after` ago (each entry idle as long, so none was just
+    /// delivered), up to `max`, and removes from the group those that hold
+    /// none: writer names of past deploys do not pile up.
+    async fn take_over_dead(&self, max: usize) -> Result<Vec<StreamId>, QueueError> {
+        let mut conn = self.control.clone();
+        let stream = self.keys.events();
+        let reply: redis::streams::StreamInfoConsumersReply = conn
+            .xinfo_consumers(&stream, GROUP)
+            .await
+            .map_err(unavailable)?;
+        let dead_ms = u64::try_from(self.dead_after.as_millis()).unwrap_or(u64::MAX);
+        let mut taken = Vec::new();
+        for consumer in reply.consumers {
+            if consumer.name == self.name || (consumer.idle as u64) < dead_ms {
+                continue;
+            }
+            if consumer.pending > 0 && taken.len() < max {
+                let pending: redis::streams::StreamPendingCountReply = redis::cmd("XPENDING")
+                    .arg(&stream)
+                    .arg(GROUP)
+                    .arg("IDLE")
+                    .arg(dead_ms)
+                    .arg("-")
+                    .arg("+")
+                    .arg(max - taken.len())
+                    .arg(&consumer.name)
+                    .query_async(&mut conn)
+                    .await
+                    .map_err(unavailable)?;
+                let ids: Vec<&str> = pending.ids.iter().map(|p| p.id.as_str()).collect();
+                if !ids.is_empty() {
+                    let claimed: redis::streams::StreamClaimReply = conn
+                        .xclaim(&stream, GROUP, &self.name, dead_ms, &ids)
+                        .await
+                        .map_err(unavailable)?;
+                    tracing::warn!(consumer = %consumer.name, entries = claimed.ids.len(), "took over the entries of a dead consumer");
+                    taken.extend(claimed.ids);
+                }
+                continue;
+            }
+            static SCRIPT: LazyLock<redis::Script> =
+                LazyLock::new(|| redis::Script::new(REMOVE_IF_DEAD));
+            let removed: i64 = SCRIPT
+                .key(&stream)
+                .arg(GROUP)
+                .arg(&consumer.name)
+                .arg(dead_ms)
+                .invoke_async(&mut conn)
+                .await
+                .map_err(unavailable)?;
+            if removed == 1 {
+                tracing::info!(consumer = %consumer.name, "removed a dead consumer from the group");
+            }
+        }
+        Ok(taken)
     }
 
     async fn read_group(
@@ -291,7 +382,11 @@ impl QueueConsumer for RedisConsumer {
                 .await
                 .map_err(unavailable)?;
         }
-        Ok(self.decode_all(reply.claimed).await)
+        let mut claimed = reply.claimed;
+        if claimed.len() < max {
+            claimed.extend(self.take_over_dead(max - claimed.len()).await?);
+        }
+        Ok(self.decode_all(claimed).await)
     }
 }
 

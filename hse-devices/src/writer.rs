@@ -13,7 +13,10 @@
 //! capped exponential backoff and never dead-lettered; a batch refused for
 //! its content is split in halves until the poison events are isolated,
 //! which go to the dead letters while the rest is stored. A janitor step
-//! reclaims entries of dead consumers idle longer than `claim_idle`.
+//! reclaims entries idle longer than `claim_idle`; on Redis it also takes
+//! over at once the entries of a consumer that stopped reading
+//! (`RedisConsumer::with_dead_after`, 15 s) and removes such consumers from
+//! the group once they hold nothing.
 //!
 //! Metrics: `hse_devices_events_stored_total`,
 //! `hse_devices_batch_duration_seconds`, `hse_devices_dead_lettered_total`.
@@ -75,7 +78,7 @@ impl Default for WriterConfig {
             batch_wait: Duration::from_millis(200),
             backoff_initial: Duration::from_millis(100),
             backoff_max: Duration::from_secs(5),
-            janitor_interval: Duration::from_secs(30),
+            janitor_interval: Duration::from_secs(5),
             claim_idle: Duration::from_secs(120),
             dlq_interval: Duration::from_secs(1),
             dlq: DlqPolicy::default(),
