@@ -14,6 +14,6 @@ mod onboarding;
 mod binary;
 mod e2e;
 mod operator;
+mod selfhost;
 mod services;
 mod shutdown;
-mod selfhost;

@@ -338,7 +338,11 @@ async fn listen_addresses_may_be_host_names() {
     assert!(server.terminate(STOP).await.success());
 
     for (variable, value, reason) in [
-        ("HSE_HTTP_ADDR", "no-such-host.invalid:8080", "does not resolve"),
+        (
+            "HSE_HTTP_ADDR",
+            "no-such-host.invalid:8080",
+            "does not resolve",
+        ),
         ("HSE_DEVICE_TCP_ADDR", "localhost", "is not host:port"),
         ("HSE_GRPC_ADDR", "localhost:65536", "is not a port"),
     ] {
@@ -397,11 +401,20 @@ async fn a_config_file_configures_and_the_environment_overrides_it() {
 fn a_bad_config_file_names_the_file_and_the_key() {
     let dir = TempDir::new();
     for (text, said) in [
-        ("redis_url = \"http://x\"\n", "redis_url: must start with redis://"),
-        ("shutdown_timeout_s = \"soon\"\n", "shutdown_timeout_s: `soon`"),
+        (
+            "redis_url = \"http://x\"\n",
+            "redis_url: must start with redis://",
+        ),
+        (
+            "shutdown_timeout_s = \"soon\"\n",
+            "shutdown_timeout_s: `soon`",
+        ),
         ("stay_interval_ms = 5\n", "stay_interval_ms: `5` is outside"),
         ("htp_addr = \"127.0.0.1:1\"\n", "htp_addr: unknown key"),
-        ("[redis]\nurl = \"redis://x\"\n", "redis: tables are not used"),
+        (
+            "[redis]\nurl = \"redis://x\"\n",
+            "redis: tables are not used",
+        ),
         ("http_addr = \n", "not valid TOML"),
     ] {
         let file = dir.file("hse.toml", text);
@@ -412,11 +425,17 @@ fn a_bad_config_file_names_the_file_and_the_key() {
     let missing = dir.0.join("missing.toml");
     let missing = missing.to_str().expect("a UTF-8 path");
     let stderr = refusal(command([("HSE_CONFIG", missing)], &[]));
-    assert!(stderr.contains(&format!("HSE_CONFIG: cannot read {missing}")), "{stderr}");
+    assert!(
+        stderr.contains(&format!("HSE_CONFIG: cannot read {missing}")),
+        "{stderr}"
+    );
     // The environment's value is checked, and named, before the file's.
     let file = dir.file("hse.toml", "http_addr = \"127.0.0.1:0\"\n");
     let path = file.to_str().expect("a UTF-8 path");
-    let stderr = refusal(command([("HSE_CONFIG", path), ("HSE_HTTP_ADDR", "nowhere")], &[]));
+    let stderr = refusal(command(
+        [("HSE_CONFIG", path), ("HSE_HTTP_ADDR", "nowhere")],
+        &[],
+    ));
     assert!(stderr.contains("HSE_HTTP_ADDR: `nowhere`"), "{stderr}");
 }
 
@@ -465,8 +484,14 @@ async fn a_first_start_on_an_empty_database_says_how_to_create_root(
             text.contains("no root account exists") && text.contains("hse-server bootstrap-root"),
             "{start} start: {text}"
         );
-        assert!(!text.contains("already exists, skipping"), "{start} start: {text}");
-        assert!(!text.contains("sign in: curl"), "nobody can sign in yet: {text}");
+        assert!(
+            !text.contains("already exists, skipping"),
+            "{start} start: {text}"
+        );
+        assert!(
+            !text.contains("sign in: curl"),
+            "nobody can sign in yet: {text}"
+        );
         said.stop();
     }
     let output = command(env.iter().copied(), &["bootstrap-root"])
@@ -541,9 +566,15 @@ fn the_systemd_units_pass_systemd_analyze_verify() {
             .expect("TimeoutStopSec")
             .parse()
             .unwrap();
-        assert!(stop > drain, "{name}: TimeoutStopSec={stop} <= drain {drain} s");
+        assert!(
+            stop > drain,
+            "{name}: TimeoutStopSec={stop} <= drain {drain} s"
+        );
         // verify checks that ExecStart exists: the binary under test.
-        let text = text.replace("/usr/local/bin/hse-server", env!("CARGO_BIN_EXE_hse-server"));
+        let text = text.replace(
+            "/usr/local/bin/hse-server",
+            env!("CARGO_BIN_EXE_hse-server"),
+        );
         units.push(dir.file(name, &text));
     }
     let Ok(output) = Command::new("systemd-analyze")
