@@ -15,5 +15,6 @@ mod binary;
 mod e2e;
 mod operator;
 mod selfhost;
+mod selfhost_redis;
 mod services;
 mod shutdown;
