@@ -70,7 +70,10 @@ async fn main() -> anyhow::Result<()> {
             format!("{prefix}rl:"),
         )),
     };
-    let tag = format!("{:x}", std::process::id() ^ chrono::Utc::now().timestamp_subsec_nanos());
+    let tag = format!(
+        "{:x}",
+        std::process::id() ^ chrono::Utc::now().timestamp_subsec_nanos()
+    );
     let told = hotel_story(&stores, &tag).await?;
     println!(
         "stored in PostgreSQL: booking {} of room {} (the overlap was refused for {}); \

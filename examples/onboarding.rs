@@ -112,7 +112,9 @@ async fn run(
         .map(|r| format!("--device {}:{}", r.lock, r.secret))
         .collect();
     if embedded {
-        println!("(the embedded server stops with this example; with HSE_URL the locks stay usable)");
+        println!(
+            "(the embedded server stops with this example; with HSE_URL the locks stay usable)"
+        );
     }
     println!(
         "connect the locks: cargo run --example device_simulator -- --tcp {tcp} {}",

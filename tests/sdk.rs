@@ -19,7 +19,10 @@ use sdk_story::{Stores, Told, hotel_story};
 
 /// What every run of the story must show.
 fn told_the_story(told: &Told) {
-    assert_eq!(told.refused_for, told.booking, "the overlap names the booking");
+    assert_eq!(
+        told.refused_for, told.booking,
+        "the overlap names the booking"
+    );
     assert_eq!(told.attempts_allowed, 2, "the third attempt is paced");
 }
 
@@ -57,11 +60,12 @@ async fn the_story_runs_on_postgres_and_redis(_: PgPoolOptions, options: PgConne
     let told = hotel_story(&stores, "pg").await.unwrap();
     told_the_story(&told);
 
-    let rows: Vec<(hse::sqlx::types::Uuid,)> = hse::sqlx::query_as("SELECT id FROM bookings WHERE area_id = $1")
-        .bind(told.room.as_uuid())
-        .fetch_all(&owner)
-        .await
-        .unwrap();
+    let rows: Vec<(hse::sqlx::types::Uuid,)> =
+        hse::sqlx::query_as("SELECT id FROM bookings WHERE area_id = $1")
+            .bind(told.room.as_uuid())
+            .fetch_all(&owner)
+            .await
+            .unwrap();
     assert_eq!(rows.len(), 1, "one booking stored, the overlap not");
     let mut conn = redis;
     let keys: Vec<String> = hse::redis::cmd("KEYS")
@@ -69,7 +73,11 @@ async fn the_story_runs_on_postgres_and_redis(_: PgPoolOptions, options: PgConne
         .query_async(&mut conn)
         .await
         .unwrap();
-    assert_eq!(keys.len(), 1, "the attempts were counted in Redis: {keys:?}");
+    assert_eq!(
+        keys.len(),
+        1,
+        "the attempts were counted in Redis: {keys:?}"
+    );
     let () = hse::redis::cmd("DEL")
         .arg(keys)
         .query_async(&mut conn)

@@ -131,7 +131,10 @@ pub(crate) async fn hotel_story(stores: &Stores, tag: &str) -> anyhow::Result<To
             break;
         }
         attempts_allowed += 1;
-        match bookings.create_booking(&root, stay(chrono::Duration::zero(), 2), now).await {
+        match bookings
+            .create_booking(&root, stay(chrono::Duration::zero(), 2), now)
+            .await
+        {
             Ok(booking) => {
                 println!("booked {} ({})", booking.id, booking.status);
                 made = Some(booking.id);

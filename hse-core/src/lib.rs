@@ -70,7 +70,9 @@ pub use model::{
 // The inputs of `Tenancy`'s create calls, and the memory store, where a
 // partner looks for them first.
 pub use memory::MemoryStore;
-pub use model::{NewArea, NewDevice, NewEstablishment, NewOrganization, NewPartnerCompany, NewUser};
+pub use model::{
+    NewArea, NewDevice, NewEstablishment, NewOrganization, NewPartnerCompany, NewUser,
+};
 pub use principal::{Principal, Resource, Scope};
 pub use role::{Hierarchy, Role, SystemRole};
 pub use rules::{Denied, authorize};

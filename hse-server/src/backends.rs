@@ -107,7 +107,11 @@ impl Backends {
                 "no HSE_DATABASE_URL: running on in-memory storage; NOTHING IS DURABLE and all data is lost on exit"
             );
         }
-        Ok(Self::from_parts_under(postgres, redis, &config.redis_prefix))
+        Ok(Self::from_parts_under(
+            postgres,
+            redis,
+            &config.redis_prefix,
+        ))
     }
 
     /// The embedded default: everything in memory, in this process.

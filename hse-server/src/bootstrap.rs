@@ -8,8 +8,8 @@
 use anyhow::Context;
 use chrono::Utc;
 use hse_core::model::NewUser;
-use hse_core::value::Email;
 use hse_core::store::Page;
+use hse_core::value::Email;
 use hse_core::{Scope, Secret, SystemRole};
 
 use crate::state::AppState;
@@ -35,7 +35,11 @@ pub enum Bootstrap {
 /// When storage fails.
 pub async fn has_accounts(state: &AppState) -> anyhow::Result<bool> {
     let page = Page::new(Some(1), None)?;
-    let users = state.tenancy.store().list_users(&Scope::Platform, page).await?;
+    let users = state
+        .tenancy
+        .store()
+        .list_users(&Scope::Platform, page)
+        .await?;
     Ok(!users.items.is_empty())
 }
 

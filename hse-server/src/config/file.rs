@@ -288,11 +288,20 @@ mod tests {
     #[test]
     fn unknown_keys_tables_and_odd_values_name_the_file_and_key() {
         for (text, needle) in [
-            ("htp_addr = \"x\"", "htp_addr: unknown key (the keys are the HSE_* variables of `hse-server --help` without HSE_, in lower case: did you mean `http_addr`?)"),
+            (
+                "htp_addr = \"x\"",
+                "htp_addr: unknown key (the keys are the HSE_* variables of `hse-server --help` without HSE_, in lower case: did you mean `http_addr`?)",
+            ),
             ("[redis]\nurl = \"redis://x\"", "redis: tables are not used"),
-            ("http_addr = 1979-05-27", "http_addr: a datetime is not used"),
+            (
+                "http_addr = 1979-05-27",
+                "http_addr: a datetime is not used",
+            ),
             ("roles = [[\"api\"]]", "roles: an array holds"),
-            ("config = \"/etc/hse.toml\"", "config: the file cannot name itself"),
+            (
+                "config = \"/etc/hse.toml\"",
+                "config: the file cannot name itself",
+            ),
             ("http_addr = ", "not valid TOML"),
         ] {
             let err = ConfigFile::parse("hse.toml", text).unwrap_err();
@@ -328,11 +337,21 @@ mod tests {
         let from_file = layered(&[], "http_addr = \"localhost\"").unwrap_err();
         assert_eq!(from_file.variable, "HSE_HTTP_ADDR");
         assert!(
-            from_file.to_string().starts_with("hse.toml: http_addr: `localhost`"),
+            from_file
+                .to_string()
+                .starts_with("hse.toml: http_addr: `localhost`"),
             "{from_file}"
         );
-        let from_env = layered(&[("HSE_HTTP_ADDR", "nowhere")], "http_addr = \"127.0.0.1:1\"");
-        assert!(from_env.unwrap_err().to_string().starts_with("HSE_HTTP_ADDR: `nowhere`"));
+        let from_env = layered(
+            &[("HSE_HTTP_ADDR", "nowhere")],
+            "http_addr = \"127.0.0.1:1\"",
+        );
+        assert!(
+            from_env
+                .unwrap_err()
+                .to_string()
+                .starts_with("HSE_HTTP_ADDR: `nowhere`")
+        );
         let missing = layered(&[], "webhook_url = \"http://h/\"").unwrap_err();
         assert_eq!(
             missing.to_string(),
