@@ -105,11 +105,38 @@ fn refusal(status: u16, body: &Value) -> String {
     }
 }
 
-async fn send(admin: &Api, method: Method, path: &str, body: Option<&Value>) -> (u16, Value) {
-    admin
-        .send(method, path, body)
-        .await
-        .map_or((0, Value::Null), |(s, b)| (s.as_u16(), b))
+/// The tenant's admin on the route's node, with the token it already
+/// holds (the nodes share the signing key and the issuer), signing in
+/// again there on a 401 (a token that expired during a long run).
+struct Admin<'a> {
+    route: &'a Route,
+    api: Api,
+}
+
+impl<'a> Admin<'a> {
+    fn new(route: &'a Route) -> Self {
+        Self {
+            route,
+            api: route.api.with_token(&route.tenant.token),
+        }
+    }
+
+    /// The status (`0`: no answer) and body.
+    async fn send(&mut self, method: Method, path: &str, body: Option<&Value>) -> (u16, Value) {
+        let answer = numbered(self.api.send(method.clone(), path, body).await);
+        if answer.0 != 401 {
+            return answer;
+        }
+        match self.route.tenant.admin_on(&self.route.api).await {
+            Ok(api) => self.api = api,
+            Err(e) => return (401, json!({"code": format!("sign-in again: {e:#}")})),
+        }
+        numbered(self.api.send(method, path, body).await)
+    }
+}
+
+fn numbered(answer: anyhow::Result<(hyper::StatusCode, Value)>) -> (u16, Value) {
+    answer.map_or((0, Value::Null), |(s, b)| (s.as_u16(), b))
 }
 
 /// An `unlock` to the tenant's lock through the other node.
@@ -122,18 +149,14 @@ async fn unlock(route: Route, started: Instant) -> Probe {
     let lock = route.tenant.devices[0].id.clone();
     let path = format!("/v1/devices/{lock}/commands");
     let body = json!({"command_type": "unlock", "params": {}, "timeout_ms": COMMAND_TIMEOUT_MS});
+    let mut admin = Admin::new(&route);
     while started.elapsed() < BOUND {
-        match route.tenant.admin_on(&route.api).await {
-            Ok(admin) => {
-                let (status, answer) = send(&admin, Method::POST, &path, Some(&body)).await;
-                if status == 200 && answer["success"].as_bool() == Some(true) {
-                    probe.answered = Some(started.elapsed());
-                    return probe;
-                }
-                probe.last = refusal(status, &answer);
-            }
-            Err(e) => probe.last = format!("sign-in: {e:#}"),
+        let (status, answer) = admin.send(Method::POST, &path, Some(&body)).await;
+        if status == 200 && answer["success"].as_bool() == Some(true) {
+            probe.answered = Some(started.elapsed());
+            return probe;
         }
+        probe.last = refusal(status, &answer);
         tokio::time::sleep(RETRY).await;
     }
     probe
@@ -149,24 +172,12 @@ async fn door_code(route: Route, day: i64, started: Instant) -> Probe {
     };
     let mut booking: Option<String> = None;
     let mut confirmed = false;
+    let mut admin = Admin::new(&route);
     while started.elapsed() < BOUND {
-        let admin = match route.tenant.admin_on(&route.api).await {
-            Ok(admin) => admin,
-            Err(e) => {
-                probe.last = format!("sign-in: {e:#}");
-                tokio::time::sleep(RETRY).await;
-                continue;
-            }
-        };
         match (&booking, confirmed) {
             (None, _) => {
-                let (status, answer) = send(
-                    &admin,
-                    Method::POST,
-                    "/v1/bookings",
-                    Some(&stay(&route, day)),
-                )
-                .await;
+                let body = stay(&route, day);
+                let (status, answer) = admin.send(Method::POST, "/v1/bookings", Some(&body)).await;
                 match answer["id"].as_str().filter(|_| status == 201) {
                     Some(id) => booking = Some(id.to_owned()),
                     None => probe.last = format!("booking: {}", refusal(status, &answer)),
@@ -175,7 +186,7 @@ async fn door_code(route: Route, day: i64, started: Instant) -> Probe {
             (Some(id), false) => {
                 let path = format!("/v1/bookings/{id}/confirm");
                 let body = json!({"reason": "soak cross-node probe"});
-                let (status, answer) = send(&admin, Method::POST, &path, Some(&body)).await;
+                let (status, answer) = admin.send(Method::POST, &path, Some(&body)).await;
                 if status == 200 {
                     confirmed = true;
                     continue;
@@ -184,7 +195,7 @@ async fn door_code(route: Route, day: i64, started: Instant) -> Probe {
             }
             (Some(id), true) => {
                 let path = format!("/v1/bookings/{id}/doorlock-codes");
-                let (status, answer) = send(&admin, Method::GET, &path, None).await;
+                let (status, answer) = admin.send(Method::GET, &path, None).await;
                 let code = &answer["items"][0];
                 if status == 200 && code["state"] == "active" {
                     probe.answered = Some(started.elapsed());

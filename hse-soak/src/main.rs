@@ -80,7 +80,7 @@ const USAGE: &str = "usage: hse-soak [--seed N] [--minutes M] [--nodes 1|2] [--t
                 every device sends ts_ms (by default one in three, from the seed, sends none)
     --dry-run   print the seed's schedule and exit
     --sabotage idempotency|exclusion|codes
-                negative control: drop device_events' primary key, the bookings'
+                negative control: drop the event idempotency keys, the bookings'
                 exclusion constraint or the door codes' one before the load; the
                 matching checker must then fail";
 

@@ -39,7 +39,8 @@ const STORE_DRAIN: Duration = Duration::from_secs(90);
 /// A guarantee the soak removes to show its checker fails without it.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub(crate) enum Sabotage {
-    /// Drop `device_events`' primary key (the idempotency key).
+    /// Drop the idempotency keys: `device_event_ids`' primary key
+    /// `(device_id, event_id)` where it exists, and `device_events'`.
     Idempotency,
     /// Drop the bookings' exclusion constraint.
     Exclusion,
@@ -61,7 +62,10 @@ impl Sabotage {
     /// The statement that removes the guarantee.
     fn statement(self) -> &'static str {
         match self {
-            Self::Idempotency => "ALTER TABLE device_events DROP CONSTRAINT device_events_pkey",
+            Self::Idempotency => {
+                "ALTER TABLE IF EXISTS device_event_ids DROP CONSTRAINT IF EXISTS device_event_ids_pkey;
+                 ALTER TABLE device_events DROP CONSTRAINT device_events_pkey"
+            }
             Self::Exclusion => "ALTER TABLE bookings DROP CONSTRAINT bookings_no_overlap",
             Self::Codes => "ALTER TABLE door_codes DROP CONSTRAINT door_codes_unique_per_lock",
         }
