@@ -167,7 +167,10 @@ impl Backends {
             ),
         };
         let denylist: Arc<dyn Denylist> = match &redis {
-            Some(conn) => Arc::new(RedisDenylist::new(conn.clone(), "hse:deny:")),
+            Some(conn) => Arc::new(RedisDenylist::new(
+                conn.clone(),
+                format!("{redis_prefix}deny:"),
+            )),
             None => Arc::new(MemoryDenylist::new()),
         };
         let booking_store: Arc<dyn BookingStore> = match &postgres {

@@ -134,13 +134,20 @@ async fn serve_connection(
     idle: Duration,
     shutdown: CancellationToken,
 ) {
+    // The client's address reaches handlers as axum's `ConnectInfo`
+    // (sign-in throttling counts failures per source).
+    let peer = stream.peer_addr().ok().map(axum::extract::ConnectInfo);
     let (io, switch) = Watched::new(stream, slot, idle);
     let service = hyper::service::service_fn(move |request: Request<Incoming>| {
         let mut router = router.clone();
         let switch = switch.clone();
+        let mut request = request.map(Body::new);
+        if let Some(peer) = peer {
+            request.extensions_mut().insert(peer);
+        }
         async move {
             let _busy = switch.busy();
-            let response = router.call(request.map(Body::new)).await?;
+            let response = router.call(request).await?;
             if response.status() == StatusCode::SWITCHING_PROTOCOLS {
                 switch.disarm();
             }

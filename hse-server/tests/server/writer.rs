@@ -74,7 +74,11 @@ impl Rig {
     }
 
     async fn queue(&self) -> Arc<RedisQueue> {
-        Arc::new(RedisQueue::new(&self.client, self.keys.clone()).await.unwrap())
+        Arc::new(
+            RedisQueue::new(&self.client, self.keys.clone())
+                .await
+                .unwrap(),
+        )
     }
 
     async fn count(&self, sql: &str) -> i64 {
