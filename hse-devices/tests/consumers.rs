@@ -32,7 +32,7 @@ async fn a_dead_writers_entries_are_taken_over_promptly_and_its_name_removed() {
     let prefix = format!("hse-test:{}:", uuid::Uuid::new_v4());
     let keys = Keys::new(&prefix);
     let conn = connect(&client, Duration::from_secs(5)).await.unwrap();
-    let queue = RedisQueue::new(conn.clone(), keys.clone()).await.unwrap();
+    let queue = RedisQueue::new(&client, keys.clone()).await.unwrap();
     let device = DeviceId::new();
     let events: Vec<Event> = (0..10).map(|_| event(device)).collect();
     queue.enqueue(&events).await.unwrap();
