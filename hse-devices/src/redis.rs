@@ -165,7 +165,7 @@ pub struct RedisConsumer {
 }
 
 /// The default of [`RedisConsumer::with_dead_after`]: a live writer reads
-/// at least every [`MAX_BLOCK`] plus one batch's store.
+/// at least once per blocking read (2 s) plus one batch's store.
 pub const DEAD_CONSUMER_AFTER: Duration = Duration::from_secs(15);
 
 /// Removes consumer `ARGV[2]` from group `ARGV[1]` of stream `KEYS[1]` if

@@ -38,7 +38,7 @@ pub use suspension::Suspended;
 /// tests, `hse_core::postgres::PgStore` (feature `postgres`) in
 /// production. Every call takes the caller's [`Principal`], which
 /// [`Tenancy::principal`] loads for a user. The first one, the platform's
-/// root, is a user inserted once at [`Scope::Platform`] (`hse-server
+/// root, is a user inserted once at [`Scope::Platform`](crate::Scope::Platform) (`hse-server
 /// bootstrap-root` does the same), then loaded like any other:
 ///
 /// ```

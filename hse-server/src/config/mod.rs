@@ -1,5 +1,5 @@
 //! Server configuration, read from `HSE_*` environment variables and,
-//! beneath them, an optional TOML file ([`file`]: `HSE_CONFIG`, key
+//! beneath them, an optional TOML file ([`file`](mod@file): `HSE_CONFIG`, key
 //! `http_addr` for `HSE_HTTP_ADDR`; the environment wins).
 //!
 //! | variable | default | meaning |
