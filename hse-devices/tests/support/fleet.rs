@@ -1,5 +1,5 @@
 //! Shared by the protocol and Redis suites: a writer held back to a fixed
-//! pace, and a device that behaves as `PROTOCOL.md` asks (keeps every frame
+//! pace, and a device that behaves as `docs/PROTOCOL.md` asks (keeps every frame
 //! until acked, resends a frame nacked `overloaded`, `unavailable` or
 //! `outcome_unknown` after its `retry_after_ms`, with the same event ids).
 
