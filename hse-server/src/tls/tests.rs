@@ -96,7 +96,10 @@ fn chain_and_key_may_share_one_file() {
     assert!(shared.load().is_ok());
 }
 
-fn config(pairs: &[(&str, &str)]) -> Result<Config, crate::config::ConfigError> {
+/// A variable and its value.
+type Pair<'a> = (&'a str, &'a str);
+
+fn config(pairs: &[Pair<'_>]) -> Result<Config, crate::config::ConfigError> {
     let map: HashMap<String, String> = pairs
         .iter()
         .map(|(k, v)| ((*k).to_owned(), (*v).to_owned()))
@@ -114,7 +117,7 @@ fn bad_tls_settings_stop_start_up_naming_the_variable() {
     let missing = missing.to_str().unwrap();
     let other_key = other.key.to_str().unwrap();
 
-    let cases: [(&[(&str, &str)], &str, &str); 5] = [
+    let cases: [(&[Pair<'_>], &str, &str); 5] = [
         (&[("HSE_TLS_CERT", cert)], "HSE_TLS_KEY", "required"),
         (&[("HSE_TLS_KEY", key)], "HSE_TLS_CERT", "required"),
         (
