@@ -3,7 +3,8 @@
 //! protocol, Python grpcio on gRPC (with the health and reflection
 //! services, `grpc.rs`); certificate reload on SIGHUP and on file change
 //! (`reload.rs`); a plain-text or silent client on a TLS port is closed
-//! and gives its place back.
+//! and gives its place back; a missing file or a foreign key stops
+//! start-up naming the variable or the file key.
 //!
 //! The certificates come from a throw-away CA the `openssl` command makes
 //! per test ([`Pki`]).
@@ -403,4 +404,46 @@ fn plain_text_on_a_tls_port_is_closed_and_a_silent_client_frees_its_place() {
     assert_eq!(status, 200);
     let silent_device = closed_after(device_tcp, b"", Duration::from_secs(10));
     assert!(silent_device.is_some(), "a silent device is closed");
+}
+
+/// Runs the binary with `env` only and returns what it said on stderr;
+/// it must refuse to start.
+fn refused(env: &[(&str, &str)]) -> String {
+    let out = Command::new(env!("CARGO_BIN_EXE_hse-server"))
+        .env_clear()
+        .envs(env.iter().copied())
+        .output()
+        .expect("the binary runs");
+    assert!(!out.status.success(), "it started");
+    String::from_utf8_lossy(&out.stderr).into_owned()
+}
+
+#[test]
+fn a_missing_file_or_a_foreign_key_stops_start_up_naming_the_key() {
+    let pki = Pki::new("refuse");
+    let server = pki.issue("server");
+    let other = pki.issue("other");
+    let (cert, key) = (server.cert.to_str().unwrap(), server.key.to_str().unwrap());
+    let missing = pki.path("missing.pem");
+    let said = refused(&[
+        ("HSE_TLS_CERT", missing.to_str().unwrap()),
+        ("HSE_TLS_KEY", key),
+    ]);
+    assert!(
+        said.contains("HSE_TLS_CERT") && said.contains("missing.pem"),
+        "{said}"
+    );
+
+    let toml = pki.path("hse.toml");
+    let other_key = other.key.to_str().unwrap();
+    std::fs::write(
+        &toml,
+        format!("tls_cert = {cert:?}\ntls_key = {other_key:?}\n"),
+    )
+    .unwrap();
+    let said = refused(&[("HSE_CONFIG", toml.to_str().unwrap())]);
+    assert!(
+        said.contains("hse.toml: tls_key:") && said.contains("not the private key"),
+        "{said}"
+    );
 }
