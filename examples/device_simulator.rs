@@ -15,6 +15,10 @@
 //!   registers `--devices` locks on that server as root
 //!   (`HSE_ROOT_EMAIL`, default `root@hse.local`, and `HSE_ROOT_PASSWORD`);
 //! - `--tcp 127.0.0.1:7700 --device <id>:<secret> ...` uses existing devices.
+//!
+//! `--tls-ca ca.pem` connects over TLS (a server with `HSE_TLS_CERT`),
+//! trusting that CA and checking the certificate's name (`--tls-name`,
+//! default `localhost`).
 
 #[path = "support/devices.rs"]
 mod devices;
@@ -25,6 +29,8 @@ mod line_device;
 
 use std::collections::{BTreeMap, HashSet};
 use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::sync::Arc;
 use std::time::Duration;
 
 use anyhow::Context;
@@ -47,6 +53,8 @@ struct Args {
     rate: f64,
     seconds: u64,
     batch: usize,
+    tls_ca: Option<PathBuf>,
+    tls_name: String,
 }
 
 const USAGE: &str = "device_simulator: a fleet of door locks on the device TCP protocol
@@ -67,6 +75,8 @@ OPTIONS:
     --rate R            events per second per lock             [10]
     --seconds S         how long to send                       [10]
     --batch B           events per frame, 1 to 1000            [1]
+    --tls-ca PATH       connect over TLS, trusting this PEM CA  [plain TCP]
+    --tls-name NAME     the name the server certificate must carry [localhost]
 
 ENVIRONMENT:
     HSE_ROOT_EMAIL      root account for --register            [root@hse.local]
@@ -82,6 +92,8 @@ fn parse_args() -> anyhow::Result<Args> {
         rate: 10.0,
         seconds: 10,
         batch: 1,
+        tls_ca: None,
+        tls_name: "localhost".to_owned(),
     };
     let mut it = std::env::args().skip(1);
     while let Some(flag) = it.next() {
@@ -97,6 +109,8 @@ fn parse_args() -> anyhow::Result<Args> {
             "--tcp" => args.tcp = Some(value()?.parse()?),
             "--http" => args.http = Some(value()?),
             "--register" => args.register = true,
+            "--tls-ca" => args.tls_ca = Some(value()?.into()),
+            "--tls-name" => args.tls_name = value()?,
             "--device" => {
                 let pair = value()?;
                 let (id, secret) = pair.split_once(':').context("--device wants ID:SECRET")?;
@@ -163,6 +177,56 @@ impl Lock {
     }
 }
 
+/// The TLS client side: the trusted CA and the name to check.
+struct Tls {
+    connector: tokio_rustls::TlsConnector,
+    name: rustls::pki_types::ServerName<'static>,
+}
+
+impl Tls {
+    /// Trusts the PEM certificates in `ca` for `name`.
+    fn new(ca: &std::path::Path, name: &str) -> anyhow::Result<Self> {
+        use rustls::pki_types::CertificateDer;
+        use rustls::pki_types::pem::PemObject;
+        let mut roots = rustls::RootCertStore::empty();
+        for cert in CertificateDer::pem_file_iter(ca)
+            .with_context(|| format!("--tls-ca {}", ca.display()))?
+        {
+            roots.add(cert.with_context(|| format!("--tls-ca {}", ca.display()))?)?;
+        }
+        let config = rustls::ClientConfig::builder_with_provider(Arc::new(
+            rustls::crypto::ring::default_provider(),
+        ))
+        .with_safe_default_protocol_versions()?
+        .with_root_certificates(roots)
+        .with_no_client_auth();
+        Ok(Self {
+            connector: tokio_rustls::TlsConnector::from(Arc::new(config)),
+            name: rustls::pki_types::ServerName::try_from(name.to_owned())
+                .with_context(|| format!("--tls-name {name}"))?,
+        })
+    }
+
+    /// Connects over TLS and says hello.
+    async fn connect(
+        &self,
+        addr: SocketAddr,
+        id: &str,
+        secret: &str,
+    ) -> anyhow::Result<LineDevice> {
+        let stream = tokio::net::TcpStream::connect(addr)
+            .await
+            .with_context(|| format!("device TCP {addr}"))?;
+        stream.set_nodelay(true)?;
+        let stream = self
+            .connector
+            .connect(self.name.clone(), stream)
+            .await
+            .with_context(|| format!("TLS handshake with {addr}"))?;
+        LineDevice::hello(stream, id, secret).await
+    }
+}
+
 /// One frame of `batch` readings.
 fn frame(seq: u64, batch: usize) -> Value {
     let now = chrono::Utc::now().timestamp_millis();
@@ -178,12 +242,16 @@ fn frame(seq: u64, batch: usize) -> Value {
 /// Runs one lock until `until`, then waits briefly for the last answers.
 async fn run_lock(
     addr: SocketAddr,
+    tls: Option<Arc<Tls>>,
     id: String,
     secret: String,
     args: &Args,
     until: Instant,
 ) -> anyhow::Result<Report> {
-    let LineDevice { mut lines, mut out } = LineDevice::connect(addr, &id, &secret).await?;
+    let LineDevice { mut lines, mut out } = match &tls {
+        None => LineDevice::connect(addr, &id, &secret).await?,
+        Some(tls) => tls.connect(addr, &id, &secret).await?,
+    };
     let mut report = Report::default();
     let mut lock = Lock::default();
     let mut in_flight: BTreeMap<u64, Instant> = BTreeMap::new();
@@ -319,6 +387,10 @@ async fn fleet(
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
     let args = std::sync::Arc::new(parse_args()?);
+    let tls = match &args.tls_ca {
+        Some(ca) => Some(Arc::new(Tls::new(ca, &args.tls_name)?)),
+        None => None,
+    };
     let (server, tcp, locks) = fleet(&args).await?;
     let first = locks
         .first()
@@ -334,7 +406,8 @@ async fn main() -> anyhow::Result<()> {
         .into_iter()
         .map(|(id, secret)| {
             let args = args.clone();
-            tokio::spawn(async move { run_lock(tcp, id, secret, &args, until).await })
+            let tls = tls.clone();
+            tokio::spawn(async move { run_lock(tcp, tls, id, secret, &args, until).await })
         })
         .collect();
     let mut reports = Vec::new();

@@ -7,9 +7,8 @@ use std::net::SocketAddr;
 use anyhow::Context;
 use hyper::StatusCode;
 use serde_json::{Value, json};
-use tokio::io::{AsyncBufReadExt, AsyncWriteExt, BufReader, Lines};
+use tokio::io::{AsyncBufReadExt, AsyncRead, AsyncWrite, AsyncWriteExt, BufReader, Lines};
 use tokio::net::TcpStream;
-use tokio::net::tcp::{OwnedReadHalf, OwnedWriteHalf};
 
 use crate::http::{Api, id};
 
@@ -52,12 +51,17 @@ pub(crate) async fn register_locks(root: &Api, n: usize) -> anyhow::Result<Vec<(
     Ok(locks)
 }
 
+/// The reading half of a device connection, TCP or TLS.
+pub(crate) type DeviceRead = Box<dyn AsyncRead + Send + Unpin>;
+/// The writing half.
+pub(crate) type DeviceWrite = Box<dyn AsyncWrite + Send + Unpin>;
+
 /// A device connection: JSON lines both ways.
 pub(crate) struct LineDevice {
     /// Frames from the server.
-    pub(crate) lines: Lines<BufReader<OwnedReadHalf>>,
+    pub(crate) lines: Lines<BufReader<DeviceRead>>,
     /// Frames to the server.
-    pub(crate) out: OwnedWriteHalf,
+    pub(crate) out: DeviceWrite,
 }
 
 impl LineDevice {
@@ -71,10 +75,19 @@ impl LineDevice {
             .await
             .with_context(|| format!("device TCP {addr}"))?;
         stream.set_nodelay(true)?;
-        let (read, out) = stream.into_split();
+        Self::hello(stream, device_id, secret).await
+    }
+
+    /// Says hello on an open connection (plain or TLS); fails unless
+    /// welcomed.
+    pub(crate) async fn hello<S>(stream: S, device_id: &str, secret: &str) -> anyhow::Result<Self>
+    where
+        S: AsyncRead + AsyncWrite + Send + 'static,
+    {
+        let (read, out) = tokio::io::split(stream);
         let mut device = Self {
-            lines: BufReader::new(read).lines(),
-            out,
+            lines: BufReader::new(Box::new(read) as DeviceRead).lines(),
+            out: Box::new(out),
         };
         let hello =
             json!({"type": "hello", "device_id": device_id, "token": secret, "protocol": 1});

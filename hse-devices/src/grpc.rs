@@ -46,6 +46,11 @@ use crate::state::{DeviceState, LastEvent, StateStore};
 )]
 pub mod pb {
     tonic::include_proto!("devices");
+
+    /// `proto/devices.proto`, encoded as a `FileDescriptorSet`: what a
+    /// server registers with gRPC reflection.
+    pub const FILE_DESCRIPTOR_SET: &[u8] =
+        tonic::include_file_descriptor_set!("devices_descriptor");
 }
 
 use pb::device_stream_server::{DeviceStream, DeviceStreamServer};

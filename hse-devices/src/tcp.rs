@@ -4,9 +4,18 @@
 //! kernel backlog, so memory stays bounded), runs a [`run_session`] per
 //! connection and, when the context's shutdown token is cancelled, stops
 //! accepting and waits for every session to finish its in-flight frames.
+//!
+//! What a connection is before the line protocol starts is an [`Accept`]:
+//! [`Plain`] takes it as it is; a server's TLS acceptor does its handshake
+//! ([`run_until_stopped_with`]). The handshake and then the `hello` frame
+//! each have the hello timeout, so a connection that never gets that far
+//! gives its place back.
 
+use std::future::Future;
+use std::io;
 use std::sync::Arc;
 
+use tokio::io::{AsyncRead, AsyncWrite};
 use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::Semaphore;
 use tokio_util::task::TaskTracker;
@@ -14,12 +23,46 @@ use tokio_util::task::TaskTracker;
 use crate::session::{Peer, SessionContext, run_session};
 use crate::transport::{LineReader, LineWriter};
 
-/// Serves device connections on `listener` until the context's shutdown
-/// token is cancelled and every session has ended.
+/// Turns an accepted TCP connection into the byte stream the device
+/// session reads and writes (a TLS handshake, say).
+pub trait Accept: Send + Sync + 'static {
+    /// The stream the session runs on.
+    type Stream: AsyncRead + AsyncWrite + Send + Unpin + 'static;
+
+    /// Prepares `stream`; an error closes the connection.
+    fn accept(&self, stream: TcpStream) -> impl Future<Output = io::Result<Self::Stream>> + Send;
+}
+
+/// Plain TCP: the connection as it was accepted.
+#[derive(Clone, Copy, Debug, Default)]
+pub struct Plain;
+
+impl Accept for Plain {
+    type Stream = TcpStream;
+
+    async fn accept(&self, stream: TcpStream) -> io::Result<TcpStream> {
+        Ok(stream)
+    }
+}
+
+/// Serves plain-TCP device connections on `listener` until the context's
+/// shutdown token is cancelled and every session has ended.
 pub async fn run_until_stopped(
     listener: TcpListener,
     ctx: Arc<SessionContext>,
     max_connections: usize,
+) {
+    run_until_stopped_with(listener, ctx, max_connections, Arc::new(Plain)).await;
+}
+
+/// Serves device connections on `listener`, each prepared by `accept`
+/// first, until the context's shutdown token is cancelled and every
+/// session has ended.
+pub async fn run_until_stopped_with<A: Accept>(
+    listener: TcpListener,
+    ctx: Arc<SessionContext>,
+    max_connections: usize,
+    accept: Arc<A>,
 ) {
     let permits = Arc::new(Semaphore::new(max_connections.max(1)));
     let tracker = TaskTracker::new();
@@ -39,8 +82,9 @@ pub async fn run_until_stopped(
         match accepted {
             Ok((stream, addr)) => {
                 let ctx = Arc::clone(&ctx);
+                let accept = Arc::clone(&accept);
                 tracker.spawn(async move {
-                    serve_connection(ctx, stream, addr.to_string()).await;
+                    serve_connection(ctx, &*accept, stream, addr.to_string()).await;
                     drop(permit);
                 });
             }
@@ -54,9 +98,29 @@ pub async fn run_until_stopped(
     tracker.wait().await;
 }
 
-async fn serve_connection(ctx: Arc<SessionContext>, stream: TcpStream, remote_address: String) {
+async fn serve_connection<A: Accept>(
+    ctx: Arc<SessionContext>,
+    accept: &A,
+    stream: TcpStream,
+    remote_address: String,
+) {
     let _ = stream.set_nodelay(true);
-    let (read, write) = stream.into_split();
+    let deadline = ctx.config.hello_timeout;
+    let stream = tokio::select! {
+        () = ctx.shutdown.cancelled() => return,
+        prepared = tokio::time::timeout(deadline, accept.accept(stream)) => match prepared {
+            Ok(Ok(stream)) => stream,
+            Ok(Err(e)) => {
+                tracing::debug!(error = %e, "device connection refused before hello");
+                return;
+            }
+            Err(_) => {
+                tracing::debug!("device connection not ready within the hello timeout");
+                return;
+            }
+        },
+    };
+    let (read, write) = tokio::io::split(stream);
     let peer = Peer {
         protocol: "tcp",
         remote_address,

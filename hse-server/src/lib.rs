@@ -10,6 +10,7 @@
 //! - [`connections`]: the HTTP and gRPC listeners' connection caps and
 //!   timeouts, and the HTTP accept loop.
 //! - [`telemetry`]: the tracing subscriber (text or JSON).
+//! - [`tls`]: TLS on the three listeners, and certificate reload.
 //! - [`bootstrap`]: the first root account.
 //! - [`backends`]: connections to PostgreSQL and Redis, and their checks.
 //! - [`bookings`]: the booking service and its workers (check-in/out,
@@ -38,6 +39,7 @@ pub mod redis_durability;
 pub mod server;
 pub mod state;
 pub mod telemetry;
+pub mod tls;
 
 pub use config::Config;
 pub use server::{Server, build, shutdown_signal};

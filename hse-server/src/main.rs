@@ -119,6 +119,10 @@ ENVIRONMENT (a bad value stops start-up naming the variable, or the file and key
     HSE_MAX_CONNECTIONS_PER_IP  of those, from one IPv4 address or IPv6 /64;
                            behind a proxy raise it to the total          [256]
     HSE_DEVICE_HELLO_TIMEOUT_MS  ms a device connection has for its hello [10000]
+    HSE_TLS_CERT           PEM certificate chain; with HSE_TLS_KEY the HTTP, gRPC
+                           and device TCP listeners speak TLS only; re-read on
+                           SIGHUP and when the files change               [none: plain text]
+    HSE_TLS_KEY            PEM private key of that certificate            [none]
     HSE_LOG_FORMAT         text or json (logs go to stdout)              [text]
     RUST_LOG               log filter                                    [info]
     Details: hse-server/src/config/mod.rs and the README.
@@ -242,8 +246,13 @@ async fn root_when_postgres_answers(config: &Config, state: &AppState) -> anyhow
 /// Says how to sign in at `addr`.
 fn print_sign_in(config: &Config, addr: SocketAddr) {
     let email = &config.root_email;
+    let scheme = if config.tls.is_some() {
+        "https"
+    } else {
+        "http"
+    };
     println!(
-        "sign in: curl -X POST http://{addr}/v1/auth/login -H 'content-type: application/json' \\"
+        "sign in: curl -X POST {scheme}://{addr}/v1/auth/login -H 'content-type: application/json' \\"
     );
     println!("  -d '{{\"email\":\"{email}\",\"password\":\"...\"}}'");
 }

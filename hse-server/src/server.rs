@@ -24,6 +24,7 @@ use crate::backends::Backends;
 use crate::config::Config;
 use crate::http;
 use crate::state::{AppState, Services};
+use crate::tls::Tls;
 
 /// A bound, ready-to-run server.
 ///
@@ -38,6 +39,7 @@ pub struct Server {
     router: Router,
     shutdown_timeout: Duration,
     limits: crate::connections::Limits,
+    tls: Option<Tls>,
     tasks: TaskTracker,
     shutdown: CancellationToken,
     devices: crate::devices::Bound,
@@ -128,7 +130,24 @@ pub async fn build(config: &Config) -> anyhow::Result<Server> {
     if config.roles.workers {
         crate::bookings::spawn_workers(config, &state, &tasks, &shutdown);
     }
-    let devices = crate::devices::start(config, &state, &tasks, &shutdown).await?;
+    let tls = config.tls.as_ref().map(Tls::new).transpose()?;
+    if let Some(tls) = &tls {
+        tracing::info!(
+            tls.cert = %tls.certificates().files().cert.display(),
+            tls.fingerprint = %crate::tls::fingerprint(&tls.certificates().current()),
+            "TLS on the HTTP, gRPC and device TCP listeners"
+        );
+        tasks.spawn(crate::tls::reload::run_until_stopped(
+            tls.certificates().clone(),
+            crate::tls::reload::POLL_EVERY,
+            shutdown.clone(),
+        ));
+    } else {
+        tasks.spawn(crate::tls::reload::ignore_hangups_until_stopped(
+            shutdown.clone(),
+        ));
+    }
+    let devices = crate::devices::start(config, &state, tls.as_ref(), &tasks, &shutdown).await?;
     let router = http::router(state.clone(), config);
     Ok(Server {
         listener,
@@ -136,6 +155,7 @@ pub async fn build(config: &Config) -> anyhow::Result<Server> {
         state,
         shutdown_timeout: config.shutdown_timeout,
         limits: config.connections,
+        tls,
         tasks,
         shutdown,
         devices,
@@ -192,7 +212,8 @@ impl Server {
         stop: impl Future<Output = ()> + Send + 'static,
     ) -> anyhow::Result<()> {
         let addr = self.local_addr()?;
-        tracing::info!(http.addr = %addr, "listening on http://{addr}");
+        let scheme = if self.tls.is_some() { "https" } else { "http" };
+        tracing::info!(http.addr = %addr, "listening on {scheme}://{addr}");
         let token = self.shutdown.clone();
         let signalled = token.clone();
         tokio::spawn(async move {
@@ -200,8 +221,13 @@ impl Server {
             tracing::info!("shutdown requested: draining");
             signalled.cancel();
         });
-        let serve =
-            crate::connections::serve_http(self.listener, self.router, self.limits, token.clone());
+        let serve = crate::connections::serve_http(
+            self.listener,
+            self.router,
+            self.limits,
+            self.tls.as_ref().map(Tls::http),
+            token.clone(),
+        );
         let tasks = self.tasks.clone();
         // Background writers flush when the last handle to the services is
         // gone: the router's copies go when serving ends, this one now.

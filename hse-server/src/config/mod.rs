@@ -38,6 +38,8 @@
 //! | `HSE_MAX_CONNECTIONS` | `10000` | connections the HTTP listener (WebSockets included) and, separately, the gRPC listener hold open; the excess is closed as soon as it is accepted |
 //! | `HSE_MAX_CONNECTIONS_PER_IP` | `256` | of those, from one IPv4 address or IPv6 `/64`; behind a reverse proxy every client has the proxy's address, so raise it to `HSE_MAX_CONNECTIONS` |
 //! | `HSE_DEVICE_HELLO_TIMEOUT_MS` | `10000` | a device connection (TCP or WebSocket) must complete its `hello` frame within this, or it is closed |
+//! | `HSE_TLS_CERT` | unset | PEM certificate chain (leaf first); set with `HSE_TLS_KEY`, the HTTP, gRPC and device TCP listeners all speak TLS only ([`crate::tls`]); re-read on SIGHUP and when the file changes |
+//! | `HSE_TLS_KEY` | unset | PEM private key of that certificate (PKCS#8, PKCS#1 or SEC1; may be the same file as the chain) |
 //!
 //! With neither notification channel configured, booking notifications are
 //! kept in the outbox (pending) until one is.
@@ -47,6 +49,7 @@
 
 mod addr;
 pub mod file;
+mod tls;
 
 use std::net::SocketAddr;
 use std::time::Duration;
@@ -168,6 +171,8 @@ pub struct Config {
     pub device_hello_timeout: Duration,
     /// Device ingest back-pressure and timeouts.
     pub ingest: IngestSettings,
+    /// The certificate of all three listeners; `None`: plain text.
+    pub tls: Option<crate::tls::TlsSettings>,
 }
 
 /// `HSE_INGEST_*`: when devices are asked to slow down, and how long an
@@ -367,6 +372,7 @@ impl Config {
                 "10000",
             )?),
             ingest: IngestSettings::from_env(&get)?,
+            tls: tls::tls(&get)?,
         })
     }
 }

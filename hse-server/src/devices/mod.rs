@@ -32,6 +32,7 @@
 
 pub mod code_use;
 pub mod gauges;
+pub mod grpc;
 mod roles;
 pub mod websocket;
 

@@ -1,22 +1,24 @@
 //! What each role runs: the device TCP listener, the batch writer and the
-//! shutdown order between them (`ingest`), the gRPC server (`grpc`),
-//! partition maintenance (`workers`), and the device gauges.
+//! shutdown order between them (`ingest`), the gRPC server (`grpc`,
+//! [`super::grpc`]), partition maintenance (`workers`), and the device
+//! gauges.
 
 use std::net::SocketAddr;
+use std::sync::Arc;
 use std::time::Duration;
 
 use anyhow::Context;
-use hse_devices::grpc::DevicesService;
-use hse_devices::grpc::pb::device_stream_server::DeviceStreamServer;
 use hse_devices::redis::ChangeRelay;
 use hse_devices::writer::WriterConfig;
-use tokio::net::TcpListener;
+use tokio::net::{TcpListener, TcpStream};
+use tokio_rustls::TlsAcceptor;
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
 use super::{Devices, gauges};
 use crate::config::Config;
 use crate::state::AppState;
+use crate::tls::{MaybeTls, Tls};
 
 /// Device connections served at once per node.
 const MAX_DEVICE_CONNECTIONS: usize = 20_000;
@@ -45,6 +47,7 @@ pub struct Bound {
 pub async fn start(
     config: &Config,
     state: &AppState,
+    tls: Option<&Tls>,
     tasks: &TaskTracker,
     shutdown: &CancellationToken,
 ) -> anyhow::Result<Bound> {
@@ -61,7 +64,15 @@ pub async fn start(
             })?;
         bound.device_tcp = Some(listener.local_addr()?);
         tracing::info!(device_tcp.addr = %listener.local_addr()?, "devices: TCP listener up");
-        spawn_ingest(devices, listener, config.shutdown_timeout, tasks, shutdown);
+        let accept = Arc::new(DeviceAccept(tls.map(Tls::device)));
+        spawn_ingest(
+            devices,
+            listener,
+            accept,
+            config.shutdown_timeout,
+            tasks,
+            shutdown,
+        );
     }
     if config.roles.grpc {
         let listener = TcpListener::bind(config.grpc_addr)
@@ -70,11 +81,12 @@ pub async fn start(
         bound.grpc = Some(listener.local_addr()?);
         tracing::info!(grpc.addr = %listener.local_addr()?, "devices: gRPC up");
         let token = config.grpc_token.as_ref().map(|t| t.expose().to_owned());
-        tasks.spawn(serve_grpc(
+        tasks.spawn(super::grpc::serve_grpc(
             devices.clone(),
             listener,
             token,
             config.connections,
+            tls.map(Tls::grpc),
             shutdown.clone(),
         ));
     }
@@ -109,15 +121,17 @@ pub async fn start(
 fn spawn_ingest(
     devices: &Devices,
     listener: TcpListener,
+    accept: Arc<DeviceAccept>,
     deadline: Duration,
     tasks: &TaskTracker,
     shutdown: &CancellationToken,
 ) {
     let listeners = TaskTracker::new();
-    listeners.spawn(hse_devices::tcp::run_until_stopped(
+    listeners.spawn(hse_devices::tcp::run_until_stopped_with(
         listener,
         devices.sessions.clone(),
         MAX_DEVICE_CONNECTIONS,
+        accept,
     ));
     let writer_stop = CancellationToken::new();
     tasks.spawn(
@@ -165,104 +179,17 @@ async fn stop_ingest(
     tracing::info!("devices: sessions closed, writer flushed");
 }
 
-/// The gRPC service until `shutdown`, its connections bounded by `limits`
-/// (caps per listener and per source, closed after the idle timeout; the
-/// server pings every half of it so live clients are never idle).
-///
-/// With a `token`, every call must carry `authorization: Bearer <token>`
-/// (compared in constant time); without one the service only listens on
-/// loopback, which the configuration enforces.
-async fn serve_grpc(
-    devices: Devices,
-    listener: TcpListener,
-    token: Option<String>,
-    limits: crate::connections::Limits,
-    shutdown: CancellationToken,
-) {
-    let service = DevicesService::new(
-        devices.ingest.clone(),
-        devices.commands.clone(),
-        devices.state.clone(),
-        devices.history.clone(),
-    )
-    .with_shutdown(shutdown.clone());
-    let incoming = crate::connections::grpc_incoming(listener, limits);
-    let served = tonic::transport::Server::builder()
-        .http2_keepalive_interval(Some(limits.idle_timeout / 2))
-        .http2_keepalive_timeout(Some(limits.idle_timeout / 2))
-        .add_service(DeviceStreamServer::with_interceptor(
-            service,
-            move |request| check_grpc_token(token.as_deref(), request),
-        ))
-        .serve_with_incoming_shutdown(incoming, shutdown.cancelled_owned())
-        .await;
-    if let Err(e) = served {
-        tracing::error!(error = %e, "gRPC server failed");
-    }
-}
+/// The device TCP listener's connections: TLS with an acceptor, else
+/// plain (the handshake has the hello timeout, `hse_devices::tcp`).
+struct DeviceAccept(Option<TlsAcceptor>);
 
-/// The gRPC interceptor: lets a call through when no token is configured or
-/// when it carries the configured bearer token.
-fn check_grpc_token(
-    token: Option<&str>,
-    request: tonic::Request<()>,
-) -> Result<tonic::Request<()>, tonic::Status> {
-    let Some(expected) = token else {
-        return Ok(request);
-    };
-    let presented = request
-        .metadata()
-        .get("authorization")
-        .and_then(|v| v.to_str().ok())
-        .and_then(|v| v.strip_prefix("Bearer "))
-        .unwrap_or_default();
-    let same = presented.len() == expected.len()
-        && presented
-            .bytes()
-            .zip(expected.bytes())
-            .fold(0u8, |acc, (a, b)| acc | (a ^ b))
-            == 0;
-    if same {
-        Ok(request)
-    } else {
-        Err(tonic::Status::unauthenticated(
-            "a valid bearer token is required",
-        ))
-    }
-}
+impl hse_devices::tcp::Accept for DeviceAccept {
+    type Stream = MaybeTls<TcpStream>;
 
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    fn call(header: Option<&str>) -> tonic::Request<()> {
-        let mut request = tonic::Request::new(());
-        if let Some(h) = header {
-            request
-                .metadata_mut()
-                .insert("authorization", h.parse().unwrap());
+    async fn accept(&self, stream: TcpStream) -> std::io::Result<Self::Stream> {
+        match &self.0 {
+            None => Ok(MaybeTls::Plain(stream)),
+            Some(tls) => Ok(MaybeTls::Tls(Box::new(tls.accept(stream).await?))),
         }
-        request
-    }
-
-    #[test]
-    fn grpc_calls_need_the_configured_token() {
-        let token = Some("s3cret-token-s3cret-token-s3cret!");
-        assert!(
-            check_grpc_token(
-                token,
-                call(Some("Bearer s3cret-token-s3cret-token-s3cret!"))
-            )
-            .is_ok()
-        );
-        for bad in [
-            None,
-            Some("Bearer wrong"),
-            Some("s3cret-token-s3cret-token-s3cret!"),
-        ] {
-            let refused = check_grpc_token(token, call(bad)).unwrap_err();
-            assert_eq!(refused.code(), tonic::Code::Unauthenticated);
-        }
-        assert!(check_grpc_token(None, call(None)).is_ok());
     }
 }

@@ -21,4 +21,5 @@ mod selfhost;
 mod selfhost_redis;
 mod services;
 mod shutdown;
+mod tls;
 mod writer;

@@ -9,11 +9,10 @@ use std::time::{Duration, Instant};
 use serde_json::{Value, json};
 use sqlx::postgres::{PgConnectOptions, PgPool, PgPoolOptions};
 use tokio::io::{AsyncWriteExt, BufReader, Lines};
-use tokio::net::tcp::OwnedReadHalf;
 use uuid::Uuid;
 
 use crate::binary::{self, ROOT, ROOT_PASSWORD};
-use crate::line_device::{LineDevice, register_locks};
+use crate::line_device::{DeviceRead, LineDevice, register_locks};
 use crate::services;
 
 /// Locks streaming at once.
@@ -78,7 +77,7 @@ async fn stream_until_closed(addr: SocketAddr, lock: String, secret: String) -> 
 
 /// The seqs the server acknowledged (an ack with `upto` covers every frame
 /// since the previous answer) and the number of nacks, until it closes.
-async fn answered(mut lines: Lines<BufReader<OwnedReadHalf>>) -> (Vec<u64>, usize) {
+async fn answered(mut lines: Lines<BufReader<DeviceRead>>) -> (Vec<u64>, usize) {
     let (mut acked, mut nacked, mut answered_upto) = (Vec::new(), 0, 0);
     while let Ok(Some(line)) = lines.next_line().await {
         let answer: Value = serde_json::from_str(&line).expect("JSON frames");
