@@ -7,11 +7,20 @@
 //! from the ring. Only when a subscriber falls behind the whole ring does it
 //! get [`FeedGap`], so it knows it missed changes. Memory is bounded by the
 //! ring and the broadcast capacity, whatever the number of subscribers.
+//!
+//! An event is published once: a device that resends a frame whose
+//! acknowledgement it missed (a Redis pause answered `outcome_unknown`)
+//! enqueues its events again, with the same `(device_id, event_id)`, and
+//! the feed drops such a repeat when the original is among the last
+//! [`REMEMBERED`] events it published. Relayed changes reach every node in
+//! the stream's order, so every node drops the same repeats.
 
-use std::collections::VecDeque;
+use std::collections::{HashSet, VecDeque};
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 
+use hse_core::DeviceId;
 use tokio::sync::broadcast;
+use uuid::Uuid;
 
 use crate::model::Event;
 
@@ -41,10 +50,38 @@ pub struct ChangeFeed {
     capacity: usize,
 }
 
+/// Events remembered to drop a repeat of one already published.
+pub const REMEMBERED: usize = 65_536;
+
 #[derive(Debug, Default)]
 struct Ring {
     next: u64,
     changes: VecDeque<Change>,
+    published: Published,
+}
+
+/// The last [`REMEMBERED`] events published, by `(device_id, event_id)`.
+#[derive(Debug, Default)]
+struct Published {
+    order: VecDeque<(DeviceId, Uuid)>,
+    ids: HashSet<(DeviceId, Uuid)>,
+}
+
+impl Published {
+    /// Remembers `event`; `false` if it was published already.
+    fn first_time(&mut self, event: &Event) -> bool {
+        let key = (event.device_id, event.event_id);
+        if !self.ids.insert(key) {
+            return false;
+        }
+        self.order.push_back(key);
+        if self.order.len() > REMEMBERED
+            && let Some(old) = self.order.pop_front()
+        {
+            self.ids.remove(&old);
+        }
+        true
+    }
 }
 
 impl ChangeFeed {
@@ -56,16 +93,20 @@ impl ChangeFeed {
             ring: Mutex::new(Ring {
                 next: 1,
                 changes: VecDeque::with_capacity(capacity),
+                published: Published::default(),
             }),
             live,
             capacity: capacity.max(1),
         })
     }
 
-    /// Publishes events, in order.
+    /// Publishes events, in order, but not again one already published.
     pub fn publish(&self, events: &[Event]) {
         let mut ring = self.lock();
         for event in events {
+            if !ring.published.first_time(event) {
+                continue;
+            }
             let cursor = ring.next;
             self.push(&mut ring, cursor, event);
         }
@@ -73,10 +114,11 @@ impl ChangeFeed {
 
     /// Publishes an event under a cursor chosen elsewhere (a change relayed
     /// from Redis, whose stream id gives every node the same cursor).
-    /// Cursors at or below the head are ignored.
+    /// Cursors at or below the head are ignored, and so is an event
+    /// already published.
     pub fn publish_at(&self, cursor: u64, event: &Event) {
         let mut ring = self.lock();
-        if cursor >= ring.next {
+        if cursor >= ring.next && ring.published.first_time(event) {
             self.push(&mut ring, cursor, event);
         }
     }
@@ -217,6 +259,24 @@ mod tests {
         feed.publish(&[event("d")]);
         let d = sub.next().await.unwrap().unwrap();
         assert_eq!((d.cursor, d.event.event_type.as_str()), (4, "d"));
+    }
+
+    #[tokio::test]
+    async fn an_event_published_again_reaches_subscribers_once() {
+        let feed = ChangeFeed::new(100);
+        let mut sub = feed.subscribe(None);
+        let (a, b) = (event("a"), event("b"));
+        feed.publish(std::slice::from_ref(&a));
+        feed.publish(&[a.clone(), b.clone()]);
+        feed.publish_at(10, &b);
+        feed.publish_at(11, &event("c"));
+        let mut seen = Vec::new();
+        for _ in 0..3 {
+            let change = sub.next().await.unwrap().unwrap();
+            seen.push((change.cursor, change.event.event_type.to_string()));
+        }
+        assert_eq!(seen, [(1, "a".into()), (2, "b".into()), (11, "c".into())]);
+        assert_eq!(feed.head(), 11);
     }
 
     #[tokio::test]

@@ -5,8 +5,11 @@
 //!   plus the requested types, filtered by device; each change carries a
 //!   `cursor`, and a client that reconnects with `resume_cursor` first gets
 //!   what it missed (within the feed's ring), then live changes. If it fell
-//!   behind the ring the stream ends with `DATA_LOSS`. Each stream is fed
-//!   by a bounded channel and stops when the client goes away.
+//!   behind the ring the stream ends with `DATA_LOSS`. An event a device
+//!   resent is not a second change (the feed publishes each
+//!   `(device_id, event_id)` once; `docs/PROTOCOL.md` has the client
+//!   contract). Each stream is fed by a bounded channel and stops when the
+//!   client goes away.
 //! - `SendDeviceCommand`: delivered to the device's session with its
 //!   `request_id`; `code` says `ok`, `device_failed`, `device_offline` or
 //!   `timeout`.

@@ -37,6 +37,11 @@ use crate::error::SinkError;
 use crate::model::Event;
 use crate::queue::{Delivery, DeliveryId, QueueConsumer};
 
+/// Longest wait of one queue read. A read is never abandoned once sent
+/// (what Redis hands a consumer stays pending on it), so this bounds how
+/// long a stop waits for the read in flight.
+const READ_WAIT_MAX: Duration = Duration::from_secs(2);
+
 /// Where events are stored.
 #[async_trait]
 pub trait EventSink: Send + Sync + fmt::Debug {
@@ -189,12 +194,11 @@ impl BatchWriter {
         while batch.len() < self.config.batch_size && !shutdown.is_cancelled() {
             let remaining = deadline.saturating_duration_since(Instant::now());
             let want = self.config.batch_size - batch.len();
-            let wait = remaining.max(Duration::from_millis(1));
-            let read = tokio::select! {
-                () = shutdown.cancelled() => break,
-                read = self.consumer.read(want, wait) => read,
-            };
-            match read {
+            let wait = remaining.clamp(Duration::from_millis(1), READ_WAIT_MAX);
+            // Never dropped in flight: entries a blocking read was handed
+            // are this consumer's pending ones, and would wait for a
+            // restart or the janitor. Stopping waits at most one read.
+            match self.consumer.read(want, wait).await {
                 Ok(more) => batch.extend(more),
                 Err(e) => {
                     tracing::warn!(error = %e, "queue read failed");

@@ -8,6 +8,7 @@ use tokio_util::sync::CancellationToken;
 
 use super::*;
 use crate::dlq::{DeadLetters, MemoryDeadLetters, replay};
+use crate::error::QueueError;
 use crate::model::EventType;
 use crate::queue::{EventQueue, MemoryQueue};
 
@@ -187,4 +188,46 @@ async fn the_janitor_takes_over_a_dead_consumers_entries() {
     stop.cancel();
     task.await.unwrap();
     assert_eq!(rig.queue.pending_len(), 0);
+}
+
+/// A consumer that is handed its entries at once and answers a while
+/// later, as a blocking Redis read whose reply is still on its way.
+#[derive(Debug)]
+struct LateAnswer(crate::queue::MemoryConsumer);
+
+#[async_trait]
+impl QueueConsumer for LateAnswer {
+    async fn read(&self, max: usize, wait: Duration) -> Result<Vec<Delivery>, QueueError> {
+        let handed = self.0.read(max, wait).await?;
+        tokio::time::sleep(Duration::from_millis(100)).await;
+        Ok(handed)
+    }
+
+    async fn ack(&self, ids: &[DeliveryId]) -> Result<(), QueueError> {
+        self.0.ack(ids).await
+    }
+
+    async fn reclaim(&self, min_idle: Duration, max: usize) -> Result<Vec<Delivery>, QueueError> {
+        self.0.reclaim(min_idle, max).await
+    }
+}
+
+#[tokio::test]
+async fn a_stop_during_a_read_stores_what_the_read_was_handed() {
+    let rig = Rig::new();
+    let writer = BatchWriter::new(
+        Arc::new(LateAnswer(rig.queue.consumer("w"))),
+        rig.sink.clone(),
+        rig.dlq.clone(),
+        fast(),
+    );
+    let stop = CancellationToken::new();
+    let task = tokio::spawn(writer.run_until_stopped(stop.clone()));
+    let events: Vec<_> = (0..10).map(|_| event("t")).collect();
+    rig.queue.enqueue(&events).await.unwrap();
+    tokio::time::sleep(Duration::from_millis(40)).await;
+    stop.cancel();
+    task.await.unwrap();
+    assert_eq!(rig.sink.stored().len(), 10, "stored before stopping");
+    assert_eq!(rig.queue.backlog(), 0, "nothing left pending");
 }

@@ -10,6 +10,7 @@ use std::path::PathBuf;
 use std::process::{Child, Command, Stdio};
 use std::time::Duration;
 
+use chrono::DurationRound;
 use hyper::{Method, StatusCode};
 use serde_json::{Value, json};
 use sqlx::postgres::{PgConnectOptions, PgPoolOptions};
@@ -18,7 +19,8 @@ use tokio::task::JoinHandle;
 use uuid::Uuid;
 
 use crate::binary::{self, ROOT, ROOT_PASSWORD, Server};
-use crate::http::Api;
+use crate::e2e::code_when;
+use crate::http::{Api, id};
 use crate::line_device::{LineDevice, register_locks};
 use crate::services;
 
@@ -316,4 +318,166 @@ async fn a_lock_that_moved_while_redis_was_down_leaves_no_session_behind(
     drop((a, b));
     let frames = new.await.unwrap();
     assert!(frames.iter().any(|f| f["type"] == "command"), "{frames:?}");
+}
+
+/// An organization with one room per lock, a lock in each (registered as
+/// `root`) and a guest to book them for.
+pub(crate) struct Hotel {
+    /// The rooms' area ids.
+    pub(crate) rooms: Vec<String>,
+    /// Each room's lock: its id and secret.
+    pub(crate) locks: Vec<(String, String)>,
+    /// The guest's id.
+    pub(crate) guest: String,
+}
+
+pub(crate) async fn hotel(root: &Api, rooms: usize) -> Hotel {
+    let org = root
+        .post(
+            "/v1/organizations",
+            json!({"name": "Cluster Hotels"}),
+            StatusCode::CREATED,
+        )
+        .await
+        .unwrap();
+    let est = root
+        .post(
+            "/v1/establishments",
+            json!({"organization_id": id(&org).unwrap(), "name": "Hotel", "timezone": "UTC"}),
+            StatusCode::CREATED,
+        )
+        .await
+        .unwrap();
+    let mut hotel = Hotel {
+        rooms: Vec::new(),
+        locks: Vec::new(),
+        guest: String::new(),
+    };
+    for room in 1..=rooms {
+        let area = root
+            .post(
+                "/v1/areas",
+                json!({"establishment_id": id(&est).unwrap(), "name": format!("Room {room}"), "type": "room"}),
+                StatusCode::CREATED,
+            )
+            .await
+            .unwrap();
+        let lock = root
+            .post(
+                "/v1/devices",
+                json!({"area_id": id(&area).unwrap(), "device_type": "doorlock", "protocol": "hse-tcp"}),
+                StatusCode::CREATED,
+            )
+            .await
+            .unwrap();
+        let secret = lock["secret"].as_str().expect("a secret").to_owned();
+        hotel.rooms.push(id(&area).unwrap());
+        hotel.locks.push((id(&lock).unwrap(), secret));
+    }
+    let guest = root
+        .post(
+            "/v1/guests",
+            json!({"organization_id": id(&org).unwrap(), "first_name": "Ana", "email": "ana@guest.example"}),
+            StatusCode::CREATED,
+        )
+        .await
+        .unwrap();
+    hotel.guest = id(&guest).unwrap();
+    hotel
+}
+
+/// Books `room` for two nights `day` days from now and confirms it; the
+/// booking's id.
+pub(crate) async fn confirmed_stay(api: &Api, hotel: &Hotel, room: usize, day: i64) -> String {
+    let check_in = (chrono::Utc::now() + chrono::TimeDelta::days(day))
+        .duration_trunc(chrono::TimeDelta::days(1))
+        .unwrap()
+        + chrono::TimeDelta::hours(14);
+    let check_out = check_in + chrono::TimeDelta::hours(44);
+    let booking = api
+        .post(
+            "/v1/bookings",
+            json!({"area_id": hotel.rooms[room], "guest_id": hotel.guest,
+                   "stay": {"check_in": check_in.to_rfc3339(), "check_out": check_out.to_rfc3339()}}),
+            StatusCode::CREATED,
+        )
+        .await
+        .unwrap();
+    let booking = id(&booking).unwrap();
+    api.post(
+        &format!("/v1/bookings/{booking}/confirm"),
+        json!({}),
+        StatusCode::OK,
+    )
+    .await
+    .unwrap();
+    booking
+}
+
+/// Two full nodes and an api-only node (`HSE_ROLES=api`: no device
+/// listener, no writer, no workers) on one PostgreSQL and Redis, a lock on
+/// each full node: commands sent through the api-only node reach both
+/// locks, before and after a Redis restart, and door codes booked through
+/// it after the restart get to `active` on both locks. Either full node's
+/// programmer may send a code; with two codes per lock, at least one
+/// crosses nodes unless each node claimed exactly its own locks' codes.
+#[sqlx::test(migrations = false)]
+async fn an_api_only_node_reaches_locks_on_both_full_nodes_after_a_redis_restart(
+    _: PgPoolOptions,
+    options: PgConnectOptions,
+) {
+    let mut redis = OwnRedis::start().await;
+    let (a, b) = two_nodes(&options, &redis).await;
+    let mut env = node_env(&options, &redis, "cluster-api").await;
+    env.push(("HSE_ROLES", "api".to_owned()));
+    let api_node = binary::start(env);
+    assert!(api_node.device_tcp.is_none() && api_node.grpc.is_none());
+    let root = api_node.api().login(ROOT, ROOT_PASSWORD).await.unwrap();
+    let hotel = hotel(&root, 2).await;
+    let (on_a, on_b) = (&hotel.locks[0], &hotel.locks[1]);
+    let lock_a = answering_lock(a.device_tcp.expect("ingest role"), &on_a.0, &on_a.1).await;
+    let lock_b = answering_lock(b.device_tcp.expect("ingest role"), &on_b.0, &on_b.1).await;
+    let commands = "hse-cluster:commands";
+    let listening = redis.subscribers(commands).await;
+    assert!(listening >= 2, "both full nodes listen: {listening}");
+
+    for (lock, _) in [on_a, on_b] {
+        let (status, body) = unlock_within(&root, lock, Duration::from_secs(5)).await;
+        assert_eq!(
+            status,
+            StatusCode::OK,
+            "the api node reaches {lock}: {body}"
+        );
+        assert_eq!(body["success"], true, "{body}");
+    }
+
+    redis.restart().await;
+    let again = subscribers_within(&redis, commands, listening, RECOVERY).await;
+    assert_eq!(again, listening, "every node subscribed again");
+    for (lock, _) in [on_a, on_b] {
+        let (status, body) = unlock_within(&root, lock, RECOVERY).await;
+        assert_eq!(status, StatusCode::OK, "after the restart, {lock}: {body}");
+        assert_eq!(body["success"], true, "{body}");
+    }
+    let mut bookings = Vec::new();
+    for (room, day) in [(0, 30), (1, 30), (0, 40), (1, 40)] {
+        bookings.push(confirmed_stay(&root, &hotel, room, day).await);
+    }
+    for booking in &bookings {
+        let code = code_when(&root, booking, |c| c["state"] == "active").await;
+        assert_eq!(code["state"], "active", "the lock acknowledged it: {code}");
+    }
+
+    drop((a, b, api_node));
+    for lock in [lock_a, lock_b] {
+        let frames = lock.await.unwrap();
+        let kinds: Vec<_> = frames
+            .iter()
+            .filter(|f| f["type"] == "command")
+            .map(|f| f["command_type"].as_str().unwrap_or_default().to_owned())
+            .collect();
+        let unlocks = kinds.iter().filter(|k| *k == "unlock").count();
+        assert!(unlocks >= 2, "{kinds:?}");
+        assert!(kinds.iter().any(|k| k == "program_code"), "{kinds:?}");
+    }
 }

@@ -339,7 +339,7 @@ async fn a_stay_is_coded_used_and_moved_by_the_clock(story: &Onboarded, lock: &m
 }
 
 /// The booking's door code once `done` holds for it (or the last seen).
-async fn code_when(api: &Api, booking: &str, done: impl Fn(&Value) -> bool) -> Value {
+pub(crate) async fn code_when(api: &Api, booking: &str, done: impl Fn(&Value) -> bool) -> Value {
     let deadline = tokio::time::Instant::now() + WAIT;
     loop {
         let codes = api

@@ -17,6 +17,7 @@ mod e2e;
 mod hardening;
 mod operator;
 mod outage;
+mod redis_restart;
 mod selfhost;
 mod selfhost_redis;
 mod services;

@@ -1,7 +1,8 @@
 //! The standalone `hse-devices-writer` binary (built from the server's own
 //! pipeline builder) against the test's PostgreSQL and Redis: SIGTERM
 //! stores the batch in hand through the server's sinks before it exits,
-//! and repeated SIGKILLs lose and duplicate nothing.
+//! also under load (door-code uses and the chart the API serves), and
+//! repeated SIGKILLs lose and duplicate nothing.
 
 use std::process::{Child, Command, Stdio};
 use std::sync::Arc;
@@ -17,11 +18,15 @@ use redis::AsyncCommands;
 use sqlx::PgPool;
 use sqlx::postgres::{PgConnectOptions, PgPoolOptions};
 
+use crate::binary::{self, ROOT, ROOT_PASSWORD};
+use crate::cluster::{confirmed_stay, hotel};
+use crate::http::Api;
 use crate::services;
 
 const HOUR_MS: i64 = 3_600_000;
 
-fn event(device_id: DeviceId, ts_ms: i64) -> Event {
+/// A temperature event of `device` at `ts_ms`, with a fresh id.
+pub(crate) fn event(device_id: DeviceId, ts_ms: i64) -> Event {
     Event {
         event_id: uuid::Uuid::now_v7(),
         device_id,
@@ -88,6 +93,16 @@ impl Rig {
             .unwrap()
     }
 
+    /// The ids of the stored events, sorted.
+    async fn stored_ids(&self) -> Vec<uuid::Uuid> {
+        let mut ids: Vec<uuid::Uuid> = sqlx::query_scalar("SELECT event_id FROM device_events")
+            .fetch_all(&self.owner)
+            .await
+            .unwrap();
+        ids.sort();
+        ids
+    }
+
     /// Entries delivered to a writer and not yet acknowledged.
     async fn pending(&self) -> i64 {
         let mut conn = connect(&self.client, Duration::from_secs(5)).await.unwrap();
@@ -111,6 +126,20 @@ async fn exited(child: &mut Child, within: Duration) -> Option<std::process::Exi
         tokio::time::sleep(Duration::from_millis(20)).await;
     }
     None
+}
+
+/// Sends the writer SIGTERM (with `kill`, as an orchestrator would) and
+/// waits for it to exit successfully.
+async fn sigterm(writer: &mut Child) {
+    let killed = Command::new("kill")
+        .args(["-TERM", &writer.id().to_string()])
+        .status()
+        .unwrap();
+    assert!(killed.success());
+    let status = exited(writer, Duration::from_secs(15))
+        .await
+        .expect("the writer exits after SIGTERM");
+    assert!(status.success(), "{status}");
 }
 
 #[sqlx::test(migrations = false)]
@@ -147,15 +176,7 @@ async fn sigterm_stores_the_batch_in_hand_through_the_servers_sinks(
         0,
         "still in hand"
     );
-    let killed = Command::new("kill")
-        .args(["-TERM", &writer.id().to_string()])
-        .status()
-        .unwrap();
-    assert!(killed.success());
-    let status = exited(&mut writer, Duration::from_secs(15))
-        .await
-        .expect("the writer exits after SIGTERM");
-    assert!(status.success(), "{status}");
+    sigterm(&mut writer).await;
 
     assert_eq!(rig.count("SELECT count(*) FROM device_events").await, 300);
     assert_eq!(rig.pending().await, 0, "every entry acknowledged");
@@ -223,11 +244,7 @@ async fn a_writer_process_sigkilled_repeatedly_loses_and_duplicates_nothing(
     child.kill().unwrap();
     child.wait().unwrap();
 
-    let mut stored: Vec<uuid::Uuid> = sqlx::query_scalar("SELECT event_id FROM device_events")
-        .fetch_all(&rig.owner)
-        .await
-        .unwrap();
-    stored.sort();
+    let stored = rig.stored_ids().await;
     acked.sort();
     assert_eq!(stored.len(), 50_000);
     assert_eq!(stored, acked);
@@ -241,5 +258,143 @@ async fn a_writer_process_sigkilled_repeatedly_loses_and_duplicates_nothing(
     let dlq = RedisDeadLetters::new(conn, rig.keys.clone());
     assert!(dlq.list(false, 10).await.unwrap().is_empty());
     assert!(dlq.list(true, 10).await.unwrap().is_empty());
+    rig.forget_redis().await;
+}
+
+/// The start of the hour `hours` hours before the current one, in ms.
+fn hour_start(hours: i64) -> i64 {
+    let now = Utc::now().timestamp_millis();
+    now.div_euclid(HOUR_MS) * HOUR_MS - hours * HOUR_MS
+}
+
+/// `GET /v1/devices/{lock}/aggregates` of temperature, hourly, over the
+/// closed hours `[from, to)`: the events counted.
+async fn charted(api: &Api, lock: &str, from: i64, to: i64) -> i64 {
+    let at = |ms: i64| {
+        chrono::DateTime::from_timestamp_millis(ms)
+            .unwrap()
+            .to_rfc3339_opts(chrono::SecondsFormat::Millis, true)
+    };
+    let path = format!(
+        "/v1/devices/{lock}/aggregates?bucket=hour&event_type=temperature&from={}&to={}",
+        urlencoded(&at(from)),
+        urlencoded(&at(to)),
+    );
+    let series = api.get(&path).await.unwrap();
+    let items = series["items"].as_array().cloned().unwrap_or_default();
+    items.iter().filter_map(|b| b["count"].as_i64()).sum()
+}
+
+fn urlencoded(text: &str) -> String {
+    text.replace(':', "%3A").replace('+', "%2B")
+}
+
+/// The booking's door code uses, as the API reports them.
+async fn uses(api: &Api, booking: &str) -> i64 {
+    let codes = api
+        .get(&format!("/v1/bookings/{booking}/doorlock-codes"))
+        .await
+        .unwrap();
+    codes["items"][0]["usage_count"].as_i64().unwrap_or(-1)
+}
+
+/// One round of the load: 99 late temperatures and one `code_used` of
+/// `code` from `lock`.
+fn round(lock: DeviceId, code: &str, base: i64) -> Vec<Event> {
+    let mut batch: Vec<Event> = (0..99).map(|i| event(lock, base + i)).collect();
+    let mut used = event(lock, base + 99);
+    used.event_type = EventType::parse("code_used").unwrap();
+    used.value = None;
+    used.metadata = serde_json::json!({"code_id": code}).as_object().cloned();
+    batch.push(used);
+    batch
+}
+
+/// The standalone writer under load, SIGTERMed mid-stream and started
+/// again: every event the queue acknowledged is stored once, each
+/// `code_used` is counted once in the booking's usage count the API
+/// reports (the door-code-use sink), and the chart the API serves from
+/// its rollup cache, read (and cached) before the events came, counts
+/// them all afterwards (the cache-invalidating sink).
+#[sqlx::test(migrations = false)]
+async fn a_sigtermed_writer_under_load_feeds_both_sinks(
+    _: PgPoolOptions,
+    options: PgConnectOptions,
+) {
+    let rig = Rig::new(&options).await;
+    let mut env = rig.env.clone();
+    env.extend([
+        ("HSE_ROLES", "api".to_owned()),
+        ("HSE_ROOT_PASSWORD", ROOT_PASSWORD.to_owned()),
+    ]);
+    let api_node = binary::start(env);
+    let root = api_node.api().login(ROOT, ROOT_PASSWORD).await.unwrap();
+    let hotel = hotel(&root, 1).await;
+    let booking = confirmed_stay(&root, &hotel, 0, 30).await;
+    let codes = root
+        .get(&format!("/v1/bookings/{booking}/doorlock-codes"))
+        .await
+        .unwrap();
+    let code = codes["items"][0]["id"].as_str().expect("a code").to_owned();
+    let lock_id = &hotel.locks[0].0;
+    let lock: DeviceId = lock_id.parse().unwrap();
+    let (from, to) = (hour_start(3), hour_start(1));
+    assert_eq!(charted(&root, lock_id, from, to).await, 0, "cached empty");
+
+    let queue = rig.queue().await;
+    const ROUNDS: i64 = 300;
+    let producer = tokio::spawn(async move {
+        let mut acked = Vec::new();
+        for r in 0..ROUNDS {
+            let batch = round(lock, &code, from + HOUR_MS / 2 + r * 100);
+            queue.enqueue(&batch).await.unwrap();
+            acked.extend(batch.iter().map(|e| e.event_id));
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+        acked
+    });
+    let fast = [
+        ("HSE_WRITER_BATCH_SIZE", "500"),
+        ("HSE_WRITER_BATCH_WAIT_MS", "100"),
+    ];
+    let mut writer = rig.spawn(&fast, false);
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(20);
+    while rig.count("SELECT count(*) FROM device_events").await < 1000 {
+        assert!(tokio::time::Instant::now() < deadline, "the writer stores");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    assert!(!producer.is_finished(), "SIGTERM comes mid-stream");
+    sigterm(&mut writer).await;
+    assert_eq!(rig.pending().await, 0, "it stored and acked what it held");
+    let mid = rig.count("SELECT count(*) FROM device_events").await;
+    let mut acked = producer.await.unwrap();
+    assert!(
+        0 < mid && mid < acked.len() as i64,
+        "stopped mid-stream: {mid}"
+    );
+
+    let mut writer = rig.spawn(&fast, false);
+    for _ in 0..1500 {
+        if rig.count("SELECT count(*) FROM device_events").await >= acked.len() as i64 {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    sigterm(&mut writer).await;
+
+    let stored = rig.stored_ids().await;
+    acked.sort();
+    assert_eq!(stored, acked, "every acknowledged event stored once");
+    assert_eq!(
+        uses(&root, &booking).await,
+        ROUNDS,
+        "each code_used counted once"
+    );
+    assert_eq!(
+        charted(&root, lock_id, from, to).await,
+        ROUNDS * 99,
+        "the chart the API serves counts them all"
+    );
+    drop(api_node);
     rig.forget_redis().await;
 }
