@@ -20,6 +20,8 @@
 //! trusting that CA and checking the certificate's name (`--tls-name`,
 //! default `localhost`).
 
+#[path = "support/device_tls.rs"]
+mod device_tls;
 #[path = "support/devices.rs"]
 mod devices;
 #[path = "support/http.rs"]
@@ -38,6 +40,7 @@ use serde_json::{Value, json};
 use tokio::io::AsyncWriteExt;
 use tokio::time::Instant;
 
+use device_tls::DeviceTls;
 use devices::{Embedded, ROOT};
 use http::Api;
 use line_device::{LineDevice, register_locks};
@@ -177,56 +180,6 @@ impl Lock {
     }
 }
 
-/// The TLS client side: the trusted CA and the name to check.
-struct Tls {
-    connector: tokio_rustls::TlsConnector,
-    name: rustls::pki_types::ServerName<'static>,
-}
-
-impl Tls {
-    /// Trusts the PEM certificates in `ca` for `name`.
-    fn new(ca: &std::path::Path, name: &str) -> anyhow::Result<Self> {
-        use rustls::pki_types::CertificateDer;
-        use rustls::pki_types::pem::PemObject;
-        let mut roots = rustls::RootCertStore::empty();
-        for cert in CertificateDer::pem_file_iter(ca)
-            .with_context(|| format!("--tls-ca {}", ca.display()))?
-        {
-            roots.add(cert.with_context(|| format!("--tls-ca {}", ca.display()))?)?;
-        }
-        let config = rustls::ClientConfig::builder_with_provider(Arc::new(
-            rustls::crypto::ring::default_provider(),
-        ))
-        .with_safe_default_protocol_versions()?
-        .with_root_certificates(roots)
-        .with_no_client_auth();
-        Ok(Self {
-            connector: tokio_rustls::TlsConnector::from(Arc::new(config)),
-            name: rustls::pki_types::ServerName::try_from(name.to_owned())
-                .with_context(|| format!("--tls-name {name}"))?,
-        })
-    }
-
-    /// Connects over TLS and says hello.
-    async fn connect(
-        &self,
-        addr: SocketAddr,
-        id: &str,
-        secret: &str,
-    ) -> anyhow::Result<LineDevice> {
-        let stream = tokio::net::TcpStream::connect(addr)
-            .await
-            .with_context(|| format!("device TCP {addr}"))?;
-        stream.set_nodelay(true)?;
-        let stream = self
-            .connector
-            .connect(self.name.clone(), stream)
-            .await
-            .with_context(|| format!("TLS handshake with {addr}"))?;
-        LineDevice::hello(stream, id, secret).await
-    }
-}
-
 /// One frame of `batch` readings.
 fn frame(seq: u64, batch: usize) -> Value {
     let now = chrono::Utc::now().timestamp_millis();
@@ -242,7 +195,7 @@ fn frame(seq: u64, batch: usize) -> Value {
 /// Runs one lock until `until`, then waits briefly for the last answers.
 async fn run_lock(
     addr: SocketAddr,
-    tls: Option<Arc<Tls>>,
+    tls: Option<Arc<DeviceTls>>,
     id: String,
     secret: String,
     args: &Args,
@@ -388,7 +341,7 @@ async fn fleet(
 async fn main() -> anyhow::Result<()> {
     let args = std::sync::Arc::new(parse_args()?);
     let tls = match &args.tls_ca {
-        Some(ca) => Some(Arc::new(Tls::new(ca, &args.tls_name)?)),
+        Some(ca) => Some(Arc::new(DeviceTls::new(ca, &args.tls_name)?)),
         None => None,
     };
     let (server, tcp, locks) = fleet(&args).await?;

@@ -4,6 +4,8 @@
 //! (link time); the HTTP client, the onboarding story and the device side
 //! are the examples' own (`examples/support/`).
 
+#[path = "../../../examples/support/device_tls.rs"]
+mod device_tls;
 #[path = "../../../examples/support/http.rs"]
 mod http;
 #[path = "../../../examples/support/line_device.rs"]

@@ -22,6 +22,7 @@ use std::time::Duration;
 use serde_json::{Value, json};
 
 use crate::binary::{self, ROOT, ROOT_PASSWORD, Server};
+use crate::device_tls::DeviceTls;
 
 /// A throw-away certificate authority and the server certificates it
 /// issued, in a directory of their own.
@@ -356,6 +357,41 @@ fn curl_checks_liveness_over_https_and_a_device_speaks_through_openssl() {
     device.event_acked(1);
     device.send(&json!({"type": "ping"}));
     assert_eq!(device.recv()["type"], "pong");
+}
+
+/// The device simulator's own TLS client (`device_simulator --tls-ca`):
+/// acknowledged when it trusts the CA and checks the served name, refused
+/// in the handshake when the name it expects is not the certificate's.
+#[test]
+fn the_device_simulators_tls_client_is_acknowledged_and_checks_the_name() {
+    let pki = Pki::new("simulator");
+    let server = start_tls(&pki.issue("server"), &[]);
+    let (id, secret) = register_lock(&pki, &server);
+    let addr = server.device_tcp.expect("ingest role");
+    let runtime = tokio::runtime::Runtime::new().expect("a runtime");
+    runtime.block_on(async {
+        let tls = DeviceTls::new(&pki.ca, "localhost").expect("the CA loads");
+        let mut lock = tls
+            .connect(addr, &id, &secret)
+            .await
+            .expect("welcomed over TLS");
+        let frame = json!({"type": "events", "seq": 1, "events": [
+            {"event_type": "temperature", "value": 21.5, "unit": "C"},
+            {"event_type": "temperature", "value": 21.7, "unit": "C"},
+        ]});
+        lock.send(&frame).await.expect("sent");
+        let ack = lock.recv().await.expect("readable").expect("an answer");
+        assert_eq!(
+            (ack["type"].as_str(), ack["seq"].as_u64()),
+            (Some("ack"), Some(1)),
+            "{ack}"
+        );
+
+        let elsewhere = DeviceTls::new(&pki.ca, "elsewhere.example").expect("the CA loads");
+        let refused = elsewhere.connect(addr, &id, &secret).await;
+        let message = format!("{:#}", refused.err().expect("a foreign name is refused"));
+        assert!(message.contains("TLS handshake"), "{message}");
+    });
 }
 
 #[test]
