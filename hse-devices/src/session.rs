@@ -95,13 +95,18 @@ pub async fn run_session<R: FrameRead, W: FrameWrite>(
     mut reader: R,
     mut writer: W,
 ) {
-    let Some(hello) = handshake(&ctx, &mut reader, &mut writer).await else {
-        return;
-    };
-    let device_id = hello.device_id;
-    let span =
-        tracing::info_span!("device_session", device.id = %device_id, protocol = peer.protocol);
+    // One span per session (never per frame); the device id once known.
+    let span = tracing::info_span!(
+        "device.session",
+        transport = peer.protocol,
+        device.id = tracing::field::Empty
+    );
     async move {
+        let Some(hello) = handshake(&ctx, &mut reader, &mut writer).await else {
+            return;
+        };
+        let device_id = hello.device_id;
+        tracing::Span::current().record("device.id", tracing::field::display(device_id));
         let session = Session::open(Arc::clone(&ctx), device_id, peer).await;
         session.run(reader, writer).await;
     }

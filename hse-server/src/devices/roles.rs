@@ -188,6 +188,7 @@ async fn serve_grpc(
     .with_shutdown(shutdown.clone());
     let incoming = crate::connections::grpc_incoming(listener, limits);
     let served = tonic::transport::Server::builder()
+        .trace_fn(grpc_span)
         .http2_keepalive_interval(Some(limits.idle_timeout / 2))
         .http2_keepalive_timeout(Some(limits.idle_timeout / 2))
         .add_service(DeviceStreamServer::with_interceptor(
@@ -199,6 +200,30 @@ async fn serve_grpc(
     if let Err(e) = served {
         tracing::error!(error = %e, "gRPC server failed");
     }
+}
+
+/// The methods of `proto/devices.proto`, the only values of `grpc.method`.
+const GRPC_METHODS: [&str; 5] = [
+    "SubscribeToDeviceChanges",
+    "SendDeviceCommand",
+    "NotifyDeviceEvents",
+    "GetDeviceStatus",
+    "GetDeviceEvents",
+];
+
+/// The span of one gRPC call: `transport = "grpc"` and the method, one of
+/// [`GRPC_METHODS`] or `unknown` (never the path as sent).
+fn grpc_span(request: &axum::http::Request<()>) -> tracing::Span {
+    let called = request
+        .uri()
+        .path()
+        .strip_prefix("/devices.DeviceStream/")
+        .unwrap_or_default();
+    let method = GRPC_METHODS
+        .into_iter()
+        .find(|m| *m == called)
+        .unwrap_or("unknown");
+    tracing::info_span!("grpc.call", transport = "grpc", grpc.method = method)
 }
 
 /// The gRPC interceptor: lets a call through when no token is configured or

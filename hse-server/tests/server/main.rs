@@ -15,6 +15,7 @@ mod binary;
 mod cluster;
 mod e2e;
 mod hardening;
+mod logs;
 mod operator;
 mod outage;
 mod raw_http;
