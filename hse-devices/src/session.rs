@@ -88,14 +88,13 @@ pub struct Peer {
     pub remote_address: String,
 }
 
-/// Runs one session to its end.
+/// Runs one session to its end in a `device.session` span (never per frame).
 pub async fn run_session<R: FrameRead, W: FrameWrite>(
     ctx: Arc<SessionContext>,
     peer: Peer,
     mut reader: R,
     mut writer: W,
 ) {
-    // One span per session (never per frame); the device id once known.
     let span = tracing::info_span!(
         "device.session",
         transport = peer.protocol,
