@@ -20,9 +20,17 @@ use hse_booking::codes::Attempt;
 use hse_booking::lock::{LockProgrammer, ProgramCode};
 use hse_booking::model::{NewBooking, NewGuest, Stay};
 use hse_booking::{BookingError, Bookings, BookingsConfig, CodeProgrammer, DoorCodeId};
-use hse_core::model::{NewArea, NewDevice, NewEstablishment, NewOrganization, NewUser};
-use hse_core::value::{Email, Metadata, Timezone};
-use hse_core::{DeviceId, OrganizationId, Principal, Scope, SystemRole, Tenancy, TenancyStore};
+use hse_core::model::{NewOrganization, NewUser};
+use hse_core::value::{Email, Metadata};
+use hse_core::{DeviceId, OrganizationId, Principal, SystemRole, Tenancy, TenancyStore};
+use sdk_story::{Hotel, first_root, hotel_with_a_room};
+
+#[expect(
+    dead_code,
+    reason = "this example tells its own booking story; it shares the root account and the hotel set-up"
+)]
+#[path = "support/sdk_story.rs"]
+mod sdk_story;
 
 /// What `--help` prints.
 const USAGE: &str = "embed_sdk: HSE embedded in a partner's own service, in-process
@@ -50,7 +58,7 @@ async fn main() -> anyhow::Result<()> {
     );
 
     // 2. Roles: the operator's root account, and an admin for the hotel group.
-    let root = root_principal(&tenancy).await?;
+    let root = first_root(&tenancy, "embed").await?;
     let group = NewOrganization {
         name: "Hoteles del Sol".into(),
         ..Default::default()
@@ -59,39 +67,15 @@ async fn main() -> anyhow::Result<()> {
     let admin = admin_of(&tenancy, &root, org.id).await?;
     println!("organization {} with its admin", org.name);
 
-    // 3. An establishment, a room in it, and the room's door lock.
-    let hotel = NewEstablishment {
-        organization_id: org.id,
-        name: "Hotel Sol Madrid".into(),
-        address: "Gran Vía 1".into(),
-        location: None,
-        timezone: Timezone::parse("Europe/Madrid")?,
-        metadata: Metadata::default(),
-    };
-    let hotel = tenancy.create_establishment(&admin, hotel).await?;
-    // The admin is assigned to the hotel it created; a principal is a
-    // snapshot, so load it again (a service does so per request).
-    let admin = tenancy.principal(admin.user_id).await?;
-    let room = NewArea {
-        establishment_id: hotel.id,
-        parent_area_id: None,
-        name: "Room 101".into(),
-        kind: "room".into(),
-        floor: Some(1),
-        metadata: Metadata::default(),
-    };
-    let room = tenancy.create_area(&admin, room).await?;
-    let lock = NewDevice {
-        area_id: room.id,
-        device_type: "doorlock".into(),
-        manufacturer: "Acme Locks".into(),
-        model: "K6".into(),
-        serial_number: "K6-0001".into(),
-        mac_address: None,
-        protocol: "vendor-cloud".into(),
-        metadata: Metadata::default(),
-    };
-    let (lock, _device_secret) = tenancy.create_device(&admin, lock).await?;
+    // 3. An establishment, a room in it, and the room's door lock (the
+    //    admin is assigned to the hotel it created, so it comes back
+    //    reloaded: a principal is a snapshot, a service loads it per request).
+    let Hotel {
+        hotel,
+        room,
+        lock,
+        by: admin,
+    } = hotel_with_a_room(&tenancy, &admin, org.id, "0001").await?;
     println!("{} has {} with lock {}", hotel.name, room.name, lock.id);
 
     // 4. A guest and a booking: two nights from 14:00 to 11:00 UTC.
@@ -192,36 +176,20 @@ impl LockProgrammer for VendorLock {
     }
 }
 
-/// The operator's root account, stored directly as a partner's own
-/// bootstrap would, and its principal.
-async fn root_principal(tenancy: &Tenancy) -> anyhow::Result<Principal> {
-    let root =
-        user("root@partner.example", SystemRole::Root, None)?.build(None, true, Utc::now())?;
-    tenancy
-        .store()
-        .insert_user(&Scope::Platform, &root, None)
-        .await?;
-    Ok(tenancy.principal(root.id).await?)
-}
-
 /// An admin of `org`, created by `by` (invited later to set a password).
 async fn admin_of(
     tenancy: &Tenancy,
     by: &Principal,
     org: OrganizationId,
 ) -> anyhow::Result<Principal> {
-    let new = user("admin@sol.example", SystemRole::Admin, Some(org))?;
+    let new = NewUser {
+        email: Email::parse("admin@sol.example")?,
+        first_name: "Admin".into(),
+        last_name: String::new(),
+        role_id: SystemRole::Admin.id(),
+        partner_company_id: None,
+        organization_id: Some(org),
+    };
     let admin = tenancy.create_user(by, new, None).await?;
     Ok(tenancy.principal(admin.id).await?)
-}
-
-fn user(email: &str, role: SystemRole, org: Option<OrganizationId>) -> anyhow::Result<NewUser> {
-    Ok(NewUser {
-        email: Email::parse(email)?,
-        first_name: role.name().into(),
-        last_name: String::new(),
-        role_id: role.id(),
-        partner_company_id: None,
-        organization_id: org,
-    })
 }

@@ -1,5 +1,6 @@
 //! A partner's service on the SDK, through the `hse` facade alone (shared
-//! by `examples/embed_postgres.rs` and `tests/sdk.rs`): the root account,
+//! by `examples/embed_postgres.rs` and `tests/sdk.rs`; `examples/embed_sdk.rs`
+//! takes its root account and hotel set-up): the root account,
 //! an organization, a hotel with a room and its door lock, a guest, a
 //! booking, an overlapping one refused; booking attempts paced by a rate
 //! limiter (Redis-backed when shared between nodes).
@@ -16,8 +17,8 @@ use hse::booking::{
 };
 use hse::core::value::{Email, Metadata, Timezone};
 use hse::core::{
-    AreaId, NewArea, NewDevice, NewEstablishment, NewOrganization, NewUser, Principal, Scope,
-    SystemRole, Tenancy, TenancyStore,
+    Area, AreaId, Device, Establishment, NewArea, NewDevice, NewEstablishment, NewOrganization,
+    NewUser, OrganizationId, Principal, Scope, SystemRole, Tenancy, TenancyStore,
 };
 
 /// The stores and the limiter a service runs on.
@@ -61,36 +62,13 @@ pub(crate) async fn hotel_story(stores: &Stores, tag: &str) -> anyhow::Result<To
         ..Default::default()
     };
     let org = tenancy.create_organization(&root, org).await?;
-    let hotel = NewEstablishment {
-        organization_id: org.id,
-        name: "Hotel Sol Madrid".into(),
-        address: "Gran Vía 1".into(),
-        location: None,
-        timezone: Timezone::parse("Europe/Madrid")?,
-        metadata: Metadata::default(),
-    };
-    let hotel = tenancy.create_establishment(&root, hotel).await?;
-    let room = NewArea {
-        establishment_id: hotel.id,
-        parent_area_id: None,
-        name: "Room 101".into(),
-        kind: "room".into(),
-        floor: Some(1),
-        metadata: Metadata::default(),
-    };
-    let room = tenancy.create_area(&root, room).await?;
-    let lock = NewDevice {
-        area_id: room.id,
-        device_type: "doorlock".into(),
-        manufacturer: "Acme Locks".into(),
-        model: "K6".into(),
-        serial_number: format!("K6-{tag}"),
-        mac_address: None,
-        protocol: "vendor-cloud".into(),
-        metadata: Metadata::default(),
-    };
-    tenancy.create_device(&root, lock).await?;
-    println!("{}: {} with its door lock", hotel.name, room.name);
+    let Hotel {
+        hotel,
+        room,
+        lock,
+        by: root,
+    } = hotel_with_a_room(&tenancy, &root, org.id, tag).await?;
+    println!("{}: {} with door lock {}", hotel.name, room.name, lock.id);
 
     let now = Utc::now();
     let guest = NewGuest {
@@ -154,9 +132,68 @@ pub(crate) async fn hotel_story(stores: &Stores, tag: &str) -> anyhow::Result<To
     })
 }
 
+/// A hotel, one room in it and the room's door lock.
+pub(crate) struct Hotel {
+    /// The establishment.
+    pub(crate) hotel: Establishment,
+    /// Its room.
+    pub(crate) room: Area,
+    /// The room's door lock.
+    pub(crate) lock: Device,
+    /// Who made them, loaded again: a principal is a snapshot, and one
+    /// that created the hotel is now assigned to it.
+    pub(crate) by: Principal,
+}
+
+/// `by` sets up a hotel of `org` in Madrid with `Room 101` and its door
+/// lock (`tag` makes the lock's serial number unique).
+pub(crate) async fn hotel_with_a_room(
+    tenancy: &Tenancy,
+    by: &Principal,
+    org: OrganizationId,
+    tag: &str,
+) -> anyhow::Result<Hotel> {
+    let hotel = NewEstablishment {
+        organization_id: org,
+        name: "Hotel Sol Madrid".into(),
+        address: "Gran Vía 1".into(),
+        location: None,
+        timezone: Timezone::parse("Europe/Madrid")?,
+        metadata: Metadata::default(),
+    };
+    let hotel = tenancy.create_establishment(by, hotel).await?;
+    let by = tenancy.principal(by.user_id).await?;
+    let room = NewArea {
+        establishment_id: hotel.id,
+        parent_area_id: None,
+        name: "Room 101".into(),
+        kind: "room".into(),
+        floor: Some(1),
+        metadata: Metadata::default(),
+    };
+    let room = tenancy.create_area(&by, room).await?;
+    let lock = NewDevice {
+        area_id: room.id,
+        device_type: "doorlock".into(),
+        manufacturer: "Acme Locks".into(),
+        model: "K6".into(),
+        serial_number: format!("K6-{tag}"),
+        mac_address: None,
+        protocol: "vendor-cloud".into(),
+        metadata: Metadata::default(),
+    };
+    let (lock, _device_secret) = tenancy.create_device(&by, lock).await?;
+    Ok(Hotel {
+        hotel,
+        room,
+        lock,
+        by,
+    })
+}
+
 /// The first principal: a root account inserted once at the platform
 /// scope (hse-server's `bootstrap-root` does the same), then loaded.
-async fn first_root(tenancy: &Tenancy, tag: &str) -> anyhow::Result<Principal> {
+pub(crate) async fn first_root(tenancy: &Tenancy, tag: &str) -> anyhow::Result<Principal> {
     let root = NewUser {
         email: Email::parse(&format!("root.{tag}@partner.example"))?,
         first_name: "Root".into(),

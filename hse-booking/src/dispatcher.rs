@@ -71,8 +71,11 @@ impl Dispatcher {
 
     /// One pass; returns how many notifications were attempted.
     ///
+    /// Runs in a `worker.job` span, `worker = "notifications"`.
+    ///
     /// # Errors
     /// Storage failures.
+    #[tracing::instrument(name = "worker.job", skip_all, fields(worker = "notifications"))]
     pub async fn run_once(&self) -> Result<usize> {
         let claimed = self
             .store

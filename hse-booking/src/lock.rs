@@ -87,8 +87,11 @@ impl CodeProgrammer {
     /// One pass: claims due codes and attempts each; returns how many
     /// results were stored.
     ///
+    /// Runs in a `worker.job` span, `worker = "door_codes"`.
+    ///
     /// # Errors
     /// Storage failures.
+    #[tracing::instrument(name = "worker.job", skip_all, fields(worker = "door_codes"))]
     pub async fn run_once(&self) -> Result<usize> {
         let now = self.clock.now();
         let claimed = self.store.claim_codes(now, self.lease, self.batch).await?;

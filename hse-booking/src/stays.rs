@@ -37,8 +37,11 @@ impl StayWorker {
 
     /// One pass at the clock's current time.
     ///
+    /// Runs in a `worker.job` span, `worker = "stays"`.
+    ///
     /// # Errors
     /// Storage failures.
+    #[tracing::instrument(name = "worker.job", skip_all, fields(worker = "stays"))]
     pub async fn run_once(&self) -> Result<StayMoves> {
         let moves = self
             .store

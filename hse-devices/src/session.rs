@@ -88,20 +88,24 @@ pub struct Peer {
     pub remote_address: String,
 }
 
-/// Runs one session to its end.
+/// Runs one session to its end in a `device.session` span (never per frame).
 pub async fn run_session<R: FrameRead, W: FrameWrite>(
     ctx: Arc<SessionContext>,
     peer: Peer,
     mut reader: R,
     mut writer: W,
 ) {
-    let Some(hello) = handshake(&ctx, &mut reader, &mut writer).await else {
-        return;
-    };
-    let device_id = hello.device_id;
-    let span =
-        tracing::info_span!("device_session", device.id = %device_id, protocol = peer.protocol);
+    let span = tracing::info_span!(
+        "device.session",
+        transport = peer.protocol,
+        device.id = tracing::field::Empty
+    );
     async move {
+        let Some(hello) = handshake(&ctx, &mut reader, &mut writer).await else {
+            return;
+        };
+        let device_id = hello.device_id;
+        tracing::Span::current().record("device.id", tracing::field::display(device_id));
         let session = Session::open(Arc::clone(&ctx), device_id, peer).await;
         session.run(reader, writer).await;
     }

@@ -20,6 +20,8 @@
 //!
 //! Metrics: `hse_devices_events_stored_total`,
 //! `hse_devices_batch_duration_seconds`, `hse_devices_dead_lettered_total`.
+//! Each batch is stored in a `writer.batch` span (`batch.size`, then
+//! `batch.duration_ms`), so its retries and dead letters are logged with it.
 
 use std::fmt;
 use std::ops::Range;
@@ -31,6 +33,7 @@ use tokio::sync::Semaphore;
 use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
+use tracing::Instrument;
 
 use crate::dlq::{DeadLetters, DlqPolicy, retry_due};
 use crate::error::SinkError;
@@ -212,7 +215,21 @@ impl BatchWriter {
         batch
     }
 
+    /// Stores and acks one batch in its `writer.batch` span.
     async fn process(
+        &self,
+        batch: Vec<Delivery>,
+        shutdown: &CancellationToken,
+    ) -> Result<(), Stopped> {
+        let span = tracing::info_span!(
+            "writer.batch",
+            batch.size = batch.len(),
+            batch.duration_ms = tracing::field::Empty
+        );
+        self.store_batch(batch, shutdown).instrument(span).await
+    }
+
+    async fn store_batch(
         &self,
         batch: Vec<Delivery>,
         shutdown: &CancellationToken,
@@ -225,12 +242,9 @@ impl BatchWriter {
         metrics::histogram!("hse_devices_batch_duration_seconds")
             .record(started.elapsed().as_secs_f64());
         metrics::counter!("hse_devices_events_stored_total").increment(inserted);
-        tracing::debug!(
-            batch.size = events.len(),
-            batch.inserted = inserted,
-            batch.duration_ms = started.elapsed().as_millis() as u64,
-            "batch stored"
-        );
+        let duration_ms = started.elapsed().as_millis() as u64;
+        tracing::Span::current().record("batch.duration_ms", duration_ms);
+        tracing::debug!(batch.inserted = inserted, "batch stored");
         Ok(())
     }
 

@@ -82,7 +82,11 @@ pub(crate) async fn start(
             env("HSE_ROOT_EMAIL", tenants::ROOT.into()),
             env("HSE_ROOT_PASSWORD", tenants::ROOT_PASSWORD.into()),
             env("HSE_SHUTDOWN_TIMEOUT_S", "5".into()),
-            env("RUST_LOG", "warn,hse_server=info".into()),
+            // Not one line per request (`hse_server::http::trace`).
+            env(
+                "RUST_LOG",
+                "warn,hse_server=info,hse_server::http::trace=warn".into(),
+            ),
         ];
         let server = Supervised::start(process_name(i), program.to_owned(), Vec::new(), env, dir);
         let api = Api::new(&format!("http://127.0.0.1:{http}")).with_timeout(CALL_TIMEOUT);

@@ -210,28 +210,7 @@ async fn a_key_manages_only_the_keys_minted_from_it(h: Harness) {
     h.auth.revoke_api_key(&user, sibling.key_id).await.unwrap();
 }
 
-macro_rules! on_both {
-    ($($case:ident),* $(,)?) => {
-        mod memory {
-            $(
-                #[tokio::test]
-                async fn $case() {
-                    super::$case(crate::support::Harness::memory()).await;
-                }
-            )*
-        }
-        mod postgres {
-            $(
-                #[sqlx::test(migrations = false)]
-                async fn $case(pool: sqlx::PgPool) {
-                    super::$case(crate::support::Harness::postgres(pool).await).await;
-                }
-            )*
-        }
-    };
-}
-
-on_both!(
+crate::support::on_both!(
     a_child_key_never_outlives_nor_outreaches_its_parent,
     revoking_a_key_revokes_every_key_minted_from_it,
     a_key_manages_only_the_keys_minted_from_it,

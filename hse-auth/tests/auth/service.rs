@@ -262,28 +262,7 @@ fn decode_base32(text: &str) -> Vec<u8> {
     out
 }
 
-macro_rules! on_both {
-    ($($case:ident),* $(,)?) => {
-        mod memory {
-            $(
-                #[tokio::test]
-                async fn $case() {
-                    super::$case(crate::support::Harness::memory()).await;
-                }
-            )*
-        }
-        mod postgres {
-            $(
-                #[sqlx::test(migrations = false)]
-                async fn $case(pool: sqlx::PgPool) {
-                    super::$case(crate::support::Harness::postgres(pool).await).await;
-                }
-            )*
-        }
-    };
-}
-
-on_both!(
+crate::support::on_both!(
     sign_in_refresh_and_sign_out,
     a_password_change_or_deactivation_ends_every_session,
     api_keys_act_as_their_creator_narrowed,

@@ -73,28 +73,7 @@ async fn a_password_change_ends_the_access_tokens_issued_before_it(h: Harness) {
     assert!(works(&h, &after).await);
 }
 
-macro_rules! on_both {
-    ($($case:ident),* $(,)?) => {
-        mod memory {
-            $(
-                #[tokio::test]
-                async fn $case() {
-                    super::$case(crate::support::Harness::memory()).await;
-                }
-            )*
-        }
-        mod postgres {
-            $(
-                #[sqlx::test(migrations = false)]
-                async fn $case(pool: sqlx::PgPool) {
-                    super::$case(crate::support::Harness::postgres(pool).await).await;
-                }
-            )*
-        }
-    };
-}
-
-on_both!(
+crate::support::on_both!(
     sign_out_ends_the_access_tokens_of_that_session_only,
     a_refresh_token_reuse_ends_every_access_token_of_the_session,
     a_password_change_ends_the_access_tokens_issued_before_it,

@@ -275,3 +275,28 @@ pub(crate) async fn redis() -> redis::aio::ConnectionManager {
 pub(crate) fn random_prefix() -> String {
     format!("hse-auth-test:{}:", uuid::Uuid::new_v4().simple())
 }
+
+/// Runs each named `async fn case(h: Harness)` of the calling module on
+/// the memory harness (`memory::case`) and on PostgreSQL (`postgres::case`,
+/// a fresh database each).
+macro_rules! on_both {
+    ($($case:ident),* $(,)?) => {
+        mod memory {
+            $(
+                #[tokio::test]
+                async fn $case() {
+                    super::$case(crate::support::Harness::memory()).await;
+                }
+            )*
+        }
+        mod postgres {
+            $(
+                #[sqlx::test(migrations = false)]
+                async fn $case(pool: sqlx::PgPool) {
+                    super::$case(crate::support::Harness::postgres(pool).await).await;
+                }
+            )*
+        }
+    };
+}
+pub(crate) use on_both;

@@ -74,6 +74,7 @@ pub async fn serve_grpc(
         };
     let incoming = crate::connections::grpc_incoming(listener, limits, tls);
     let served = tonic::transport::Server::builder()
+        .trace_fn(grpc_span)
         .http2_keepalive_interval(Some(limits.idle_timeout / 2))
         .http2_keepalive_timeout(Some(limits.idle_timeout / 2))
         .add_service(health)
@@ -103,6 +104,33 @@ async fn draining(mut reporter: HealthReporter, shutdown: CancellationToken) {
     for name in HEALTH_SERVICES {
         reporter.clear_service_status(name).await;
     }
+}
+
+/// The methods of `proto/devices.proto`, the only values of `grpc.method`.
+const GRPC_METHODS: [&str; 5] = [
+    "SubscribeToDeviceChanges",
+    "SendDeviceCommand",
+    "NotifyDeviceEvents",
+    "GetDeviceStatus",
+    "GetDeviceEvents",
+];
+
+/// The span of one gRPC call: `transport = "grpc"` and the method, one of
+/// [`GRPC_METHODS`] or `unknown` (never the path as sent).
+fn grpc_span(request: &axum::http::Request<()>) -> tracing::Span {
+    let method = grpc_method(request.uri().path());
+    tracing::info_span!("grpc.call", transport = "grpc", grpc.method = method)
+}
+
+/// The `grpc.method` of a call to `path`.
+fn grpc_method(path: &str) -> &'static str {
+    let called = path
+        .strip_prefix("/devices.DeviceStream/")
+        .unwrap_or_default();
+    GRPC_METHODS
+        .into_iter()
+        .find(|m| *m == called)
+        .unwrap_or("unknown")
 }
 
 /// The gRPC interceptor: lets a call through when no token is configured or
@@ -168,5 +196,22 @@ mod tests {
             assert_eq!(refused.code(), tonic::Code::Unauthenticated);
         }
         assert!(check_grpc_token(None, call(None)).is_ok());
+    }
+
+    #[test]
+    fn a_grpc_span_names_a_method_of_the_service_or_unknown() {
+        for method in GRPC_METHODS {
+            let path = format!("/devices.DeviceStream/{method}");
+            assert_eq!(grpc_method(&path), method);
+        }
+        let long = format!("/devices.DeviceStream/{}", "x".repeat(10_000));
+        for path in [
+            "/",
+            "/devices.DeviceStream/",
+            "/other.Service/GetDeviceStatus",
+            &long,
+        ] {
+            assert_eq!(grpc_method(path), "unknown", "{path:.40}");
+        }
     }
 }

@@ -2,9 +2,10 @@
 //! (body limit, timeout, cross-origin refusal of cookie-authenticated
 //! changes, CORS, security headers), and the problem+json fallback.
 //!
-//! The security headers are the outermost layer, so every answer carries
+//! The security headers are the outer layers, so every answer carries
 //! them: CORS preflights (which the CORS layer answers itself) and the
-//! refusals of the inner layers too.
+//! refusals of the inner layers too. Outermost is the request's span and
+//! id ([`trace`]).
 
 pub mod api_keys;
 pub mod auth;
@@ -16,6 +17,7 @@ pub mod error;
 pub mod extract;
 pub mod openapi;
 pub mod tenancy;
+pub mod trace;
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -104,7 +106,9 @@ pub fn router(state: AppState, config: &Config) -> Router {
             HeaderValue::from_static(value),
         ));
     }
-    app.with_state(state)
+    // Outermost: the request's span covers every layer above.
+    app.layer(axum::middleware::from_fn(trace::trace))
+        .with_state(state)
 }
 
 /// CORS for the configured browser origins; none configured, none allowed.
@@ -120,7 +124,9 @@ fn cors(origins: &[String]) -> CorsLayer {
             header::AUTHORIZATION,
             header::CONTENT_TYPE,
             HeaderName::from_static("x-api-key"),
+            trace::REQUEST_ID,
         ])
+        .expose_headers([trace::REQUEST_ID])
         .allow_credentials(true)
         .max_age(Duration::from_secs(600))
 }

@@ -118,29 +118,61 @@ impl App {
         self.raw(request.expect("request builds")).await
     }
 
+    /// A request authenticated with the API key `key`.
+    pub(crate) async fn with_key(
+        &self,
+        key: &str,
+        method: Method,
+        path: &str,
+        body: Option<Value>,
+    ) -> Answer {
+        let mut request = Request::builder()
+            .method(method)
+            .uri(path)
+            .header("x-api-key", key);
+        if body.is_some() {
+            request = request.header("content-type", "application/json");
+        }
+        let body = body.map_or_else(Body::empty, |b| Body::from(b.to_string()));
+        self.raw(request.body(body).expect("request builds")).await
+    }
+
     pub(crate) async fn get(&self, path: &str, token: &str) -> Answer {
         self.call(Method::GET, path, Some(token), None).await
+    }
+
+    pub(crate) async fn delete(&self, path: &str, token: &str) -> Answer {
+        self.call(Method::DELETE, path, Some(token), None).await
     }
 
     pub(crate) async fn post(&self, path: &str, token: &str, body: Value) -> Answer {
         self.call(Method::POST, path, Some(token), Some(body)).await
     }
 
+    /// `POST /v1/auth/login`; the answer.
+    pub(crate) async fn sign_in(&self, email: &str, password: &str) -> Answer {
+        let body = json!({"email": email, "password": password});
+        self.call(Method::POST, "/v1/auth/login", None, Some(body))
+            .await
+    }
+
+    /// `POST /v1/auth/refresh` with `refresh_token` in the body.
+    pub(crate) async fn refresh(&self, refresh_token: &str) -> Answer {
+        let body = json!({"refresh_token": refresh_token});
+        self.call(Method::POST, "/v1/auth/refresh", None, Some(body))
+            .await
+    }
+
+    /// `POST /v1/auth/logout` with `refresh_token` in the body.
+    pub(crate) async fn logout(&self, refresh_token: &str) -> Answer {
+        let body = json!({"refresh_token": refresh_token});
+        self.call(Method::POST, "/v1/auth/logout", None, Some(body))
+            .await
+    }
+
     /// Signs in and returns the access token.
     pub(crate) async fn login(&self, email: &str, password: &str) -> String {
-        let answer = self
-            .call(
-                Method::POST,
-                "/v1/auth/login",
-                None,
-                Some(json!({"email": email, "password": password})),
-            )
-            .await;
-        assert_eq!(answer.status, StatusCode::OK, "{}", answer.body);
-        answer.body["access_token"]
-            .as_str()
-            .expect("access token")
-            .to_owned()
+        tokens(&self.sign_in(email, password).await).0
     }
 
     pub(crate) async fn root_token(&self) -> String {
@@ -175,6 +207,13 @@ impl App {
         assert_eq!(accepted.status, StatusCode::CREATED, "{}", accepted.body);
         self.login(email, "a long enough passphrase").await
     }
+}
+
+/// The access and refresh tokens of a 200 sign-in or refresh answer.
+pub(crate) fn tokens(answer: &Answer) -> (String, String) {
+    assert_eq!(answer.status, StatusCode::OK, "{}", answer.body);
+    let field = |name: &str| answer.body[name].as_str().expect(name).to_owned();
+    (field("access_token"), field("refresh_token"))
 }
 
 /// Asserts a problem+json answer with `status` and `code`.

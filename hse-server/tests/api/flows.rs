@@ -28,14 +28,7 @@ async fn requests_without_credentials_are_401_problems() {
 #[tokio::test]
 async fn login_sets_host_cookies_and_a_wrong_password_is_401() {
     let app = App::memory().await;
-    let answer = app
-        .call(
-            Method::POST,
-            "/v1/auth/login",
-            None,
-            Some(json!({"email": ROOT, "password": app.root_password})),
-        )
-        .await;
+    let answer = app.sign_in(ROOT, &app.root_password).await;
     assert_eq!(answer.status, StatusCode::OK);
     let cookies: Vec<_> = answer
         .headers
@@ -51,23 +44,9 @@ async fn login_sets_host_cookies_and_a_wrong_password_is_401() {
         }
         assert!(!cookie.contains("Domain"), "{cookie}");
     }
-    let wrong = app
-        .call(
-            Method::POST,
-            "/v1/auth/login",
-            None,
-            Some(json!({"email": ROOT, "password": "nope nope nope"})),
-        )
-        .await;
+    let wrong = app.sign_in(ROOT, "nope nope nope").await;
     assert_problem(&wrong, StatusCode::UNAUTHORIZED, "unauthenticated");
-    let unknown = app
-        .call(
-            Method::POST,
-            "/v1/auth/login",
-            None,
-            Some(json!({"email": "who@example.com", "password": "nope nope nope"})),
-        )
-        .await;
+    let unknown = app.sign_in("who@example.com", "nope nope nope").await;
     assert_eq!(unknown.body["detail"], wrong.body["detail"]);
 }
 
@@ -88,75 +67,26 @@ async fn the_session_cookie_authenticates_too() {
 #[tokio::test]
 async fn refresh_rotates_and_a_reused_token_ends_the_session() {
     let app = App::memory().await;
-    let first = app
-        .call(
-            Method::POST,
-            "/v1/auth/login",
-            None,
-            Some(json!({"email": ROOT, "password": app.root_password})),
-        )
-        .await;
+    let first = app.sign_in(ROOT, &app.root_password).await;
     let old = first.body["refresh_token"].as_str().unwrap().to_owned();
-    let second = app
-        .call(
-            Method::POST,
-            "/v1/auth/refresh",
-            None,
-            Some(json!({"refresh_token": old})),
-        )
-        .await;
+    let second = app.refresh(&old).await;
     assert_eq!(second.status, StatusCode::OK, "{}", second.body);
     let newer = second.body["refresh_token"].as_str().unwrap().to_owned();
     assert_ne!(old, newer);
-    let reused = app
-        .call(
-            Method::POST,
-            "/v1/auth/refresh",
-            None,
-            Some(json!({"refresh_token": old})),
-        )
-        .await;
+    let reused = app.refresh(&old).await;
     assert_problem(&reused, StatusCode::UNAUTHORIZED, "unauthenticated");
-    let after = app
-        .call(
-            Method::POST,
-            "/v1/auth/refresh",
-            None,
-            Some(json!({"refresh_token": newer})),
-        )
-        .await;
+    let after = app.refresh(&newer).await;
     assert_problem(&after, StatusCode::UNAUTHORIZED, "unauthenticated");
 }
 
 #[tokio::test]
 async fn logout_revokes_the_refresh_token() {
     let app = App::memory().await;
-    let login = app
-        .call(
-            Method::POST,
-            "/v1/auth/login",
-            None,
-            Some(json!({"email": ROOT, "password": app.root_password})),
-        )
-        .await;
+    let login = app.sign_in(ROOT, &app.root_password).await;
     let refresh = login.body["refresh_token"].as_str().unwrap().to_owned();
-    let out = app
-        .call(
-            Method::POST,
-            "/v1/auth/logout",
-            None,
-            Some(json!({"refresh_token": refresh})),
-        )
-        .await;
+    let out = app.logout(&refresh).await;
     assert_eq!(out.status, StatusCode::NO_CONTENT);
-    let again = app
-        .call(
-            Method::POST,
-            "/v1/auth/refresh",
-            None,
-            Some(json!({"refresh_token": refresh})),
-        )
-        .await;
+    let again = app.refresh(&refresh).await;
     assert_eq!(again.status, StatusCode::UNAUTHORIZED);
 }
 
@@ -299,14 +229,7 @@ async fn onboarding_builds_the_tree_and_tenants_never_see_each_other() {
         });
         assert!(!leaked, "{list} leaked: {}", seen.body);
     }
-    let deleted = app
-        .call(
-            Method::DELETE,
-            &format!("/v1/devices/{device_id}"),
-            Some(beta),
-            None,
-        )
-        .await;
+    let deleted = app.delete(&format!("/v1/devices/{device_id}"), beta).await;
     assert_problem(&deleted, StatusCode::NOT_FOUND, "not_found");
     assert_eq!(
         app.get(&format!("/v1/devices/{device_id}"), &admin)
@@ -400,28 +323,17 @@ async fn api_keys_act_with_at_most_their_permissions_and_die_when_revoked() {
     assert_eq!(created.status, StatusCode::CREATED, "{}", created.body);
     let key = created.body["api_key"].as_str().unwrap().to_owned();
     assert!(key.starts_with("hse_"));
-    let with_key = |method: Method, path: &str, body: Option<serde_json::Value>| {
-        let mut request = Request::builder()
-            .method(method)
-            .uri(path)
-            .header("x-api-key", key.clone());
-        if body.is_some() {
-            request = request.header("content-type", "application/json");
-        }
-        request
-            .body(body.map_or_else(Body::empty, |b| Body::from(b.to_string())))
-            .unwrap()
-    };
     let read = app
-        .raw(with_key(Method::GET, "/v1/organizations", None))
+        .with_key(&key, Method::GET, "/v1/organizations", None)
         .await;
     assert_eq!(read.status, StatusCode::OK, "{}", read.body);
     let write = app
-        .raw(with_key(
+        .with_key(
+            &key,
             Method::POST,
             "/v1/organizations",
             Some(json!({"name": "x"})),
-        ))
+        )
         .await;
     assert_problem(&write, StatusCode::FORBIDDEN, "forbidden");
     let key_id: hse_auth::ApiKeyId = created.body["id"].as_str().unwrap().parse().unwrap();
@@ -447,26 +359,15 @@ async fn api_keys_act_with_at_most_their_permissions_and_die_when_revoked() {
         "secret leaked in list"
     );
     let id = created.body["id"].as_str().unwrap();
-    let revoked = app
-        .call(
-            Method::DELETE,
-            &format!("/v1/api-keys/{id}"),
-            Some(&root),
-            None,
-        )
-        .await;
+    let revoked = app.delete(&format!("/v1/api-keys/{id}"), &root).await;
     assert_eq!(revoked.status, StatusCode::NO_CONTENT);
     let after = app
-        .raw(with_key(Method::GET, "/v1/organizations", None))
+        .with_key(&key, Method::GET, "/v1/organizations", None)
         .await;
     assert_problem(&after, StatusCode::UNAUTHORIZED, "unauthenticated");
+    let nope = "hse_00000000000000000000000000000000_nope";
     let wrong = app
-        .raw(
-            Request::get("/v1/organizations")
-                .header("x-api-key", "hse_00000000000000000000000000000000_nope")
-                .body(Body::empty())
-                .unwrap(),
-        )
+        .with_key(nope, Method::GET, "/v1/organizations", None)
         .await;
     assert_eq!(wrong.body["detail"], after.body["detail"]);
 }

@@ -16,7 +16,7 @@ use chrono::{Duration, Utc};
 use hse_server::backends::{self, Backends};
 use serde_json::{Value, json};
 
-use crate::client::{Answer, App, ROOT, assert_problem};
+use crate::client::{Answer, App, ROOT, assert_problem, tokens};
 
 const MANAGER: [&str; 4] = [
     "create_api_key",
@@ -24,19 +24,6 @@ const MANAGER: [&str; 4] = [
     "delete_api_key",
     "read_organization",
 ];
-
-/// A request made with an API key.
-async fn with_key(app: &App, key: &str, method: Method, path: &str, body: Option<Value>) -> Answer {
-    let mut request = Request::builder()
-        .method(method)
-        .uri(path)
-        .header("x-api-key", key);
-    if body.is_some() {
-        request = request.header("content-type", "application/json");
-    }
-    let body = body.map_or_else(Body::empty, |b| Body::from(b.to_string()));
-    app.raw(request.body(body).expect("request builds")).await
-}
 
 /// Creates a key with `token` (user) or `key` (API key); the answer.
 async fn create(app: &App, by: By<'_>, permissions: &[&str], expires: Option<Duration>) -> Answer {
@@ -46,7 +33,10 @@ async fn create(app: &App, by: By<'_>, permissions: &[&str], expires: Option<Dur
     }
     match by {
         By::User(token) => app.post("/v1/api-keys", token, body).await,
-        By::Key(key) => with_key(app, key, Method::POST, "/v1/api-keys", Some(body)).await,
+        By::Key(key) => {
+            app.with_key(key, Method::POST, "/v1/api-keys", Some(body))
+                .await
+        }
     }
 }
 
@@ -62,7 +52,7 @@ fn text(answer: &Answer) -> String {
 }
 
 async fn works(app: &App, key: &str) -> StatusCode {
-    with_key(app, key, Method::GET, "/v1/organizations", None)
+    app.with_key(key, Method::GET, "/v1/organizations", None)
         .await
         .status
 }
@@ -116,17 +106,12 @@ async fn revoking_a_parent_key_makes_its_children_401(app: App) {
     let sibling = text(&create(&app, By::User(&root), &["read_organization"], None).await);
     assert_eq!(works(&app, &grandchild).await, StatusCode::OK);
     let id = parent_answer.body["id"].as_str().unwrap();
-    let revoked = app
-        .call(
-            Method::DELETE,
-            &format!("/v1/api-keys/{id}"),
-            Some(&root),
-            None,
-        )
-        .await;
+    let revoked = app.delete(&format!("/v1/api-keys/{id}"), &root).await;
     assert_eq!(revoked.status, StatusCode::NO_CONTENT, "{}", revoked.body);
     for key in [&parent, &child, &grandchild] {
-        let after = with_key(&app, key, Method::GET, "/v1/organizations", None).await;
+        let after = app
+            .with_key(key, Method::GET, "/v1/organizations", None)
+            .await;
         assert_problem(&after, StatusCode::UNAUTHORIZED, "unauthenticated");
     }
     assert_eq!(works(&app, &sibling).await, StatusCode::OK);
@@ -138,18 +123,22 @@ async fn a_read_only_key_cannot_list_or_revoke_its_siblings(app: App) {
     let sibling_answer = create(&app, By::User(&root), &["read_organization"], None).await;
     let sibling = text(&sibling_answer);
     let sibling_id = sibling_answer.body["id"].as_str().unwrap().to_owned();
-    let listed = with_key(&app, &reader, Method::GET, "/v1/api-keys", None).await;
+    let listed = app
+        .with_key(&reader, Method::GET, "/v1/api-keys", None)
+        .await;
     assert_problem(&listed, StatusCode::FORBIDDEN, "forbidden");
     assert!(!listed.body.to_string().contains(&sibling_id));
     let path = format!("/v1/api-keys/{sibling_id}");
-    let revoke = with_key(&app, &reader, Method::DELETE, &path, None).await;
+    let revoke = app.with_key(&reader, Method::DELETE, &path, None).await;
     assert_problem(&revoke, StatusCode::FORBIDDEN, "forbidden");
     assert_eq!(works(&app, &sibling).await, StatusCode::OK);
     // A managing key sees and revokes only what it minted: a sibling is
     // 404 exactly like an id that does not exist.
     let manager = text(&create(&app, By::User(&root), &MANAGER, None).await);
     let child_answer = create(&app, By::Key(&manager), &["read_organization"], None).await;
-    let listed = with_key(&app, &manager, Method::GET, "/v1/api-keys", None).await;
+    let listed = app
+        .with_key(&manager, Method::GET, "/v1/api-keys", None)
+        .await;
     assert_eq!(listed.status, StatusCode::OK, "{}", listed.body);
     let ids: Vec<&Value> = listed
         .body
@@ -159,14 +148,16 @@ async fn a_read_only_key_cannot_list_or_revoke_its_siblings(app: App) {
         .map(|k| &k["id"])
         .collect();
     assert_eq!(ids, vec![&child_answer.body["id"]]);
-    let not_mine = with_key(&app, &manager, Method::DELETE, &path, None).await;
+    let not_mine = app.with_key(&manager, Method::DELETE, &path, None).await;
     let unknown = format!("/v1/api-keys/{}", uuid::Uuid::now_v7());
-    let unknown = with_key(&app, &manager, Method::DELETE, &unknown, None).await;
+    let unknown = app.with_key(&manager, Method::DELETE, &unknown, None).await;
     assert_problem(&not_mine, StatusCode::NOT_FOUND, "not_found");
     assert_eq!(not_mine.body["detail"], unknown.body["detail"]);
     assert_eq!(works(&app, &sibling).await, StatusCode::OK);
     let child_path = format!("/v1/api-keys/{}", child_answer.body["id"].as_str().unwrap());
-    let mine = with_key(&app, &manager, Method::DELETE, &child_path, None).await;
+    let mine = app
+        .with_key(&manager, Method::DELETE, &child_path, None)
+        .await;
     assert_eq!(mine.status, StatusCode::NO_CONTENT, "{}", mine.body);
     // The user signed in still lists all of its keys.
     let all = app.get("/v1/api-keys", &root).await;
@@ -220,24 +211,8 @@ async fn login_from(app: &App, email: &str, password: &str, ip: &str) -> Answer 
     app.raw(request).await
 }
 
-fn tokens(answer: &Answer) -> (String, String) {
-    assert_eq!(answer.status, StatusCode::OK, "{}", answer.body);
-    let field = |name: &str| answer.body[name].as_str().expect(name).to_owned();
-    (field("access_token"), field("refresh_token"))
-}
-
 async fn me(app: &App, access: &str) -> StatusCode {
     app.get("/v1/me", access).await.status
-}
-
-async fn refresh(app: &App, refresh_token: &str) -> Answer {
-    app.call(
-        Method::POST,
-        "/v1/auth/refresh",
-        None,
-        Some(json!({"refresh_token": refresh_token})),
-    )
-    .await
 }
 
 #[tokio::test]
@@ -247,14 +222,7 @@ async fn an_access_token_is_401_right_after_sign_out() {
     let (access, refresh_token) = tokens(&login_from(&app, ROOT, &password, "192.0.2.1").await);
     let (other, _) = tokens(&login_from(&app, ROOT, &password, "192.0.2.1").await);
     assert_eq!(me(&app, &access).await, StatusCode::OK);
-    let out = app
-        .call(
-            Method::POST,
-            "/v1/auth/logout",
-            None,
-            Some(json!({"refresh_token": refresh_token})),
-        )
-        .await;
+    let out = app.logout(&refresh_token).await;
     assert_eq!(out.status, StatusCode::NO_CONTENT, "{}", out.body);
     let after = app.get("/v1/me", &access).await;
     assert_problem(&after, StatusCode::UNAUTHORIZED, "unauthenticated");
@@ -271,10 +239,10 @@ async fn access_tokens_are_401_once_their_refresh_token_is_reused() {
     let password = app.root_password.clone();
     let (first_access, first_refresh) =
         tokens(&login_from(&app, ROOT, &password, "192.0.2.2").await);
-    let (second_access, _) = tokens(&refresh(&app, &first_refresh).await);
+    let (second_access, _) = tokens(&app.refresh(&first_refresh).await);
     assert_eq!(me(&app, &first_access).await, StatusCode::OK);
     assert_eq!(me(&app, &second_access).await, StatusCode::OK);
-    let reused = refresh(&app, &first_refresh).await;
+    let reused = app.refresh(&first_refresh).await;
     assert_problem(&reused, StatusCode::UNAUTHORIZED, "unauthenticated");
     for access in [&first_access, &second_access] {
         let after = app.get("/v1/me", access).await;

@@ -3,6 +3,7 @@
 //! A server still running when its handle is dropped (a failed test) is
 //! killed.
 
+use std::collections::VecDeque;
 use std::ffi::OsStr;
 use std::io::{BufRead, BufReader, Read};
 use std::net::SocketAddr;
@@ -30,6 +31,8 @@ pub(crate) struct Server {
     pub(crate) grpc: Option<SocketAddr>,
     /// Its device TCP address (`ingest` role).
     pub(crate) device_tcp: Option<SocketAddr>,
+    /// Its latest log lines after the start-up ones.
+    logs: Arc<Mutex<VecDeque<String>>>,
 }
 
 /// Starts the binary with a clean environment: free ports, JSON logs at
@@ -71,15 +74,22 @@ where
             break http;
         }
     };
+    let logs = Arc::new(Mutex::new(VecDeque::new()));
+    let kept = logs.clone();
     std::thread::spawn(move || {
-        let warnings = lines.map_while(Result::ok).filter(|line| {
-            line.contains(r#""level":"WARN""#) || line.contains(r#""level":"ERROR""#)
-        });
         let mut count = 0;
-        for line in warnings {
-            count += 1;
-            if count <= SHOWN_WARNINGS {
-                eprintln!("server: {line}");
+        for line in lines.map_while(Result::ok) {
+            if line.contains(r#""level":"WARN""#) || line.contains(r#""level":"ERROR""#) {
+                count += 1;
+                if count <= SHOWN_WARNINGS {
+                    eprintln!("server: {line}");
+                }
+            }
+            if let Ok(mut kept) = kept.lock() {
+                if kept.len() == KEPT_LINES {
+                    kept.pop_front();
+                }
+                kept.push_back(line);
             }
         }
         if count > SHOWN_WARNINGS {
@@ -91,8 +101,12 @@ where
         http,
         grpc,
         device_tcp,
+        logs,
     }
 }
+
+/// Log lines kept for [`Server::log_lines`], the latest.
+const KEPT_LINES: usize = 10_000;
 
 /// Server warnings and errors echoed into the test's output (shown when a
 /// test fails); the rest are only counted.
@@ -127,6 +141,14 @@ impl Server {
     /// An anonymous HTTP client of it.
     pub(crate) fn api(&self) -> Api {
         Api::new(&self.url())
+    }
+
+    /// Its latest log lines (up to 10,000 after start-up), oldest first.
+    pub(crate) fn log_lines(&self) -> Vec<String> {
+        self.logs
+            .lock()
+            .map(|l| l.iter().cloned().collect())
+            .unwrap_or_default()
     }
 
     /// Its process id.

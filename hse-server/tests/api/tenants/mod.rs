@@ -6,8 +6,7 @@
 
 use std::time::Duration;
 
-use axum::body::Body;
-use axum::http::{Method, Request, StatusCode};
+use axum::http::{Method, StatusCode};
 use hse_core::SystemRole;
 use hse_server::backends::Backends;
 use serde_json::{Value, json};
@@ -30,30 +29,7 @@ async fn patch(app: &App, path: &str, token: &str, body: Value) -> Answer {
 }
 
 async fn login_status(app: &App, email: &str) -> StatusCode {
-    app.call(
-        Method::POST,
-        "/v1/auth/login",
-        None,
-        Some(json!({"email": email, "password": PASSWORD})),
-    )
-    .await
-    .status
-}
-
-async fn with_key(app: &App, key: &str, method: Method, path: &str, body: Option<Value>) -> Answer {
-    let mut request = Request::builder()
-        .method(method)
-        .uri(path)
-        .header("x-api-key", key);
-    if body.is_some() {
-        request = request.header("content-type", "application/json");
-    }
-    app.raw(
-        request
-            .body(body.map_or_else(Body::empty, |b| Body::from(b.to_string())))
-            .unwrap(),
-    )
-    .await
+    app.sign_in(email, PASSWORD).await.status
 }
 
 /// An organization (optionally under a partner company) and its admin's
@@ -136,7 +112,7 @@ async fn a_suspended_organizations_admin_cannot_sign_in_use_a_token_or_a_key() {
     assert_eq!(key.status, StatusCode::CREATED, "{}", key.body);
     let key = key.body["api_key"].as_str().unwrap().to_owned();
     let create = json!({"organization_id": org, "name": "Annex", "timezone": "Europe/Madrid"});
-    let me = with_key(&app, &key, Method::GET, "/v1/me", None).await;
+    let me = app.with_key(&key, Method::GET, "/v1/me", None).await;
     assert_eq!(me.status, StatusCode::OK, "{}", me.body);
 
     let off = patch(
@@ -160,16 +136,16 @@ async fn a_suspended_organizations_admin_cannot_sign_in_use_a_token_or_a_key() {
     );
     let made = app.post("/v1/establishments", &admin, create.clone()).await;
     assert_problem(&made, StatusCode::UNAUTHORIZED, "unauthenticated");
-    let by_key = with_key(&app, &key, Method::GET, "/v1/me", None).await;
+    let by_key = app.with_key(&key, Method::GET, "/v1/me", None).await;
     assert_problem(&by_key, StatusCode::UNAUTHORIZED, "unauthenticated");
-    let made = with_key(
-        &app,
-        &key,
-        Method::POST,
-        "/v1/establishments",
-        Some(create.clone()),
-    )
-    .await;
+    let made = app
+        .with_key(
+            &key,
+            Method::POST,
+            "/v1/establishments",
+            Some(create.clone()),
+        )
+        .await;
     assert_problem(&made, StatusCode::UNAUTHORIZED, "unauthenticated");
     // Root still reads it; nothing was created meanwhile.
     let listed = app.get("/v1/establishments", &root).await;
@@ -189,7 +165,9 @@ async fn a_suspended_organizations_admin_cannot_sign_in_use_a_token_or_a_key() {
         StatusCode::OK
     );
     assert_eq!(app.get("/v1/me", &admin).await.status, StatusCode::OK);
-    let made = with_key(&app, &key, Method::POST, "/v1/establishments", Some(create)).await;
+    let made = app
+        .with_key(&key, Method::POST, "/v1/establishments", Some(create))
+        .await;
     assert_eq!(made.status, StatusCode::CREATED, "{}", made.body);
 }
 
