@@ -204,14 +204,20 @@ async fn root_principal(tenancy: &Tenancy) -> anyhow::Result<Principal> {
     Ok(tenancy.principal(root.id).await?)
 }
 
-/// An admin of `org`, created by `by` (invited later to set a password).
+/// An admin of `org`, created by `by` (root; invited later to set a password).
 async fn admin_of(
     tenancy: &Tenancy,
     by: &Principal,
     org: OrganizationId,
 ) -> anyhow::Result<Principal> {
     let new = user("admin@sol.example", SystemRole::Admin, Some(org))?;
-    let admin = tenancy.create_user(by, new, None).await?;
+    // Root creates at once; anyone scoped below the platform would get an
+    // invitation for the admin to accept instead.
+    let admin = tenancy
+        .create_user(by, new, None)
+        .await?
+        .into_user()
+        .ok_or_else(|| anyhow::anyhow!("root creates users at once"))?;
     Ok(tenancy.principal(admin.id).await?)
 }
 

@@ -78,7 +78,7 @@ pub use role::{Hierarchy, Role, SystemRole};
 pub use rules::{Denied, authorize};
 pub use secret::{Secret, SecretHash};
 pub use store::{Listing, Page, Target, TenancyStore};
-pub use tenancy::{Suspended, Tenancy};
+pub use tenancy::{Suspended, Tenancy, UserCreation};
 
 #[doc(hidden)]
 pub mod __private {

@@ -30,6 +30,7 @@ mod suspension;
 mod users;
 
 pub use suspension::Suspended;
+pub use users::{UserCreation, creates_accounts_at_once, password_refused};
 
 /// The tenancy service. Cheap to clone; clones share the write
 /// [`Revision`] and the placement cache.

@@ -5,8 +5,8 @@ use std::sync::Arc;
 use async_trait::async_trait;
 use hse_core::invitation::PasswordHasher;
 use hse_core::memory::MemoryStore;
-use hse_core::model::NewUser;
-use hse_core::value::Email;
+use hse_core::model::{NewEstablishment, NewOrganization, NewPartnerCompany, NewUser};
+use hse_core::value::{Email, Metadata, Timezone};
 use hse_core::{
     CoreError, OrganizationId, PartnerCompanyId, Principal, Scope, SystemRole, Tenancy,
     TenancyStore, User,
@@ -71,5 +71,40 @@ impl PasswordHasher for FakeHasher {
             return Err(CoreError::Password("at least 8 characters".into()));
         }
         Ok(format!("fake${}", password.len()))
+    }
+}
+
+/// A partner company created by root.
+pub(crate) async fn partner_company(t: &Tenancy, root: &Principal) -> PartnerCompanyId {
+    let new = NewPartnerCompany {
+        name: "Resells Ltd".into(),
+        ..Default::default()
+    };
+    t.create_partner_company(root, new).await.unwrap().id
+}
+
+/// An organization created by `who`, under `partner` if given.
+pub(crate) async fn organization(
+    t: &Tenancy,
+    who: &Principal,
+    partner: Option<PartnerCompanyId>,
+) -> OrganizationId {
+    let new = NewOrganization {
+        partner_company_id: partner,
+        name: "Hotels SA".into(),
+        ..Default::default()
+    };
+    t.create_organization(who, new).await.unwrap().id
+}
+
+/// The input of a hotel in `org`.
+pub(crate) fn new_establishment(org: OrganizationId) -> NewEstablishment {
+    NewEstablishment {
+        organization_id: org,
+        name: "Hotel Sol".into(),
+        address: String::new(),
+        location: None,
+        timezone: Timezone::parse("Europe/Madrid").unwrap(),
+        metadata: Metadata::default(),
     }
 }

@@ -4,6 +4,7 @@
 
 use axum::extract::State;
 use axum::http::StatusCode;
+use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use axum::{Json, Router};
 use hse_core::invitation::{Acceptance, Invitation, NewInvitation};
@@ -12,6 +13,7 @@ use hse_core::model::{
     NewOrganization, NewPartnerCompany, NewUser, OrganizationPatch, PartnerCompanyPatch, UserPatch,
 };
 use hse_core::role::{NewRole, PermissionGrant};
+use hse_core::tenancy::{UserCreation, creates_accounts_at_once, password_refused};
 use hse_core::{
     Action, Area, AreaId, Device, DeviceId, Establishment, EstablishmentId, Listing, Organization,
     OrganizationId, PartnerCompany, PartnerCompanyId, Role, RoleId, Secret, User,
@@ -427,12 +429,14 @@ pub(crate) async fn delete_device(
 
 // ----- users ----------------------------------------------------------
 
-/// `POST /v1/users` body: the user, and optionally an initial password
-/// (otherwise invite them).
+/// `POST /v1/users` body: the user, and an initial password (only from a
+/// platform-wide caller; everyone else's new users are invited and choose
+/// their own).
 #[derive(Deserialize, utoipa::ToSchema)]
 pub struct CreateUserBody {
     #[serde(flatten)]
     user: NewUserFields,
+    /// The initial password (root only; refused from anyone else).
     #[serde(default)]
     password: Option<String>,
 }
@@ -457,12 +461,12 @@ impl std::fmt::Debug for CreateUserBody {
     }
 }
 
-#[utoipa::path(post, path = "/v1/users", tag = "users", request_body = CreateUserBody, responses((status = 201, body = User), (status = "4XX", body = Problem, content_type = "application/problem+json"), (status = 503, body = Problem, content_type = "application/problem+json")), security(("bearer" = []), ("api_key" = [])))]
+#[utoipa::path(post, path = "/v1/users", tag = "users", request_body = CreateUserBody, responses((status = 201, body = User, description = "The account, created at once: the caller's scope is the whole platform (root)."), (status = 202, body = IssuedInvitation, description = "An invitation to the same role and place, for any caller scoped below the platform, whatever the email: the invitee chooses a password at acceptance."), (status = "4XX", body = Problem, content_type = "application/problem+json"), (status = 503, body = Problem, content_type = "application/problem+json")), security(("bearer" = []), ("api_key" = [])))]
 pub(crate) async fn create_user(
     State(s): State<AppState>,
     c: Caller,
     ApiJson(body): ApiJson<CreateUserBody>,
-) -> Created<User> {
+) -> Result<Response, ApiError> {
     let u = body.user;
     let new = NewUser {
         email: u.email,
@@ -473,14 +477,23 @@ pub(crate) async fn create_user(
         organization_id: u.organization_id,
     };
     let hash = match body.password {
+        // Refused before hashing: a caller who invites sets no password.
+        Some(_) if !creates_accounts_at_once(&c.principal) => return Err(password_refused().into()),
         Some(password) => Some(s.auth.passwords().hash(&password).await?),
         None => None,
     };
-    created(
-        s.tenancy
-            .create_user(&c.principal, new, hash.as_deref())
-            .await?,
-    )
+    let answer = s
+        .tenancy
+        .create_user(&c.principal, new, hash.as_deref())
+        .await?;
+    Ok(match answer {
+        UserCreation::Created(user) => (StatusCode::CREATED, Json(user)).into_response(),
+        UserCreation::Invited { invitation, token } => (
+            StatusCode::ACCEPTED,
+            Json(IssuedInvitation { invitation, token }),
+        )
+            .into_response(),
+    })
 }
 
 #[utoipa::path(get, path = "/v1/users", tag = "users", params(ListQuery), responses((status = 200, body = Listing<User>), (status = "4XX", body = Problem, content_type = "application/problem+json"), (status = 503, body = Problem, content_type = "application/problem+json")), security(("bearer" = []), ("api_key" = [])))]
