@@ -8,17 +8,17 @@
 //! all writes, which is what makes "check, then write" atomic here; nothing
 //! is held across an `.await`.
 
-use std::collections::BTreeMap;
+mod state;
+
 use std::sync::{Mutex, MutexGuard};
 
 use async_trait::async_trait;
 use chrono::{DateTime, Utc};
-use uuid::Uuid;
 
+use self::state::{State, check_custom_hierarchy, fresh, in_use, listing};
 use crate::error::{CoreError, Result};
 use crate::id::{
-    AreaId, DeviceId, EstablishmentId, InvitationId, OrganizationId, PartnerCompanyId, RoleId,
-    UserId,
+    AreaId, DeviceId, EstablishmentId, OrganizationId, PartnerCompanyId, RoleId, UserId,
 };
 use crate::invitation::{Invitation, InvitationStatus, InvitationTarget};
 use crate::model::{
@@ -27,7 +27,7 @@ use crate::model::{
     UserPatch,
 };
 use crate::principal::{Principal, Resource, Scope};
-use crate::role::{Hierarchy, PermissionGrant, Role, SystemRole};
+use crate::role::{PermissionGrant, Role, SystemRole};
 use crate::secret::SecretHash;
 use crate::store::{Credentials, Listing, Page, Target, TenancyStore};
 use crate::value::Email;
@@ -43,20 +43,6 @@ pub struct MemoryStore {
     state: Mutex<State>,
 }
 
-#[derive(Debug, Default)]
-struct State {
-    partners: BTreeMap<PartnerCompanyId, PartnerCompany>,
-    organizations: BTreeMap<OrganizationId, Organization>,
-    establishments: BTreeMap<EstablishmentId, Establishment>,
-    areas: BTreeMap<AreaId, Area>,
-    devices: BTreeMap<DeviceId, (Device, SecretHash)>,
-    users: BTreeMap<UserId, (User, Option<String>)>,
-    roles: BTreeMap<RoleId, Role>,
-    grants: BTreeMap<RoleId, Vec<PermissionGrant>>,
-    assignments: BTreeMap<(UserId, EstablishmentId), UserEstablishment>,
-    invitations: BTreeMap<InvitationId, Invitation>,
-}
-
 impl MemoryStore {
     /// An empty store (system roles and the catalogue are built in).
     #[must_use]
@@ -68,197 +54,6 @@ impl MemoryStore {
         self.state
             .lock()
             .map_err(|_| CoreError::Storage("memory store lock poisoned".into()))
-    }
-}
-
-fn listing<'a, T: Clone + 'a>(
-    items: impl Iterator<Item = &'a T>,
-    page: Page,
-    id: impl Fn(&T) -> Uuid + Copy,
-) -> Listing<T> {
-    let after = page.after().unwrap_or(Uuid::nil());
-    let fetched: Vec<T> = items
-        .filter(|t| id(t) > after)
-        .take(page.limit() as usize + 1)
-        .cloned()
-        .collect();
-    Listing::from_overfetch(fetched, page, id)
-}
-
-impl State {
-    fn org_resource(&self, id: OrganizationId) -> Option<Resource> {
-        let org = self.organizations.get(&id)?;
-        Some(Resource::organization(org.partner_company_id, id))
-    }
-
-    fn est_resource(&self, id: EstablishmentId) -> Option<Resource> {
-        let est = self.establishments.get(&id)?;
-        Some(self.org_resource(est.organization_id)?.in_establishment(id))
-    }
-
-    /// Whether the partner company or organization `resource` belongs to
-    /// is suspended (inactive).
-    fn suspended(&self, resource: &Resource) -> bool {
-        let org_off = resource
-            .organization_id
-            .and_then(|o| self.organizations.get(&o))
-            .is_some_and(|o| !o.is_active);
-        let partner_off = resource
-            .partner_company_id
-            .and_then(|p| self.partners.get(&p))
-            .is_some_and(|p| !p.is_active);
-        org_off || partner_off
-    }
-
-    fn user_resource(&self, user: &User) -> Resource {
-        match (user.organization_id, user.partner_company_id) {
-            (Some(org), _) => self.org_resource(org).unwrap_or_default(),
-            (None, Some(p)) => Resource::partner_company(p),
-            (None, None) => Resource::platform(),
-        }
-    }
-
-    fn role_resource(&self, role: &Role) -> Option<Resource> {
-        let base = self.org_resource(role.organization_id?)?;
-        Some(match role.establishment_id {
-            Some(e) => base.in_establishment(e),
-            None => base,
-        })
-    }
-
-    fn locate(&self, target: Target) -> Option<Resource> {
-        match target {
-            Target::PartnerCompany(id) => self
-                .partners
-                .contains_key(&id)
-                .then(|| Resource::partner_company(id)),
-            Target::Organization(id) => self.org_resource(id),
-            Target::Establishment(id) => self.est_resource(id),
-            Target::Area(id) => self.est_resource(self.areas.get(&id)?.establishment_id),
-            Target::Device(id) => self.est_resource(self.devices.get(&id)?.0.establishment_id),
-            Target::User(id) => self.users.get(&id).map(|(u, _)| self.user_resource(u)),
-            Target::Role(id) => match SystemRole::from_id(id) {
-                Some(_) => Some(Resource::platform()),
-                None => self.role_resource(self.roles.get(&id)?),
-            },
-        }
-    }
-
-    fn sees(&self, scope: &Scope, target: Target) -> bool {
-        self.locate(target).is_some_and(|r| scope.contains(&r))
-    }
-
-    fn require(&self, scope: &Scope, target: Target, entity: &'static str) -> Result<()> {
-        if self.sees(scope, target) {
-            Ok(())
-        } else {
-            Err(CoreError::not_found(entity))
-        }
-    }
-
-    fn role(&self, id: RoleId) -> Option<Role> {
-        SystemRole::from_id(id)
-            .map(SystemRole::role)
-            .or_else(|| self.roles.get(&id).cloned())
-    }
-
-    fn area_is_inside(&self, area: AreaId, ancestor: AreaId) -> bool {
-        let mut current = Some(area);
-        let mut steps = 0;
-        while let Some(id) = current {
-            if id == ancestor {
-                return true;
-            }
-            steps += 1;
-            if steps > self.areas.len() {
-                return true;
-            }
-            current = self.areas.get(&id).and_then(|a| a.parent_area_id);
-        }
-        false
-    }
-
-    fn email_taken(&self, email: &Email) -> bool {
-        self.users.values().any(|(u, _)| &u.email == email)
-    }
-
-    fn check_user_placement(&self, user: &User) -> Result<()> {
-        if let Some(p) = user.partner_company_id
-            && user.organization_id.is_none()
-            && !self.partners.contains_key(&p)
-        {
-            return Err(CoreError::not_found("partner company"));
-        }
-        if let Some(o) = user.organization_id
-            && !self.organizations.contains_key(&o)
-        {
-            return Err(CoreError::not_found("organization"));
-        }
-        self.check_role(user.role_id, user.organization_id)
-    }
-
-    /// Refuses, as missing, a role that does not exist or is a custom role
-    /// of another organization than `organization` (the trigger of
-    /// migration 2 says the same).
-    fn check_role(&self, id: RoleId, organization: Option<OrganizationId>) -> Result<()> {
-        let role = self.role(id).ok_or(CoreError::not_found("role"))?;
-        if role.organization_id.is_some() && role.organization_id != organization {
-            return Err(CoreError::not_found("role"));
-        }
-        Ok(())
-    }
-
-    /// Refuses, like PostgreSQL, a user whose placement is out of scope or
-    /// whose partner disagrees with its organization's.
-    fn check_scoped_placement(&self, scope: &Scope, user: &User) -> Result<()> {
-        match (user.organization_id, user.partner_company_id) {
-            (Some(org), partner) => {
-                self.require(scope, Target::Organization(org), "organization")?;
-                let own = self
-                    .organizations
-                    .get(&org)
-                    .and_then(|o| o.partner_company_id);
-                if partner.is_some() && partner != own {
-                    return Err(CoreError::invalid(
-                        "partner_company_id",
-                        "must be the partner company of the user's organization",
-                    ));
-                }
-                Ok(())
-            }
-            (None, Some(partner)) => {
-                self.require(scope, Target::PartnerCompany(partner), "partner company")
-            }
-            (None, None) if scope.contains(&Resource::platform()) => Ok(()),
-            (None, None) => Err(CoreError::not_found("organization")),
-        }
-    }
-
-    fn insert_user(&mut self, user: &User, password_hash: Option<&str>) -> Result<()> {
-        self.check_user_placement(user)?;
-        fresh(&self.users, &user.id, "user")?;
-        if self.email_taken(&user.email) {
-            return Err(CoreError::AlreadyExists {
-                entity: "user",
-                detail: format!("email {}", user.email),
-            });
-        }
-        let mut stored = user.clone();
-        if let Some(org) = user.organization_id {
-            stored.partner_company_id = self
-                .organizations
-                .get(&org)
-                .and_then(|o| o.partner_company_id);
-        }
-        self.users
-            .insert(user.id, (stored, password_hash.map(str::to_owned)));
-        Ok(())
-    }
-
-    fn invitation_by_token(&mut self, token: SecretHash) -> Option<&mut Invitation> {
-        self.invitations
-            .values_mut()
-            .find(|i| i.token_hash == Some(token))
     }
 }
 
@@ -990,37 +785,4 @@ impl TenancyStore for MemoryStore {
         invitation.responded_at = Some(now);
         Ok(invitation.clone())
     }
-}
-
-fn in_use(entity: &'static str, detail: &str) -> CoreError {
-    CoreError::InUse {
-        entity,
-        detail: detail.to_owned(),
-    }
-}
-
-/// Refuses a second entity with an id that is already stored.
-fn fresh<K: Ord, V>(stored: &BTreeMap<K, V>, id: &K, entity: &'static str) -> Result<()> {
-    if stored.contains_key(id) {
-        return Err(CoreError::AlreadyExists {
-            entity,
-            detail: "an entity with this id exists".to_owned(),
-        });
-    }
-    Ok(())
-}
-
-/// Refuses a system role or a custom one ranked below 5 (or beyond what
-/// PostgreSQL's `smallint` holds).
-fn check_custom_hierarchy(role: &Role) -> Result<()> {
-    if role.is_system() || role.hierarchy < Hierarchy::FIRST_CUSTOM {
-        return Err(CoreError::invalid(
-            "hierarchy",
-            "a custom role ranks 5 or more",
-        ));
-    }
-    if i16::try_from(role.hierarchy.get()).is_err() {
-        return Err(CoreError::invalid("hierarchy", "must be at most 32767"));
-    }
-    Ok(())
 }
