@@ -40,8 +40,9 @@ async fn main() -> anyhow::Result<()> {
     }
     // 1. Storage: the in-memory adapters (swap in the PostgreSQL ones in
     //    production; the service code does not change).
-    let tenancy_store: Arc<dyn TenancyStore> = Arc::new(hse_core::memory::MemoryStore::new());
-    let booking_store = Arc::new(hse_booking::MemoryStore::new());
+    let tenancy_store: Arc<dyn TenancyStore> =
+        Arc::new(hse_core::memory::MemoryTenancyStore::new());
+    let booking_store = Arc::new(hse_booking::MemoryBookingStore::new());
     let tenancy = Tenancy::new(tenancy_store.clone());
     let bookings = Bookings::new(
         booking_store.clone(),

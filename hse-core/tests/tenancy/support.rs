@@ -4,7 +4,7 @@ use std::sync::Arc;
 
 use async_trait::async_trait;
 use hse_core::invitation::PasswordHasher;
-use hse_core::memory::MemoryStore;
+use hse_core::memory::MemoryTenancyStore;
 use hse_core::model::{NewEstablishment, NewOrganization, NewPartnerCompany, NewUser};
 use hse_core::value::{Email, Metadata, Timezone};
 use hse_core::{
@@ -14,7 +14,7 @@ use hse_core::{
 
 /// A fresh in-memory store.
 pub(crate) fn memory() -> Arc<dyn TenancyStore> {
-    Arc::new(MemoryStore::new())
+    Arc::new(MemoryTenancyStore::new())
 }
 
 /// A PostgreSQL store on a migrated test database.
@@ -26,7 +26,7 @@ pub(crate) async fn postgres(pool: sqlx::PgPool) -> Arc<dyn TenancyStore> {
     let app = hse_core::postgres::app_pool(&pool, 4)
         .await
         .expect("the application role connects");
-    Arc::new(hse_core::postgres::PgStore::new(app))
+    Arc::new(hse_core::postgres::PgTenancyStore::new(app))
 }
 
 /// Inserts a user directly (system set-up) and returns its principal.
