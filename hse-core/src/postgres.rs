@@ -1,4 +1,4 @@
-//! PostgreSQL adapter of the [`TenancyStore`] port (feature `postgres`).
+//! PostgreSQL adapter of the [`TenancyStore`](crate::TenancyStore) port (feature `postgres`).
 //!
 //! Schema: `hse-core/migrations`. Every HSE crate's migrations share one
 //! `_sqlx_migrations` table with globally unique versions (hse-core uses
@@ -131,7 +131,7 @@ async fn seed_catalogue(pool: &PgPool) -> Result<(), CoreError> {
     Ok(())
 }
 
-/// The PostgreSQL adapter of [`TenancyStore`]. Cheap to clone (it holds
+/// The PostgreSQL adapter of [`TenancyStore`](crate::TenancyStore). Cheap to clone (it holds
 /// a pool). Run [`migrate`] on the pool first.
 #[derive(Clone, Debug)]
 pub struct PgTenancyStore {

@@ -674,9 +674,10 @@ async fn concurrent_refreshes_through_the_service_have_exactly_one_winner(pool: 
 /// refresh, a key, a password change, and deactivation through hse-core.
 #[sqlx::test(migrations = false)]
 async fn the_service_runs_on_hse_cores_postgres_store(pool: PgPool) {
+    use hse_core::Scope;
     use hse_core::model::UserPatch;
     use hse_core::postgres::PgTenancyStore;
-    use hse_core::{Scope, TenancyStore};
+    use hse_core::store::UserStore;
 
     crate::support::migrate(&pool).await;
     let core = Arc::new(PgTenancyStore::new(pool.clone()));

@@ -1,4 +1,4 @@
-//! In-memory adapter of the [`TenancyStore`] port.
+//! In-memory adapter of the [`TenancyStore`](crate::TenancyStore) port.
 //!
 //! It is the embedded default of `hse-server` and the test double partners
 //! use in their own tests, so it keeps every guarantee the PostgreSQL adapter

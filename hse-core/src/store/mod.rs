@@ -1,6 +1,6 @@
 //! The storage port: what the tenancy rules need from a database.
 //!
-//! Every read and write of tenant data takes the caller's [`Scope`] and
+//! Every read and write of tenant data takes the caller's [`Scope`](crate::Scope) and
 //! behaves as if anything outside it did not exist (`NotFound`). The few
 //! unscoped methods are *system paths* used before a principal exists
 //! (sign-in, device hello, invitation tokens) and say so in their docs.
@@ -191,4 +191,21 @@ impl<T> TenancyStore for T where
         + std::fmt::Debug
         + ?Sized
 {
+}
+
+#[cfg(test)]
+mod tests {
+    use std::sync::Arc;
+
+    use super::{TenancyStore, UserStore};
+    use crate::memory::MemoryTenancyStore;
+    use crate::value::Email;
+
+    #[tokio::test]
+    async fn the_whole_store_upcasts_to_the_one_port_a_caller_needs() {
+        let whole: Arc<dyn TenancyStore> = Arc::new(MemoryTenancyStore::new());
+        let users: Arc<dyn UserStore> = whole;
+        let email = Email::parse("nobody@example.com").unwrap();
+        assert!(users.credentials(&email).await.unwrap().is_none());
+    }
 }
