@@ -63,8 +63,8 @@ async fn main() -> anyhow::Result<()> {
         .await
         .context("HSE_REDIS_URL: cannot connect")?;
     let stores = Stores {
-        tenancy: Arc::new(hse::core::postgres::PgStore::new(pool.clone())),
-        bookings: Arc::new(hse::booking::postgres::PgStore::new(pool.clone())),
+        tenancy: Arc::new(hse::core::postgres::PgTenancyStore::new(pool.clone())),
+        bookings: Arc::new(hse::booking::postgres::PgBookingStore::new(pool.clone())),
         limiter: Arc::new(hse::auth::redis::RedisRateLimiter::new(
             redis,
             format!("{prefix}rl:"),

@@ -48,8 +48,9 @@ async fn main() -> anyhow::Result<()> {
     }
     // 1. Storage: the in-memory adapters (swap in the PostgreSQL ones in
     //    production; the service code does not change).
-    let tenancy_store: Arc<dyn TenancyStore> = Arc::new(hse_core::memory::MemoryStore::new());
-    let booking_store = Arc::new(hse_booking::MemoryStore::new());
+    let tenancy_store: Arc<dyn TenancyStore> =
+        Arc::new(hse_core::memory::MemoryTenancyStore::new());
+    let booking_store = Arc::new(hse_booking::MemoryBookingStore::new());
     let tenancy = Tenancy::new(tenancy_store.clone());
     let bookings = Bookings::new(
         booking_store.clone(),
@@ -190,6 +191,12 @@ async fn admin_of(
         partner_company_id: None,
         organization_id: Some(org),
     };
-    let admin = tenancy.create_user(by, new, None).await?;
+    // Root creates at once; anyone scoped below the platform would get an
+    // invitation for the admin to accept instead.
+    let admin = tenancy
+        .create_user(by, new, None)
+        .await?
+        .into_user()
+        .ok_or_else(|| anyhow::anyhow!("root creates users at once"))?;
     Ok(tenancy.principal(admin.id).await?)
 }

@@ -22,7 +22,7 @@
 //! # Where to start
 //! A service holds a [`core::Tenancy`] (the tenant tree and who may do
 //! what) and a [`booking::Bookings`] over stores: the memory ones
-//! ([`core::memory::MemoryStore`], [`booking::MemoryStore`]) to try it, the
+//! ([`core::memory::MemoryTenancyStore`], [`booking::MemoryBookingStore`]) to try it, the
 //! PostgreSQL ones in production. Every call takes a [`core::Principal`],
 //! the caller; the very first one is the platform's root account, stored
 //! once and then loaded like any user:
@@ -37,10 +37,10 @@
 //!
 //! # #[tokio::main(flavor = "current_thread")]
 //! # async fn main() -> anyhow::Result<()> {
-//! let store: Arc<dyn TenancyStore> = Arc::new(hse::core::MemoryStore::new());
+//! let store: Arc<dyn TenancyStore> = Arc::new(hse::core::MemoryTenancyStore::new());
 //! let tenancy = Tenancy::new(store.clone());
 //! let bookings = Bookings::new(
-//!     Arc::new(hse::booking::MemoryStore::new()),
+//!     Arc::new(hse::booking::MemoryBookingStore::new()),
 //!     store.clone(),
 //!     BookingsConfig::default(),
 //! );

@@ -29,8 +29,8 @@ fn told_the_story(told: &Told) {
 #[tokio::test]
 async fn the_story_runs_on_the_memory_stores() {
     let stores = Stores {
-        tenancy: Arc::new(hse::core::MemoryStore::new()),
-        bookings: Arc::new(hse::booking::MemoryStore::new()),
+        tenancy: Arc::new(hse::core::MemoryTenancyStore::new()),
+        bookings: Arc::new(hse::booking::MemoryBookingStore::new()),
         limiter: Arc::new(MemoryRateLimiter::new(Arc::new(SystemClock))),
     };
     told_the_story(&hotel_story(&stores, "memory").await.unwrap());
@@ -50,8 +50,8 @@ async fn the_story_runs_on_postgres_and_redis(_: PgPoolOptions, options: PgConne
     let redis = ConnectionManager::new(redis).await.unwrap();
     let prefix = format!("hse-sdk-test-{}:", uuid_like());
     let stores = Stores {
-        tenancy: Arc::new(hse::core::postgres::PgStore::new(app.clone())),
-        bookings: Arc::new(hse::booking::postgres::PgStore::new(app.clone())),
+        tenancy: Arc::new(hse::core::postgres::PgTenancyStore::new(app.clone())),
+        bookings: Arc::new(hse::booking::postgres::PgBookingStore::new(app.clone())),
         limiter: Arc::new(hse::auth::redis::RedisRateLimiter::new(
             redis.clone(),
             format!("{prefix}rl:"),

@@ -71,7 +71,7 @@ impl Credentials {
     /// # Panics
     /// When any step of a normal sign-in fails.
     pub(crate) async fn new() -> Self {
-        let tenancy = Arc::new(hse_core::memory::MemoryStore::new());
+        let tenancy = Arc::new(hse_core::memory::MemoryTenancyStore::new());
         let clock = Arc::new(ManualClock::new(start()));
         let deps = AuthDeps {
             directory: Arc::new(TenancyDirectory::new(tenancy.clone())),

@@ -40,10 +40,10 @@
 //! # tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap().block_on(async {
 //! use std::sync::Arc;
 //! use hse_auth::{AuthConfig, AuthDeps, Authenticator, LoginOutcome, SigningKey, TenancyDirectory};
-//! use hse_core::{memory::MemoryStore, model::NewUser, value::Email, Scope, SystemRole, TenancyStore};
+//! use hse_core::{memory::MemoryTenancyStore, model::NewUser, value::Email, Scope, SystemRole, TenancyStore};
 //!
 //! // Users live in hse-core's tenancy store (here the in-memory one).
-//! let tenancy = Arc::new(MemoryStore::new());
+//! let tenancy: Arc<dyn TenancyStore> = Arc::new(MemoryTenancyStore::new());
 //! let directory = Arc::new(TenancyDirectory::new(tenancy.clone()));
 //! let config = AuthConfig::new(SigningKey::generate_ed25519()?, "https://hse.example.com", "hse-api");
 //! let auth = Authenticator::build(AuthDeps::in_memory(directory), config)?;

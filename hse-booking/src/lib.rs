@@ -21,8 +21,8 @@
 //!   [`smtp`] channels; [`clock`] makes time injectable.
 //!
 //! # Wiring (for a server)
-//! Build one [`Bookings`] over a [`BookingStore`] (`postgres::PgStore`
-//! after `postgres::migrate`, or [`MemoryStore`]) and hse-core's
+//! Build one [`Bookings`] over a [`BookingStore`] (`postgres::PgBookingStore`
+//! after `postgres::migrate`, or [`MemoryBookingStore`]) and hse-core's
 //! `TenancyStore`; then run, in every process that should do background
 //! work (several may, safely):
 //! - [`stays::StayWorker`] — automatic check-in/check-out;
@@ -73,7 +73,7 @@ pub mod postgres;
 pub use dispatcher::{Dispatcher, NotificationChannel};
 pub use error::{BookingError, Result};
 pub use lock::{CodeProgrammer, LockProgrammer};
-pub use memory::MemoryStore;
+pub use memory::MemoryBookingStore;
 pub use model::{Booking, BookingId, BookingStatus, DoorCodeId, Guest, GuestId, NotificationId};
 // The inputs of `Bookings`' create calls, where a partner looks first.
 pub use model::{NewBooking, NewGuest, Stay};

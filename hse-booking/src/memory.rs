@@ -25,14 +25,14 @@ use state::{State, blocked, guest_resource, page_of};
 /// The in-memory [`BookingStore`].
 ///
 /// Nothing is durable: for trying the SDK, tests and demos; the same
-/// [`crate::Bookings`] runs over `hse_booking::postgres::PgStore` (feature
+/// [`crate::Bookings`] runs over `hse_booking::postgres::PgBookingStore` (feature
 /// `postgres`) in production. See `examples/embed_sdk.rs`.
 #[derive(Debug, Default)]
-pub struct MemoryStore {
+pub struct MemoryBookingStore {
     state: Mutex<State>,
 }
 
-impl MemoryStore {
+impl MemoryBookingStore {
     /// An empty store.
     #[must_use]
     pub fn new() -> Self {
@@ -45,7 +45,7 @@ impl MemoryStore {
 }
 
 #[async_trait]
-impl BookingStore for MemoryStore {
+impl BookingStore for MemoryBookingStore {
     async fn insert_guest(&self, scope: &Scope, guest: &Guest) -> Result<()> {
         if !scope.contains(&guest_resource(guest)) {
             return Err(BookingError::not_found("organization"));

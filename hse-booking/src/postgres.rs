@@ -53,11 +53,11 @@ pub async fn migrate(pool: &PgPool) -> Result<()> {
 
 /// The PostgreSQL [`BookingStore`].
 #[derive(Clone, Debug)]
-pub struct PgStore {
+pub struct PgBookingStore {
     pool: PgPool,
 }
 
-impl PgStore {
+impl PgBookingStore {
     /// A store over `pool` (run [`migrate`] first).
     #[must_use]
     pub fn new(pool: PgPool) -> Self {
@@ -71,7 +71,7 @@ fn collect<T>(rows: &[PgRow], f: fn(&PgRow) -> Result<T>) -> Result<Vec<T>> {
 }
 
 #[async_trait]
-impl BookingStore for PgStore {
+impl BookingStore for PgBookingStore {
     async fn insert_guest(&self, scope: &Scope, guest: &Guest) -> Result<()> {
         guests::insert(&self.pool, scope, guest).await
     }

@@ -69,8 +69,8 @@ impl Default for BookingsConfig {
 /// The booking service: guests, race-free bookings, door codes and the
 /// notification outbox.
 ///
-/// It runs over a [`BookingStore`] ([`crate::MemoryStore`] to try it,
-/// `hse_booking::postgres::PgStore` in production) and the same
+/// It runs over a [`BookingStore`] ([`crate::MemoryBookingStore`] to try it,
+/// `hse_booking::postgres::PgBookingStore` in production) and the same
 /// [`TenancyStore`] as the partner's `hse_core::Tenancy`, which it asks
 /// where rooms and locks live. Every call takes the caller's
 /// [`Principal`] (see `hse_core::Tenancy` for the first one, the root);
@@ -80,11 +80,11 @@ impl Default for BookingsConfig {
 /// ```
 /// use std::sync::Arc;
 ///
-/// use hse_booking::{Bookings, BookingsConfig, MemoryStore};
+/// use hse_booking::{Bookings, BookingsConfig, MemoryBookingStore};
 /// use hse_core::TenancyStore;
 ///
-/// let tenancy: Arc<dyn TenancyStore> = Arc::new(hse_core::MemoryStore::new());
-/// let bookings = Bookings::new(Arc::new(MemoryStore::new()), tenancy, BookingsConfig::default());
+/// let tenancy: Arc<dyn TenancyStore> = Arc::new(hse_core::MemoryTenancyStore::new());
+/// let bookings = Bookings::new(Arc::new(MemoryBookingStore::new()), tenancy, BookingsConfig::default());
 /// # let _ = bookings;
 /// ```
 ///

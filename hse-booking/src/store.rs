@@ -11,7 +11,7 @@
 //! `cap` live codes on one lock at overlapping times; read-modify-write of a
 //! booking is atomic together with its outbox rows and code changes; claims
 //! and state moves are conditional, so several processes never double an
-//! effect. [`crate::memory::MemoryStore`] does it under one lock, `postgres`
+//! effect. [`crate::memory::MemoryBookingStore`] does it under one lock, `postgres`
 //! with constraints and row locks.
 
 use async_trait::async_trait;

@@ -13,7 +13,8 @@
 //! - [`action`], [`role`]: the permission catalogue and the role hierarchy.
 //! - [`principal`], [`rules`]: scopes and the pure authorization rules.
 //! - [`invitation`], [`secret`]: onboarding and hashed secrets.
-//! - [`store`]: the storage port; [`memory`] and `postgres` adapters.
+//! - [`store`]: the storage ports, one per entity, that [`TenancyStore`]
+//!   groups; their adapters [`memory`] and `postgres`, one file per entity.
 //! - [`tenancy`]: the service that ties rules and store together.
 //! - [`cache`]: short-lived answers (principals, placements) retired by the
 //!   service's write [`cache::Revision`].
@@ -69,7 +70,7 @@ pub use model::{
 };
 // The inputs of `Tenancy`'s create calls, and the memory store, where a
 // partner looks for them first.
-pub use memory::MemoryStore;
+pub use memory::MemoryTenancyStore;
 pub use model::{
     NewArea, NewDevice, NewEstablishment, NewOrganization, NewPartnerCompany, NewUser,
 };
@@ -78,7 +79,7 @@ pub use role::{Hierarchy, Role, SystemRole};
 pub use rules::{Denied, authorize};
 pub use secret::{Secret, SecretHash};
 pub use store::{Listing, Page, Target, TenancyStore};
-pub use tenancy::{Suspended, Tenancy};
+pub use tenancy::{Suspended, Tenancy, UserCreation};
 
 #[doc(hidden)]
 pub mod __private {

@@ -1,4 +1,4 @@
-//! PostgreSQL adapter of the [`TenancyStore`] port (feature `postgres`).
+//! PostgreSQL adapter of the [`TenancyStore`](crate::TenancyStore) port (feature `postgres`).
 //!
 //! Schema: `hse-core/migrations`. Every HSE crate's migrations share one
 //! `_sqlx_migrations` table with globally unique versions (hse-core uses
@@ -28,13 +28,14 @@
 //! # Example
 //! ```no_run
 //! # async fn run() -> Result<(), hse_core::CoreError> {
-//! use hse_core::postgres::{PgStore, migrate};
-//! use hse_core::{Page, Scope, TenancyStore};
+//! use hse_core::postgres::{PgTenancyStore, migrate};
+//! use hse_core::store::PartnerCompanyStore;
+//! use hse_core::{Page, Scope};
 //!
 //! let pool = sqlx::PgPool::connect_lazy("postgres://postgres@127.0.0.1/hse")
 //!     .map_err(|e| hse_core::CoreError::Storage(e.to_string()))?;
 //! migrate(&pool).await?;
-//! let store = PgStore::new(pool);
+//! let store = PgTenancyStore::new(pool);
 //! let companies = store.list_partner_companies(&Scope::Platform, Page::first_max()).await?;
 //! println!("{} partner companies", companies.items.len());
 //! # Ok(()) }
@@ -85,7 +86,11 @@ use crate::model::{
 use crate::principal::{Principal, Resource, Scope};
 use crate::role::{PermissionGrant, Role};
 use crate::secret::SecretHash;
-use crate::store::{Credentials, Listing, Page, Target, TenancyStore};
+use crate::store::{
+    AreaStore, AssignmentStore, Credentials, DeviceStore, EstablishmentStore, InvitationStore,
+    Listing, OrganizationStore, Page, PartnerCompanyStore, PlacementStore, RoleStore, Target,
+    UserStore,
+};
 use crate::value::Email;
 
 /// Applies hse-core's migrations and upserts the permission catalogue.
@@ -126,14 +131,14 @@ async fn seed_catalogue(pool: &PgPool) -> Result<(), CoreError> {
     Ok(())
 }
 
-/// The PostgreSQL adapter of [`TenancyStore`]. Cheap to clone (it holds
+/// The PostgreSQL adapter of [`TenancyStore`](crate::TenancyStore). Cheap to clone (it holds
 /// a pool). Run [`migrate`] on the pool first.
 #[derive(Clone, Debug)]
-pub struct PgStore {
+pub struct PgTenancyStore {
     pool: PgPool,
 }
 
-impl PgStore {
+impl PgTenancyStore {
     /// A store over `pool` (migrated with [`migrate`]).
     #[must_use]
     pub fn new(pool: PgPool) -> Self {
@@ -148,11 +153,14 @@ impl PgStore {
 }
 
 #[async_trait]
-impl TenancyStore for PgStore {
+impl PlacementStore for PgTenancyStore {
     async fn locate(&self, target: Target) -> Result<Option<Resource>> {
         locate::locate(&self.pool, target).await
     }
+}
 
+#[async_trait]
+impl PartnerCompanyStore for PgTenancyStore {
     async fn insert_partner_company(&self, scope: &Scope, company: &PartnerCompany) -> Result<()> {
         tenants::insert_partner_company(&self.pool, scope, company).await
     }
@@ -182,7 +190,10 @@ impl TenancyStore for PgStore {
     async fn delete_partner_company(&self, scope: &Scope, id: PartnerCompanyId) -> Result<()> {
         delete::<PartnerCompanyRow>(&self.pool, scope, id.0).await
     }
+}
 
+#[async_trait]
+impl OrganizationStore for PgTenancyStore {
     async fn insert_organization(&self, scope: &Scope, org: &Organization) -> Result<()> {
         tenants::insert_organization(&self.pool, scope, org).await
     }
@@ -208,7 +219,10 @@ impl TenancyStore for PgStore {
     async fn delete_organization(&self, scope: &Scope, id: OrganizationId) -> Result<()> {
         delete::<OrganizationRow>(&self.pool, scope, id.0).await
     }
+}
 
+#[async_trait]
+impl EstablishmentStore for PgTenancyStore {
     async fn insert_establishment(
         &self,
         scope: &Scope,
@@ -243,7 +257,10 @@ impl TenancyStore for PgStore {
     async fn delete_establishment(&self, scope: &Scope, id: EstablishmentId) -> Result<()> {
         delete::<EstablishmentRow>(&self.pool, scope, id.0).await
     }
+}
 
+#[async_trait]
+impl AreaStore for PgTenancyStore {
     async fn insert_area(&self, scope: &Scope, area: &Area) -> Result<()> {
         areas::insert(&self.pool, scope, area).await
     }
@@ -275,7 +292,10 @@ impl TenancyStore for PgStore {
     async fn delete_area(&self, scope: &Scope, id: AreaId) -> Result<()> {
         delete::<AreaRow>(&self.pool, scope, id.0).await
     }
+}
 
+#[async_trait]
+impl DeviceStore for PgTenancyStore {
     async fn insert_device(
         &self,
         scope: &Scope,
@@ -325,7 +345,10 @@ impl TenancyStore for PgStore {
     ) -> Result<()> {
         devices::set_status(&self.pool, id, status, now).await
     }
+}
 
+#[async_trait]
+impl UserStore for PgTenancyStore {
     async fn insert_user(
         &self,
         scope: &Scope,
@@ -369,7 +392,25 @@ impl TenancyStore for PgStore {
     async fn principal(&self, id: UserId) -> Result<Principal> {
         principals::principal(&self.pool, id).await
     }
+}
 
+#[async_trait]
+impl AssignmentStore for PgTenancyStore {
+    async fn assign_establishment(
+        &self,
+        scope: &Scope,
+        assignment: &UserEstablishment,
+    ) -> Result<()> {
+        users::assign(&self.pool, scope, assignment).await
+    }
+
+    async fn assignments(&self, scope: &Scope, user: UserId) -> Result<Vec<UserEstablishment>> {
+        users::assignments(&self.pool, scope, user).await
+    }
+}
+
+#[async_trait]
+impl RoleStore for PgTenancyStore {
     async fn insert_role(&self, scope: &Scope, role: &Role) -> Result<()> {
         roles::insert(&self.pool, scope, role).await
     }
@@ -389,19 +430,10 @@ impl TenancyStore for PgStore {
     async fn delete_role(&self, scope: &Scope, id: RoleId) -> Result<()> {
         roles::remove(&self.pool, scope, id).await
     }
+}
 
-    async fn assign_establishment(
-        &self,
-        scope: &Scope,
-        assignment: &UserEstablishment,
-    ) -> Result<()> {
-        users::assign(&self.pool, scope, assignment).await
-    }
-
-    async fn assignments(&self, scope: &Scope, user: UserId) -> Result<Vec<UserEstablishment>> {
-        users::assignments(&self.pool, scope, user).await
-    }
-
+#[async_trait]
+impl InvitationStore for PgTenancyStore {
     async fn insert_invitation(&self, scope: &Scope, invitation: &Invitation) -> Result<()> {
         invitations::insert(&self.pool, scope, invitation).await
     }

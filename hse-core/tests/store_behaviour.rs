@@ -1,5 +1,5 @@
 //! The behaviour every [`TenancyStore`] adapter must have, run against
-//! `MemoryStore` and (with the `postgres` feature) `PgStore`, so the
+//! `MemoryTenancyStore` and (with the `postgres` feature) `PgTenancyStore`, so the
 //! two cannot drift.
 //!
 //! Each behaviour is an `async fn(&dyn TenancyStore)`; [`behaviours!`]
@@ -31,7 +31,7 @@ macro_rules! behaviours {
             $(
                 #[tokio::test]
                 async fn $name() {
-                    super::$name(&hse_core::memory::MemoryStore::new()).await;
+                    super::$name(&hse_core::memory::MemoryTenancyStore::new()).await;
                 }
             )*
         }
@@ -1868,19 +1868,20 @@ mod pg {
     //! What only the database can show: constraints that hold even when
     //! the Rust layer is bypassed, migrations that re-run cleanly.
 
-    use hse_core::postgres::{PgStore, migrate};
+    use hse_core::postgres::{PgTenancyStore, migrate};
+    use hse_core::store::{EstablishmentStore, OrganizationStore, RoleStore};
     use sqlx::PgPool;
 
     use super::*;
 
     /// A store on a freshly migrated test database, connected as the
     /// application role (so row-level security is exercised too).
-    pub(super) async fn store(pool: PgPool) -> PgStore {
+    pub(super) async fn store(pool: PgPool) -> PgTenancyStore {
         migrate(&pool).await.expect("migrations apply");
         let app = hse_core::postgres::app_pool(&pool, 4)
             .await
             .expect("the application role connects");
-        PgStore::new(app)
+        PgTenancyStore::new(app)
     }
 
     /// The SQLSTATE of a failed raw statement.

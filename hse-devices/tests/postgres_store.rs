@@ -710,7 +710,7 @@ async fn placed_device(pool: &PgPool) -> (DeviceId, Scope) {
     use hse_core::model::{NewArea, NewDevice, NewEstablishment, NewOrganization};
     use hse_core::value::Metadata;
 
-    let tenancy = hse_core::postgres::PgStore::new(pool.clone());
+    let tenancy = hse_core::postgres::PgTenancyStore::new(pool.clone());
     let now = Utc::now();
     let all = Scope::Platform;
     let org = NewOrganization {

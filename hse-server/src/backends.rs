@@ -14,8 +14,8 @@ use hse_auth::throttle::{FailureStore, MemoryFailureStore};
 use hse_auth::{MemoryAuthStore, SystemClock};
 use hse_booking::BookingStore;
 use hse_core::TenancyStore;
-use hse_core::memory::MemoryStore;
-use hse_core::postgres::PgStore;
+use hse_core::memory::MemoryTenancyStore;
+use hse_core::postgres::PgTenancyStore;
 use serde::Serialize;
 use sqlx::PgPool;
 use sqlx::postgres::{PgConnectOptions, PgPoolOptions};
@@ -142,11 +142,11 @@ impl Backends {
     ) -> Self {
         let (tenancy, auth_store): (Arc<dyn TenancyStore>, Arc<dyn AuthStore>) = match &postgres {
             Some(pool) => (
-                Arc::new(PgStore::new(pool.clone())),
+                Arc::new(PgTenancyStore::new(pool.clone())),
                 Arc::new(hse_auth::postgres::PgAuthStore::new(pool.clone())),
             ),
             None => (
-                Arc::new(MemoryStore::new()),
+                Arc::new(MemoryTenancyStore::new()),
                 Arc::new(MemoryAuthStore::new()),
             ),
         };
@@ -174,8 +174,8 @@ impl Backends {
             None => Arc::new(MemoryDenylist::new()),
         };
         let booking_store: Arc<dyn BookingStore> = match &postgres {
-            Some(pool) => Arc::new(hse_booking::postgres::PgStore::new(pool.clone())),
-            None => Arc::new(hse_booking::MemoryStore::new()),
+            Some(pool) => Arc::new(hse_booking::postgres::PgBookingStore::new(pool.clone())),
+            None => Arc::new(hse_booking::MemoryBookingStore::new()),
         };
         Self {
             postgres,

@@ -407,9 +407,9 @@ async fn a_weak_stored_hash_is_upgraded_at_the_next_sign_in() {
 #[tokio::test]
 async fn the_tenancy_directory_signs_in_users_of_hse_core_stores() {
     use hse_core::Scope;
-    use hse_core::memory::MemoryStore;
+    use hse_core::memory::MemoryTenancyStore;
 
-    let core = Arc::new(MemoryStore::new());
+    let core = Arc::new(MemoryTenancyStore::new());
     let passwords = Passwords::build(crate::support::fast_passwords()).unwrap();
     let user = insert_root(&*core, &passwords, "root@example.com").await;
     let directory = Arc::new(TenancyDirectory::new(core));
@@ -653,12 +653,13 @@ async fn concurrent_refreshes_through_the_service_have_exactly_one_winner(pool: 
 /// refresh, a key, a password change, and deactivation through hse-core.
 #[sqlx::test(migrations = false)]
 async fn the_service_runs_on_hse_cores_postgres_store(pool: PgPool) {
+    use hse_core::Scope;
     use hse_core::model::UserPatch;
-    use hse_core::postgres::PgStore;
-    use hse_core::{Scope, TenancyStore};
+    use hse_core::postgres::PgTenancyStore;
+    use hse_core::store::UserStore;
 
     crate::support::migrate(&pool).await;
-    let core = Arc::new(PgStore::new(pool.clone()));
+    let core = Arc::new(PgTenancyStore::new(pool.clone()));
     let clock = Arc::new(hse_auth::ManualClock::new(start()));
     let deps = hse_auth::AuthDeps {
         directory: Arc::new(TenancyDirectory::new(core.clone())),

@@ -1,5 +1,5 @@
 //! The in-memory state and the checks that make the guarantees: every
-//! method of [`MemoryStore`](super::MemoryStore) runs them under one lock.
+//! method of [`MemoryBookingStore`](super::MemoryBookingStore) runs them under one lock.
 
 use std::collections::BTreeMap;
 

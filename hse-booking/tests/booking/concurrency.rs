@@ -29,7 +29,7 @@ async fn exactly_one_of_64_concurrent_overlapping_requests_wins_every_round(pool
         )
         .await
         .unwrap();
-    let store = Arc::new(hse_booking::postgres::PgStore::new(wide.clone()));
+    let store = Arc::new(hse_booking::postgres::PgBookingStore::new(wide.clone()));
     let service = Arc::new(Bookings::new(
         store,
         w.tenancy.clone(),

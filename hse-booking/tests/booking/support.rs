@@ -12,7 +12,7 @@ use std::sync::{Arc, Mutex};
 
 use chrono::{DateTime, Duration, Utc};
 use hse_booking::model::{NewBooking, NewGuest, Stay};
-use hse_booking::{Booking, BookingStore, Bookings, BookingsConfig, Guest, MemoryStore};
+use hse_booking::{Booking, BookingStore, Bookings, BookingsConfig, Guest, MemoryBookingStore};
 use hse_core::model::{NewArea, NewDevice, NewEstablishment, NewOrganization, NewPartnerCompany};
 use hse_core::value::{Email, Metadata, Timezone};
 use hse_core::{
@@ -79,9 +79,9 @@ impl World {
     pub(crate) async fn with_rooms(pool: Option<PgPool>, rooms: usize, room_locks: bool) -> Self {
         match pool {
             None => {
-                let tenancy = Arc::new(hse_core::memory::MemoryStore::new());
+                let tenancy = Arc::new(hse_core::memory::MemoryTenancyStore::new());
                 Self::build(
-                    Arc::new(MemoryStore::new()),
+                    Arc::new(MemoryBookingStore::new()),
                     tenancy,
                     None,
                     rooms,
@@ -95,8 +95,8 @@ impl World {
                 // The stores connect as the application role, so row-level
                 // security is exercised; `pool` (the owner) stays for checks.
                 let app = hse_core::postgres::app_pool(&pool, 8).await.unwrap();
-                let store = Arc::new(hse_booking::postgres::PgStore::new(app.clone()));
-                let tenancy = Arc::new(hse_core::postgres::PgStore::new(app));
+                let store = Arc::new(hse_booking::postgres::PgBookingStore::new(app.clone()));
+                let tenancy = Arc::new(hse_core::postgres::PgTenancyStore::new(app));
                 Self::build(store, tenancy, Some(pool), rooms, room_locks).await
             }
         }

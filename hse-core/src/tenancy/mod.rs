@@ -30,12 +30,13 @@ mod suspension;
 mod users;
 
 pub use suspension::Suspended;
+pub use users::{UserCreation, creates_accounts_at_once, password_refused};
 
 /// The tenancy service. Cheap to clone; clones share the write
 /// [`Revision`] and the placement cache.
 ///
-/// It runs over a [`TenancyStore`]: [`crate::MemoryStore`] to try it or in
-/// tests, `hse_core::postgres::PgStore` (feature `postgres`) in
+/// It runs over a [`TenancyStore`]: [`crate::MemoryTenancyStore`] to try it or in
+/// tests, `hse_core::postgres::PgTenancyStore` (feature `postgres`) in
 /// production. Every call takes the caller's [`Principal`], which
 /// [`Tenancy::principal`] loads for a user. The first one, the platform's
 /// root, is a user inserted once at [`Scope::Platform`](crate::Scope::Platform) (`hse-server
@@ -45,11 +46,11 @@ pub use suspension::Suspended;
 /// use std::sync::Arc;
 ///
 /// use hse_core::value::Email;
-/// use hse_core::{MemoryStore, NewOrganization, NewUser, Scope, SystemRole, Tenancy};
+/// use hse_core::{MemoryTenancyStore, NewOrganization, NewUser, Scope, SystemRole, Tenancy};
 ///
 /// # #[tokio::main(flavor = "current_thread")]
 /// # async fn main() -> hse_core::Result<()> {
-/// let tenancy = Tenancy::new(Arc::new(MemoryStore::new()));
+/// let tenancy = Tenancy::new(Arc::new(MemoryTenancyStore::new()));
 /// let root = NewUser {
 ///     email: Email::parse("root@partner.example")?,
 ///     first_name: "Root".into(),

@@ -41,6 +41,18 @@ impl Tenancy {
         let placement = self.check(who, "create_invitation", target, entity).await?;
         let role = self.store.role(&who.scope(), new.role_id).await?;
         may_create_user(who, &role, &placement).map_err(refused(entity))?;
+        self.issue_invitation(who, new).await
+    }
+
+    /// Issues an invitation whose target and role were authorized: a clear
+    /// [`CoreError::AlreadyExists`] when the email belongs to an account
+    /// `who` can see, and otherwise the same work and the same answer
+    /// whether the email is fresh or taken outside `who`'s scope.
+    pub(super) async fn issue_invitation(
+        &self,
+        who: &Principal,
+        new: NewInvitation,
+    ) -> Result<(Invitation, Secret)> {
         if self.visible_account(who, &new.email).await? {
             return Err(CoreError::AlreadyExists {
                 entity: "user",

@@ -5,11 +5,57 @@ use std::collections::BTreeSet;
 use super::{Tenancy, refused};
 use crate::error::{CoreError, Result};
 use crate::id::{EstablishmentId, OrganizationId, PartnerCompanyId, RoleId, UserId};
+use crate::invitation::{Invitation, InvitationTarget, NewInvitation};
 use crate::model::{NewUser, User, UserPatch};
 use crate::principal::{Principal, Resource, Scope};
 use crate::role::{NewRole, PermissionGrant, Role};
 use crate::rules::{may_create_role, may_create_user, may_manage_user};
+use crate::secret::Secret;
 use crate::store::{Listing, Page, Target};
+
+/// What [`Tenancy::create_user`] came to.
+#[derive(Debug)]
+pub enum UserCreation {
+    /// The account exists now: its creator's scope is the whole platform.
+    Created(User),
+    /// An invitation to the same role and place, issued to a caller scoped
+    /// below the platform whatever the email, so that the answer tells
+    /// nothing about accounts outside its scope.
+    Invited {
+        /// The invitation, pending.
+        invitation: Invitation,
+        /// Its token, shown only now, for the caller to deliver.
+        token: Secret,
+    },
+}
+
+impl UserCreation {
+    /// The user, when the account was created at once.
+    #[must_use]
+    pub fn into_user(self) -> Option<User> {
+        match self {
+            Self::Created(user) => Some(user),
+            Self::Invited { .. } => None,
+        }
+    }
+}
+
+/// Whether [`Tenancy::create_user`] creates `who`'s users at once (its
+/// scope is the whole platform, so no account is hidden from it) rather
+/// than inviting them.
+#[must_use]
+pub fn creates_accounts_at_once(who: &Principal) -> bool {
+    who.scope() == Scope::Platform
+}
+
+/// The refusal of an initial password from a caller who invites.
+#[must_use]
+pub fn password_refused() -> CoreError {
+    CoreError::invalid(
+        "password",
+        "only a platform-wide caller sets an initial password: below the platform the user is invited and chooses their own",
+    )
+}
 
 impl Tenancy {
     // ----- users -------------------------------------------------------
@@ -33,31 +79,64 @@ impl Tenancy {
         }
     }
 
-    /// Creates a user (only root, partner and admin, with roles
-    /// at or below their own, inside their scope). `password_hash` comes
-    /// from a [`PasswordHasher`](crate::invitation::PasswordHasher); without one the user must be invited.
+    /// Creates a user (only root, partner and admin, with roles at or
+    /// below their own, inside their scope).
+    ///
+    /// A caller whose scope is the whole platform (root) creates the
+    /// account at once, with `password_hash` from a
+    /// [`PasswordHasher`](crate::invitation::PasswordHasher) if given.
+    /// Every other caller is answered with an invitation to the same role
+    /// and place instead, whatever the email: emails are unique across the
+    /// platform, so an account created at once would tell the caller that
+    /// an email is taken in a tenant it cannot see. The invitee chooses a
+    /// password at acceptance, where a clash is told to the token holder
+    /// only, naming no tenant (see [`Tenancy::invite`]).
     ///
     /// # Errors
     /// [`CoreError::Denied`] naming the rule, [`CoreError::NotFound`],
-    /// [`CoreError::AlreadyExists`] for a taken email.
+    /// [`CoreError::AlreadyExists`] for an email whose account the caller
+    /// can see, [`CoreError::Invalid`] for bad names, or for a password
+    /// from a caller who does not create accounts at once.
     pub async fn create_user(
         &self,
         who: &Principal,
         new: NewUser,
         password_hash: Option<&str>,
-    ) -> Result<User> {
+    ) -> Result<UserCreation> {
         let placement = self
             .placement(new.partner_company_id, new.organization_id)
             .await?;
         let role = self.store.role(&who.scope(), new.role_id).await?;
         may_create_user(who, &role, &placement).map_err(refused("organization"))?;
         let user = new.build(placement.partner_company_id, false, self.now())?;
+        if !creates_accounts_at_once(who) {
+            if password_hash.is_some() {
+                return Err(password_refused());
+            }
+            return self.invite_instead(who, user).await;
+        }
         self.wrote(
             self.store
                 .insert_user(&who.scope(), &user, password_hash)
                 .await,
         )?;
-        Ok(user)
+        Ok(UserCreation::Created(user))
+    }
+
+    /// The invitation [`Tenancy::create_user`] answers a scoped caller with.
+    async fn invite_instead(&self, who: &Principal, user: User) -> Result<UserCreation> {
+        let target = match (user.organization_id, user.partner_company_id) {
+            (Some(o), _) => InvitationTarget::Organization(o),
+            (None, Some(p)) => InvitationTarget::PartnerCompany(p),
+            (None, None) => return Err(CoreError::not_found("organization")),
+        };
+        let new = NewInvitation {
+            email: user.email,
+            role_id: user.role_id,
+            target,
+        };
+        let (invitation, token) = self.issue_invitation(who, new).await?;
+        Ok(UserCreation::Invited { invitation, token })
     }
 
     /// One user.

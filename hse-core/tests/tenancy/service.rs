@@ -7,52 +7,18 @@ use std::sync::Arc;
 use chrono::{Duration, Utc};
 use hse_core::clock::ManualClock;
 use hse_core::invitation::{Acceptance, InvitationTarget, NewInvitation};
-use hse_core::model::{
-    AreaPatch, NewArea, NewDevice, NewEstablishment, NewOrganization, NewPartnerCompany, NewUser,
-};
+use hse_core::model::{AreaPatch, NewArea, NewDevice, NewOrganization, NewPartnerCompany, NewUser};
 use hse_core::role::NewRole;
-use hse_core::value::{Email, Metadata, Timezone};
+use hse_core::value::{Email, Metadata};
 use hse_core::{
     ActionName, CoreError, Denied, Hierarchy, OrganizationId, Page, PartnerCompanyId, Principal,
-    Resource, Scope, Secret, SystemRole, Tenancy, TenancyStore,
+    Resource, Scope, Secret, SystemRole, Tenancy, TenancyStore, UserCreation,
 };
 
-use crate::support::{FakeHasher, root, user};
+use crate::support::{FakeHasher, new_establishment, organization, partner_company, root, user};
 
 fn act(name: &str) -> ActionName {
     ActionName::parse(name).unwrap()
-}
-
-async fn partner_company(t: &Tenancy, root: &Principal) -> PartnerCompanyId {
-    let new = NewPartnerCompany {
-        name: "Resells Ltd".into(),
-        ..Default::default()
-    };
-    t.create_partner_company(root, new).await.unwrap().id
-}
-
-async fn organization(
-    t: &Tenancy,
-    who: &Principal,
-    partner: Option<PartnerCompanyId>,
-) -> OrganizationId {
-    let new = NewOrganization {
-        partner_company_id: partner,
-        name: "Hotels SA".into(),
-        ..Default::default()
-    };
-    t.create_organization(who, new).await.unwrap().id
-}
-
-fn establishment(org: OrganizationId) -> NewEstablishment {
-    NewEstablishment {
-        organization_id: org,
-        name: "Hotel Sol".into(),
-        address: String::new(),
-        location: None,
-        timezone: Timezone::parse("Europe/Madrid").unwrap(),
-        metadata: Metadata::default(),
-    }
 }
 
 fn area(est: hse_core::EstablishmentId, parent: Option<hse_core::AreaId>, name: &str) -> NewArea {
@@ -131,7 +97,7 @@ pub(crate) async fn admins_see_only_the_establishments_assigned_to_them(
     let (_, chief) = user(&store, SystemRole::Admin, None, Some(org)).await;
     let (other_user, _) = user(&store, SystemRole::Admin, None, Some(org)).await;
     let est = t
-        .create_establishment(&chief, establishment(org))
+        .create_establishment(&chief, new_establishment(org))
         .await
         .unwrap();
     let chief = t.principal(chief.user_id).await.unwrap();
@@ -159,7 +125,7 @@ pub(crate) async fn a_refused_action_names_the_missing_permission(store: Arc<dyn
     let (t, root) = root(&store).await;
     let org = organization(&t, &root, None).await;
     let est = t
-        .create_establishment(&root, establishment(org))
+        .create_establishment(&root, new_establishment(org))
         .await
         .unwrap();
     let (u, _) = user(&store, SystemRole::User, None, Some(org)).await;
@@ -229,10 +195,23 @@ pub(crate) async fn users_are_created_only_with_roles_at_or_below_the_creator(
         organization_id: org,
     };
     let created = t
+        .create_user(&root, new(SystemRole::User, None, Some(org)), None)
+        .await
+        .unwrap()
+        .into_user()
+        .expect("root creates at once");
+    assert_eq!(created.partner_company_id, Some(p));
+    // Below the platform the same request is an invitation to that place.
+    match t
         .create_user(&admin, new(SystemRole::User, None, Some(org)), None)
         .await
-        .unwrap();
-    assert_eq!(created.partner_company_id, Some(p));
+    {
+        Ok(UserCreation::Invited { invitation, .. }) => {
+            assert_eq!(invitation.target, InvitationTarget::Organization(org));
+            assert_eq!(invitation.role_id, SystemRole::User.id());
+        }
+        other => panic!("expected an invitation, got {other:?}"),
+    }
     let err = t
         .create_user(&admin, new(SystemRole::Partner, Some(p), None), None)
         .await;
@@ -352,7 +331,7 @@ async fn room_101(
 ) -> (OrganizationId, hse_core::Establishment, hse_core::Area) {
     let org = organization(t, root, None).await;
     let est = t
-        .create_establishment(root, establishment(org))
+        .create_establishment(root, new_establishment(org))
         .await
         .unwrap();
     let room = t
@@ -459,7 +438,7 @@ pub(crate) async fn areas_nest_without_cycles(store: Arc<dyn TenancyStore>) {
     let (t, root) = root(&store).await;
     let org = organization(&t, &root, None).await;
     let est = t
-        .create_establishment(&root, establishment(org))
+        .create_establishment(&root, new_establishment(org))
         .await
         .unwrap();
     let wing = t
@@ -501,7 +480,7 @@ pub(crate) async fn areas_nest_without_cycles(store: Arc<dyn TenancyStore>) {
         Err(CoreError::InUse { .. })
     ));
     let other = t
-        .create_establishment(&root, establishment(org))
+        .create_establishment(&root, new_establishment(org))
         .await
         .unwrap();
     assert!(matches!(
@@ -517,10 +496,10 @@ pub(crate) async fn establishment_roles_grant_only_in_their_establishment(
     let (t, root) = root(&store).await;
     let org = organization(&t, &root, None).await;
     let (here, there) = (
-        t.create_establishment(&root, establishment(org))
+        t.create_establishment(&root, new_establishment(org))
             .await
             .unwrap(),
-        t.create_establishment(&root, establishment(org))
+        t.create_establishment(&root, new_establishment(org))
             .await
             .unwrap(),
     );

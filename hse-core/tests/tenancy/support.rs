@@ -4,9 +4,9 @@ use std::sync::Arc;
 
 use async_trait::async_trait;
 use hse_core::invitation::PasswordHasher;
-use hse_core::memory::MemoryStore;
-use hse_core::model::NewUser;
-use hse_core::value::Email;
+use hse_core::memory::MemoryTenancyStore;
+use hse_core::model::{NewEstablishment, NewOrganization, NewPartnerCompany, NewUser};
+use hse_core::value::{Email, Metadata, Timezone};
 use hse_core::{
     CoreError, OrganizationId, PartnerCompanyId, Principal, Scope, SystemRole, Tenancy,
     TenancyStore, User,
@@ -14,7 +14,7 @@ use hse_core::{
 
 /// A fresh in-memory store.
 pub(crate) fn memory() -> Arc<dyn TenancyStore> {
-    Arc::new(MemoryStore::new())
+    Arc::new(MemoryTenancyStore::new())
 }
 
 /// A PostgreSQL store on a migrated test database.
@@ -26,7 +26,7 @@ pub(crate) async fn postgres(pool: sqlx::PgPool) -> Arc<dyn TenancyStore> {
     let app = hse_core::postgres::app_pool(&pool, 4)
         .await
         .expect("the application role connects");
-    Arc::new(hse_core::postgres::PgStore::new(app))
+    Arc::new(hse_core::postgres::PgTenancyStore::new(app))
 }
 
 /// Inserts a user directly (system set-up) and returns its principal.
@@ -71,5 +71,40 @@ impl PasswordHasher for FakeHasher {
             return Err(CoreError::Password("at least 8 characters".into()));
         }
         Ok(format!("fake${}", password.len()))
+    }
+}
+
+/// A partner company created by root.
+pub(crate) async fn partner_company(t: &Tenancy, root: &Principal) -> PartnerCompanyId {
+    let new = NewPartnerCompany {
+        name: "Resells Ltd".into(),
+        ..Default::default()
+    };
+    t.create_partner_company(root, new).await.unwrap().id
+}
+
+/// An organization created by `who`, under `partner` if given.
+pub(crate) async fn organization(
+    t: &Tenancy,
+    who: &Principal,
+    partner: Option<PartnerCompanyId>,
+) -> OrganizationId {
+    let new = NewOrganization {
+        partner_company_id: partner,
+        name: "Hotels SA".into(),
+        ..Default::default()
+    };
+    t.create_organization(who, new).await.unwrap().id
+}
+
+/// The input of a hotel in `org`.
+pub(crate) fn new_establishment(org: OrganizationId) -> NewEstablishment {
+    NewEstablishment {
+        organization_id: org,
+        name: "Hotel Sol".into(),
+        address: String::new(),
+        location: None,
+        timezone: Timezone::parse("Europe/Madrid").unwrap(),
+        metadata: Metadata::default(),
     }
 }

@@ -1,53 +1,25 @@
 //! Issue 13 through the service: a suspended tenant's users have no
 //! principal and only a level above suspends or reinstates it; a manager
 //! reaches only users within its establishments; an invitation tells
-//! nothing about accounts outside the inviter's scope.
+//! nothing about accounts outside the inviter's scope, and neither does
+//! creating a user directly.
 
 use std::sync::Arc;
 
-use hse_core::invitation::{Acceptance, InvitationTarget, NewInvitation};
+use hse_core::invitation::{Acceptance, Invitation, InvitationTarget, NewInvitation};
 use hse_core::model::{
-    NewArea, NewDevice, NewEstablishment, NewOrganization, NewPartnerCompany, OrganizationPatch,
-    PartnerCompanyPatch, UserPatch,
+    NewArea, NewDevice, NewUser, OrganizationPatch, PartnerCompanyPatch, UserPatch,
 };
-use hse_core::value::{Email, Metadata, Timezone};
+use hse_core::value::{Email, Metadata};
 use hse_core::{
-    CoreError, Denied, EstablishmentId, OrganizationId, PartnerCompanyId, Principal, Resource,
-    Suspended, SystemRole, Target, Tenancy, TenancyStore,
+    CoreError, Denied, EstablishmentId, OrganizationId, Principal, Resource, Secret, Suspended,
+    SystemRole, Target, Tenancy, TenancyStore, UserCreation,
 };
 
-use crate::support::{FakeHasher, root, user};
-
-async fn company(t: &Tenancy, root: &Principal) -> PartnerCompanyId {
-    let new = NewPartnerCompany {
-        name: "Resells Ltd".into(),
-        ..Default::default()
-    };
-    t.create_partner_company(root, new).await.unwrap().id
-}
-
-async fn organization(
-    t: &Tenancy,
-    who: &Principal,
-    partner: Option<PartnerCompanyId>,
-) -> OrganizationId {
-    let new = NewOrganization {
-        partner_company_id: partner,
-        name: "Hotels SA".into(),
-        ..Default::default()
-    };
-    t.create_organization(who, new).await.unwrap().id
-}
+use crate::support::{FakeHasher, new_establishment, organization, partner_company, root, user};
 
 async fn establishment(t: &Tenancy, who: &Principal, org: OrganizationId) -> EstablishmentId {
-    let new = NewEstablishment {
-        organization_id: org,
-        name: "Hotel Sol".into(),
-        address: String::new(),
-        location: None,
-        timezone: Timezone::parse("Europe/Madrid").unwrap(),
-        metadata: Metadata::default(),
-    };
+    let new = new_establishment(org);
     t.create_establishment(who, new).await.unwrap().id
 }
 
@@ -73,7 +45,7 @@ pub(crate) async fn a_suspended_tenant_leaves_everyone_below_without_a_principal
     store: Arc<dyn TenancyStore>,
 ) {
     let (t, root) = root(&store).await;
-    let p = company(&t, &root).await;
+    let p = partner_company(&t, &root).await;
     let org = organization(&t, &root, Some(p)).await;
     let (_, partner) = user(&store, SystemRole::Partner, Some(p), None).await;
     let (_, admin) = user(&store, SystemRole::Admin, Some(p), Some(org)).await;
@@ -112,7 +84,7 @@ pub(crate) async fn only_a_level_above_suspends_or_reinstates_a_tenant(
     store: Arc<dyn TenancyStore>,
 ) {
     let (t, root) = root(&store).await;
-    let p = company(&t, &root).await;
+    let p = partner_company(&t, &root).await;
     let org = organization(&t, &root, Some(p)).await;
     let (_, partner) = user(&store, SystemRole::Partner, Some(p), None).await;
     let (_, admin) = user(&store, SystemRole::Admin, Some(p), Some(org)).await;
@@ -163,7 +135,7 @@ pub(crate) async fn a_suspension_is_reported_for_everything_placed_below(
     store: Arc<dyn TenancyStore>,
 ) {
     let (t, root) = root(&store).await;
-    let p = company(&t, &root).await;
+    let p = partner_company(&t, &root).await;
     let org = organization(&t, &root, Some(p)).await;
     let est = establishment(&t, &root, org).await;
     let area = NewArea {
@@ -325,10 +297,76 @@ pub(crate) async fn an_invitation_reveals_no_account_outside_the_inviters_scope(
     ));
 }
 
+fn new_user(email: &Email, org: OrganizationId) -> NewUser {
+    NewUser {
+        email: email.clone(),
+        first_name: "Eve".into(),
+        last_name: String::new(),
+        role_id: SystemRole::User.id(),
+        partner_company_id: None,
+        organization_id: Some(org),
+    }
+}
+
+/// The invitation a scoped caller's `create_user` answers with.
+fn invited(answer: Result<UserCreation, CoreError>) -> (Invitation, Secret) {
+    match answer {
+        Ok(UserCreation::Invited { invitation, token }) => (invitation, token),
+        other => panic!("expected an invitation, got {other:?}"),
+    }
+}
+
+pub(crate) async fn direct_creation_reveals_no_account_outside_the_creators_scope(
+    store: Arc<dyn TenancyStore>,
+) {
+    let (t, root) = root(&store).await;
+    let (mine, theirs) = (
+        organization(&t, &root, None).await,
+        organization(&t, &root, None).await,
+    );
+    let (_, admin) = user(&store, SystemRole::Admin, None, Some(mine)).await;
+    let (colleague, _) = user(&store, SystemRole::User, None, Some(mine)).await;
+    let (stranger, _) = user(&store, SystemRole::User, None, Some(theirs)).await;
+    let root_user = t.user(&root, root.user_id).await.unwrap();
+    let fresh = Email::parse("fresh@example.com").unwrap();
+    let before = t.user(&root, stranger.id).await.unwrap();
+
+    let (fresh_inv, _) = invited(t.create_user(&admin, new_user(&fresh, mine), None).await);
+    for taken in [&stranger.email, &root_user.email] {
+        let (inv, _) = invited(t.create_user(&admin, new_user(taken, mine), None).await);
+        assert_eq!(
+            (inv.status, inv.role_id, inv.target, &inv.email),
+            (fresh_inv.status, fresh_inv.role_id, fresh_inv.target, taken)
+        );
+    }
+    // The stranger's account is untouched.
+    assert_eq!(t.user(&root, stranger.id).await.unwrap(), before);
+    // Someone the admin can see already: a clear 409, as for root.
+    for who in [&admin, &root] {
+        assert!(matches!(
+            t.create_user(who, new_user(&colleague.email, mine), None)
+                .await,
+            Err(CoreError::AlreadyExists { entity: "user", .. })
+        ));
+    }
+    // A password only from a platform-wide caller, refused before anything.
+    let other = Email::parse("other@example.com").unwrap();
+    assert!(matches!(
+        t.create_user(&admin, new_user(&other, mine), Some("hash"))
+            .await,
+        Err(CoreError::Invalid {
+            field: "password",
+            ..
+        })
+    ));
+    assert!(store.credentials(&other).await.unwrap().is_none());
+}
+
 on_both_adapters!(
     a_suspended_tenant_leaves_everyone_below_without_a_principal,
     only_a_level_above_suspends_or_reinstates_a_tenant,
     a_suspension_is_reported_for_everything_placed_below,
     a_one_establishment_admin_cannot_manage_the_chief_admin,
     an_invitation_reveals_no_account_outside_the_inviters_scope,
+    direct_creation_reveals_no_account_outside_the_creators_scope,
 );

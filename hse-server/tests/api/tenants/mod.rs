@@ -1,8 +1,9 @@
 //! Issue 13 over HTTP: a suspended tenant's users cannot sign in, use a
 //! token or an API key, and cannot lift the suspension themselves; its
 //! devices take no commands and its door codes wait; a one-establishment
-//! admin cannot manage the chief admin; an invitation tells nothing about
-//! accounts of other tenants; raw door-code commands are refused.
+//! admin cannot manage the chief admin; an invitation or a direct creation
+//! tells nothing about accounts of other tenants; raw door-code commands
+//! are refused.
 
 use std::time::Duration;
 
@@ -14,6 +15,7 @@ use serde_json::{Value, json};
 use crate::client::{Answer, App, assert_problem};
 
 mod devices;
+mod users;
 
 const PASSWORD: &str = "a long enough passphrase";
 
