@@ -706,8 +706,8 @@ async fn fresh_sum(
 /// A device in a fresh organization (inserted by the owner), and the scope
 /// of that organization's admin assigned to its establishment.
 async fn placed_device(pool: &PgPool) -> (DeviceId, Scope) {
-    use hse_core::TenancyStore as _;
     use hse_core::model::{NewArea, NewDevice, NewEstablishment, NewOrganization};
+    use hse_core::store::{AreaStore, DeviceStore, EstablishmentStore, OrganizationStore};
     use hse_core::value::Metadata;
 
     let tenancy = hse_core::postgres::PgTenancyStore::new(pool.clone());
