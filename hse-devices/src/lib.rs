@@ -48,7 +48,7 @@
 //! let limits = Limits { now_ms: 1_764_288_000_000, retention_ms: 86_400_000 };
 //! let frame = br#"{"type":"event","seq":1,"event_type":"temperature","value":21.5}"#;
 //! let Ok(Inbound::Events { seq, events }) = decode(frame, &limits) else { panic!() };
-//! assert_eq!((seq, events[0].value), (1, Some(21.5)));
+//! assert_eq!((seq, events[0].value()), (1, Some(21.5)));
 //! ```
 
 pub mod breaker;

@@ -185,6 +185,7 @@ async fn serve_grpc(
         devices.state.clone(),
         devices.history.clone(),
     )
+    .with_retention(devices.sessions.config.retention)
     .with_shutdown(shutdown.clone());
     let incoming = crate::connections::grpc_incoming(listener, limits);
     let served = tonic::transport::Server::builder()
