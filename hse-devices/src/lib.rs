@@ -14,7 +14,8 @@
 //! - [`transport`], [`session`], [`tcp`]: one session implementation for TCP
 //!   and WebSocket; hello, acks, heartbeat, replacement, commands.
 //! - [`ingest`]: the entry every protocol adapter uses; [`queue`]: the
-//!   durable hand-off; [`writer`]: the batch writer; [`dlq`]: dead letters.
+//!   durable hand-off; [`writer`]: the batch writer; [`dlq`]: dead letters;
+//!   [`groups`]: consumer groups other modules follow the events with.
 //! - [`directory`], [`state`], [`feed`], [`commands`], [`history`]: device
 //!   credentials, current state, live changes, commands in flight, reads.
 //! - [`breaker`]: the circuit breaker of the gRPC client.
@@ -59,6 +60,7 @@ pub mod dlq;
 
 pub mod error;
 pub mod feed;
+pub mod groups;
 pub mod history;
 pub mod ingest;
 pub mod model;
