@@ -54,7 +54,10 @@ impl GroupName {
         // The same alphabet and length as event types.
         EventType::parse(text).map_err(|e| Invalid::new("group", e.reason))?;
         if text == WRITERS_GROUP {
-            return Err(Invalid::new("group", "`writers` is the batch writers' group"));
+            return Err(Invalid::new(
+                "group",
+                "`writers` is the batch writers' group",
+            ));
         }
         Ok(Self(text.to_owned()))
     }
