@@ -13,6 +13,8 @@ pub(crate) struct Env {
     pub(crate) redis_url: String,
     /// Tiny sizes.
     pub(crate) smoke: bool,
+    /// The device pipeline feeds one more consumer group (`--extra-group`).
+    pub(crate) extra_group: bool,
 }
 
 impl Env {
@@ -28,6 +30,7 @@ impl Env {
             db_url,
             redis_url: var("HSE_REDIS_URL", "redis://127.0.0.1:6379"),
             smoke,
+            extra_group: false,
         }
     }
 

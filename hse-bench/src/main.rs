@@ -5,7 +5,7 @@
 //! result, the absolute number is context. Nothing here asserts speed.
 //!
 //! Run with: `cargo run --release -p hse-bench -- [--smoke] [--json out.json]
-//! [--only ingest,latency,chart,connections,api,bookings]`
+//! [--only ingest,latency,chart,connections,api,bookings] [--extra-group]`
 //!
 //! Reads `HSE_DATABASE_URL` (default `postgres://postgres@127.0.0.1:5432/hse`;
 //! each section works in a fresh database it creates and drops) and
@@ -61,8 +61,12 @@ fn main() -> anyhow::Result<()> {
 }
 
 async fn run(options: Options) -> anyhow::Result<()> {
-    let env = env::Env::from_env(options.smoke);
+    let mut env = env::Env::from_env(options.smoke);
+    env.extra_group = options.extra_group;
     let mut report = Report::new(options.smoke, env::machine().await);
+    if options.extra_group {
+        report.note("run with --extra-group: one more consumer group (`bench-module`) on the events stream, read and acked by a follower".to_owned());
+    }
     let started = Instant::now();
     let mut max_rate = None;
     for section in &options.only {

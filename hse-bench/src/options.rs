@@ -1,4 +1,5 @@
-//! The command line: `[--smoke] [--json out.json] [--only a,b,...]`.
+//! The command line: `[--smoke] [--json out.json] [--only a,b,...]
+//! [--extra-group]`.
 
 use anyhow::{Context, bail};
 
@@ -58,6 +59,9 @@ pub(crate) struct Options {
     pub(crate) json: Option<String>,
     /// Sections, in running order.
     pub(crate) only: Vec<Section>,
+    /// Registers one more consumer group on the events stream, followed by
+    /// a consumer that acks what it reads (a module reacting to events).
+    pub(crate) extra_group: bool,
 }
 
 /// What `--help` prints.
@@ -65,13 +69,15 @@ pub(crate) const USAGE: &str = "\
 hse-bench: the HSE benchmarks, each figure beside a baseline measured in the same run
 
 USAGE:
-    cargo run --release -p hse-bench -- [--smoke] [--json out.json] [--only LIST]
+    cargo run --release -p hse-bench -- [--smoke] [--json out.json] [--only LIST] [--extra-group]
 
 OPTIONS:
     --smoke          tiny sizes, seconds in all (what scripts/test runs)
     --json PATH      also write the report as JSON
     --only LIST      comma-separated sections: ingest,latency,chart,connections,api,bookings
                      [all, in that order]
+    --extra-group    the device pipeline also feeds one more consumer group (`bench-module`),
+                     read and acked by a follower, as a module reacting to events would
     -h, --help       this text
 
 ENVIRONMENT:
@@ -89,11 +95,13 @@ impl Options {
             smoke: false,
             json: None,
             only: Section::ALL.to_vec(),
+            extra_group: false,
         };
         let mut args = args.iter();
         while let Some(arg) = args.next() {
             match arg.as_str() {
                 "--smoke" => options.smoke = true,
+                "--extra-group" => options.extra_group = true,
                 "--json" => {
                     options.json = Some(args.next().context("--json needs a path")?.clone())
                 }

@@ -13,8 +13,10 @@ use hse_devices::commands::Connections;
 use hse_devices::directory::MemoryDirectory;
 use hse_devices::dlq::MemoryDeadLetters;
 use hse_devices::feed::ChangeFeed;
+use hse_devices::groups::{EventGroups, GroupName};
 use hse_devices::ingest::Ingest;
 use hse_devices::postgres::PgEventStore;
+use hse_devices::queue::QueueConsumer;
 use hse_devices::redis::{Keys, RedisConsumer, RedisQueue, RedisState, connect};
 use hse_devices::session::{SessionConfig, SessionContext};
 use hse_devices::writer::{BatchWriter, WriterConfig};
@@ -91,6 +93,12 @@ impl Pipeline {
         let queue = Arc::new(RedisQueue::new(&client, keys.clone()).await?);
         let directory = Arc::new(MemoryDirectory::new());
         let stop = CancellationToken::new();
+        let mut tasks = Vec::new();
+        if env.extra_group {
+            let group = GroupName::parse("bench-module")?;
+            let follower = queue.register_group(&group, "bench-follower").await?;
+            tasks.push(tokio::spawn(follow(follower, stop.clone())));
+        }
         let ctx = Arc::new(SessionContext {
             directory: directory.clone(),
             ingest: Ingest::new(queue, ChangeFeed::new(10_000), 1_000_000),
@@ -101,9 +109,9 @@ impl Pipeline {
         });
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
         let addr = listener.local_addr()?;
-        let tasks = vec![tokio::spawn(hse_devices::tcp::run_until_stopped(
+        tasks.push(tokio::spawn(hse_devices::tcp::run_until_stopped(
             listener, ctx, 50_000,
-        ))];
+        )));
         let mut writer = pool.map(|pool| Writer {
             client,
             keys,
@@ -179,6 +187,28 @@ impl Pipeline {
             let _ = tokio::time::timeout(Duration::from_secs(10), task).await;
         }
         crate::env::delete_prefix(&self.redis_url, &self.prefix).await
+    }
+}
+
+/// A module's consumer that does nothing with what it reads but ack it,
+/// as fast as the queue hands batches out (`--extra-group`).
+async fn follow(consumer: Arc<dyn QueueConsumer>, stop: CancellationToken) {
+    while !stop.is_cancelled() {
+        let read = tokio::select! {
+            () = stop.cancelled() => return,
+            read = consumer.read(1000, Duration::from_secs(1)) => read,
+        };
+        let ids: Vec<_> = match read {
+            Ok(batch) => batch.into_iter().map(|d| d.id).collect(),
+            Err(e) => {
+                eprintln!("hse-bench: extra group read failed: {e}");
+                tokio::time::sleep(Duration::from_millis(200)).await;
+                continue;
+            }
+        };
+        if let Err(e) = consumer.ack(&ids).await {
+            eprintln!("hse-bench: extra group ack failed: {e}");
+        }
     }
 }
 

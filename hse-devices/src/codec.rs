@@ -32,7 +32,7 @@ mod nonfinite;
 
 pub use draft::{
     EARLIEST_STORABLE_MS, EventDraft, EventFields, FUTURE_TOLERANCE_MS, MAX_METADATA_BYTES,
-    MAX_METADATA_DEPTH, MAX_UNIT_CHARS, Origin, Refused,
+    MAX_METADATA_DEPTH, MAX_UNIT_CHARS, Metadata, Origin, Refused,
 };
 
 /// Largest accepted frame, without its line terminator: 256 KiB, room for
@@ -348,13 +348,18 @@ fn decode_draft(object: &Map<String, Value>, limits: &Limits) -> Result<EventDra
         .get("event_type")
         .and_then(Value::as_str)
         .ok_or_else(|| Invalid::new("event_type", "is required"))?;
+    let event_id = match object.get("event_id") {
+        None | Some(Value::Null) => None,
+        Some(Value::String(s)) => Some(s.as_str()),
+        Some(_) => return Err(Invalid::new("event_id", "must be a UUID string").into()),
+    };
     let fields = EventFields {
-        event_id: optional_uuid(object, "event_id")?,
+        event_id,
         ts_ms: timestamp(object)?,
         event_type,
         value: value(object)?,
         unit: optional_str(object, "unit", usize::MAX)?,
-        metadata: metadata(object)?,
+        metadata: object.get("metadata").map(Metadata::Value),
     };
     EventDraft::new(fields, limits)
 }
@@ -376,17 +381,6 @@ fn value(object: &Map<String, Value>) -> Result<Option<f64>, Invalid> {
             _ => Err(Invalid::new("value", "must be a finite number")),
         },
         Some(_) => Err(Invalid::new("value", "must be a finite number")),
-    }
-}
-
-fn metadata(object: &Map<String, Value>) -> Result<Option<Map<String, Value>>, Invalid> {
-    match object.get("metadata") {
-        None | Some(Value::Null) => Ok(None),
-        Some(Value::Object(map)) if nonfinite::marked(map) => {
-            Err(Invalid::new("metadata", "numbers must be finite"))
-        }
-        Some(Value::Object(map)) => Ok(Some(map.clone())),
-        Some(_) => Err(Invalid::new("metadata", "must be a JSON object")),
     }
 }
 

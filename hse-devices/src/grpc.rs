@@ -13,8 +13,20 @@
 //! - `SendDeviceCommand`: delivered to the device's session with its
 //!   `request_id`; `code` says `ok`, `device_failed`, `device_offline` or
 //!   `timeout`.
-//! - `NotifyDeviceEvents`: events into the ingest pipeline (validated as
-//!   device frames are).
+//! - `NotifyDeviceEvents`: events into the ingest pipeline, validated by
+//!   the constructor device frames use. A refusal carries the device
+//!   protocol's code in the `hse-code` metadata entry ([`CODE_METADATA`]):
+//!
+//!   | `hse-code` (the `nack` code) | gRPC status |
+//!   |---|---|
+//!   | `invalid` | `INVALID_ARGUMENT` |
+//!   | `out_of_range` | `OUT_OF_RANGE` |
+//!   | `overloaded` | `RESOURCE_EXHAUSTED` |
+//!   | `unavailable` | `UNAVAILABLE` |
+//!   | `outcome_unknown` | `DEADLINE_EXCEEDED` |
+//!
+//!   A call is refused as a whole, like a frame: none of its events is
+//!   enqueued (except with `outcome_unknown`).
 //! - `GetDeviceStatus`: from the state cache. `GetDeviceEvents`: newest
 //!   first with cursor paging; `total_count` is the number returned.
 
@@ -29,7 +41,7 @@ use tokio_util::sync::CancellationToken;
 use tonic::{Request, Response, Status};
 use uuid::Uuid;
 
-use crate::codec::{EventDraft, EventFields, Limits, Origin};
+use crate::codec::{EventDraft, EventFields, Limits, Metadata, Origin, Refused};
 use crate::commands::{Command, CommandSender, DEFAULT_COMMAND_TIMEOUT};
 use crate::error::ErrorCode;
 use crate::feed::Change;
@@ -62,8 +74,9 @@ use pb::device_stream_server::{DeviceStream, DeviceStreamServer};
 const SUBSCRIBER_BUFFER: usize = 256;
 /// Longest accepted command timeout.
 const MAX_COMMAND_TIMEOUT: Duration = Duration::from_secs(60);
-/// Oldest event `NotifyDeviceEvents` accepts (the default retention).
-const NOTIFY_RETENTION_MS: i64 = 730 * 86_400_000;
+/// Oldest event `NotifyDeviceEvents` accepts unless
+/// [`DevicesService::with_retention`] says otherwise: the sessions' default.
+const DEFAULT_RETENTION: Duration = Duration::from_secs(730 * 86_400);
 /// Most events per `NotifyDeviceEvents`.
 const MAX_NOTIFY: usize = 1000;
 
@@ -75,6 +88,7 @@ pub struct DevicesService {
     state: Arc<dyn StateStore>,
     history: Arc<dyn EventHistory>,
     shutdown: CancellationToken,
+    retention: Duration,
 }
 
 impl std::fmt::Debug for DevicesService {
@@ -98,7 +112,16 @@ impl DevicesService {
             state,
             history,
             shutdown: CancellationToken::new(),
+            retention: DEFAULT_RETENTION,
         }
+    }
+
+    /// Refuses notified events older than `retention` (`out_of_range`), as
+    /// device sessions do with `SessionConfig::retention`; default 730 days.
+    #[must_use]
+    pub fn with_retention(mut self, retention: Duration) -> Self {
+        self.retention = retention;
+        self
     }
 
     /// Ends every subscription stream when `shutdown` is cancelled, so a
@@ -221,51 +244,61 @@ fn status_proto(device_id: DeviceId, state: Option<&DeviceState>) -> pb::DeviceS
 }
 
 /// An event from `NotifyDeviceEvents`, built by the same constructor as a
-/// device's ([`EventDraft::new`]): the same limits on type, value, unit and
-/// metadata (size, nesting, NUL characters) and the same time window.
-fn notified_event(event: pb::DeviceEvent, now_ms: i64) -> Result<Event, Status> {
-    let event_id = if event.event_id.is_empty() {
-        Uuid::now_v7()
-    } else {
-        Uuid::parse_str(&event.event_id)
-            .map_err(|_| Status::invalid_argument("event_id must be a UUID"))?
-    };
-    let metadata = match event.metadata_json.as_str() {
-        "" => None,
-        text => match serde_json::from_str(text) {
-            Ok(serde_json::Value::Object(map)) => Some(map),
-            _ => {
-                return Err(Status::invalid_argument(
-                    "metadata_json must be a JSON object",
-                ));
-            }
-        },
-    };
+/// device's ([`EventDraft::new`], which also parses `event_id` and
+/// `metadata_json`): the same limits on type, value, unit and metadata
+/// (size, nesting, NUL characters) and the same time window. Proto3
+/// defaults mean "not sent": an empty `event_id` (the server makes one),
+/// `timestamp_ms` and `timestamp` both 0 (server time), an empty `unit` or
+/// `metadata_json`.
+fn notified_event(event: pb::DeviceEvent, limits: &Limits) -> Result<Event, Status> {
     let device_id = device_id(&event.device_id)?;
+    // Without an id the event gets a fresh UUIDv7 (a call has no session
+    // and `seq` to derive one from).
+    let generated = event
+        .event_id
+        .is_empty()
+        .then(|| Uuid::now_v7().to_string());
     let fields = EventFields {
-        event_id: Some(event_id),
+        event_id: Some(generated.as_deref().unwrap_or(&event.event_id)),
         ts_ms: millis(event.timestamp_ms, event.timestamp),
         event_type: &event.event_type,
         value: (event.has_value || event.value != 0.0).then_some(event.value),
         unit: (!event.unit.is_empty()).then(|| event.unit.clone()),
-        metadata,
+        metadata: (!event.metadata_json.is_empty())
+            .then_some(Metadata::Json(event.metadata_json.as_str())),
     };
-    let limits = Limits {
-        now_ms,
-        retention_ms: NOTIFY_RETENTION_MS,
-    };
-    let draft = EventDraft::new(fields, &limits).map_err(|refused| match refused.code {
-        ErrorCode::OutOfRange => Status::out_of_range(refused.message),
-        _ => Status::invalid_argument(refused.message),
-    })?;
+    let draft = EventDraft::new(fields, limits).map_err(refused_event)?;
     let origin = Origin {
         device_id,
         session_id: Uuid::nil(),
         seq: 0,
-        now_ms,
+        now_ms: limits.now_ms,
         source: "grpc",
     };
     Ok(draft.into_event(origin, 0))
+}
+
+/// The metadata entry naming the device protocol's refusal code
+/// (`invalid`, `out_of_range`, `overloaded`, ...) on a refused
+/// `NotifyDeviceEvents`.
+pub const CODE_METADATA: &str = "hse-code";
+
+/// A refused event as a status: `INVALID_ARGUMENT` or `OUT_OF_RANGE`, with
+/// the device's `nack` code in [`CODE_METADATA`] and the same message.
+fn refused_event(refused: Refused) -> Status {
+    let mut status = match refused.code {
+        ErrorCode::OutOfRange => Status::out_of_range(refused.message),
+        _ => Status::invalid_argument(refused.message),
+    };
+    with_code(&mut status, refused.code);
+    status
+}
+
+fn with_code(status: &mut Status, code: ErrorCode) {
+    status.metadata_mut().insert(
+        CODE_METADATA,
+        tonic::metadata::MetadataValue::from_static(code.as_str()),
+    );
 }
 
 /// The status of a refused `NotifyDeviceEvents`, with the device
@@ -274,11 +307,18 @@ fn notified_event(event: pb::DeviceEvent, now_ms: i64) -> Result<Event, Status> 
 /// `DEADLINE_EXCEEDED` (outcome unknown) may have enqueued everything, and
 /// resending is safe (storage deduplicates by `event_id`).
 fn refused_status(e: IngestError) -> Status {
-    let mut status = match e {
-        IngestError::Overloaded { .. } => Status::resource_exhausted(e.to_string()),
-        IngestError::OutcomeUnknown { .. } => Status::deadline_exceeded(e.to_string()),
-        _ => Status::unavailable(e.to_string()),
+    let (mut status, code) = match e {
+        IngestError::Overloaded { .. } => (
+            Status::resource_exhausted(e.to_string()),
+            ErrorCode::Overloaded,
+        ),
+        IngestError::OutcomeUnknown { .. } => (
+            Status::deadline_exceeded(e.to_string()),
+            ErrorCode::OutcomeUnknown,
+        ),
+        _ => (Status::unavailable(e.to_string()), ErrorCode::Unavailable),
     };
+    with_code(&mut status, code);
     let ms = e.retry_after().as_millis().to_string();
     if let Ok(value) = ms.parse() {
         status.metadata_mut().insert("retry-after-ms", value);
@@ -427,13 +467,18 @@ impl DeviceStream for DevicesService {
     ) -> Result<Response<pb::NotifyEventsResponse>, Status> {
         let req = request.into_inner();
         if req.events.len() > MAX_NOTIFY {
-            return Err(Status::invalid_argument("at most 1000 events per call"));
+            let mut status = Status::invalid_argument("at most 1000 events per call");
+            with_code(&mut status, ErrorCode::Invalid);
+            return Err(status);
         }
-        let now = chrono::Utc::now().timestamp_millis();
+        let limits = Limits {
+            now_ms: chrono::Utc::now().timestamp_millis(),
+            retention_ms: i64::try_from(self.retention.as_millis()).unwrap_or(i64::MAX),
+        };
         let events = req
             .events
             .into_iter()
-            .map(|e| notified_event(e, now))
+            .map(|e| notified_event(e, &limits))
             .collect::<Result<Vec<_>, _>>()?;
         if !events.is_empty() {
             self.ingest.submit(&events).await.map_err(refused_status)?;

@@ -14,7 +14,8 @@
 //! - [`transport`], [`session`], [`tcp`]: one session implementation for TCP
 //!   and WebSocket; hello, acks, heartbeat, replacement, commands.
 //! - [`ingest`]: the entry every protocol adapter uses; [`queue`]: the
-//!   durable hand-off; [`writer`]: the batch writer; [`dlq`]: dead letters.
+//!   durable hand-off; [`writer`]: the batch writer; [`dlq`]: dead letters;
+//!   [`groups`]: consumer groups other modules follow the events with.
 //! - [`directory`], [`state`], [`feed`], [`commands`], [`history`]: device
 //!   credentials, current state, live changes, commands in flight, reads.
 //! - [`breaker`]: the circuit breaker of the gRPC client.
@@ -48,7 +49,7 @@
 //! let limits = Limits { now_ms: 1_764_288_000_000, retention_ms: 86_400_000 };
 //! let frame = br#"{"type":"event","seq":1,"event_type":"temperature","value":21.5}"#;
 //! let Ok(Inbound::Events { seq, events }) = decode(frame, &limits) else { panic!() };
-//! assert_eq!((seq, events[0].value), (1, Some(21.5)));
+//! assert_eq!((seq, events[0].value()), (1, Some(21.5)));
 //! ```
 
 pub mod breaker;
@@ -59,6 +60,7 @@ pub mod dlq;
 
 pub mod error;
 pub mod feed;
+pub mod groups;
 pub mod history;
 pub mod ingest;
 pub mod model;

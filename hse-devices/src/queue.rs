@@ -9,12 +9,15 @@
 //! (and deletes) entries only after they are stored. Entries of a consumer
 //! that died are reclaimed with [`QueueConsumer::reclaim`].
 //!
+//! Modules other than the writer follow the same entries as consumer
+//! groups of their own ([`EventGroups`]).
+//!
 //! Adapters: [`MemoryQueue`] here, `RedisQueue` in `redis`
 //! (feature `redis`).
 
 use std::collections::{BTreeMap, VecDeque};
 use std::fmt;
-use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
+use std::sync::{Arc, Mutex, MutexGuard, PoisonError, Weak};
 use std::time::Duration;
 
 use async_trait::async_trait;
@@ -22,6 +25,7 @@ use tokio::sync::Notify;
 use tokio::time::Instant;
 
 use crate::error::QueueError;
+use crate::groups::{EventGroups, GroupName, WRITERS_GROUP};
 use crate::model::Event;
 use crate::state::MemoryState;
 
@@ -79,6 +83,11 @@ pub trait QueueConsumer: Send + Sync + fmt::Debug {
 /// In-process queue: the embedded default. Bounded by `capacity` entries
 /// and by `max_bytes` of events ([`Event::footprint`]), whichever is
 /// reached first; past either, enqueues fail with [`QueueError::Full`].
+///
+/// Each consumer group ([`EventGroups`]) holds its own copy of every entry
+/// enqueued after it was registered until it acks it; the bounds count
+/// every group's entries, so a group that stops reading for long enough
+/// makes enqueues fail rather than lose its entries.
 #[derive(Debug)]
 pub struct MemoryQueue {
     inner: Mutex<Entries>,
@@ -86,18 +95,39 @@ pub struct MemoryQueue {
     capacity: usize,
     max_bytes: usize,
     state: Option<Arc<MemoryState>>,
+    /// This queue, for the consumers [`EventGroups::register_group`] makes.
+    me: Weak<MemoryQueue>,
 }
 
 #[derive(Debug, Default)]
 struct Entries {
     next_id: u64,
+    /// Every consumer group's entries by name; the writers' always.
+    groups: BTreeMap<String, Group>,
+    /// The footprint of every entry each group holds.
+    bytes: usize,
+}
+
+impl Entries {
+    fn writers(&self) -> Option<&Group> {
+        self.groups.get(WRITERS_GROUP)
+    }
+}
+
+/// What one consumer group holds.
+#[derive(Debug, Default)]
+struct Group {
     /// Entries no consumer has taken, oldest first, with their enqueue time.
     ready: VecDeque<(u64, Instant, Event)>,
     pending: BTreeMap<u64, Pending>,
-    /// The footprint of every entry in `ready` and `pending`.
-    bytes: usize,
     /// Entries consumers have taken from `ready`, ever.
     taken: u64,
+}
+
+impl Group {
+    fn held(&self) -> usize {
+        self.ready.len() + self.pending.len()
+    }
 }
 
 #[derive(Debug)]
@@ -128,12 +158,17 @@ impl MemoryQueue {
         max_bytes: usize,
         state: Option<Arc<MemoryState>>,
     ) -> Arc<Self> {
-        Arc::new(Self {
-            inner: Mutex::new(Entries::default()),
+        let mut entries = Entries::default();
+        entries
+            .groups
+            .insert(WRITERS_GROUP.to_owned(), Group::default());
+        Arc::new_cyclic(|me| Self {
+            inner: Mutex::new(entries),
             notify: Notify::new(),
             capacity,
             max_bytes,
             state,
+            me: me.clone(),
         })
     }
 
@@ -143,21 +178,27 @@ impl MemoryQueue {
         self.lock().bytes
     }
 
-    /// A consumer named `name`; a consumer of the same name after a restart
-    /// gets the unacked entries of the previous one first.
+    /// A consumer named `name` in the writers' group; a consumer of the
+    /// same name after a restart gets the unacked entries of the previous
+    /// one first.
     #[must_use]
     pub fn consumer(self: &Arc<Self>, name: &str) -> MemoryConsumer {
+        self.consumer_in(WRITERS_GROUP, name)
+    }
+
+    fn consumer_in(self: &Arc<Self>, group: &str, name: &str) -> MemoryConsumer {
         MemoryConsumer {
             queue: Arc::clone(self),
+            group: group.to_owned(),
             name: name.to_owned(),
             own_cursor: Mutex::new(Some(0)),
         }
     }
 
-    /// Entries delivered and not yet acked.
+    /// Entries delivered to the writers and not yet acked.
     #[must_use]
     pub fn pending_len(&self) -> usize {
-        self.lock().pending.len()
+        self.lock().writers().map_or(0, |g| g.pending.len())
     }
 
     fn lock(&self) -> MutexGuard<'_, Entries> {
@@ -169,19 +210,24 @@ impl MemoryQueue {
 impl EventQueue for MemoryQueue {
     async fn enqueue(&self, events: &[Event]) -> Result<(), QueueError> {
         {
-            let size: usize = events.iter().map(Event::footprint).sum();
             let mut entries = self.lock();
-            if entries.ready.len() + entries.pending.len() + events.len() > self.capacity
+            let copies = entries.groups.len();
+            let size: usize = events.iter().map(Event::footprint).sum::<usize>() * copies;
+            let fullest = entries.groups.values().map(Group::held).max();
+            if fullest.unwrap_or(0) + events.len() > self.capacity
                 || entries.bytes + size > self.max_bytes
             {
                 return Err(QueueError::Full);
             }
             entries.bytes += size;
             let now = Instant::now();
-            for event in events {
-                entries.next_id += 1;
-                let id = entries.next_id;
-                entries.ready.push_back((id, now, event.clone()));
+            let first = entries.next_id + 1;
+            entries.next_id += events.len() as u64;
+            for group in entries.groups.values_mut() {
+                let ids = first..;
+                group
+                    .ready
+                    .extend(ids.zip(events).map(|(id, e)| (id, now, e.clone())));
             }
         }
         self.notify.notify_waiters();
@@ -192,27 +238,49 @@ impl EventQueue for MemoryQueue {
     }
 
     fn backlog(&self) -> u64 {
-        let entries = self.lock();
-        (entries.ready.len() + entries.pending.len()) as u64
+        self.lock().writers().map_or(0, |g| g.held() as u64)
     }
 
     async fn storage_lag(&self) -> Result<LagSample, QueueError> {
         let entries = self.lock();
+        let Some(writers) = entries.writers() else {
+            return Ok(LagSample::default());
+        };
         Ok(LagSample {
-            oldest_untaken: entries
+            oldest_untaken: writers
                 .ready
                 .front()
                 .map_or(Duration::ZERO, |(_, at, _)| at.elapsed()),
-            untaken: Some(entries.ready.len() as u64),
-            taken: Some(entries.taken),
+            untaken: Some(writers.ready.len() as u64),
+            taken: Some(writers.taken),
         })
     }
 }
 
-/// A named consumer of a [`MemoryQueue`].
+#[async_trait]
+impl EventGroups for MemoryQueue {
+    async fn register_group(
+        &self,
+        group: &GroupName,
+        consumer: &str,
+    ) -> Result<Arc<dyn QueueConsumer>, QueueError> {
+        let queue = self
+            .me
+            .upgrade()
+            .ok_or_else(|| QueueError::Unavailable("the queue is gone".to_owned()))?;
+        self.lock()
+            .groups
+            .entry(group.as_str().to_owned())
+            .or_default();
+        Ok(Arc::new(queue.consumer_in(group.as_str(), consumer)))
+    }
+}
+
+/// A named consumer of one group of a [`MemoryQueue`].
 #[derive(Debug)]
 pub struct MemoryConsumer {
     queue: Arc<MemoryQueue>,
+    group: String,
     name: String,
     /// Where the scan of this consumer's own pending entries stands;
     /// `None` once it is done.
@@ -220,39 +288,52 @@ pub struct MemoryConsumer {
 }
 
 impl MemoryConsumer {
+    /// Runs `f` on this consumer's group (every group is registered
+    /// before its consumers exist, and none is removed).
+    fn with_group<T: Default>(&self, f: impl FnOnce(&mut Group) -> T) -> T {
+        self.queue
+            .lock()
+            .groups
+            .get_mut(&self.group)
+            .map(f)
+            .unwrap_or_default()
+    }
+
     fn own_pending(&self, after: u64, max: usize) -> Vec<Delivery> {
-        let entries = self.queue.lock();
-        entries
-            .pending
-            .range(after + 1..)
-            .filter(|(_, p)| p.owner == self.name)
-            .take(max)
-            .map(|(id, p)| delivery(*id, &p.event))
-            .collect()
+        self.with_group(|group| {
+            group
+                .pending
+                .range(after + 1..)
+                .filter(|(_, p)| p.owner == self.name)
+                .take(max)
+                .map(|(id, p)| delivery(*id, &p.event))
+                .collect()
+        })
     }
 
     fn take_ready(&self, max: usize) -> Vec<Delivery> {
-        let mut entries = self.queue.lock();
-        let n = max.min(entries.ready.len());
-        let taken: Vec<_> = entries.ready.drain(..n).collect();
-        entries.taken += n as u64;
-        let now = Instant::now();
-        taken
-            .into_iter()
-            .map(|(id, _, event)| {
-                let out = delivery(id, &event);
-                let owner = self.name.clone();
-                entries.pending.insert(
-                    id,
-                    Pending {
-                        event,
-                        owner,
-                        since: now,
-                    },
-                );
-                out
-            })
-            .collect()
+        self.with_group(|group| {
+            let n = max.min(group.ready.len());
+            let taken: Vec<_> = group.ready.drain(..n).collect();
+            group.taken += n as u64;
+            let now = Instant::now();
+            taken
+                .into_iter()
+                .map(|(id, _, event)| {
+                    let out = delivery(id, &event);
+                    let owner = self.name.clone();
+                    group.pending.insert(
+                        id,
+                        Pending {
+                            event,
+                            owner,
+                            since: now,
+                        },
+                    );
+                    out
+                })
+                .collect()
+        })
     }
 }
 
@@ -296,31 +377,35 @@ impl QueueConsumer for MemoryConsumer {
 
     async fn ack(&self, ids: &[DeliveryId]) -> Result<(), QueueError> {
         let mut entries = self.queue.lock();
-        for id in ids {
-            if let Ok(n) = id.0.parse::<u64>()
-                && let Some(done) = entries.pending.remove(&n)
-            {
-                entries.bytes = entries.bytes.saturating_sub(done.event.footprint());
-            }
-        }
+        let Some(group) = entries.groups.get_mut(&self.group) else {
+            return Ok(());
+        };
+        let freed: usize = ids
+            .iter()
+            .filter_map(|id| id.0.parse::<u64>().ok())
+            .filter_map(|n| group.pending.remove(&n))
+            .map(|done| done.event.footprint())
+            .sum();
+        entries.bytes = entries.bytes.saturating_sub(freed);
         Ok(())
     }
 
     async fn reclaim(&self, min_idle: Duration, max: usize) -> Result<Vec<Delivery>, QueueError> {
-        let mut entries = self.queue.lock();
         let now = Instant::now();
-        let mut out = Vec::new();
-        for (id, pending) in &mut entries.pending {
-            if out.len() >= max {
-                break;
+        Ok(self.with_group(|group| {
+            let mut out = Vec::new();
+            for (id, pending) in &mut group.pending {
+                if out.len() >= max {
+                    break;
+                }
+                if pending.owner != self.name && now.duration_since(pending.since) >= min_idle {
+                    pending.owner.clone_from(&self.name);
+                    pending.since = now;
+                    out.push(delivery(*id, &pending.event));
+                }
             }
-            if pending.owner != self.name && now.duration_since(pending.since) >= min_idle {
-                pending.owner.clone_from(&self.name);
-                pending.since = now;
-                out.push(delivery(*id, &pending.event));
-            }
-        }
-        Ok(out)
+            out
+        }))
     }
 }
 

@@ -9,7 +9,7 @@
 //! (`RedisQueue`, in `queue`: what its failures mean, and the storage lag
 //! back-pressure follows). Entries leave the stream only after the batch writer's
 //! commit: one script acks them and trims the stream below the oldest entry
-//! still pending (`XTRIM MINID`, which frees whole stream nodes, where the
+//! any consumer group still needs (`XTRIM MINID`, which frees whole stream nodes, where the
 //! `XDEL` of a thousand ids kept Redis busy ~0.5 ms while every device's
 //! `XADD` waited). Reads take at most [`READ_CHUNK`] entries per command for
 //! the same reason. Blocking reads use a dedicated connection, so they
@@ -33,12 +33,15 @@ use crate::state::{Connection, DeviceState, LastEvent, StateStore};
 
 mod dead_letters;
 mod queue;
+mod trim;
+
+use trim::ACK_AND_TRIM;
 
 pub use dead_letters::RedisDeadLetters;
 pub use queue::{DEFAULT_ENQUEUE_TIMEOUT, RedisQueue};
 
 /// The consumer group of the batch writers.
-pub const GROUP: &str = "writers";
+pub const GROUP: &str = crate::groups::WRITERS_GROUP;
 /// Longest single blocking read.
 const MAX_BLOCK: Duration = Duration::from_secs(2);
 /// Most entries one `XREADGROUP` returns. Redis runs one command at a time,
@@ -46,31 +49,6 @@ const MAX_BLOCK: Duration = Duration::from_secs(2);
 /// device's `XADD` (the acknowledgement path) waited; a writer's batch is
 /// gathered from several reads instead.
 pub const READ_CHUNK: usize = 250;
-
-/// Acks `ARGV[2..]` in group `ARGV[1]` of stream `KEYS[1]`, then trims the
-/// stream below its oldest pending entry, or, with none pending, through
-/// the group's last delivered entry. Entries newer than that were never
-/// delivered, and older ones are all acked (delivery is in id order), so
-/// the trim removes only entries the writers are done with.
-const ACK_AND_TRIM: &str = r"
-for i = 2, #ARGV, 1000 do
-    redis.call('XACK', KEYS[1], ARGV[1], unpack(ARGV, i, math.min(i + 999, #ARGV)))
-end
-local pending = redis.call('XPENDING', KEYS[1], ARGV[1])
-if pending[1] > 0 then
-    redis.call('XTRIM', KEYS[1], 'MINID', pending[2])
-    return 0
-end
-for _, group in ipairs(redis.call('XINFO', 'GROUPS', KEYS[1])) do
-    local fields = {}
-    for i = 1, #group, 2 do fields[group[i]] = group[i + 1] end
-    if fields['name'] == ARGV[1] then
-        local last = fields['last-delivered-id']
-        redis.call('XTRIM', KEYS[1], 'MINID', last)
-        redis.call('XDEL', KEYS[1], last)
-    end
-end
-return 0";
 
 fn unavailable(e: RedisError) -> QueueError {
     QueueError::Unavailable(e.to_string())
@@ -157,6 +135,8 @@ pub struct RedisConsumer {
     /// blocking read (the writer acks one batch while it reads the next).
     control: ConnectionManager,
     keys: Keys,
+    /// The consumer group: [`GROUP`], or a module's.
+    group: String,
     name: String,
     /// Where the scan of this consumer's own pending entries stands;
     /// `None` once it is done.
@@ -194,12 +174,27 @@ impl RedisConsumer {
     /// # Errors
     /// [`QueueError::Unavailable`] if Redis cannot be reached.
     pub async fn new(client: &Client, keys: Keys, name: &str) -> Result<Self, QueueError> {
+        Self::in_group(client, keys, GROUP, name).await
+    }
+
+    /// Consumer `name` of consumer group `group` (which must exist: see
+    /// [`EventGroups`](crate::groups::EventGroups)).
+    ///
+    /// # Errors
+    /// [`QueueError::Unavailable`] if Redis cannot be reached.
+    pub(crate) async fn in_group(
+        client: &Client,
+        keys: Keys,
+        group: &str,
+        name: &str,
+    ) -> Result<Self, QueueError> {
         let conn = connect(client, MAX_BLOCK + Duration::from_secs(5)).await?;
         let control = connect(client, Duration::from_secs(5)).await?;
         Ok(Self {
             conn,
             control,
             keys,
+            group: group.to_owned(),
             name: name.to_owned(),
             own_cursor: std::sync::Mutex::new(Some("0".to_owned())),
             dead_after: DEAD_CONSUMER_AFTER,
@@ -222,7 +217,7 @@ impl RedisConsumer {
         let mut conn = self.control.clone();
         let stream = self.keys.events();
         let reply: redis::streams::StreamInfoConsumersReply = conn
-            .xinfo_consumers(&stream, GROUP)
+            .xinfo_consumers(&stream, &self.group)
             .await
             .map_err(unavailable)?;
         let dead_ms = u64::try_from(self.dead_after.as_millis()).unwrap_or(u64::MAX);
@@ -234,7 +229,7 @@ impl RedisConsumer {
             if consumer.pending > 0 && taken.len() < max {
                 let pending: redis::streams::StreamPendingCountReply = redis::cmd("XPENDING")
                     .arg(&stream)
-                    .arg(GROUP)
+                    .arg(&self.group)
                     .arg("IDLE")
                     .arg(dead_ms)
                     .arg("-")
@@ -247,7 +242,7 @@ impl RedisConsumer {
                 let ids: Vec<&str> = pending.ids.iter().map(|p| p.id.as_str()).collect();
                 if !ids.is_empty() {
                     let claimed: redis::streams::StreamClaimReply = conn
-                        .xclaim(&stream, GROUP, &self.name, dead_ms, &ids)
+                        .xclaim(&stream, &self.group, &self.name, dead_ms, &ids)
                         .await
                         .map_err(unavailable)?;
                     tracing::warn!(consumer = %consumer.name, entries = claimed.ids.len(), "took over the entries of a dead consumer");
@@ -259,7 +254,7 @@ impl RedisConsumer {
                 LazyLock::new(|| redis::Script::new(REMOVE_IF_DEAD));
             let removed: i64 = SCRIPT
                 .key(&stream)
-                .arg(GROUP)
+                .arg(&self.group)
                 .arg(&consumer.name)
                 .arg(dead_ms)
                 .invoke_async(&mut conn)
@@ -280,7 +275,7 @@ impl RedisConsumer {
     ) -> Result<Vec<Delivery>, QueueError> {
         let mut cmd = redis::cmd("XREADGROUP");
         cmd.arg("GROUP")
-            .arg(GROUP)
+            .arg(&self.group)
             .arg(&self.name)
             .arg("COUNT")
             .arg(max.clamp(1, READ_CHUNK));
@@ -310,7 +305,8 @@ impl RedisConsumer {
         if !corrupt.is_empty() {
             tracing::error!(entries = ?corrupt, "undecodable queue entries acked (the next trim removes them)");
             let mut conn = self.control.clone();
-            let _: Result<(), RedisError> = conn.xack(self.keys.events(), GROUP, &corrupt).await;
+            let _: Result<(), RedisError> =
+                conn.xack(self.keys.events(), &self.group, &corrupt).await;
         }
         out
     }
@@ -355,7 +351,7 @@ impl QueueConsumer for RedisConsumer {
         static SCRIPT: LazyLock<redis::Script> = LazyLock::new(|| redis::Script::new(ACK_AND_TRIM));
         SCRIPT
             .key(self.keys.events())
-            .arg(GROUP)
+            .arg(&self.group)
             .arg(&ids)
             .invoke_async::<i64>(&mut conn)
             .await
@@ -370,7 +366,7 @@ impl QueueConsumer for RedisConsumer {
         let reply: StreamAutoClaimReply = conn
             .xautoclaim_options(
                 &stream,
-                GROUP,
+                &self.group,
                 &self.name,
                 min_idle.as_millis() as u64,
                 "0-0",
@@ -380,7 +376,7 @@ impl QueueConsumer for RedisConsumer {
             .map_err(unavailable)?;
         if !reply.deleted_ids.is_empty() {
             let _: () = conn
-                .xack(&stream, GROUP, &reply.deleted_ids)
+                .xack(&stream, &self.group, &reply.deleted_ids)
                 .await
                 .map_err(unavailable)?;
         }

@@ -1,7 +1,8 @@
 //! The consumer group on a real Redis (`HSE_REDIS_URL`, default
 //! `redis://127.0.0.1:6379`): a writer that died holding entries is found
 //! by the next writer's janitor step at once (not after `claim_idle`), its
-//! entries taken over, and its name removed from the group.
+//! entries taken over, and its name removed from the group. And the
+//! consumer groups of other modules (`groups`), on memory and on Redis.
 #![cfg(feature = "redis")]
 
 use std::time::Duration;
@@ -11,6 +12,9 @@ use hse_devices::queue::{EventQueue, QueueConsumer};
 use hse_devices::redis::{GROUP, Keys, RedisConsumer, RedisQueue, connect};
 use hse_devices::{Event, EventType};
 use redis::AsyncCommands;
+
+#[path = "consumers/groups.rs"]
+mod groups;
 
 fn event(device_id: DeviceId) -> Event {
     Event {

@@ -29,6 +29,9 @@ use tokio::io::{AsyncBufReadExt, AsyncWriteExt, BufReader};
 use tokio_util::sync::CancellationToken;
 use tonic::transport::Channel;
 
+#[path = "grpc/refusals.rs"]
+mod refusals;
+
 struct Rig {
     device_addr: std::net::SocketAddr,
     grpc_addr: std::net::SocketAddr,
@@ -36,6 +39,7 @@ struct Rig {
     directory: Arc<MemoryDirectory>,
     sink: Arc<MemorySink>,
     service: DevicesService,
+    sessions: Arc<SessionContext>,
     _stop: tokio_util::sync::DropGuard,
 }
 
@@ -57,7 +61,11 @@ async fn rig() -> Rig {
     });
     let devices = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let device_addr = devices.local_addr().unwrap();
-    tokio::spawn(hse_devices::tcp::run_until_stopped(devices, ctx, 100));
+    tokio::spawn(hse_devices::tcp::run_until_stopped(
+        devices,
+        ctx.clone(),
+        100,
+    ));
     let config = WriterConfig {
         batch_wait: Duration::from_millis(5),
         ..WriterConfig::default()
@@ -93,6 +101,7 @@ async fn rig() -> Rig {
         directory,
         sink,
         service,
+        sessions: ctx,
         _stop: stop.drop_guard(),
     }
 }

@@ -118,6 +118,63 @@ impl Device {
     }
 }
 
+/// A device on an in-process WebSocket session of `node` (text messages
+/// through channels, as the server's handler passes them), past `welcome`.
+struct TextDevice {
+    to_server: tokio::sync::mpsc::Sender<String>,
+    from_server: tokio::sync::mpsc::Receiver<String>,
+    session: tokio::task::JoinHandle<()>,
+}
+
+impl TextDevice {
+    async fn connect(node: &Node) -> Self {
+        use hse_devices::session::{Peer, run_session};
+        use hse_devices::transport::{ChannelWriter, TextFrames};
+
+        let (id, secret) = node.device();
+        let ctx = Arc::new(SessionContext {
+            directory: node.directory.clone(),
+            ingest: Ingest::new(node.queue.clone(), ChangeFeed::new(10), 10_000),
+            connections: Arc::clone(&node.connections),
+            state: node.state.clone(),
+            config: SessionConfig::default(),
+            shutdown: CancellationToken::new(),
+        });
+        let (to_server, inbound) = tokio::sync::mpsc::channel::<String>(8);
+        let (outbound, from_server) = tokio::sync::mpsc::channel::<String>(8);
+        let frames = futures_util::stream::unfold(inbound, |mut rx| async move {
+            rx.recv().await.map(|m| (m, rx))
+        });
+        let peer = Peer {
+            protocol: "websocket",
+            remote_address: "127.0.0.1:1".into(),
+        };
+        let session = tokio::spawn(run_session(
+            ctx,
+            peer,
+            TextFrames::new(Box::pin(frames)),
+            ChannelWriter::new(outbound),
+        ));
+        let mut device = Self {
+            to_server,
+            from_server,
+            session,
+        };
+        let hello = json!({"type":"hello","device_id":id,"token":secret.expose(),"protocol":1});
+        device.send(hello.to_string()).await;
+        assert_eq!(device.recv().await["type"], "welcome");
+        device
+    }
+
+    async fn send(&self, text: String) {
+        self.to_server.send(text).await.unwrap();
+    }
+
+    async fn recv(&mut self) -> Value {
+        serde_json::from_str(&self.from_server.recv().await.unwrap()).unwrap()
+    }
+}
+
 fn event(seq: u64, kind: &str) -> Value {
     json!({"type":"event","seq":seq,"event_id":uuid::Uuid::now_v7(),"event_type":kind,"value":seq as f64,"unit":"C"})
 }
@@ -408,47 +465,13 @@ async fn shutdown_tells_devices_and_waits_for_sessions() {
 
 #[tokio::test]
 async fn the_websocket_transport_runs_the_same_session() {
-    use hse_devices::session::{Peer, run_session};
-    use hse_devices::transport::{ChannelWriter, TextFrames};
-
     let node = node().await;
-    let (id, secret) = node.device();
-    let ctx = Arc::new(SessionContext {
-        directory: node.directory.clone(),
-        ingest: Ingest::new(node.queue.clone(), ChangeFeed::new(10), 10_000),
-        connections: Arc::clone(&node.connections),
-        state: node.state.clone(),
-        config: SessionConfig::default(),
-        shutdown: CancellationToken::new(),
-    });
-    let (to_server, inbound) = tokio::sync::mpsc::channel::<String>(8);
-    let (outbound, mut from_server) = tokio::sync::mpsc::channel::<String>(8);
-    let frames =
-        futures_util::stream::unfold(
-            inbound,
-            |mut rx| async move { rx.recv().await.map(|m| (m, rx)) },
-        );
-    let peer = Peer {
-        protocol: "websocket",
-        remote_address: "127.0.0.1:1".into(),
-    };
-    let session = tokio::spawn(run_session(
-        ctx,
-        peer,
-        TextFrames::new(Box::pin(frames)),
-        ChannelWriter::new(outbound),
-    ));
-    let hello = json!({"type":"hello","device_id":id,"token":secret.expose(),"protocol":1});
-    to_server.send(hello.to_string()).await.unwrap();
-    let welcome: Value = serde_json::from_str(&from_server.recv().await.unwrap()).unwrap();
-    assert_eq!(welcome["type"], "welcome");
-    to_server.send(event(1, "t").to_string()).await.unwrap();
-    let ack: Value = serde_json::from_str(&from_server.recv().await.unwrap()).unwrap();
-    assert_eq!(ack, json!({"type":"ack","seq":1}));
-    to_server.send("x".repeat(260 * 1024)).await.unwrap();
-    let err: Value = serde_json::from_str(&from_server.recv().await.unwrap()).unwrap();
-    assert_eq!(err["code"], "frame_too_large");
-    session.await.unwrap();
+    let mut d = TextDevice::connect(&node).await;
+    d.send(event(1, "t").to_string()).await;
+    assert_eq!(d.recv().await, json!({"type":"ack","seq":1}));
+    d.send("x".repeat(260 * 1024)).await;
+    assert_eq!(d.recv().await["code"], "frame_too_large");
+    d.session.await.unwrap();
     let delivered = node
         .queue
         .consumer("c")

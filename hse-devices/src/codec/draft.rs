@@ -13,7 +13,7 @@
 //! | `unit` | at most [`MAX_UNIT_CHARS`] characters, no NUL (U+0000) | `text`, `length <= 20` |
 //! | `metadata` | an object, at most [`MAX_METADATA_BYTES`] serialized, nested at most [`MAX_METADATA_DEPTH`] levels, no NUL in any key or string | `jsonb` object |
 //! | `ts_ms` | at most 5 minutes ahead, within retention, within PostgreSQL's `timestamptz` range | `timestamptz` |
-//! | `event_id` | a UUID | `uuid` |
+//! | `event_id` | a UUID (parsed here from the text sent) | `uuid` |
 //!
 //! PostgreSQL refuses a NUL character in `text` (SQLSTATE 22021) and in
 //! `jsonb` strings (22P05); before this check such an event was acked and
@@ -41,12 +41,14 @@ pub const FUTURE_TOLERANCE_MS: i64 = 5 * 60 * 1000;
 /// 00:00 UTC), in Unix milliseconds.
 pub const EARLIEST_STORABLE_MS: i64 = -210_866_803_200_000;
 
-/// An event's fields as a protocol adapter received them, typed but not
-/// yet validated.
+/// An event's fields as a protocol adapter received them, typed as the
+/// transport types them (JSON values, protobuf strings) but not yet
+/// validated: the `event_id` text and the metadata are parsed here too, so
+/// no transport parses or checks a field on its own.
 #[derive(Clone, Debug, Default, PartialEq)]
 pub struct EventFields<'a> {
-    /// The device's idempotency key, if it sent one.
-    pub event_id: Option<Uuid>,
+    /// The device's idempotency key as sent, if it sent one.
+    pub event_id: Option<&'a str>,
     /// Device time; `None` means server time.
     pub ts_ms: Option<i64>,
     /// What happened.
@@ -55,8 +57,17 @@ pub struct EventFields<'a> {
     pub value: Option<f64>,
     /// Its unit.
     pub unit: Option<String>,
-    /// A JSON object.
-    pub metadata: Option<Map<String, Value>>,
+    /// The metadata as sent, if any.
+    pub metadata: Option<Metadata<'a>>,
+}
+
+/// `metadata` as a transport received it.
+#[derive(Clone, Debug, PartialEq)]
+pub enum Metadata<'a> {
+    /// A JSON value of a frame (`null` is no metadata).
+    Value(&'a Value),
+    /// JSON text (gRPC's `metadata_json`; `null` is no metadata).
+    Json(&'a str),
 }
 
 /// Why a draft was refused: `invalid` or `out_of_range`.
@@ -79,22 +90,16 @@ impl From<Invalid> for Refused {
 }
 
 /// An event as sent, validated, before it gets its id and time. Built only
-/// by [`EventDraft::new`].
+/// by [`EventDraft::new`], and read-only after: an invalid draft cannot be
+/// made or made up.
 #[derive(Clone, Debug, PartialEq)]
-#[non_exhaustive]
 pub struct EventDraft {
-    /// The device's idempotency key, if it sent one.
-    pub event_id: Option<Uuid>,
-    /// Device time; `None` means server time.
-    pub ts_ms: Option<i64>,
-    /// What happened.
-    pub event_type: EventType,
-    /// A finite value.
-    pub value: Option<f64>,
-    /// Its unit.
-    pub unit: Option<String>,
-    /// A JSON object of at most 4 KiB.
-    pub metadata: Option<Map<String, Value>>,
+    event_id: Option<Uuid>,
+    ts_ms: Option<i64>,
+    event_type: EventType,
+    value: Option<f64>,
+    unit: Option<String>,
+    metadata: Option<Map<String, Value>>,
 }
 
 /// Where a draft came from, to complete it into an [`Event`].
@@ -119,6 +124,7 @@ impl EventDraft {
     /// [`Refused`] with `out_of_range` for a time outside the accepted
     /// window, else `invalid` naming the field.
     pub fn new(fields: EventFields<'_>, limits: &Limits) -> Result<Self, Refused> {
+        let event_id = fields.event_id.map(parse_event_id).transpose()?;
         let event_type = EventType::parse(fields.event_type)?;
         if fields.value.is_some_and(|v| !v.is_finite()) {
             return Err(Invalid::new("value", "must be a finite number").into());
@@ -126,20 +132,57 @@ impl EventDraft {
         if let Some(unit) = &fields.unit {
             check_unit(unit)?;
         }
-        if let Some(metadata) = &fields.metadata {
+        let metadata = fields.metadata.map(parse_metadata).transpose()?.flatten();
+        if let Some(metadata) = &metadata {
             check_metadata(metadata)?;
         }
         if let Some(ts) = fields.ts_ms {
             check_time(ts, limits)?;
         }
         Ok(Self {
-            event_id: fields.event_id,
+            event_id,
             ts_ms: fields.ts_ms,
             event_type,
             value: fields.value,
             unit: fields.unit,
-            metadata: fields.metadata,
+            metadata,
         })
+    }
+
+    /// The device's idempotency key, if it sent one.
+    #[must_use]
+    pub fn event_id(&self) -> Option<Uuid> {
+        self.event_id
+    }
+
+    /// Device time; `None` means server time.
+    #[must_use]
+    pub fn ts_ms(&self) -> Option<i64> {
+        self.ts_ms
+    }
+
+    /// What happened.
+    #[must_use]
+    pub fn event_type(&self) -> &EventType {
+        &self.event_type
+    }
+
+    /// A finite value.
+    #[must_use]
+    pub fn value(&self) -> Option<f64> {
+        self.value
+    }
+
+    /// Its unit, at most [`MAX_UNIT_CHARS`] characters.
+    #[must_use]
+    pub fn unit(&self) -> Option<&str> {
+        self.unit.as_deref()
+    }
+
+    /// A JSON object of at most [`MAX_METADATA_BYTES`].
+    #[must_use]
+    pub fn metadata(&self) -> Option<&Map<String, Value>> {
+        self.metadata.as_ref()
     }
 
     /// The complete event: the device's id or a derived one, the device's
@@ -159,6 +202,28 @@ impl EventDraft {
             metadata: self.metadata,
             source: Some(origin.source.to_owned()),
         }
+    }
+}
+
+fn parse_event_id(text: &str) -> Result<Uuid, Invalid> {
+    Uuid::parse_str(text).map_err(|_| Invalid::new("event_id", "must be a UUID"))
+}
+
+/// The metadata object, `None` for JSON `null`.
+fn parse_metadata(metadata: Metadata<'_>) -> Result<Option<Map<String, Value>>, Invalid> {
+    let not_object = || Invalid::new("metadata", "must be a JSON object");
+    let finite = || Invalid::new("metadata", "numbers must be finite");
+    match metadata {
+        Metadata::Value(Value::Null) => Ok(None),
+        Metadata::Value(Value::Object(map)) if super::nonfinite::marked(map) => Err(finite()),
+        Metadata::Value(Value::Object(map)) => Ok(Some(map.clone())),
+        Metadata::Value(_) => Err(not_object()),
+        Metadata::Json(text) => match serde_json::from_str::<Value>(text) {
+            Ok(Value::Null) => Ok(None),
+            Ok(Value::Object(map)) => Ok(Some(map)),
+            Err(e) if e.to_string().contains("number out of range") => Err(finite()),
+            _ => Err(not_object()),
+        },
     }
 }
 

@@ -69,12 +69,12 @@ fn a_single_event_is_decoded_with_every_field() {
     };
     assert_eq!(seq, 41);
     let e = &events[0];
-    assert_eq!(e.event_id, Some(id));
-    assert_eq!(e.ts_ms, Some(NOW));
-    assert_eq!(e.event_type.as_str(), "temperature");
-    assert_eq!(e.value, Some(21.5));
-    assert_eq!(e.unit.as_deref(), Some("C"));
-    assert!(e.metadata.is_some());
+    assert_eq!(e.event_id(), Some(id));
+    assert_eq!(e.ts_ms(), Some(NOW));
+    assert_eq!(e.event_type().as_str(), "temperature");
+    assert_eq!(e.value(), Some(21.5));
+    assert_eq!(e.unit(), Some("C"));
+    assert!(e.metadata().is_some());
 }
 
 #[test]
@@ -445,8 +445,8 @@ proptest! {
         });
         if let Ok(Inbound::Events { events, .. }) = decode(frame.to_string().as_bytes(), &limits()) {
             let e = &events[0];
-            prop_assert!(e.value.is_none_or(f64::is_finite));
-            prop_assert!(e.ts_ms.is_none_or(|t| t <= NOW + FUTURE_TOLERANCE_MS));
+            prop_assert!(e.value().is_none_or(f64::is_finite));
+            prop_assert!(e.ts_ms().is_none_or(|t| t <= NOW + FUTURE_TOLERANCE_MS));
         }
     }
 }

@@ -33,8 +33,9 @@ use redis::{AsyncCommands, AsyncConnectionConfig, Client, RedisError};
 
 use super::{GROUP, Keys, unavailable};
 use crate::error::QueueError;
+use crate::groups::{EventGroups, GroupName};
 use crate::model::Event;
-use crate::queue::{EventQueue, LagSample};
+use crate::queue::{EventQueue, LagSample, QueueConsumer};
 use crate::state::LastEvent;
 
 /// Default longest wait for an enqueue's answer.
@@ -301,6 +302,35 @@ impl EventQueue for RedisQueue {
             untaken: lag.parse().ok(),
             taken: read.parse().ok(),
         })
+    }
+}
+
+#[async_trait]
+impl EventGroups for RedisQueue {
+    /// Creates the group at the stream's end (`XGROUP CREATE .. $`) unless
+    /// it exists, and returns a [`RedisConsumer`](super::RedisConsumer) of
+    /// it on connections of its own.
+    async fn register_group(
+        &self,
+        group: &GroupName,
+        consumer: &str,
+    ) -> Result<std::sync::Arc<dyn QueueConsumer>, QueueError> {
+        let mut conn = self.link.get().await.map_err(unavailable)?;
+        let created: Result<(), RedisError> = conn
+            .xgroup_create_mkstream(self.keys.events(), group.as_str(), "$")
+            .await;
+        match created {
+            Err(e) if e.code() != Some("BUSYGROUP") => return Err(unavailable(e)),
+            _ => {}
+        }
+        let member = super::RedisConsumer::in_group(
+            &self.link.client,
+            self.keys.clone(),
+            group.as_str(),
+            consumer,
+        )
+        .await?;
+        Ok(std::sync::Arc::new(member))
     }
 }
 

@@ -3,10 +3,8 @@
 
 use hse_devices::dlq::MemoryDeadLetters;
 use hse_devices::ingest::Backpressure;
-use hse_devices::queue::EventQueue;
-use hse_devices::writer::{BatchWriter, MemorySink, WriterConfig};
 
-use super::fleet::{SlowSink, max_lag_until, run_device};
+use super::fleet::held_back_run;
 use super::*;
 
 /// Devices send 3,000 events as fast as they can (up to 4,000/s); the
@@ -38,56 +36,16 @@ async fn held_back_writer(max_lag: Duration) -> (super::fleet::Seen, Duration, V
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let addr = listener.local_addr().unwrap();
     tokio::spawn(hse_devices::tcp::run_until_stopped(listener, ctx, 100));
-    let stored = Arc::new(MemorySink::new());
-    let sink = Arc::new(SlowSink {
-        inner: stored.clone(),
-        per_batch: Duration::from_millis(100),
-    });
-    let config = WriterConfig {
-        batch_size: 50,
-        batch_wait: Duration::from_millis(5),
-        concurrency: 1,
-        ..WriterConfig::default()
-    };
-    let writer = BatchWriter::new(
-        Arc::new(queue.consumer("w")),
-        sink,
-        Arc::new(MemoryDeadLetters::new()),
-        config,
-    );
-    tokio::spawn(writer.run_until_stopped(stop.clone()));
-    let sampling = CancellationToken::new();
-    let sampler = tokio::spawn(max_lag_until(
-        {
-            let queue = queue.clone();
-            move || {
-                let queue = queue.clone();
-                async move { queue.storage_lag().await.unwrap().oldest_untaken }
-            }
-        },
-        sampling.clone(),
-    ));
-    let (id, secret) = (DeviceId::new(), Secret::generate().unwrap());
-    directory.register(id, secret.hash());
-    let seen = run_device(
+    let run = held_back_run(
         addr,
-        id.as_uuid(),
-        secret.expose(),
-        (75, 40),
-        Duration::from_millis(10),
-        Duration::from_secs(60),
+        &directory,
+        queue.clone(),
+        Arc::new(queue.consumer("w")),
+        Arc::new(MemoryDeadLetters::new()),
     )
     .await;
-    for _ in 0..600 {
-        if stored.stored().len() >= seen.acked.len() {
-            break;
-        }
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
-    sampling.cancel();
-    let max_lag = sampler.await.unwrap();
     stop.cancel();
-    (seen, max_lag, stored.stored())
+    run
 }
 
 use hse_devices::Event;

@@ -62,60 +62,21 @@ async fn tcp_a_full_frame_is_acked_and_the_frame_limit_is_exact() {
 
 #[tokio::test]
 async fn websocket_a_full_frame_is_acked_and_the_frame_limit_is_exact() {
-    use hse_devices::session::{Peer, run_session};
-    use hse_devices::transport::{ChannelWriter, TextFrames};
-
     let node = node().await;
-    let (id, secret) = node.device();
-    let ctx = Arc::new(SessionContext {
-        directory: node.directory.clone(),
-        ingest: Ingest::new(node.queue.clone(), ChangeFeed::new(10), 10_000),
-        connections: Arc::clone(&node.connections),
-        state: node.state.clone(),
-        config: SessionConfig::default(),
-        shutdown: CancellationToken::new(),
-    });
-    let (to_server, inbound) = tokio::sync::mpsc::channel::<String>(8);
-    let (outbound, mut from_server) = tokio::sync::mpsc::channel::<String>(8);
-    let frames =
-        futures_util::stream::unfold(
-            inbound,
-            |mut rx| async move { rx.recv().await.map(|m| (m, rx)) },
-        );
-    let peer = Peer {
-        protocol: "websocket",
-        remote_address: "127.0.0.1:1".into(),
-    };
-    let session = tokio::spawn(run_session(
-        ctx,
-        peer,
-        TextFrames::new(Box::pin(frames)),
-        ChannelWriter::new(outbound),
-    ));
-    let mut recv =
-        async || -> Value { serde_json::from_str(&from_server.recv().await.unwrap()).unwrap() };
-    let hello = json!({"type":"hello","device_id":id,"token":secret.expose(),"protocol":1});
-    to_server.send(hello.to_string()).await.unwrap();
-    assert_eq!(recv().await["type"], "welcome");
-    to_server.send(typical_frame(1, 1000, None)).await.unwrap();
-    assert_eq!(recv().await, json!({"type":"ack","seq":1}));
-    to_server
-        .send(typical_frame(2, 1000, Some(MAX_FRAME)))
-        .await
-        .unwrap();
-    assert_eq!(recv().await, json!({"type":"ack","seq":2}));
-    to_server.send(typical_frame(3, 1001, None)).await.unwrap();
-    let nack = recv().await;
+    let mut d = TextDevice::connect(&node).await;
+    d.send(typical_frame(1, 1000, None)).await;
+    assert_eq!(d.recv().await, json!({"type":"ack","seq":1}));
+    d.send(typical_frame(2, 1000, Some(MAX_FRAME))).await;
+    assert_eq!(d.recv().await, json!({"type":"ack","seq":2}));
+    d.send(typical_frame(3, 1001, None)).await;
+    let nack = d.recv().await;
     assert_eq!(
         (nack["seq"].as_u64(), nack["code"].as_str()),
         (Some(3), Some("invalid"))
     );
-    to_server
-        .send(typical_frame(4, 1000, Some(MAX_FRAME + 1)))
-        .await
-        .unwrap();
-    assert_eq!(recv().await["code"], "frame_too_large");
-    session.await.unwrap();
+    d.send(typical_frame(4, 1000, Some(MAX_FRAME + 1))).await;
+    assert_eq!(d.recv().await["code"], "frame_too_large");
+    d.session.await.unwrap();
     assert_eq!(enqueued(&node).await, 2000);
 }
 

@@ -16,7 +16,7 @@ use serde_json::{Value, json};
 use tokio::io::{AsyncBufReadExt, AsyncReadExt, AsyncWriteExt, BufReader};
 use tokio::net::{TcpListener, TcpStream};
 
-use super::fleet::{SlowSink, max_lag_until, run_device};
+use super::fleet::held_back_run;
 use super::*;
 
 /// A device listener over `queue`, with `max_lag`; its directory.
@@ -46,52 +46,9 @@ async fn a_writer_held_back_on_redis_gets_devices_overloaded_and_loses_nothing_a
     let p = Prefix::new();
     let queue = Arc::new(p.queue().await);
     let (addr, directory) = listener(queue.clone(), Duration::from_millis(300)).await;
-    let stored = Arc::new(MemorySink::new());
-    let sink = Arc::new(SlowSink {
-        inner: stored.clone(),
-        per_batch: Duration::from_millis(100),
-    });
-    let config = WriterConfig {
-        batch_size: 50,
-        batch_wait: Duration::from_millis(5),
-        concurrency: 1,
-        ..WriterConfig::default()
-    };
     let consumer = Arc::new(p.consumer("w").await);
     let dlq = Arc::new(RedisDeadLetters::new(p.conn().await, p.keys.clone()));
-    let stop = CancellationToken::new();
-    tokio::spawn(BatchWriter::new(consumer, sink, dlq, config).run_until_stopped(stop.clone()));
-    let sampling = CancellationToken::new();
-    let sampler = tokio::spawn(max_lag_until(
-        {
-            let queue = queue.clone();
-            move || {
-                let queue = queue.clone();
-                async move { queue.storage_lag().await.unwrap().oldest_untaken }
-            }
-        },
-        sampling.clone(),
-    ));
-    let (id, secret) = (DeviceId::new(), Secret::generate().unwrap());
-    directory.register(id, secret.hash());
-    let seen = run_device(
-        addr,
-        id.as_uuid(),
-        secret.expose(),
-        (75, 40),
-        Duration::from_millis(10),
-        Duration::from_secs(60),
-    )
-    .await;
-    for _ in 0..600 {
-        if stored.stored().len() >= seen.acked.len() {
-            break;
-        }
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
-    sampling.cancel();
-    let max_lag = sampler.await.unwrap();
-    stop.cancel();
+    let (seen, max_lag, stored) = held_back_run(addr, &directory, queue, consumer, dlq).await;
     let overloaded: Vec<_> = seen
         .nacks
         .iter()
@@ -105,7 +62,7 @@ async fn a_writer_held_back_on_redis_gets_devices_overloaded_and_loses_nothing_a
         "{overloaded:?}"
     );
     assert_eq!(seen.acked.len(), 3000);
-    let stored: std::collections::HashSet<_> = stored.stored().iter().map(|e| e.event_id).collect();
+    let stored: std::collections::HashSet<_> = stored.iter().map(|e| e.event_id).collect();
     assert_eq!(stored, seen.acked, "acked = stored");
     assert!(
         max_lag < Duration::from_millis(2500),

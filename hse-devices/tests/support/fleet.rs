@@ -9,9 +9,13 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use async_trait::async_trait;
+use hse_core::{DeviceId, Secret};
 use hse_devices::Event;
+use hse_devices::directory::MemoryDirectory;
+use hse_devices::dlq::DeadLetters;
 use hse_devices::error::SinkError;
-use hse_devices::writer::{EventSink, MemorySink};
+use hse_devices::queue::{EventQueue, QueueConsumer};
+use hse_devices::writer::{BatchWriter, EventSink, MemorySink, WriterConfig};
 use serde_json::{Value, json};
 use tokio::io::{AsyncBufReadExt, AsyncWriteExt, BufReader};
 use tokio::time::Instant;
@@ -145,4 +149,59 @@ where
         tokio::time::sleep(Duration::from_millis(25)).await;
     }
     max
+}
+
+/// One device on the listener at `addr` (its directory `directory`) sends
+/// 3,000 events as fast as it can (75 frames of 40, up to 4,000/s) while a
+/// writer over `consumer` stores 50 every 100 ms (500/s); returns what the
+/// device saw, the largest storage lag of `queue` sampled, and what was
+/// stored once every acked event was (or after 30 s).
+pub(crate) async fn held_back_run(
+    addr: SocketAddr,
+    directory: &MemoryDirectory,
+    queue: Arc<dyn EventQueue>,
+    consumer: Arc<dyn QueueConsumer>,
+    dead_letters: Arc<dyn DeadLetters>,
+) -> (Seen, Duration, Vec<Event>) {
+    let stored = Arc::new(MemorySink::new());
+    let sink = Arc::new(SlowSink {
+        inner: stored.clone(),
+        per_batch: Duration::from_millis(100),
+    });
+    let config = WriterConfig {
+        batch_size: 50,
+        batch_wait: Duration::from_millis(5),
+        concurrency: 1,
+        ..WriterConfig::default()
+    };
+    let stop = tokio_util::sync::CancellationToken::new();
+    let writer = BatchWriter::new(consumer, sink, dead_letters, config);
+    tokio::spawn(writer.run_until_stopped(stop.clone()));
+    let sampling = tokio_util::sync::CancellationToken::new();
+    let lag = move || {
+        let queue = queue.clone();
+        async move { queue.storage_lag().await.unwrap().oldest_untaken }
+    };
+    let sampler = tokio::spawn(max_lag_until(lag, sampling.clone()));
+    let (id, secret) = (DeviceId::new(), Secret::generate().unwrap());
+    directory.register(id, secret.hash());
+    let seen = run_device(
+        addr,
+        id.as_uuid(),
+        secret.expose(),
+        (75, 40),
+        Duration::from_millis(10),
+        Duration::from_secs(60),
+    )
+    .await;
+    for _ in 0..600 {
+        if stored.stored().len() >= seen.acked.len() {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    sampling.cancel();
+    let max_lag = sampler.await.unwrap();
+    stop.cancel();
+    (seen, max_lag, stored.stored())
 }

@@ -52,6 +52,7 @@ pub async fn serve_grpc(
         devices.state.clone(),
         devices.history.clone(),
     )
+    .with_retention(devices.sessions.config.retention)
     .with_shutdown(shutdown.clone());
     let (reporter, health) = tonic_health::server::health_reporter();
     for name in HEALTH_SERVICES {
